@@ -1,0 +1,56 @@
+//! Subcommands of `snnc` and how they report: results on stdout, diagnostics on stderr,
+//! exit code 1 for a problem in the user's input and 2 for a problem running the command.
+
+mod model_cmds;
+mod output;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// snnc — compile spiking neural networks for a neuromorphic training chip.
+#[derive(Parser)]
+#[command(name = "snnc", version, about, long_about = None)]
+#[command(after_help = "Start with `snnc check models/digits.snn`. Model language: docs/language.md.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a model and print its size: layers, neurons, synapses, parameters, synaptic ops.
+    Check(model_cmds::CheckArgs),
+    /// Print a model's layer graph as a table, Graphviz DOT or JSON.
+    Graph(model_cmds::GraphArgs),
+    /// Print a model in canonical form, or rewrite it in place with --write.
+    Fmt(model_cmds::FmtArgs),
+}
+
+/// Why a command failed, with what to print.
+pub enum Failure {
+    /// The user's input is wrong; the text is the rendered diagnostics.
+    Input(String),
+    /// The command could not run (a file could not be read or written).
+    Io(String),
+}
+
+/// Parses the command line, runs the command and turns its outcome into an exit code.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check(args) => model_cmds::check(&args),
+        Command::Graph(args) => model_cmds::graph(&args),
+        Command::Fmt(args) => model_cmds::fmt(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Input(text)) => {
+            eprint!("{text}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Io(text)) => {
+            eprintln!("error: {text}");
+            ExitCode::from(2)
+        }
+    }
+}
