@@ -1,1 +1,30 @@
-//! Placeholder
+//! The snnc simulator's numeric core.
+//!
+//! The chip trains spiking networks with three engines per core: FP (spike-driven accumulate
+//! plus the LIF soma), BP (error propagation through transposed weights plus the gradient
+//! soma in reverse time) and WG (weight gradients and the update). This crate models their
+//! datapaths bit-faithfully:
+//!
+//! - [`fp`]: numeric modes. Tensors are stored as [`fp::Storage`] values (`half::f16` on the
+//!   chip, `f32` for parity runs); every element-wise op rounds once to storage; the
+//!   accumulators are f32 or storage-width ([`fp::Accum`]), chosen by [`fp::Precision`].
+//! - [`spikes`]: 1-bit spike and mask tensors, bit-packed in `u64` words, with an iterator
+//!   over set bits so accumulate kernels skip zero spikes without visiting them.
+//! - [`kernels`]: one function per engine operation, over slices and tiles, independent of
+//!   the instruction encoding; each counts executed and skipped operations.
+//! - [`golden`]: loader for the `snn-train-golden/1` reference files (vendored in `golden/`
+//!   at the repository root).
+//! - [`reference`](mod@reference): a test harness that chains the kernels into one training
+//!   step following a golden file's spec, to check them against the golden values. It is not
+//!   how the simulator runs: the simulator executes programs.
+//! - [`parity`]: tensor-by-tensor comparison of such a step with a golden file.
+//!
+//! Layout everywhere: time-major `[T,B,…]`, images NCHW, fc weights `[out,in]`, conv weights
+//! `[cout,cin,kh,kw]`.
+
+pub mod fp;
+pub mod golden;
+pub mod kernels;
+pub mod parity;
+pub mod reference;
+pub mod spikes;

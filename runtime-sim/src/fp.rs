@@ -1,0 +1,187 @@
+//! Numeric modes of the engine datapaths.
+//!
+//! The chip stores tensors in IEEE binary16 and rounds to nearest-even after every
+//! element-wise operation; the width of the synaptic accumulators is a property of the chip
+//! description. This module gives the kernels one vocabulary for all of that:
+//!
+//! - [`Storage`] is the element type of a stored tensor (`half::f16` or `f32`). Element-wise
+//!   helpers ([`add`], [`sub`], [`mul`]) compute in f32 and round once to the storage type.
+//!   For two binary16 operands the f32 result of `+ − ×` is exact or correctly rounded with
+//!   enough guard bits, so "f32 op, then round" is exactly one IEEE binary16 operation (this
+//!   is also how `half`, numpy and PyTorch CPU implement f16 arithmetic). There is no FMA:
+//!   `β·V + X` is two roundings.
+//! - [`Accum`] is the accumulator width of the accumulate engines: a wide f32 accumulator
+//!   rounded once at the end, or an accumulator of the storage type rounded after every add.
+//! - [`Precision`] names the three modes the simulator runs in.
+
+use half::f16;
+
+/// Element type of a stored tensor: the value the memories of the chip hold.
+pub trait Storage: Copy + Default + PartialEq + core::fmt::Debug + Send + Sync + 'static {
+    /// Short name of the type, for diagnostics ("f16" or "f32").
+    const NAME: &'static str;
+    /// Rounds an f32 to this type (IEEE round-to-nearest-even).
+    fn from_f32(x: f32) -> Self;
+    /// Widens to f32 (always exact).
+    fn to_f32(self) -> f32;
+    /// Rounds an f32 to this type and widens it back: the value the type would store.
+    #[inline]
+    fn round(x: f32) -> f32 {
+        Self::from_f32(x).to_f32()
+    }
+}
+
+impl Storage for f32 {
+    const NAME: &'static str = "f32";
+    #[inline]
+    fn from_f32(x: f32) -> Self {
+        x
+    }
+    #[inline]
+    fn to_f32(self) -> f32 {
+        self
+    }
+}
+
+impl Storage for f16 {
+    const NAME: &'static str = "f16";
+    #[inline]
+    fn from_f32(x: f32) -> Self {
+        f16::from_f32(x)
+    }
+    #[inline]
+    fn to_f32(self) -> f32 {
+        f16::to_f32(self)
+    }
+}
+
+/// Accumulator width of the accumulate engines (synaptic sums, error propagation, weight
+/// gradients).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Accum {
+    /// An f32 accumulator, rounded once to the storage type when the sum is complete. This is
+    /// the golden convention ("matmul and conv accumulate in f32 and round once").
+    F32,
+    /// An accumulator of the storage type: every product and every partial sum is rounded to
+    /// storage precision. With f32 storage this is the same as [`Accum::F32`].
+    Storage,
+}
+
+/// The numeric mode a program runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Precision {
+    /// f32 storage and arithmetic throughout (parity with the `*.f32.json` golden files).
+    Fp32,
+    /// f16 storage, element-wise ops rounded to f16, f32 accumulators (the golden f16
+    /// convention, parity with the `*.f16.json` golden files).
+    Fp16Acc32,
+    /// f16 storage with f16 accumulators: every add is rounded (for studying the accumulator
+    /// width; no golden file has this mode).
+    Fp16Acc16,
+}
+
+impl Precision {
+    /// All modes, in a fixed order.
+    pub const ALL: [Precision; 3] = [Precision::Fp32, Precision::Fp16Acc32, Precision::Fp16Acc16];
+
+    /// Accumulator width of this mode.
+    pub fn accum(self) -> Accum {
+        match self {
+            Precision::Fp32 | Precision::Fp16Acc32 => Accum::F32,
+            Precision::Fp16Acc16 => Accum::Storage,
+        }
+    }
+
+    /// Whether tensors are stored as f16.
+    pub fn is_f16(self) -> bool {
+        !matches!(self, Precision::Fp32)
+    }
+
+    /// Short stable name ("fp32", "fp16-acc32", "fp16-acc16").
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Fp16Acc32 => "fp16-acc32",
+            Precision::Fp16Acc16 => "fp16-acc16",
+        }
+    }
+}
+
+/// `a + b`, one rounding to the storage type.
+#[inline]
+pub fn add<S: Storage>(a: S, b: S) -> S {
+    S::from_f32(a.to_f32() + b.to_f32())
+}
+
+/// `a − b`, one rounding to the storage type.
+#[inline]
+pub fn sub<S: Storage>(a: S, b: S) -> S {
+    S::from_f32(a.to_f32() - b.to_f32())
+}
+
+/// `a · b`, one rounding to the storage type.
+#[inline]
+pub fn mul<S: Storage>(a: S, b: S) -> S {
+    S::from_f32(a.to_f32() * b.to_f32())
+}
+
+/// Adds `x` to an accumulator held in f32. With [`Accum::Storage`] the new partial sum is
+/// rounded to the storage type, as an accumulator register of that width would hold it.
+#[inline]
+pub fn acc_add<S: Storage>(acc: f32, x: f32, mode: Accum) -> f32 {
+    let s = acc + x;
+    match mode {
+        Accum::F32 => s,
+        Accum::Storage => S::round(s),
+    }
+}
+
+/// Multiply-accumulates `a · b` into an f32-held accumulator. The product of two f16 values
+/// is exact in f32; with [`Accum::Storage`] the multiplier output is rounded to the storage
+/// type before the (also rounded) add, as a datapath of that width would do.
+#[inline]
+pub fn acc_mac<S: Storage>(acc: f32, a: f32, b: f32, mode: Accum) -> f32 {
+    let p = a * b;
+    match mode {
+        Accum::F32 => acc + p,
+        Accum::Storage => S::round(acc + S::round(p)),
+    }
+}
+
+/// Rounds every f32 accumulator into the storage-typed output.
+#[inline]
+pub fn store<S: Storage>(acc: &[f32], out: &mut [S]) {
+    for (o, &a) in out.iter_mut().zip(acc) {
+        *o = S::from_f32(a);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f16_ops_round_once_per_op() {
+        // 2049 is not representable in f16 (11-bit significand): 2048 + 1 rounds to even.
+        let a = f16::from_f32(2048.0);
+        let b = f16::from_f32(1.0);
+        assert_eq!(add(a, b).to_f32(), 2048.0);
+        assert_eq!(add(1.0f32, 2048.0f32), 2049.0);
+        // 0.1·3 rounds in f16 differently from f32.
+        let x = f16::from_f32(0.1);
+        assert_eq!(mul(x, f16::from_f32(3.0)), f16::from_f32(x.to_f32() * 3.0));
+    }
+
+    #[test]
+    fn storage_accumulator_rounds_every_add() {
+        let mut wide = 0.0f32;
+        let mut narrow = 0.0f32;
+        for _ in 0..3000 {
+            wide = acc_add::<f16>(wide, 1.0, Accum::F32);
+            narrow = acc_add::<f16>(narrow, 1.0, Accum::Storage);
+        }
+        assert_eq!(wide, 3000.0);
+        // Above 2048 the f16 spacing is 2, so adding 1 ties to even and stalls.
+        assert_eq!(narrow, 2048.0);
+    }
+}

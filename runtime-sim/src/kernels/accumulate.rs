@@ -1,0 +1,242 @@
+//! Forward accumulate engine: fc and conv synaptic sums.
+//!
+//! The FP engine's "MAC" for a spike input is a mux and an add: a set spike bit selects a
+//! weight, a zero bit is skipped. Multi-bit inputs (direct current into the first layer,
+//! average-pooled spike maps) multiply instead. Either way the sum runs in the accumulator
+//! width of [`Accum`] and is rounded once to the storage type; the bias, when there is one,
+//! is added to the accumulator before that rounding (as `x·Wᵀ + b` is computed in the golden
+//! data).
+
+use super::{Input, OpCount};
+use crate::fp::{Accum, Storage, acc_add, acc_mac};
+
+/// Geometry of a 2-D convolution for one row (one timestep of one sample).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dShape {
+    /// Input channels.
+    pub cin: usize,
+    /// Output channels.
+    pub cout: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Kernel height.
+    pub kh: usize,
+    /// Kernel width.
+    pub kw: usize,
+    /// Stride (both directions).
+    pub stride: usize,
+    /// Zero padding (both directions, both sides).
+    pub pad: usize,
+}
+
+impl Conv2dShape {
+    /// Output height.
+    pub fn oh(&self) -> usize {
+        (self.h + 2 * self.pad - self.kh) / self.stride + 1
+    }
+
+    /// Output width.
+    pub fn ow(&self) -> usize {
+        (self.w + 2 * self.pad - self.kw) / self.stride + 1
+    }
+
+    /// Elements of one input row `[cin,h,w]`.
+    pub fn in_len(&self) -> usize {
+        self.cin * self.h * self.w
+    }
+
+    /// Elements of one output row `[cout,oh,ow]`.
+    pub fn out_len(&self) -> usize {
+        self.cout * self.oh() * self.ow()
+    }
+
+    /// Elements of the weight `[cout,cin,kh,kw]`.
+    pub fn weight_len(&self) -> usize {
+        self.cout * self.cin * self.kh * self.kw
+    }
+
+    /// The input coordinate read by output coordinate `o` at kernel tap `k`, or `None` if it
+    /// falls into the zero padding.
+    #[inline]
+    pub fn input_coord(&self, o: usize, k: usize, size: usize) -> Option<usize> {
+        (o * self.stride + k).checked_sub(self.pad).filter(|&i| i < size)
+    }
+
+    /// Number of kernel taps of output `(oy, ox)` that read real input (not padding), per
+    /// input channel.
+    pub fn taps_in_bounds(&self, oy: usize, ox: usize) -> usize {
+        let ny = (0..self.kh).filter(|&k| self.input_coord(oy, k, self.h).is_some()).count();
+        let nx = (0..self.kw).filter(|&k| self.input_coord(ox, k, self.w).is_some()).count();
+        ny * nx
+    }
+}
+
+/// fc forward for one row: `out[j] = Σ_i x[i]·W[j,i] (+ b[j])`, W of shape `[out.len(), n_in]`.
+///
+/// Spike inputs are visited through their set bits only; every skipped zero counts as
+/// `out.len()` skipped adds.
+pub fn linear_forward<S: Storage>(
+    mode: Accum,
+    weight: &[S],
+    bias: Option<&[S]>,
+    input: Input<'_, S>,
+    out: &mut [S],
+    ops: &mut OpCount,
+) {
+    let n_in = input.len();
+    assert_eq!(weight.len(), out.len() * n_in, "fc weight shape");
+    let mut nonzero = 0;
+    for (j, o) in out.iter_mut().enumerate() {
+        let row = &weight[j * n_in..(j + 1) * n_in];
+        let mut acc = 0.0f32;
+        nonzero = input.for_each_nonzero(|i, x| acc = acc_mac::<S>(acc, row[i].to_f32(), x, mode));
+        if let Some(b) = bias {
+            acc = acc_add::<S>(acc, b[j].to_f32(), mode);
+        }
+        *o = S::from_f32(acc);
+    }
+    let n_out = out.len() as u64;
+    ops.executed += nonzero as u64 * n_out;
+    ops.skipped += (n_in - nonzero) as u64 * n_out;
+}
+
+/// conv2d forward (cross-correlation, zero padding) for one row: input `[cin,h,w]`, weight
+/// `[cout,cin,kh,kw]`, output `[cout,oh,ow]`. Taps that read padding are not operations;
+/// taps that read a zero input are counted as skipped.
+pub fn conv2d_forward<S: Storage>(
+    mode: Accum,
+    shape: &Conv2dShape,
+    weight: &[S],
+    bias: Option<&[S]>,
+    input: Input<'_, S>,
+    out: &mut [S],
+    ops: &mut OpCount,
+) {
+    assert_eq!(input.len(), shape.in_len(), "conv input shape");
+    assert_eq!(weight.len(), shape.weight_len(), "conv weight shape");
+    assert_eq!(out.len(), shape.out_len(), "conv output shape");
+    let (oh, ow) = (shape.oh(), shape.ow());
+    for co in 0..shape.cout {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut acc = conv_window(mode, shape, weight, &input, co, oy, ox, ops);
+                if let Some(b) = bias {
+                    acc = acc_add::<S>(acc, b[co].to_f32(), mode);
+                }
+                out[(co * oh + oy) * ow + ox] = S::from_f32(acc);
+            }
+        }
+    }
+}
+
+/// The synaptic sum of one conv output, in (ci, ky, kx) order.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn conv_window<S: Storage>(
+    mode: Accum,
+    shape: &Conv2dShape,
+    weight: &[S],
+    input: &Input<'_, S>,
+    co: usize,
+    oy: usize,
+    ox: usize,
+    ops: &mut OpCount,
+) -> f32 {
+    let mut acc = 0.0f32;
+    for ci in 0..shape.cin {
+        let wbase = (co * shape.cin + ci) * shape.kh * shape.kw;
+        for ky in 0..shape.kh {
+            let Some(iy) = shape.input_coord(oy, ky, shape.h) else { continue };
+            for kx in 0..shape.kw {
+                let Some(ix) = shape.input_coord(ox, kx, shape.w) else { continue };
+                match input.nonzero((ci * shape.h + iy) * shape.w + ix) {
+                    Some(x) => {
+                        let w = weight[wbase + ky * shape.kw + kx].to_f32();
+                        acc = acc_mac::<S>(acc, w, x, mode);
+                        ops.executed += 1;
+                    }
+                    None => ops.skipped += 1,
+                }
+            }
+        }
+    }
+    acc
+}
+
+/// Element-wise bias add on stored values: `y[j] = fl(y[j] + b[j % b.len()])`, one rounding
+/// per element, `b` repeated over `y`. Use it when the synaptic sum has already been rounded
+/// to storage (the accumulate kernels take the bias into the accumulator instead). For a conv
+/// output, whose bias is per channel, pass the bias expanded to one value per element.
+pub fn bias_add<S: Storage>(y: &mut [S], bias: &[S]) {
+    assert!(!bias.is_empty() && y.len() % bias.len() == 0, "bias shape");
+    for row in y.chunks_exact_mut(bias.len()) {
+        for (v, &b) in row.iter_mut().zip(bias) {
+            *v = crate::fp::add(*v, b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spikes::SpikeBits;
+    use half::f16;
+
+    fn h(v: &[f32]) -> Vec<f16> {
+        v.iter().map(|&x| f16::from_f32(x)).collect()
+    }
+
+    #[test]
+    fn linear_spikes_selects_weights_and_counts() {
+        // W = [[1,2,3],[4,5,6]], spikes 1 0 1.
+        let w = h(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let s = SpikeBits::from_bools(&[true, false, true]);
+        let mut out = vec![f16::ZERO; 2];
+        let mut ops = OpCount::default();
+        linear_forward(Accum::F32, &w, Some(&h(&[0.5, -1.0])), Input::Spikes(s.slice(0, 3)), &mut out, &mut ops);
+        assert_eq!(out, h(&[4.5, 9.0]));
+        assert_eq!(ops, OpCount { executed: 4, skipped: 2 });
+    }
+
+    #[test]
+    fn dense_input_multiplies_and_skips_zeros() {
+        let w = [0.5f32, 2.0, 4.0];
+        let mut out = [0.0f32];
+        let mut ops = OpCount::default();
+        linear_forward(Accum::F32, &w, None, Input::Dense(&[3.0, 0.0, 0.25]), &mut out, &mut ops);
+        assert_eq!(out, [2.5]);
+        assert_eq!(ops, OpCount { executed: 2, skipped: 1 });
+    }
+
+    #[test]
+    fn f16_accumulator_rounds_each_add() {
+        // 2048 + 1 + 1: an f32 accumulator keeps 2050, an f16 one ties to even twice.
+        let w = h(&[2048.0, 1.0, 1.0]);
+        let s = SpikeBits::from_bools(&[true, true, true]);
+        let mut out = [f16::ZERO];
+        let mut ops = OpCount::default();
+        linear_forward(Accum::F32, &w, None, Input::Spikes(s.slice(0, 3)), &mut out, &mut ops);
+        assert_eq!(out[0].to_f32(), 2050.0);
+        linear_forward(Accum::Storage, &w, None, Input::Spikes(s.slice(0, 3)), &mut out, &mut ops);
+        assert_eq!(out[0].to_f32(), 2048.0);
+    }
+
+    #[test]
+    fn conv_matches_direct_cross_correlation() {
+        // 1 channel 3x3 input, 2x2 kernel, stride 1, pad 1 → 4x4 output.
+        let shape = Conv2dShape { cin: 1, cout: 1, h: 3, w: 3, kh: 2, kw: 2, stride: 1, pad: 1 };
+        let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        let w = [1.0f32, 10.0, 100.0, 1000.0];
+        let mut out = vec![0.0f32; 16];
+        let mut ops = OpCount::default();
+        conv2d_forward(Accum::F32, &shape, &w, None, Input::Dense(&x), &mut out, &mut ops);
+        // Output (1,1) reads x[0..2,0..2] = 1 2 / 4 5.
+        assert_eq!(out[5], 1.0 + 20.0 + 400.0 + 5000.0);
+        // Output (0,0) reads only x[0,0] through tap (1,1).
+        assert_eq!(out[0], 1000.0);
+        assert_eq!(ops.executed, 36);
+        assert_eq!(ops.skipped, 0);
+    }
+}

@@ -1,0 +1,346 @@
+//! Backward kernels: the gradient soma (reverse time), error propagation through the
+//! transposed weights, and weight and bias gradients.
+//!
+//! Gradient soma, one timestep, t from T−1 down to 0, with gV = 0 at T−1 (README §3):
+//!
+//! ```text
+//! g    = fl(surrogate'(fl(H−θ)))            derivative in f32, rounded once
+//! dVdH = hard: (1−S) [+ (v_reset − H)·g if not detached]
+//!        soft: 1     [− θ·g             if not detached]
+//! gH   = gS·g + gV·dVdH                     one rounding per op
+//! gV  ← β·gH                                (dL/dV[t−1])
+//! ```
+//!
+//! Error propagation and weight gradients are accumulate-engine work: they skip zero errors
+//! (sparse with a windowed surrogate) and zero input spikes, count executed against skipped
+//! operations, and sum in the accumulator width of [`Accum`]. Weight and bias gradients
+//! accumulate into caller-owned f32 accumulators over all rows (T·B) and are rounded once
+//! with [`crate::fp::store`].
+
+use super::accumulate::Conv2dShape;
+use super::soma::{LifParams, Reset};
+use super::{Input, OpCount};
+use crate::fp::{Accum, Storage, acc_add, acc_mac, add, mul, store, sub};
+use crate::spikes::SpikeSlice;
+
+/// One gradient-soma timestep of a LIF layer. `gv` holds `dL/dV[t]` on entry (zero at the
+/// last step) and `dL/dV[t−1]` on exit; `gh` receives `dL/dH[t]` (= `dL/dX[t]`).
+pub fn lif_backward_step<S: Storage>(
+    p: &LifParams,
+    grad_s: &[S],
+    h: &[S],
+    spikes: SpikeSlice<'_>,
+    gv: &mut [S],
+    gh: &mut [S],
+) {
+    let n = grad_s.len();
+    assert!(h.len() == n && spikes.len() == n && gv.len() == n && gh.len() == n, "lif lengths");
+    let thr = S::from_f32(p.threshold);
+    let beta = S::from_f32(p.beta);
+    let one = S::from_f32(1.0);
+    for i in 0..n {
+        let sg = S::from_f32(p.surrogate.grad(sub(h[i], thr).to_f32()));
+        let dvdh = match p.reset {
+            Reset::Hard { v_reset } => {
+                let keep = if spikes.get(i) { S::default() } else { one };
+                if p.detach_reset { keep } else { add(keep, mul(sub(S::from_f32(v_reset), h[i]), sg)) }
+            }
+            Reset::Soft if p.detach_reset => one,
+            Reset::Soft => sub(one, mul(thr, sg)),
+        };
+        let g = add(mul(grad_s[i], sg), mul(gv[i], dvdh));
+        gh[i] = g;
+        gv[i] = mul(beta, g);
+    }
+}
+
+/// One backward timestep of the readout: `gu = g + β·carry`, then `carry = gu`. `carry`
+/// holds dL/dU[t+1] on entry (zero at the last step).
+pub fn readout_backward_step<S: Storage>(beta: f32, grad: &[S], carry: &mut [S], gu: &mut [S]) {
+    assert!(grad.len() == carry.len() && grad.len() == gu.len(), "readout lengths");
+    let beta = S::from_f32(beta);
+    for i in 0..grad.len() {
+        let g = add(grad[i], mul(beta, carry[i]));
+        gu[i] = g;
+        carry[i] = g;
+    }
+}
+
+/// fc error propagation for one row: `gin = gout·W` (W `[gout.len(), gin.len()]`).
+/// `acc` is the engine's partial-sum buffer (length `gin.len()`); zero errors are skipped.
+pub fn linear_backward_input<S: Storage>(
+    mode: Accum,
+    weight: &[S],
+    gout: &[S],
+    gin: &mut [S],
+    acc: &mut [f32],
+    ops: &mut OpCount,
+) {
+    let n_in = gin.len();
+    assert_eq!(weight.len(), gout.len() * n_in, "fc weight shape");
+    assert_eq!(acc.len(), n_in, "partial-sum buffer");
+    acc.fill(0.0);
+    for (j, &g) in gout.iter().enumerate() {
+        let g = g.to_f32();
+        if g == 0.0 {
+            ops.skipped += n_in as u64;
+            continue;
+        }
+        for (a, w) in acc.iter_mut().zip(&weight[j * n_in..(j + 1) * n_in]) {
+            *a = acc_mac::<S>(*a, g, w.to_f32(), mode);
+        }
+        ops.executed += n_in as u64;
+    }
+    store(acc, gin);
+}
+
+/// fc weight gradient of one row, accumulated: `acc[j,i] += gout[j]·x[i]` (`acc` of shape
+/// `[gout.len(), input.len()]`). Zero errors and zero inputs are skipped.
+pub fn linear_weight_grad<S: Storage>(
+    mode: Accum,
+    gout: &[S],
+    input: Input<'_, S>,
+    acc: &mut [f32],
+    ops: &mut OpCount,
+) {
+    let n_in = input.len();
+    assert_eq!(acc.len(), gout.len() * n_in, "fc weight-gradient shape");
+    let mut done = 0u64;
+    for (j, &g) in gout.iter().enumerate() {
+        let g = g.to_f32();
+        if g == 0.0 {
+            continue;
+        }
+        let row = &mut acc[j * n_in..(j + 1) * n_in];
+        done += input.for_each_nonzero(|i, x| row[i] = acc_mac::<S>(row[i], g, x, mode)) as u64;
+    }
+    ops.executed += done;
+    ops.skipped += (gout.len() * n_in) as u64 - done;
+}
+
+/// Bias gradient of one row, accumulated: `acc[j] += Σ_{p} gout[j·plane + p]` where `plane`
+/// is 1 for fc and `oh·ow` for conv.
+pub fn bias_grad<S: Storage>(mode: Accum, gout: &[S], plane: usize, acc: &mut [f32]) {
+    assert_eq!(gout.len(), acc.len() * plane, "bias-gradient shape");
+    for (a, g) in acc.iter_mut().zip(gout.chunks_exact(plane)) {
+        for &v in g {
+            *a = acc_add::<S>(*a, v.to_f32(), mode);
+        }
+    }
+}
+
+/// conv error propagation for one row (transposed convolution): `gout` `[cout,oh,ow]`,
+/// `gin` `[cin,h,w]`, `acc` a partial-sum buffer of `gin.len()`. Zero errors are skipped.
+///
+/// The loop is tap-major: for each kernel tap (ky, kx), each output channel scatters its
+/// shifted error plane. Every input gradient therefore sums its terms in (ky, kx, co) order,
+/// which is PyTorch's CPU order; with f32 accumulators that reproduces the golden oracle's
+/// value even where the exact sum lies next to an f16 rounding boundary.
+pub fn conv2d_backward_input<S: Storage>(
+    mode: Accum,
+    shape: &Conv2dShape,
+    weight: &[S],
+    gout: &[S],
+    gin: &mut [S],
+    acc: &mut [f32],
+    ops: &mut OpCount,
+) {
+    assert_eq!(weight.len(), shape.weight_len(), "conv weight shape");
+    assert_eq!(gout.len(), shape.out_len(), "conv gradient shape");
+    assert!(gin.len() == shape.in_len() && acc.len() == gin.len(), "conv input-gradient shape");
+    acc.fill(0.0);
+    for ky in 0..shape.kh {
+        for kx in 0..shape.kw {
+            for co in 0..shape.cout {
+                scatter_tap(mode, shape, weight, gout, acc, (co, ky, kx), ops);
+            }
+        }
+    }
+    store(acc, gin);
+}
+
+/// Adds the error plane of output channel `co`, shifted by tap `(ky, kx)`, into every input
+/// channel: `acc[ci, iy, ix] += g[co, oy, ox]·W[co, ci, ky, kx]`.
+#[inline]
+fn scatter_tap<S: Storage>(
+    mode: Accum,
+    shape: &Conv2dShape,
+    weight: &[S],
+    gout: &[S],
+    acc: &mut [f32],
+    (co, ky, kx): (usize, usize, usize),
+    ops: &mut OpCount,
+) {
+    let (oh, ow, cin) = (shape.oh(), shape.ow(), shape.cin);
+    let w_at = |ci: usize| weight[((co * cin + ci) * shape.kh + ky) * shape.kw + kx].to_f32();
+    for oy in 0..oh {
+        let Some(iy) = shape.input_coord(oy, ky, shape.h) else { continue };
+        for ox in 0..ow {
+            let Some(ix) = shape.input_coord(ox, kx, shape.w) else { continue };
+            let g = gout[(co * oh + oy) * ow + ox].to_f32();
+            if g == 0.0 {
+                ops.skipped += cin as u64;
+                continue;
+            }
+            for ci in 0..cin {
+                let ii = (ci * shape.h + iy) * shape.w + ix;
+                acc[ii] = acc_mac::<S>(acc[ii], g, w_at(ci), mode);
+            }
+            ops.executed += cin as u64;
+        }
+    }
+}
+
+/// conv weight gradient of one row, accumulated: `acc[co,ci,ky,kx] += Σ_{oy,ox}
+/// gout[co,oy,ox]·x[ci,iy,ix]`. Zero errors and zero inputs are skipped.
+pub fn conv2d_weight_grad<S: Storage>(
+    mode: Accum,
+    shape: &Conv2dShape,
+    gout: &[S],
+    input: Input<'_, S>,
+    acc: &mut [f32],
+    ops: &mut OpCount,
+) {
+    assert_eq!(gout.len(), shape.out_len(), "conv gradient shape");
+    assert_eq!(input.len(), shape.in_len(), "conv input shape");
+    assert_eq!(acc.len(), shape.weight_len(), "conv weight-gradient shape");
+    let (oh, ow) = (shape.oh(), shape.ow());
+    for (o, &g) in gout.iter().enumerate() {
+        let (co, oy, ox) = (o / (oh * ow), o / ow % oh, o % ow);
+        let g = g.to_f32();
+        if g == 0.0 {
+            ops.skipped += (shape.cin * shape.taps_in_bounds(oy, ox)) as u64;
+            continue;
+        }
+        for_each_tap(shape, co, oy, ox, |wi, ii| match input.nonzero(ii) {
+            Some(x) => {
+                acc[wi] = acc_mac::<S>(acc[wi], g, x, mode);
+                ops.executed += 1;
+            }
+            None => ops.skipped += 1,
+        });
+    }
+}
+
+/// Calls `f(weight_index, input_index)` for every in-bounds tap of output `(co, oy, ox)`, in
+/// (ci, ky, kx) order.
+#[inline]
+fn for_each_tap(shape: &Conv2dShape, co: usize, oy: usize, ox: usize, mut f: impl FnMut(usize, usize)) {
+    for ci in 0..shape.cin {
+        let wbase = (co * shape.cin + ci) * shape.kh * shape.kw;
+        for ky in 0..shape.kh {
+            let Some(iy) = shape.input_coord(oy, ky, shape.h) else { continue };
+            for kx in 0..shape.kw {
+                let Some(ix) = shape.input_coord(ox, kx, shape.w) else { continue };
+                f(wbase + ky * shape.kw + kx, (ci * shape.h + iy) * shape.w + ix);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::soma::Surrogate;
+    use crate::spikes::SpikeBits;
+
+    #[test]
+    fn linear_backward_is_transposed_matvec() {
+        // W = [[1,2,3],[4,5,6]], g = [0, 2] → gin = [8, 10, 12], 3 adds skipped.
+        let w = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let mut gin = [0.0f32; 3];
+        let mut acc = [0.0f32; 3];
+        let mut ops = OpCount::default();
+        linear_backward_input(Accum::F32, &w, &[0.0, 2.0], &mut gin, &mut acc, &mut ops);
+        assert_eq!(gin, [8.0, 10.0, 12.0]);
+        assert_eq!(ops, OpCount { executed: 3, skipped: 3 });
+    }
+
+    #[test]
+    fn weight_grad_is_outer_product_over_nonzeros() {
+        let s = SpikeBits::from_bools(&[true, false, true]);
+        let mut acc = [0.0f32; 6];
+        let mut ops = OpCount::default();
+        linear_weight_grad(Accum::F32, &[0.5f32, 0.0], Input::Spikes(s.slice(0, 3)), &mut acc, &mut ops);
+        assert_eq!(acc, [0.5, 0.0, 0.5, 0.0, 0.0, 0.0]);
+        assert_eq!(ops, OpCount { executed: 2, skipped: 4 });
+    }
+
+    /// A strided, padded conv whose backward kernels are checked against direct sums over
+    /// every (output, tap) pair.
+    fn strided() -> (Conv2dShape, Vec<f32>, Vec<f32>, Vec<f32>) {
+        let shape = Conv2dShape { cin: 2, cout: 3, h: 5, w: 4, kh: 3, kw: 2, stride: 2, pad: 1 };
+        // Small integers (and some zeros) keep every sum exact in f32.
+        let w: Vec<f32> = (0..shape.weight_len()).map(|i| ((i * 7) % 5) as f32 - 2.0).collect();
+        let x: Vec<f32> = (0..shape.in_len()).map(|i| ((i * 3) % 5) as f32 - 1.0).collect();
+        let g: Vec<f32> = (0..shape.out_len()).map(|i| ((i * 5) % 3) as f32 - 1.0).collect();
+        (shape, w, x, g)
+    }
+
+    /// Calls `f(co, ci, ky, kx, out_index, in_index)` for every in-bounds (output, tap) pair.
+    fn pairs(s: &Conv2dShape, mut f: impl FnMut(usize, usize, usize, usize, usize, usize)) {
+        for co in 0..s.cout {
+            for (oy, ox) in (0..s.oh()).flat_map(|y| (0..s.ow()).map(move |x| (y, x))) {
+                for (ci, ky, kx) in
+                    (0..s.cin).flat_map(|c| (0..s.kh).flat_map(move |y| (0..s.kw).map(move |x| (c, y, x))))
+                {
+                    let iy = (oy * s.stride + ky).checked_sub(s.pad).filter(|&v| v < s.h);
+                    let ix = (ox * s.stride + kx).checked_sub(s.pad).filter(|&v| v < s.w);
+                    if let (Some(iy), Some(ix)) = (iy, ix) {
+                        f(co, ci, ky, kx, (co * s.oh() + oy) * s.ow() + ox, (ci * s.h + iy) * s.w + ix);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn strided_conv_backward_matches_direct_sums() {
+        let (s, w, x, g) = strided();
+        let (mut want_gin, mut want_dw) = (vec![0.0f32; s.in_len()], vec![0.0f32; s.weight_len()]);
+        pairs(&s, |co, ci, ky, kx, o, i| {
+            let wi = ((co * s.cin + ci) * s.kh + ky) * s.kw + kx;
+            want_gin[i] += g[o] * w[wi];
+            want_dw[wi] += g[o] * x[i];
+        });
+        let mut gin = vec![0.0f32; s.in_len()];
+        let mut acc = vec![0.0f32; s.in_len()];
+        let mut ops = OpCount::default();
+        conv2d_backward_input(Accum::F32, &s, &w, &g, &mut gin, &mut acc, &mut ops);
+        assert_eq!(gin, want_gin);
+        let mut dw = vec![0.0f32; s.weight_len()];
+        let mut wg = OpCount::default();
+        conv2d_weight_grad(Accum::F32, &s, &g, Input::Dense(&x), &mut dw, &mut wg);
+        assert_eq!(dw, want_dw);
+        // Both kernels see every in-bounds (output, tap) pair once: error propagation
+        // executes it when the error is non-zero, the weight gradient when the input is too.
+        let (mut n, mut with_g, mut with_both) = (0u64, 0u64, 0u64);
+        pairs(&s, |_, _, _, _, o, i| {
+            n += 1;
+            with_g += u64::from(g[o] != 0.0);
+            with_both += u64::from(g[o] != 0.0 && x[i] != 0.0);
+        });
+        assert_eq!((ops.executed, ops.total()), (with_g, n));
+        assert_eq!((wg.executed, wg.total()), (with_both, n));
+        assert!(with_both < with_g && with_g < n, "the test data has zero errors and zero inputs");
+    }
+
+    #[test]
+    fn hard_detached_soma_blocks_carry_after_spike() {
+        let p = LifParams {
+            beta: 0.5,
+            threshold: 1.0,
+            reset: Reset::Hard { v_reset: 0.0 },
+            detach_reset: true,
+            surrogate: Surrogate::Rect { width: 1.0 },
+        };
+        // H = 1.2 spiked (inside the window, g = 1); H = 3 did not matter.
+        let s = SpikeBits::from_bools(&[true, false]);
+        let mut gv = [4.0f32, 4.0];
+        let mut gh = [0.0f32; 2];
+        lif_backward_step(&p, &[1.0, 1.0], &[1.2, 0.2], s.slice(0, 2), &mut gv, &mut gh);
+        // Spiked: gH = 1·1 + 4·0; not spiked, outside the window: gH = 0 + 4·1.
+        assert_eq!(gh, [1.0, 4.0]);
+        assert_eq!(gv, [0.5, 2.0]);
+    }
+}

@@ -1,0 +1,215 @@
+//! Soma units: the LIF neuron and the non-spiking readout, forward in time, and the
+//! surrogate derivatives the gradient soma uses.
+//!
+//! Forward, one timestep over a vector (golden README §3):
+//!
+//! ```text
+//! H[t] = β·V[t−1] + X[t]                 two roundings, no FMA
+//! S[t] = H[t] >= θ                       non-strict, as SpikingJelly and the oracle
+//! hard: V[t] = S ? v_reset : H[t]
+//! soft: V[t] = S ? H[t] − θ : H[t]
+//! readout: U[t] = β·U[t−1] + X[t]
+//! ```
+//!
+//! The soma keeps H (storage type) and the spike bit for the backward pass.
+
+use crate::fp::{Storage, add, mul, sub};
+use crate::spikes::SpikeBits;
+
+/// How the membrane is reset after a spike.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Reset {
+    /// Hard reset: `V = v_reset` after a spike.
+    Hard {
+        /// The reset potential (0 in every golden case).
+        v_reset: f32,
+    },
+    /// Soft reset: `V = H − θ` after a spike.
+    Soft,
+}
+
+/// Surrogate derivative dS/dH as a function of `x = H − θ` (golden README §1 table).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Surrogate {
+    /// `α/2 / (1 + (π/2·α·x)²)`.
+    Atan {
+        /// Sharpness α.
+        alpha: f32,
+    },
+    /// `α·σ(αx)·(1−σ(αx))`.
+    Sigmoid {
+        /// Sharpness α.
+        alpha: f32,
+    },
+    /// `1/w` if `|x| < w/2`, else 0: the chip's native 1-bit mask.
+    Rect {
+        /// Window width w.
+        width: f32,
+    },
+    /// `max(0, α − α²|x|)`.
+    Triangle {
+        /// Peak α.
+        alpha: f32,
+    },
+    /// `1/(1+k|x|)²`.
+    FastSigmoid {
+        /// Slope k.
+        slope: f32,
+    },
+}
+
+impl Surrogate {
+    /// dS/dH at `x`, computed in f32 with the operation order of the golden oracle (which
+    /// runs PyTorch on an f32 tensor: Python scalars become f32 constants, and `c / t` is
+    /// computed as `reciprocal(t) · c`). The caller rounds the result to storage.
+    #[inline]
+    pub fn grad(&self, x: f32) -> f32 {
+        match *self {
+            Surrogate::Atan { alpha } => {
+                let c = (core::f64::consts::PI / 2.0 * f64::from(alpha)) as f32;
+                let z = c * x;
+                (1.0 / (1.0 + z * z)) * (alpha / 2.0)
+            }
+            Surrogate::Sigmoid { alpha } => {
+                let s = 1.0 / (1.0 + (-(alpha * x)).exp());
+                alpha * s * (1.0 - s)
+            }
+            Surrogate::Rect { width } => {
+                if x.abs() < width / 2.0 {
+                    1.0 / width
+                } else {
+                    0.0
+                }
+            }
+            Surrogate::Triangle { alpha } => (alpha - alpha * alpha * x.abs()).max(0.0),
+            Surrogate::FastSigmoid { slope } => {
+                let d = 1.0 + slope * x.abs();
+                1.0 / (d * d)
+            }
+        }
+    }
+
+    /// Whether the derivative is exactly zero outside a window, so the gradient soma's output
+    /// error is sparse and a 1-bit mask describes where it can be non-zero.
+    pub fn is_windowed(&self) -> bool {
+        matches!(self, Surrogate::Rect { .. } | Surrogate::Triangle { .. })
+    }
+}
+
+/// Parameters of a LIF layer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LifParams {
+    /// Decay β (should be exact in f16: 0.5, 0.75, 0.875).
+    pub beta: f32,
+    /// Threshold θ.
+    pub threshold: f32,
+    /// Reset mechanism.
+    pub reset: Reset,
+    /// Whether the gradient is stopped through the reset term.
+    pub detach_reset: bool,
+    /// Surrogate derivative.
+    pub surrogate: Surrogate,
+}
+
+/// One LIF timestep over a vector. `v` holds V[t−1] on entry and V[t] on exit; `h` receives
+/// H[t]; bit `spike_offset + i` of `spikes` receives S[t][i]. Returns the number of spikes.
+pub fn lif_forward_step<S: Storage>(
+    p: &LifParams,
+    x: &[S],
+    v: &mut [S],
+    h: &mut [S],
+    spikes: &mut SpikeBits,
+    spike_offset: usize,
+) -> usize {
+    assert!(x.len() == v.len() && x.len() == h.len(), "lif vector lengths");
+    let beta = S::from_f32(p.beta);
+    let thr = S::from_f32(p.threshold);
+    let mut fired = 0;
+    for i in 0..x.len() {
+        let hi = add(mul(beta, v[i]), x[i]);
+        let s = hi.to_f32() >= thr.to_f32();
+        h[i] = hi;
+        spikes.set(spike_offset + i, s);
+        v[i] = match (s, p.reset) {
+            (false, _) => hi,
+            (true, Reset::Hard { v_reset }) => S::from_f32(v_reset),
+            (true, Reset::Soft) => sub(hi, thr),
+        };
+        fired += usize::from(s);
+    }
+    fired
+}
+
+/// One readout timestep: `u = β·u + x` (two roundings), in place.
+pub fn readout_forward_step<S: Storage>(beta: f32, x: &[S], u: &mut [S]) {
+    assert_eq!(x.len(), u.len(), "readout vector lengths");
+    let beta = S::from_f32(beta);
+    for (ui, &xi) in u.iter_mut().zip(x) {
+        *ui = add(mul(beta, *ui), xi);
+    }
+}
+
+/// The 1-bit surrogate mask of a windowed surrogate: bit set where `fl(H−θ)` lies inside the
+/// window, i.e. where the surrogate derivative is non-zero. Writes bits `offset..` of `mask`
+/// and returns how many are set.
+pub fn surrogate_mask<S: Storage>(p: &LifParams, h: &[S], mask: &mut SpikeBits, offset: usize) -> usize {
+    let thr = S::from_f32(p.threshold);
+    let mut n = 0;
+    for (i, &hi) in h.iter().enumerate() {
+        let on = p.surrogate.grad(sub(hi, thr).to_f32()) != 0.0;
+        mask.set(offset + i, on);
+        n += usize::from(on);
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(reset: Reset) -> LifParams {
+        LifParams { beta: 0.75, threshold: 1.0, reset, detach_reset: true, surrogate: Surrogate::Atan { alpha: 2.0 } }
+    }
+
+    fn run(reset: Reset, input: f32, steps: usize) -> Vec<bool> {
+        let p = params(reset);
+        let mut v = [0.0f32];
+        let mut h = [0.0f32];
+        let mut s = SpikeBits::zeros(steps);
+        for t in 0..steps {
+            lif_forward_step(&p, &[input], &mut v, &mut h, &mut s, t);
+        }
+        (0..steps).map(|t| s.get(t)).collect()
+    }
+
+    #[test]
+    fn soft_reset_spike_train_of_readme() {
+        // README §2: constant input 0.6, β = 0.75, SpikingJelly soft reset.
+        let want = [0, 1, 0, 1, 0, 1, 0, 1, 0, 1].map(|b| b == 1);
+        assert_eq!(run(Reset::Soft, 0.6, 10), want);
+    }
+
+    #[test]
+    fn threshold_tie_fires() {
+        assert_eq!(run(Reset::Hard { v_reset: 0.0 }, 1.0, 2), [true, true]);
+    }
+
+    #[test]
+    fn rect_mask_marks_the_window() {
+        let p = LifParams { surrogate: Surrogate::Rect { width: 1.0 }, ..params(Reset::Soft) };
+        let mut mask = SpikeBits::zeros(4);
+        let n = surrogate_mask(&p, &[0.4f32, 0.6, 1.49, 1.5], &mut mask, 0);
+        assert_eq!(n, 2);
+        assert_eq!(mask.to_f32(), [0.0, 1.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn surrogates_peak_at_zero() {
+        assert_eq!(Surrogate::Atan { alpha: 2.0 }.grad(0.0), 1.0);
+        assert_eq!(Surrogate::Sigmoid { alpha: 4.0 }.grad(0.0), 1.0);
+        assert_eq!(Surrogate::Rect { width: 1.0 }.grad(0.49), 1.0);
+        assert_eq!(Surrogate::Rect { width: 1.0 }.grad(0.5), 0.0);
+        assert_eq!(Surrogate::Triangle { alpha: 1.0 }.grad(-0.25), 0.75);
+        assert_eq!(Surrogate::FastSigmoid { slope: 1.0 }.grad(1.0), 0.25);
+    }
+}

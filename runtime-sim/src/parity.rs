@@ -1,0 +1,217 @@
+//! Comparing a reference [`Trace`] with a golden file, tensor by tensor.
+//!
+//! Each comparison yields a [`TensorCheck`]: the worst error in the unit of its
+//! [`Tolerance`], where it occurred, and how many elements are out of tolerance. The golden
+//! parity tests use it, and so can the `snnc golden` command, which prints the same lines.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::golden::{GoldenCase, Tensor};
+use crate::reference::Trace;
+
+/// How closely a tensor must match.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Tolerance {
+    /// Equal values.
+    Exact,
+    /// Absolute error at most this.
+    Abs(f64),
+    /// Absolute error at most this fraction of the tensor's largest |expected value|.
+    RelMax(f64),
+    /// At most this many f16 ulps at the expected value.
+    Ulp16(f64),
+    /// At most this many f16 ulps at the tensor's largest |expected value|.
+    Ulp16Max(f64),
+}
+
+impl Tolerance {
+    /// The limit in the tolerance's unit.
+    pub fn limit(self) -> f64 {
+        match self {
+            Tolerance::Exact => 0.0,
+            Tolerance::Abs(l) | Tolerance::RelMax(l) | Tolerance::Ulp16(l) | Tolerance::Ulp16Max(l) => l,
+        }
+    }
+
+    /// The error of `got` against `want` in this tolerance's unit; `max_abs` is the tensor's
+    /// largest |expected value|.
+    fn error(self, got: f32, want: f32, max_abs: f64) -> f64 {
+        let d = (f64::from(got) - f64::from(want)).abs();
+        match self {
+            Tolerance::Exact | Tolerance::Abs(_) => d,
+            Tolerance::RelMax(_) if max_abs > 0.0 => d / max_abs,
+            Tolerance::RelMax(_) => d,
+            Tolerance::Ulp16(_) => d / ulp16(want),
+            Tolerance::Ulp16Max(_) => d / ulp16(max_abs as f32),
+        }
+    }
+}
+
+/// The spacing of f16 values at `v` (the subnormal spacing 2⁻²⁴ below the normal range).
+pub fn ulp16(v: f32) -> f64 {
+    let a = f64::from(v).abs();
+    if a < 2f64.powi(-14) { 2f64.powi(-24) } else { 2f64.powi(a.log2().floor() as i32 - 10) }
+}
+
+/// The result of comparing one tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorCheck {
+    /// What was compared (`L1 lif H`, `grad L0.weight`, …).
+    pub name: String,
+    /// The tolerance applied.
+    pub tolerance: Tolerance,
+    /// Worst error, in the tolerance's unit (infinite if the sizes differ).
+    pub worst: f64,
+    /// Flat index of the worst error.
+    pub worst_index: usize,
+    /// Computed and expected value at the worst index.
+    pub got_want: (f32, f32),
+    /// Elements out of tolerance (all of them if the sizes differ).
+    pub over: usize,
+}
+
+impl TensorCheck {
+    /// Whether every element is within tolerance.
+    pub fn passed(&self) -> bool {
+        self.over == 0
+    }
+}
+
+impl fmt::Display for TensorCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = if self.passed() { "ok" } else { "FAIL" };
+        write!(f, "{status:4} {:28} {:?}: worst {:.3e}, {} over", self.name, self.tolerance, self.worst, self.over)?;
+        if self.worst > 0.0 && self.worst.is_finite() {
+            let (g, w) = self.got_want;
+            write!(f, " at [{}]: got {g} want {w}", self.worst_index)?;
+        }
+        Ok(())
+    }
+}
+
+/// Compares `got` with `want` under `tolerance`.
+pub fn check_tensor(name: &str, got: &[f32], want: &[f32], tolerance: Tolerance) -> TensorCheck {
+    let mut check =
+        TensorCheck { name: name.to_string(), tolerance, worst: 0.0, worst_index: 0, got_want: (0.0, 0.0), over: 0 };
+    if got.len() != want.len() {
+        check.name = format!("{name} ({} values, expected {})", got.len(), want.len());
+        (check.worst, check.over) = (f64::INFINITY, want.len().max(1));
+        return check;
+    }
+    let max_abs = want.iter().fold(0.0f64, |m, &v| m.max(f64::from(v).abs()));
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let e = tolerance.error(g, w, max_abs);
+        check.over += usize::from(e > tolerance.limit());
+        if e > check.worst {
+            (check.worst, check.worst_index, check.got_want) = (e, i, (g, w));
+        }
+    }
+    check
+}
+
+/// Tolerances per kind of tensor.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tolerances {
+    /// out, H, V, U and z.
+    pub forward: Tolerance,
+    /// S.
+    pub spikes: Tolerance,
+    /// grad_S, grad_H, grad_U.
+    pub layer_grads: Tolerance,
+    /// Parameter gradients.
+    pub param_grads: Tolerance,
+    /// Updated parameters.
+    pub updated: Tolerance,
+}
+
+/// Compares every tensor the golden file records with the trace, in file order: per layer,
+/// then z, then parameter gradients and updated parameters. A tensor the trace lacks is a
+/// failed check.
+pub fn compare(case: &GoldenCase, trace: &Trace, tol: &Tolerances) -> Vec<TensorCheck> {
+    let mut checks = Vec::new();
+    let empty = BTreeMap::new();
+    for rec in &case.forward {
+        let layer = trace.layers.get(rec.index).unwrap_or(&empty);
+        for (name, want) in &rec.tensors {
+            let t = match name.as_str() {
+                "S" => tol.spikes,
+                "out" | "H" | "V" | "U" => tol.forward,
+                _ => tol.layer_grads,
+            };
+            let got = layer.get(name).map_or(&[][..], Vec::as_slice);
+            checks.push(check_tensor(&format!("L{} {} {name}", rec.index, rec.kind), got, &want.data, t));
+        }
+    }
+    checks.push(check_tensor("output z", &trace.z, &case.z.data, tol.forward));
+    params(&mut checks, "grad", &trace.grads, &case.grads, tol.param_grads);
+    params(&mut checks, "updated", &trace.params_updated, &case.params_updated, tol.updated);
+    checks
+}
+
+fn params(
+    checks: &mut Vec<TensorCheck>,
+    kind: &str,
+    got: &BTreeMap<String, Vec<f32>>,
+    want: &BTreeMap<String, Tensor>,
+    tol: Tolerance,
+) {
+    for (name, w) in want {
+        let g = got.get(name).map_or(&[][..], Vec::as_slice);
+        checks.push(check_tensor(&format!("{kind} {name}"), g, &w.data, tol));
+    }
+}
+
+/// Spikes of the trace that differ from the file, and the file's total number of spikes.
+pub fn spike_flips(case: &GoldenCase, trace: &Trace) -> (usize, usize) {
+    let (mut flips, mut total) = (0, 0);
+    for rec in &case.forward {
+        let Some(want) = rec.tensors.get("S") else { continue };
+        total += want.data.iter().filter(|&&v| v != 0.0).count();
+        match trace.layers.get(rec.index).and_then(|l| l.get("S")) {
+            Some(got) => flips += got.iter().zip(&want.data).filter(|(g, w)| g != w).count(),
+            None => flips += want.data.len(),
+        }
+    }
+    (flips, total)
+}
+
+/// Largest |computed − stored| of a set of named tensors, per name (infinite where the
+/// computed tensor is missing or mis-sized).
+pub fn max_abs_diff(got: &BTreeMap<String, Vec<f32>>, want: &BTreeMap<String, Tensor>) -> BTreeMap<String, f64> {
+    want.iter()
+        .map(|(name, w)| {
+            let d = match got.get(name) {
+                Some(g) if g.len() == w.data.len() => {
+                    g.iter().zip(&w.data).fold(0.0f64, |m, (&a, &b)| m.max((f64::from(a) - f64::from(b)).abs()))
+                }
+                _ => f64::INFINITY,
+            };
+            (name.clone(), d)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ulp16_spacing() {
+        assert_eq!(ulp16(1.0), 2f64.powi(-10));
+        assert_eq!(ulp16(-0.75), 2f64.powi(-11));
+        assert_eq!(ulp16(1e-6), 2f64.powi(-24));
+    }
+
+    #[test]
+    fn check_reports_worst_and_count() {
+        let c = check_tensor("t", &[1.0, 2.5, 3.0], &[1.0, 2.0, 3.25], Tolerance::Abs(0.3));
+        assert_eq!((c.worst, c.worst_index, c.over), (0.5, 1, 1));
+        assert!(!c.passed());
+        assert!(c.to_string().starts_with("FAIL t"));
+        let sized = check_tensor("t", &[1.0], &[1.0, 2.0], Tolerance::Exact);
+        assert!(!sized.passed() && sized.worst.is_infinite());
+        let rel = check_tensor("t", &[0.0, 10.0], &[1e-6, 10.0], Tolerance::RelMax(1e-6));
+        assert!(rel.passed());
+    }
+}

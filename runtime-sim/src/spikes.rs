@@ -1,0 +1,187 @@
+//! Bit-packed spike and mask tensors.
+//!
+//! Spikes and surrogate masks are one bit each on the chip. A [`SpikeBits`] holds a whole
+//! tensor (for example `[T,B,N]` in row-major order) as `u64` words, bit `i` of the tensor in
+//! bit `i % 64` of word `i / 64`. Kernels read a window of it through a [`SpikeSlice`], whose
+//! [`SpikeSlice::ones`] iterator visits only the set bits: that is how the accumulate engines
+//! skip zero spikes without looking at them one by one.
+
+/// A bit-packed tensor of spikes (or mask bits), row-major.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SpikeBits {
+    len: usize,
+    words: Vec<u64>,
+}
+
+impl SpikeBits {
+    /// An all-zero tensor of `len` bits.
+    pub fn zeros(len: usize) -> Self {
+        SpikeBits { len, words: vec![0; len.div_ceil(64)] }
+    }
+
+    /// Packs a slice of booleans.
+    pub fn from_bools(bits: &[bool]) -> Self {
+        let mut s = Self::zeros(bits.len());
+        for (i, &b) in bits.iter().enumerate() {
+            s.set(i, b);
+        }
+        s
+    }
+
+    /// Packs values, a bit being set where the value is non-zero.
+    pub fn from_nonzero(values: &[f32]) -> Self {
+        let mut s = Self::zeros(values.len());
+        for (i, &v) in values.iter().enumerate() {
+            s.set(i, v != 0.0);
+        }
+        s
+    }
+
+    /// Number of bits.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the tensor has no bits at all.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The packed words (the last one is zero-padded).
+    pub fn words(&self) -> &[u64] {
+        &self.words
+    }
+
+    /// Bit `i`. Panics if `i` is out of range, like slice indexing.
+    #[inline]
+    pub fn get(&self, i: usize) -> bool {
+        assert!(i < self.len, "spike index {i} out of range {}", self.len);
+        (self.words[i / 64] >> (i % 64)) & 1 == 1
+    }
+
+    /// Sets bit `i` to `value`. Panics if `i` is out of range, like slice indexing.
+    #[inline]
+    pub fn set(&mut self, i: usize, value: bool) {
+        assert!(i < self.len, "spike index {i} out of range {}", self.len);
+        let mask = 1u64 << (i % 64);
+        let w = &mut self.words[i / 64];
+        *w = if value { *w | mask } else { *w & !mask };
+    }
+
+    /// Number of set bits in the whole tensor.
+    pub fn count_ones(&self) -> usize {
+        self.words.iter().map(|w| w.count_ones() as usize).sum()
+    }
+
+    /// A view of bits `offset .. offset + len`. Panics if the window is out of range.
+    pub fn slice(&self, offset: usize, len: usize) -> SpikeSlice<'_> {
+        assert!(offset + len <= self.len, "spike window out of range");
+        SpikeSlice { bits: self, offset, len }
+    }
+
+    /// The bits as 0.0 / 1.0 values.
+    pub fn to_f32(&self) -> Vec<f32> {
+        (0..self.len).map(|i| if self.get(i) { 1.0 } else { 0.0 }).collect()
+    }
+}
+
+/// A read-only window of a [`SpikeBits`], indexed from 0.
+#[derive(Clone, Copy, Debug)]
+pub struct SpikeSlice<'a> {
+    bits: &'a SpikeBits,
+    offset: usize,
+    len: usize,
+}
+
+impl<'a> SpikeSlice<'a> {
+    /// Number of bits in the window.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the window is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bit `i` of the window.
+    #[inline]
+    pub fn get(&self, i: usize) -> bool {
+        debug_assert!(i < self.len);
+        self.bits.get(self.offset + i)
+    }
+
+    /// Number of set bits in the window.
+    pub fn count_ones(&self) -> usize {
+        self.ones().count()
+    }
+
+    /// The indices (relative to the window) of the set bits, in increasing order.
+    pub fn ones(&self) -> Ones<'a> {
+        let start = self.offset;
+        let end = self.offset + self.len;
+        let word = start / 64;
+        let first = if start < end { self.bits.words[word] & (!0u64 << (start % 64)) } else { 0 };
+        Ones { words: &self.bits.words, word, current: first, start, end }
+    }
+}
+
+/// Iterator over the set bits of a [`SpikeSlice`]; it costs one step per set bit and one per
+/// word, never one per zero bit.
+#[derive(Clone, Debug)]
+pub struct Ones<'a> {
+    words: &'a [u64],
+    word: usize,
+    current: u64,
+    start: usize,
+    end: usize,
+}
+
+impl Iterator for Ones<'_> {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        loop {
+            if self.current != 0 {
+                let i = self.word * 64 + self.current.trailing_zeros() as usize;
+                self.current &= self.current - 1;
+                // Bits past the window's end are never yielded; stop at the first.
+                return if i < self.end { Some(i - self.start) } else { None };
+            }
+            self.word += 1;
+            if self.word * 64 >= self.end {
+                return None;
+            }
+            self.current = self.words[self.word];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ones_visits_set_bits_of_unaligned_windows() {
+        let pattern: Vec<bool> = (0..200).map(|i| i % 7 == 0 || i % 11 == 3).collect();
+        let bits = SpikeBits::from_bools(&pattern);
+        for (off, len) in [(0, 200), (5, 60), (63, 2), (64, 64), (100, 99), (10, 0)] {
+            let got: Vec<usize> = bits.slice(off, len).ones().collect();
+            let want: Vec<usize> = (0..len).filter(|&i| pattern[off + i]).collect();
+            assert_eq!(got, want, "window {off}+{len}");
+            assert_eq!(bits.slice(off, len).count_ones(), want.len());
+        }
+        assert_eq!(bits.count_ones(), pattern.iter().filter(|&&b| b).count());
+    }
+
+    #[test]
+    fn set_clears_and_sets() {
+        let mut b = SpikeBits::zeros(70);
+        b.set(69, true);
+        b.set(3, true);
+        b.set(3, false);
+        assert_eq!(b.to_f32().iter().sum::<f32>(), 1.0);
+        assert!(b.get(69));
+    }
+}
