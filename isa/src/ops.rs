@@ -1,0 +1,432 @@
+//! The instruction table: every instruction of the ISA, declared exactly once.
+//!
+//! [`for_each_op!`](crate::for_each_op) calls a macro with the whole table. The crate feeds
+//! it to `define_isa!` (in `instr.rs`), which derives the [`Instr`](crate::Instr) enum, the
+//! [`Opcode`](crate::Opcode) numbering (table order), the encoder, the decoder, the
+//! [`Visitor`](crate::Visitor) trait, the printer, the operand parser and the reference
+//! table behind `ISA.md`. Other crates may call `for_each_op!` with a macro of their own to
+//! derive more (a cost table, say) without ever matching on opcodes by hand.
+//!
+//! # Grammar of an entry
+//!
+//! ```text
+//! /// One-line doc (becomes the Instr variant's doc and the ISA.md summary).
+//! Name method = "mnemonic" @ Unit { /// field doc
+//!                                   field: Type, ... };
+//! ```
+//!
+//! Mnemonics are `unit.verb` for engine work (`fp.conv`, `bp.soma`, `wg.update`), `dma.ld` /
+//! `dma.st` / `noc.send` / `noc.recv` for data movement, and bare verbs for control. `Unit`
+//! is the hardware that executes it (see [`Unit`](crate::Unit)); engine units only appear in
+//! their own stream, `Mov` and `Ctl` in any. **Appending** an entry keeps old opcodes;
+//! inserting or reordering renumbers them and needs a format version bump.
+
+/// Calls `$m! { ...table... }` with every instruction of the ISA.
+///
+/// Each entry is `/// doc` then `Name method = "mnemonic" @ Unit { /// doc field: Type, ... };`
+/// where `Unit` is a [`Unit`](crate::Unit) variant and `Type` an operand type named without a
+/// path (`u8`, `u16`, `u32`, `f32`, `bool`, `Reg`, `Stream`, `Access`, `DramAddr`,
+/// `Option<Access>`, `ResetMode`, `Surrogate`, `PoolKind`, `LossKind`, `OptKind`): a caller
+/// outside this crate imports those names from `isa` before invoking it.
+#[macro_export]
+macro_rules! for_each_op {
+    ($m:ident) => {
+        $m! {
+            /// End of stream: the engine stops. Every non-empty stream ends with exactly one.
+            Halt halt = "halt" @ Ctl {};
+            /// Start a counted loop: run the body up to the matching `endloop` `n` times with `r` = 0..n-1.
+            Loop loop_start = "loop" @ Ctl {
+                /// Counter register (must not already be live in an enclosing loop).
+                r: Reg,
+                /// Trip count (at least 1).
+                n: u32,
+            };
+            /// Close the innermost loop, which must count in `r`: increment and jump back, or fall through.
+            EndLoop loop_end = "endloop" @ Ctl {
+                /// Counter register of the loop being closed.
+                r: Reg,
+            };
+            /// Raise token `tok` of stream `stream` on core `core` by one (cross-engine and cross-core sync).
+            Signal signal = "signal" @ Ctl {
+                /// Target core.
+                core: u16,
+                /// Target stream on that core.
+                stream: Stream,
+                /// Token counter (0..16).
+                tok: u8,
+            };
+            /// Block until this stream's token `tok` reaches `n`, then subtract `n`.
+            Wait wait = "wait" @ Ctl {
+                /// Token counter (0..16).
+                tok: u8,
+                /// How many signals to consume (at least 1).
+                n: u16,
+            };
+            /// Block until `count` streams (chip-wide) have reached barrier `id`.
+            Barrier barrier = "barrier" @ Ctl {
+                /// Barrier identifier.
+                id: u8,
+                /// Number of participating streams.
+                count: u16,
+            };
+            /// Set neuron configuration slot `slot`: LIF decay, threshold, reset and surrogate.
+            CfgNeuron cfg_neuron = "cfg.neuron" @ Ctl {
+                /// Configuration slot (0..8).
+                slot: u8,
+                /// Membrane decay beta.
+                beta: f32,
+                /// Firing threshold theta.
+                theta: f32,
+                /// Hard or soft reset.
+                reset: ResetMode,
+                /// Whether the reset term is detached from the gradient.
+                detach: bool,
+                /// Surrogate derivative.
+                sg: Surrogate,
+                /// Surrogate parameter (rect width, alpha or slope).
+                alpha: f32,
+            };
+            /// Set optimizer configuration slot `slot` and reset its step counter to 0.
+            CfgOpt cfg_opt = "cfg.opt" @ Ctl {
+                /// Configuration slot (0..8).
+                slot: u8,
+                /// SGD or Adam.
+                kind: OptKind,
+                /// Learning rate.
+                lr: f32,
+                /// SGD momentum, or Adam beta1.
+                m: f32,
+                /// Adam beta2 (ignored by SGD).
+                beta2: f32,
+                /// Adam epsilon (ignored by SGD).
+                eps: f32,
+                /// Weight decay (0 for none).
+                wd: f32,
+            };
+            /// Load a strided DRAM tile into a buffer: `rows` rows of `row` bytes, `stride` bytes apart.
+            DmaLoad dma_load = "dma.ld" @ Mov {
+                /// Destination buffer range (rows*row bytes of elements).
+                dst: Access,
+                /// Source DRAM address of the first row.
+                src: DramAddr,
+                /// Number of rows.
+                rows: u16,
+                /// Bytes per row.
+                row: u32,
+                /// Bytes between row starts.
+                stride: u32,
+            };
+            /// Store a buffer range to a strided DRAM tile: `rows` rows of `row` bytes, `stride` bytes apart.
+            DmaStore dma_store = "dma.st" @ Mov {
+                /// Destination DRAM address of the first row.
+                dst: DramAddr,
+                /// Source buffer range.
+                src: Access,
+                /// Number of rows.
+                rows: u16,
+                /// Bytes per row.
+                row: u32,
+                /// Bytes between row starts.
+                stride: u32,
+            };
+            /// Send a buffer range (spikes or errors) to core `to` on NoC channel `chan`.
+            NocSend noc_send = "noc.send" @ Mov {
+                /// Destination core.
+                to: u16,
+                /// Channel (0..16); pairs a send with the receiver's `noc.recv`.
+                chan: u8,
+                /// Local source range.
+                src: Access,
+            };
+            /// Receive from core `from` on channel `chan` into a buffer range, blocking until it arrives.
+            NocRecv noc_recv = "noc.recv" @ Mov {
+                /// Source core.
+                from: u16,
+                /// Channel (0..16).
+                chan: u8,
+                /// Local destination range.
+                dst: Access,
+            };
+            /// Copy between two buffers of the same core (e.g. FP spikes to WG); bit lengths must match.
+            Copy copy = "copy" @ Mov {
+                /// Destination range.
+                dst: Access,
+                /// Source range.
+                src: Access,
+            };
+            /// Fill a buffer range with a constant (zero psums, `V[0]`, gradient accumulators).
+            Fill fill = "fill" @ Mov {
+                /// Destination range.
+                dst: Access,
+                /// Value (converted to the buffer's element type).
+                value: f32,
+            };
+            /// Linear tile, spike-driven: `out[j] (+)= sum_i spk[i] * w[i*n+j]`; a mux and an FP16 add per PE.
+            FpLinear fp_linear = "fp.linear" @ Fp {
+                /// Input spikes, `k` elements (1-bit; a 16-bit buffer means dense FP16 input).
+                spk: Access,
+                /// Weights, `k*n` elements, row-major k x n.
+                w: Access,
+                /// Partial sums, `n` elements.
+                out: Access,
+                /// Input features.
+                k: u16,
+                /// Output features.
+                n: u16,
+                /// Accumulate onto `out` instead of overwriting it.
+                acc: bool,
+                /// Scan the spike bitmap and skip zero spikes (counted as skipped work).
+                skip: bool,
+            };
+            /// Convolution tile, spike-driven, stride `stride`, over a pre-padded `cin x ih x iw` input.
+            FpConv fp_conv = "fp.conv" @ Fp {
+                /// Input spikes, `cin*ih*iw` elements, padded.
+                spk: Access,
+                /// Weights, `cout*cin*kh*kw` elements.
+                w: Access,
+                /// Partial sums, `cout*oh*ow` elements.
+                out: Access,
+                /// Input channels.
+                cin: u16,
+                /// Output channels.
+                cout: u16,
+                /// Padded input height.
+                ih: u16,
+                /// Padded input width.
+                iw: u16,
+                /// Kernel height.
+                kh: u8,
+                /// Kernel width.
+                kw: u8,
+                /// Stride.
+                stride: u8,
+                /// Accumulate onto `out`.
+                acc: bool,
+                /// Skip zero spikes.
+                skip: bool,
+            };
+            /// Pool `c x ih x iw` with a `k x k` window and stride `k` (max on spikes is OR).
+            FpPool fp_pool = "fp.pool" @ Fp {
+                /// Average or max.
+                kind: PoolKind,
+                /// Source, `c*ih*iw` elements.
+                src: Access,
+                /// Destination, `c*(ih/k)*(iw/k)` elements.
+                dst: Access,
+                /// Channels.
+                c: u16,
+                /// Input height.
+                ih: u16,
+                /// Input width.
+                iw: u16,
+                /// Window and stride.
+                k: u8,
+            };
+            /// LIF soma for one timestep of `n` neurons: charge, fire, reset; keep H, spike and mask for backward.
+            FpLif fp_lif = "fp.lif" @ Fp {
+                /// Synaptic input `x[t]` (partial sums).
+                x: Access,
+                /// Bias added to x, if any.
+                bias: Option<Access>,
+                /// Membrane V: read as `V[t-1]`, written as `V[t]`.
+                v: Access,
+                /// Where to keep `H[t]` for backward (needed by non-rect surrogates).
+                h: Option<Access>,
+                /// Output spikes `S[t]` (1-bit).
+                spk: Option<Access>,
+                /// Surrogate mask |H-theta| < width/2 (1-bit; rect surrogate).
+                mask: Option<Access>,
+                /// Neuron count.
+                n: u32,
+                /// Neuron configuration slot.
+                cfg: u8,
+                /// Fire and reset; `false` makes a non-spiking integrator (readout).
+                fire: bool,
+            };
+            /// Accumulate `dst += src` elementwise (spike counts for rates, membrane sums for readouts).
+            FpSum fp_sum = "fp.sum" @ Fp {
+                /// FP16 accumulator range.
+                dst: Access,
+                /// Spikes (1-bit) or FP16 values, same length.
+                src: Access,
+            };
+            /// Propagate errors through transposed weights: `out[i] (+)= sum_j err[j] * w[i*n+j]` (FP16 MAC).
+            BpLinear bp_linear = "bp.linear" @ Bp {
+                /// Errors dL/dH of the layer above, `n` elements.
+                err: Access,
+                /// Weights as `fp.linear` holds them (`k*n`, row-major k x n); the engine reads them transposed.
+                w: Access,
+                /// Errors dL/dS of this layer, `k` elements.
+                out: Access,
+                /// Output features of the forward layer.
+                n: u16,
+                /// Input features of the forward layer.
+                k: u16,
+                /// Accumulate onto `out`.
+                acc: bool,
+                /// Nonzero bitmap of `err` (1-bit, `n` elements): zero errors are skipped.
+                nz: Option<Access>,
+            };
+            /// Transposed convolution of errors back to a padded `cin x ih x iw` input (FP16 MAC).
+            BpConv bp_conv = "bp.conv" @ Bp {
+                /// Errors, `cout*oh*ow` elements.
+                err: Access,
+                /// Weights, `cout*cin*kh*kw` elements.
+                w: Access,
+                /// Input errors, `cin*ih*iw` elements.
+                out: Access,
+                /// Input channels.
+                cin: u16,
+                /// Output channels.
+                cout: u16,
+                /// Padded input height.
+                ih: u16,
+                /// Padded input width.
+                iw: u16,
+                /// Kernel height.
+                kh: u8,
+                /// Kernel width.
+                kw: u8,
+                /// Stride.
+                stride: u8,
+                /// Accumulate onto `out`.
+                acc: bool,
+                /// Nonzero bitmap of `err`: zero errors are skipped.
+                nz: Option<Access>,
+            };
+            /// Pooling backward: route (max) or spread (avg) `dy` back over the `k x k` windows of `dx`.
+            BpPool bp_pool = "bp.pool" @ Bp {
+                /// Average or max.
+                kind: PoolKind,
+                /// Gradient of the pooled output, `c*(ih/k)*(iw/k)` elements.
+                dy: Access,
+                /// Gradient of the input, `c*ih*iw` elements.
+                dx: Access,
+                /// Forward input (max pooling routes to the elements that won).
+                x: Option<Access>,
+                /// Channels.
+                c: u16,
+                /// Input height.
+                ih: u16,
+                /// Input width.
+                iw: u16,
+                /// Window and stride.
+                k: u8,
+            };
+            /// Gradient soma for one timestep in reverse time: `dH[t]` from `dS[t]`, the surrogate and `dV[t]`; dV := `dV[t-1]`.
+            BpSoma bp_soma = "bp.soma" @ Bp {
+                /// `dL/dS[t]`, `n` elements.
+                ds: Access,
+                /// Saved `H[t]` (non-rect surrogates, soft reset).
+                h: Option<Access>,
+                /// Saved surrogate mask (rect).
+                mask: Option<Access>,
+                /// Saved spikes `S[t]` (reset path when not detached).
+                spk: Option<Access>,
+                /// Carried dL/dV: read as `dL/dV[t]`, written as `dL/dV[t-1]`.
+                dv: Access,
+                /// Output `dL/dH[t]` (feeds WG and the layer below).
+                dh: Access,
+                /// Output nonzero bitmap of `dh` (1-bit), so BP and WG can skip zero errors.
+                nz: Option<Access>,
+                /// Neuron count.
+                n: u32,
+                /// Neuron configuration slot.
+                cfg: u8,
+                /// `false` for a non-spiking readout (no surrogate, no reset).
+                fire: bool,
+            };
+            /// Loss gradient on `n` classes from accumulated spike counts or membrane sums over `t` steps.
+            BpLoss bp_loss = "bp.loss" @ Bp {
+                /// Loss function.
+                kind: LossKind,
+                /// Spike counts or membrane sums over T, `n` elements.
+                x: Access,
+                /// One-hot target, `n` elements (FP16).
+                target: Access,
+                /// Gradient w.r.t. `S[t]` or `V[t]` (the same for every t), `n` elements.
+                out: Access,
+                /// Where to add the loss value (FP32), if wanted.
+                loss: Option<Access>,
+                /// Classes.
+                n: u16,
+                /// Timesteps T.
+                t: u16,
+                /// Batch size B (the gradient is scaled by 1/B).
+                b: u16,
+            };
+            /// Accumulate the linear weight gradient `dw[i*n+j] += spk[i] * err[j]` (mux + add), and `db += err`.
+            WgLinear wg_linear = "wg.linear" @ Wg {
+                /// Input spikes of the forward layer, `k` elements.
+                spk: Access,
+                /// Errors dL/dH, `n` elements.
+                err: Access,
+                /// Weight gradient accumulators, `k*n` elements.
+                dw: Access,
+                /// Bias gradient accumulators, `n` elements, if the layer has a bias.
+                db: Option<Access>,
+                /// Input features.
+                k: u16,
+                /// Output features.
+                n: u16,
+                /// Skip zero spikes.
+                skip: bool,
+                /// Nonzero bitmap of `err`: zero errors are skipped.
+                nz: Option<Access>,
+            };
+            /// Accumulate the conv weight gradient over one padded input and error map (mux + add).
+            WgConv wg_conv = "wg.conv" @ Wg {
+                /// Input spikes, `cin*ih*iw` elements, padded.
+                spk: Access,
+                /// Errors, `cout*oh*ow` elements.
+                err: Access,
+                /// Weight gradient accumulators, `cout*cin*kh*kw` elements.
+                dw: Access,
+                /// Bias gradient accumulators, `cout` elements, if any.
+                db: Option<Access>,
+                /// Input channels.
+                cin: u16,
+                /// Output channels.
+                cout: u16,
+                /// Padded input height.
+                ih: u16,
+                /// Padded input width.
+                iw: u16,
+                /// Kernel height.
+                kh: u8,
+                /// Kernel width.
+                kw: u8,
+                /// Stride.
+                stride: u8,
+                /// Skip zero spikes.
+                skip: bool,
+                /// Nonzero bitmap of `err`: zero errors are skipped.
+                nz: Option<Access>,
+            };
+            /// Advance the step counter of optimizer slot `slot` (Adam bias correction); once per batch.
+            WgStep wg_step = "wg.step" @ Wg {
+                /// Optimizer configuration slot.
+                slot: u8,
+            };
+            /// Optimizer update of `n` parameters: FP32 master weights and state, then the FP16 copy.
+            WgUpdate wg_update = "wg.update" @ Wg {
+                /// Gradient accumulators (FP32).
+                grad: Access,
+                /// FP32 master weights (in `opt`).
+                master: Access,
+                /// Optimizer state: momentum (`n`) or Adam m and v (`2n`); none for plain SGD.
+                state: Option<Access>,
+                /// Destination of the FP16 weight copy.
+                w16: Access,
+                /// Parameter count.
+                n: u32,
+                /// Optimizer configuration slot.
+                cfg: u8,
+                /// Gradient scale applied first (e.g. 1/B).
+                scale: f32,
+                /// Zero the gradient accumulators afterwards.
+                zero: bool,
+            };
+        }
+    };
+}

@@ -1,0 +1,257 @@
+//! The verifier: a valid program passes, and each kind of violation is found and located.
+
+use crate::verify::{Location, Violation, ViolationKind as K, verify};
+use crate::{ChipDesc, Stream, asm};
+
+/// A small valid program: core 0 runs a linear layer forward (fp) and its weight gradient
+/// and update (wg) in a loop over 4 timesteps; core 0 sends spikes to core 1 over the NoC.
+const VALID: &str = "
+.version 1
+.chip cores=20 hash=HASH
+.core 0
+.stream fp
+    cfg.neuron slot=0 beta=0.9 theta=1 reset=hard detach=true sg=rect alpha=1
+    fill dst=fp.mem[0:16] value=0
+    loop r=r0 n=4
+    dma.ld dst=fp.in[0:64] src=@0x0+r0*8 rows=1 row=8 stride=8
+    fp.linear spk=fp.in[0:64] w=fp.w[0:1024] out=fp.psum[0:16] k=64 n=16 acc=false skip=true
+    fp.lif x=fp.psum[0:16] bias=- v=fp.mem[0:16] h=fp.mem[16+r0*16:16] spk=fp.spk[0+r0*16:16] mask=fp.mask[0+r0*16:16] n=16 cfg=0 fire=true
+    signal core=0 stream=wg tok=0
+    endloop r=r0
+    halt
+.stream wg
+    loop r=r0 n=4
+    wait tok=0 n=1
+    copy dst=wg.spk[0:64] src=fp.in[0:64]
+    fill dst=wg.err[0:16] value=0.5
+    wg.linear spk=wg.spk[0:64] err=wg.err[0:16] dw=wg.grad[0:1024] db=- k=64 n=16 skip=true nz=-
+    endloop r=r0
+    cfg.opt slot=0 kind=sgd lr=0.1 m=0 beta2=0 eps=0 wd=0
+    wg.update grad=wg.grad[0:1024] master=opt[0:1024] state=- w16=fp.w[0:1024] n=1024 cfg=0 scale=0.25 zero=true
+    halt
+.stream dma
+    noc.send to=1 chan=0 src=fp.spk[0:64]
+    barrier id=0 count=2
+    halt
+.core 1
+.stream dma
+    noc.recv from=0 chan=0 dst=fp.in[0:64]
+    barrier id=0 count=2
+    halt
+.data \"x\" kind=spikes addr=0x0 len=4
+    .hex 01020304
+.symbol \"fc1\" kind=layer core=0 stream=fp addr=2 len=6
+.symbol \"x\" kind=tensor addr=0x0 len=32
+";
+
+fn listing(edit: impl Fn(&str) -> String) -> String {
+    let hash = format!("{:#x}", ChipDesc::default().hash());
+    edit(&VALID.replace("HASH", &hash))
+}
+
+fn run(text: &str) -> Vec<Violation> {
+    let p = asm::assemble(text).unwrap_or_else(|e| panic!("does not assemble: {e:?}"));
+    verify(&p, &ChipDesc::default())
+}
+
+/// Verifies the edited program and asserts a violation of `kind` at `at` mentioning `needle`.
+fn expect(edit: impl Fn(&str) -> String, kind: K, at: (Option<usize>, Option<Stream>, Option<usize>), needle: &str) {
+    let v = run(&listing(edit));
+    let at = Location { core: at.0, stream: at.1, index: at.2 };
+    assert!(
+        v.iter().any(|x| x.kind == kind && x.at == at && x.message.contains(needle)),
+        "expected {kind:?} at {at} containing {needle:?}, got:\n{}",
+        v.iter().map(|x| format!("  {x:?}\n")).collect::<String>()
+    );
+}
+
+fn fp(i: usize) -> (Option<usize>, Option<Stream>, Option<usize>) {
+    (Some(0), Some(Stream::Fp), Some(i))
+}
+
+fn wg(i: usize) -> (Option<usize>, Option<Stream>, Option<usize>) {
+    (Some(0), Some(Stream::Wg), Some(i))
+}
+
+const PROGRAM: (Option<usize>, Option<Stream>, Option<usize>) = (None, None, None);
+
+#[test]
+fn valid_program_has_no_violations() {
+    let v = run(&listing(str::to_string));
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+#[test]
+fn empty_program_for_a_chip_verifies() {
+    let chip = ChipDesc::from_toml_str("cores = [[0, 0], [1, 0]]").expect("valid chip");
+    let p = crate::Program::new(&chip);
+    assert_eq!(p.cores.len(), 2);
+    assert_eq!(verify(&p, &chip), []);
+    assert_eq!(verify(&p, &ChipDesc::default()).len(), 2, "core count and hash differ");
+}
+
+#[test]
+fn header_must_match_the_chip() {
+    expect(|s| s.replace("cores=20", "cores=19"), K::Header, PROGRAM, "built for 19 cores but the chip has 20");
+    let hash = format!("hash={:#x}", ChipDesc::default().hash());
+    expect(|s| s.replace(&hash, "hash=0x1234"), K::Header, PROGRAM, "built for chip hash 0x0000000000001234");
+}
+
+#[test]
+fn cores_must_exist() {
+    expect(
+        |s| s.replace("noc.send to=1", "noc.send to=77"),
+        K::CoreIndex,
+        (Some(0), Some(Stream::Dma), Some(0)),
+        "names core 77 but the chip has 20 cores",
+    );
+}
+
+#[test]
+fn engine_instructions_stay_in_their_stream() {
+    expect(
+        |s| s.replace("    fill dst=wg.err", "    fp.sum dst=fp.psum[0:16] src=fp.spk[0:16]\n    fill dst=wg.err"),
+        K::WrongStream,
+        wg(3),
+        "cannot appear in the wg stream",
+    );
+}
+
+#[test]
+fn operands_in_range() {
+    expect(
+        |s| s.replace("cfg.neuron slot=0", "cfg.neuron slot=8"),
+        K::OperandRange,
+        fp(0),
+        "`slot` is 8: expected below 8",
+    );
+    expect(|s| s.replace("loop r=r0 n=4\n    dma", "loop r=r0 n=0\n    dma"), K::OperandRange, fp(2), "`n` is 0");
+}
+
+#[test]
+fn accesses_stay_inside_buffers_over_all_loop_values() {
+    expect(
+        |s| s.replace("h=fp.mem[16+r0*16:16]", "h=fp.mem[65500+r0*16:16]"),
+        K::BufferBounds,
+        fp(5),
+        "spans elements 65500..65564",
+    );
+    expect(
+        |s| s.replace("h=fp.mem[16+r0*16:16]", "h=fp.mem[16-r0*16:16]"),
+        K::BufferBounds,
+        fp(5),
+        "spans elements -32..32",
+    );
+}
+
+#[test]
+fn address_registers_must_be_loop_counters() {
+    expect(|s| s.replace("fill dst=fp.mem[0:16]", "fill dst=fp.mem[0+r1*16:16]"), K::UnboundRegister, fp(1), "uses r1");
+}
+
+#[test]
+fn dram_transfers_stay_inside_dram() {
+    expect(
+        |s| s.replace("src=@0x0+r0*8", "src=@0x3ffffff8+r0*8"),
+        K::DramBounds,
+        fp(3),
+        "outside the 1073741824-byte DRAM",
+    );
+    expect(
+        |s| {
+            s.replace(
+                ".data \"x\" kind=spikes addr=0x0",
+                ".data \"y\" kind=raw addr=0x0 len=1\n    .hex 00\n.data \"x\" kind=spikes addr=0x0",
+            )
+        },
+        K::DramBounds,
+        PROGRAM,
+        "overlap",
+    );
+}
+
+#[test]
+fn shapes_must_agree() {
+    expect(
+        |s| s.replace("k=64 n=16 acc=false", "k=65 n=16 acc=false"),
+        K::Shape,
+        fp(4),
+        "operand `input` has 64 elements: expected 65",
+    );
+    expect(
+        |s| s.replace("mask=fp.mask[0+r0*16:16]", "mask=fp.mem[0+r0*16:16]"),
+        K::Shape,
+        fp(5),
+        "must be a 1-bit buffer",
+    );
+    expect(|s| s.replace("rows=1 row=8", "rows=1 row=9"), K::Shape, fp(3), "holds 64 bits: expected 72");
+}
+
+#[test]
+fn loops_must_nest_and_close() {
+    expect(
+        |s| s.replacen("    endloop r=r0\n", "", 1),
+        K::Loop,
+        (Some(0), Some(Stream::Fp), None),
+        "1 loop(s) still open",
+    );
+    expect(|s| s.replacen("    endloop r=r0\n", "    endloop r=r1\n", 1), K::Loop, fp(7), "closes the loop over r0");
+    expect(
+        |s| s.replacen("    wait tok=0", "    loop r=r0 n=2\n    endloop r=r0\n    wait tok=0", 1),
+        K::Loop,
+        wg(1),
+        "reuses r0",
+    );
+}
+
+#[test]
+fn streams_end_with_halt() {
+    expect(
+        |s| s.replacen("    endloop r=r0\n    halt\n", "    endloop r=r0\n", 1),
+        K::Halt,
+        (Some(0), Some(Stream::Fp), None),
+        "does not end with `halt`",
+    );
+    expect(|s| s.replacen("    halt\n", "    halt\n    halt\n", 1), K::Halt, fp(8), "followed by 1 unreachable");
+}
+
+#[test]
+fn waits_need_matching_signals() {
+    expect(
+        |s| s.replace("    signal core=0 stream=wg tok=0\n", ""),
+        K::Sync,
+        wg(1),
+        "has no `signal core=0 stream=wg tok=0`",
+    );
+    expect(|s| s.replace("wait tok=0 n=1", "wait tok=0 n=2"), K::Sync, wg(1), "signalled 4 times but waits consume 8");
+}
+
+#[test]
+fn sends_need_matching_receives() {
+    expect(
+        |s| s.replace("dst=fp.in[0:64]\n    barrier", "dst=fp.in[0:32]\n    barrier"),
+        K::Sync,
+        (Some(0), Some(Stream::Dma), Some(0)),
+        "sends 64 bits to core 1 on channel 0 but core 1 receives 32",
+    );
+}
+
+#[test]
+fn barrier_sizes_must_agree() {
+    expect(
+        |s| s.replacen("barrier id=0 count=2", "barrier id=0 count=3", 1),
+        K::Sync,
+        (Some(0), Some(Stream::Dma), Some(1)),
+        "declares 3 participants but 2 stream(s) reach it",
+    );
+}
+
+#[test]
+fn symbols_point_at_what_exists() {
+    expect(
+        |s| s.replace("addr=2 len=6", "addr=2 len=60"),
+        K::Symbol,
+        PROGRAM,
+        "instructions 2..62 of core 0 fp, which has 9",
+    );
+}

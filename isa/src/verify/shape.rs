@@ -1,0 +1,260 @@
+//! Per-instruction operand checks: ranges, core indices, and lengths against shape fields.
+//!
+//! This is one of the few places that matches on [`Instr`] variants: what a shape means is
+//! specific to each instruction, and it lives inside the ISA crate beside the table.
+
+use super::flow::Ctx;
+use super::{Report, ViolationKind as K};
+use crate::instr::Instr;
+use crate::operand::{Access, NUM_CFG_SLOTS, NUM_CHANNELS, NUM_TOKENS};
+
+/// The checks for one instruction; `ctx` gives the chip and location.
+pub(crate) fn check(instr: &Instr, ctx: &Ctx<'_>, r: &mut Report) {
+    let mut c = Check { ctx, r };
+    match instr {
+        Instr::Loop { n, .. } => c.min("n", u64::from(*n), 1),
+        Instr::Signal { core, tok, .. } => {
+            c.core("core", *core);
+            c.below("tok", u64::from(*tok), u64::from(NUM_TOKENS));
+        }
+        Instr::Wait { tok, n } => {
+            c.below("tok", u64::from(*tok), u64::from(NUM_TOKENS));
+            c.min("n", u64::from(*n), 1);
+        }
+        Instr::Barrier { count, .. } => c.min("count", u64::from(*count), 1),
+        Instr::CfgNeuron { slot, .. } | Instr::CfgOpt { slot, .. } | Instr::WgStep { slot } => c.slot(*slot),
+        Instr::DmaLoad { dst: a, rows, row, .. } | Instr::DmaStore { src: a, rows, row, .. } => {
+            c.bits_eq("buffer side", a, u128::from(*rows) * u128::from(*row) * 8);
+        }
+        Instr::NocSend { to: core, chan, .. } | Instr::NocRecv { from: core, chan, .. } => {
+            c.core("core", *core);
+            c.below("chan", u64::from(*chan), u64::from(NUM_CHANNELS));
+        }
+        Instr::Copy { dst, src } => c.bits_eq("dst", dst, c.bits(src)),
+        Instr::FpSum { dst, src } => c.len("dst", dst, u64::from(src.len)),
+        _ => engine_shapes(instr, &mut c),
+    }
+}
+
+fn engine_shapes(instr: &Instr, c: &mut Check<'_, '_>) {
+    match instr {
+        Instr::FpLinear { spk, w, out, k, n, .. } => linear(c, spk, w, out, *k, *n),
+        Instr::BpLinear { err, w, out, n, k, nz, .. } => {
+            linear(c, err, w, out, *n, *k);
+            c.opt_mask("nz", nz.as_ref(), u64::from(*n));
+        }
+        Instr::FpConv { spk, w, out, cin, cout, ih, iw, kh, kw, stride, .. } => {
+            let dims = Conv { cin: *cin, cout: *cout, ih: *ih, iw: *iw, kh: *kh, kw: *kw, stride: *stride };
+            if let Some((inp, wt, outp)) = c.conv(&dims) {
+                c.len("spk", spk, inp);
+                c.len("w", w, wt);
+                c.len("out", out, outp);
+            }
+        }
+        Instr::BpConv { err, w, out, cin, cout, ih, iw, kh, kw, stride, nz, .. } => {
+            let dims = Conv { cin: *cin, cout: *cout, ih: *ih, iw: *iw, kh: *kh, kw: *kw, stride: *stride };
+            if let Some((inp, wt, outp)) = c.conv(&dims) {
+                c.len("err", err, outp);
+                c.len("w", w, wt);
+                c.len("out", out, inp);
+                c.opt_mask("nz", nz.as_ref(), outp);
+            }
+        }
+        Instr::FpPool { src, dst, c: ch, ih, iw, k, .. } => pool(c, src, dst, None, (*ch, *ih, *iw, *k)),
+        Instr::BpPool { dy, dx, x, c: ch, ih, iw, k, .. } => pool(c, dx, dy, x.as_ref(), (*ch, *ih, *iw, *k)),
+        Instr::FpLif { x, bias, v, h, spk, mask, n, cfg, .. } => {
+            let n = u64::from(*n);
+            c.slot(*cfg);
+            c.len("x", x, n);
+            c.len("v", v, n);
+            c.opt_len("bias", bias.as_ref(), n);
+            c.opt_len("h", h.as_ref(), n);
+            c.opt_mask("spk", spk.as_ref(), n);
+            c.opt_mask("mask", mask.as_ref(), n);
+        }
+        Instr::BpSoma { ds, h, mask, spk, dv, dh, nz, n, cfg, .. } => {
+            let n = u64::from(*n);
+            c.slot(*cfg);
+            for (name, a) in [("ds", ds), ("dv", dv), ("dh", dh)] {
+                c.len(name, a, n);
+            }
+            c.opt_len("h", h.as_ref(), n);
+            c.opt_mask("mask", mask.as_ref(), n);
+            c.opt_mask("spk", spk.as_ref(), n);
+            c.opt_mask("nz", nz.as_ref(), n);
+        }
+        Instr::BpLoss { x, target, out, loss, n, t, b, .. } => {
+            let n = u64::from(*n);
+            for (name, a) in [("x", x), ("target", target), ("out", out)] {
+                c.len(name, a, n);
+            }
+            c.opt_len("loss", loss.as_ref(), 1);
+            c.min("t", u64::from(*t), 1);
+            c.min("b", u64::from(*b), 1);
+        }
+        _ => gradient_shapes(instr, c),
+    }
+}
+
+fn gradient_shapes(instr: &Instr, c: &mut Check<'_, '_>) {
+    match instr {
+        Instr::WgLinear { spk, err, dw, db, k, n, nz, .. } => {
+            let (k, n) = (u64::from(*k), u64::from(*n));
+            c.len("spk", spk, k);
+            c.len("err", err, n);
+            c.len("dw", dw, k * n);
+            c.opt_len("db", db.as_ref(), n);
+            c.opt_mask("nz", nz.as_ref(), n);
+        }
+        Instr::WgConv { spk, err, dw, db, cin, cout, ih, iw, kh, kw, stride, nz, .. } => {
+            let dims = Conv { cin: *cin, cout: *cout, ih: *ih, iw: *iw, kh: *kh, kw: *kw, stride: *stride };
+            if let Some((inp, wt, outp)) = c.conv(&dims) {
+                c.len("spk", spk, inp);
+                c.len("err", err, outp);
+                c.len("dw", dw, wt);
+                c.opt_len("db", db.as_ref(), u64::from(*cout));
+                c.opt_mask("nz", nz.as_ref(), outp);
+            }
+        }
+        Instr::WgUpdate { grad, master, state, w16, n, cfg, .. } => {
+            let n = u64::from(*n);
+            c.slot(*cfg);
+            for (name, a) in [("grad", grad), ("master", master), ("w16", w16)] {
+                c.len(name, a, n);
+            }
+            if let Some(s) = state.as_ref().filter(|s| u64::from(s.len) != n && u64::from(s.len) != 2 * n) {
+                c.push(format!(
+                    "operand `state` has {} elements: expected n = {n} (momentum) or 2n = {} (Adam)",
+                    s.len,
+                    2 * n
+                ));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn linear(c: &mut Check<'_, '_>, input: &Access, w: &Access, out: &Access, k: u16, n: u16) {
+    let (k, n) = (u64::from(k), u64::from(n));
+    c.len("input", input, k);
+    c.len("w", w, k * n);
+    c.len("out", out, n);
+}
+
+fn pool(c: &mut Check<'_, '_>, big: &Access, small: &Access, x: Option<&Access>, (ch, ih, iw, k): (u16, u16, u16, u8)) {
+    if k == 0 || ih % u16::from(k) != 0 || iw % u16::from(k) != 0 {
+        c.range(format!("pool window k={k} must be at least 1 and divide ih={ih} and iw={iw}"));
+        return;
+    }
+    let (ch, ih, iw, k) = (u64::from(ch), u64::from(ih), u64::from(iw), u64::from(k));
+    c.len("input", big, ch * ih * iw);
+    c.len("output", small, ch * (ih / k) * (iw / k));
+    c.opt_len("x", x, ch * ih * iw);
+}
+
+/// Convolution dimensions.
+struct Conv {
+    cin: u16,
+    cout: u16,
+    ih: u16,
+    iw: u16,
+    kh: u8,
+    kw: u8,
+    stride: u8,
+}
+
+struct Check<'c, 'r> {
+    ctx: &'c Ctx<'c>,
+    r: &'r mut Report,
+}
+
+impl Check<'_, '_> {
+    fn push(&mut self, msg: String) {
+        self.r.push(K::Shape, self.ctx.at, msg);
+    }
+
+    fn range(&mut self, msg: String) {
+        self.r.push(K::OperandRange, self.ctx.at, msg);
+    }
+
+    fn min(&mut self, name: &str, v: u64, min: u64) {
+        if v < min {
+            self.range(format!("operand `{name}` is {v}: expected at least {min}"));
+        }
+    }
+
+    fn below(&mut self, name: &str, v: u64, limit: u64) {
+        if v >= limit {
+            self.range(format!("operand `{name}` is {v}: expected below {limit}"));
+        }
+    }
+
+    fn slot(&mut self, slot: u8) {
+        self.below("slot", u64::from(slot), u64::from(NUM_CFG_SLOTS));
+    }
+
+    fn core(&mut self, name: &str, core: u16) {
+        let n = self.ctx.chip.core_count();
+        if usize::from(core) >= n {
+            self.r.push(
+                K::CoreIndex,
+                self.ctx.at,
+                format!("operand `{name}` names core {core} but the chip has {n} cores"),
+            );
+        }
+    }
+
+    fn bits(&self, a: &Access) -> u128 {
+        let elem = self.ctx.chip.buffer(a.buf).map_or(16, |b| b.elem_bits);
+        u128::from(a.len) * u128::from(elem)
+    }
+
+    fn bits_eq(&mut self, name: &str, a: &Access, want: u128) {
+        let got = self.bits(a);
+        if got != want {
+            self.push(format!(
+                "operand `{name}` (`{}`) holds {got} bits: expected {want} to match the other side",
+                a.buf
+            ));
+        }
+    }
+
+    fn len(&mut self, name: &str, a: &Access, want: u64) {
+        if u64::from(a.len) != want {
+            self.push(format!("operand `{name}` has {} elements: expected {want} from the shape fields", a.len));
+        }
+    }
+
+    fn opt_len(&mut self, name: &str, a: Option<&Access>, want: u64) {
+        if let Some(a) = a {
+            self.len(name, a, want);
+        }
+    }
+
+    /// A 1-bit operand (spikes, mask, nonzero bitmap) of `want` elements.
+    fn opt_mask(&mut self, name: &str, a: Option<&Access>, want: u64) {
+        let Some(a) = a else { return };
+        self.len(name, a, want);
+        let elem = self.ctx.chip.buffer(a.buf).map_or(1, |b| b.elem_bits);
+        if elem != 1 {
+            self.push(format!("operand `{name}` must be a 1-bit buffer, but `{}` holds {elem}-bit elements", a.buf));
+        }
+    }
+
+    /// Input, weight and output element counts, or `None` after reporting bad dimensions.
+    fn conv(&mut self, d: &Conv) -> Option<(u64, u64, u64)> {
+        if d.kh == 0 || d.kw == 0 || d.stride == 0 || u16::from(d.kh) > d.ih || u16::from(d.kw) > d.iw {
+            self.range(format!(
+                "kernel {}x{} with stride {} does not fit a {}x{} input (all must be at least 1)",
+                d.kh, d.kw, d.stride, d.ih, d.iw
+            ));
+            return None;
+        }
+        let out_dim = |i: u16, k: u8| u64::from((i - u16::from(k)) / u16::from(d.stride) + 1);
+        let (oh, ow) = (out_dim(d.ih, d.kh), out_dim(d.iw, d.kw));
+        let (cin, cout) = (u64::from(d.cin), u64::from(d.cout));
+        let inp = cin * u64::from(d.ih) * u64::from(d.iw);
+        let wt = cout * cin * u64::from(d.kh) * u64::from(d.kw);
+        Some((inp, wt, cout * oh * ow))
+    }
+}
