@@ -224,7 +224,9 @@ impl Default for ChipDesc {
                 latency_cycles: 100,
                 access_bits: 64,
                 energy_pj_per_access: 1300.0,
-                capacity_bytes: 1 << 30,
+                // 4 GiB, the most 32-bit addresses reach: the training state of VGG-16 (FP16 and
+                // FP32 weights, momentum, about 1.4 GB) fits.
+                capacity_bytes: 1 << 32,
             },
             energy: OpEnergy {
                 fp16_add_pj: 0.548,
@@ -234,7 +236,9 @@ impl Default for ChipDesc {
                 compare_pj: 0.056,
                 mux_pj: 0.034,
             },
-            numerics: Numerics { accumulator: AccWidth::Fp16, fp32_storage: false },
+            // FP32 accumulators in reductions, rounded once to FP16: the convention of the golden
+            // data, and what keeps small weight gradients from flushing to zero.
+            numerics: Numerics { accumulator: AccWidth::Fp32, fp32_storage: false },
         }
     }
 }

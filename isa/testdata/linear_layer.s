@@ -4,7 +4,7 @@
 ; backward in reverse time; WG accumulates dW and applies the update after the batch.
 ; The .chip line must carry the default chip's hash (the test says so when it changes).
 .version 1
-.chip cores=20 hash=0x298b786ba1b9af43
+.chip cores=20 hash=0xb2f8b38ab889f1e4
 
 .core 0
 .stream fp

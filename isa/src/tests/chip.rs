@@ -145,7 +145,7 @@ fn negative_or_infinite_energy() {
 
 #[test]
 fn fp32_storage_needs_fp32_accumulators() {
-    check("[numerics]\nfp32_storage = true\n", "numerics.accumulator", "must be \"fp32\"");
+    check("[numerics]\naccumulator = \"fp16\"\nfp32_storage = true\n", "numerics.accumulator", "must be \"fp32\"");
 }
 
 #[test]

@@ -152,10 +152,10 @@ fn address_registers_must_be_loop_counters() {
 #[test]
 fn dram_transfers_stay_inside_dram() {
     expect(
-        |s| s.replace("src=@0x0+r0*8", "src=@0x3ffffff8+r0*8"),
+        |s| s.replace("src=@0x0+r0*8", "src=@0xfffffff8+r0*8"),
         K::DramBounds,
         fp(3),
-        "outside the 1073741824-byte DRAM",
+        "outside the 4294967296-byte DRAM",
     );
     expect(
         |s| {
