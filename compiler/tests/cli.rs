@@ -112,3 +112,68 @@ fn help_explains_every_command() {
         assert!(help.contains(command), "{help}");
     }
 }
+
+#[test]
+fn asm_disasm_round_trip_gives_identical_bytes() {
+    let dir = scratch("asm");
+    let (bin, bin2, listing) = (dir.join("a.bin"), dir.join("b.bin"), dir.join("b.s"));
+    let bin_s = bin.to_string_lossy().into_owned();
+    let out = snnc(&["asm", &repo("isa/testdata/linear_layer.s"), "-o", &bin_s]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let disasm = snnc(&["disasm", &bin_s]);
+    assert!(disasm.status.success());
+    std::fs::write(&listing, &disasm.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert!(snnc(&["asm", &listing.to_string_lossy(), "-o", &bin2.to_string_lossy()]).status.success());
+    assert_eq!(std::fs::read(&bin).ok(), std::fs::read(&bin2).ok());
+    let verified = snnc(&["verify", &bin_s]);
+    assert!(verified.status.success(), "{}", text(&verified.stderr));
+    assert!(text(&verified.stdout).contains(": ok ("));
+}
+
+#[test]
+fn damaged_programs_name_the_byte_offset() {
+    let dir = scratch("damaged");
+    let bin = dir.join("a.bin");
+    let bin_s = bin.to_string_lossy().into_owned();
+    assert!(snnc(&["asm", &repo("isa/testdata/linear_layer.s"), "-o", &bin_s]).status.success());
+    let bytes = std::fs::read(&bin).unwrap_or_default();
+    std::fs::write(&bin, &bytes[..bytes.len() / 2]).unwrap_or_else(|e| panic!("{e}"));
+    let truncated = snnc(&["disasm", &bin_s]);
+    assert_eq!(truncated.status.code(), Some(1));
+    assert!(text(&truncated.stderr).contains("at byte "), "{}", text(&truncated.stderr));
+    std::fs::write(&bin, b"not a program at all").unwrap_or_else(|e| panic!("{e}"));
+    let garbage = snnc(&["verify", &bin_s]);
+    assert_eq!(garbage.status.code(), Some(1));
+    assert!(text(&garbage.stderr).contains("is not a valid program"), "{}", text(&garbage.stderr));
+}
+
+#[test]
+fn asm_errors_point_at_line_and_column_and_write_nothing() {
+    let dir = scratch("asm-bad");
+    let (listing, bin) = (dir.join("bad.s"), dir.join("bad.bin"));
+    let good = std::fs::read_to_string(repo("isa/testdata/linear_layer.s")).unwrap_or_default();
+    let bad = good.replacen("fp.linear", "fp.linearr", 1);
+    std::fs::write(&listing, bad).unwrap_or_else(|e| panic!("{e}"));
+    let out = snnc(&["asm", &listing.to_string_lossy(), "-o", &bin.to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("fp.linearr") && stderr.contains("bad.s:"), "{stderr}");
+    assert!(!bin.exists(), "a failed asm must not leave an output file");
+}
+
+#[test]
+fn verify_reports_violations_and_bad_chips() {
+    let dir = scratch("verify");
+    let (listing, bin, chip) = (dir.join("v.s"), dir.join("v.bin"), dir.join("zero.toml"));
+    let good = std::fs::read_to_string(repo("isa/testdata/linear_layer.s")).unwrap_or_default();
+    // Reading past the end of the FP weight buffer is a bounds violation.
+    std::fs::write(&listing, good.replacen("fp.w[0:1024]", "fp.w[1000:1024]", 1)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(snnc(&["asm", &listing.to_string_lossy(), "-o", &bin.to_string_lossy()]).status.success());
+    let out = snnc(&["verify", &bin.to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("core 0 fp #"), "{}", text(&out.stderr));
+    std::fs::write(&chip, "cores = []\n").unwrap_or_else(|e| panic!("{e}"));
+    let out = snnc(&["verify", &bin.to_string_lossy(), "--chip", &chip.to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("impossible chip"), "{}", text(&out.stderr));
+}

@@ -1,8 +1,10 @@
 //! Subcommands of `snnc` and how they report: results on stdout, diagnostics on stderr,
 //! exit code 1 for a problem in the user's input and 2 for a problem running the command.
 
+mod chip_file;
 mod model_cmds;
 mod output;
+mod program_cmds;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -24,6 +26,12 @@ enum Command {
     Graph(model_cmds::GraphArgs),
     /// Print a model in canonical form, or rewrite it in place with --write.
     Fmt(model_cmds::FmtArgs),
+    /// Assemble a program listing into a binary program.
+    Asm(program_cmds::AsmArgs),
+    /// Print a binary program as an assembly listing (which `snnc asm` reads back).
+    Disasm(program_cmds::DisasmArgs),
+    /// Check a binary program against a chip: ranges, buffer bounds, synchronisation.
+    Verify(program_cmds::VerifyArgs),
 }
 
 /// Why a command failed, with what to print.
@@ -41,6 +49,9 @@ pub fn run() -> ExitCode {
         Command::Check(args) => model_cmds::check(&args),
         Command::Graph(args) => model_cmds::graph(&args),
         Command::Fmt(args) => model_cmds::fmt(&args),
+        Command::Asm(args) => program_cmds::asm(&args),
+        Command::Disasm(args) => program_cmds::disasm(&args),
+        Command::Verify(args) => program_cmds::verify(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
