@@ -18,13 +18,22 @@
 //!   step following a golden file's spec, to check them against the golden values. It is not
 //!   how the simulator runs: the simulator executes programs.
 //! - [`parity`]: tensor-by-tensor comparison of such a step with a golden file.
+//! - [`machine`]: the instruction-level simulator: [`Machine`] loads an `isa` program onto
+//!   a chip description, runs it (function, timing, traffic, energy) and reports
+//!   [`RunStats`]. Programs hold fc tiles in the ISA's `k x n` layout
+//!   ([`kernels::tile`]).
 //!
 //! Layout everywhere: time-major `[T,B,…]`, images NCHW, fc weights `[out,in]`, conv weights
 //! `[cout,cin,kh,kw]`.
 
+pub mod data;
 pub mod fp;
 pub mod golden;
 pub mod kernels;
+pub mod machine;
 pub mod parity;
+pub mod record;
 pub mod reference;
 pub mod spikes;
+
+pub use machine::{Machine, RunStats, SimError, SimOptions};

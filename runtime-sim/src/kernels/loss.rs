@@ -66,18 +66,33 @@ pub fn output_grad<S: Storage>(kind: LossKind, z: &[f32], labels: &[usize], step
     assert_eq!(grad.len(), z.len(), "output gradient shape");
     let batch = labels.len();
     let c = z.len() / batch.max(1);
-    let t = steps as f32;
     for (b, &y) in labels.iter().enumerate() {
-        let row = &z[b * c..(b + 1) * c];
-        let p = softmax(row);
-        for k in 0..c {
-            let onehot = if k == y { 1.0f32 } else { 0.0 };
-            let gz = match kind {
-                LossKind::MseRate => 2.0 * (row[k] - onehot) / (batch * c) as f32,
-                LossKind::CeRate | LossKind::CeMem => (p[k] - onehot) / batch as f32,
-            };
-            grad[b * c + k] = S::from_f32(gz / t);
-        }
+        let onehot: Vec<f32> = (0..c).map(|k| if k == y { 1.0 } else { 0.0 }).collect();
+        let r = b * c..(b + 1) * c;
+        output_grad_row(kind, &z[r.clone()], &onehot, batch, steps, &mut grad[r]);
+    }
+}
+
+/// The gradient of one sample's row `z` (`C` classes) against a target row (one-hot for the
+/// golden losses), for a batch of `batch` samples over `steps` timesteps. This is what the
+/// chip's `bp.loss` computes per sample.
+pub fn output_grad_row<S: Storage>(
+    kind: LossKind,
+    z: &[f32],
+    target: &[f32],
+    batch: usize,
+    steps: usize,
+    grad: &mut [S],
+) {
+    let c = z.len();
+    let t = steps as f32;
+    let p = softmax(z);
+    for k in 0..c {
+        let gz = match kind {
+            LossKind::MseRate => 2.0 * (z[k] - target[k]) / (batch * c) as f32,
+            LossKind::CeRate | LossKind::CeMem => (p[k] - target[k]) / batch as f32,
+        };
+        grad[k] = S::from_f32(gz / t);
     }
 }
 

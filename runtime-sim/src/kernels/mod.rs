@@ -17,12 +17,15 @@
 //! - [`loss`]: output rate / mean membrane, loss value and output gradient.
 //! - [`grad`]: gradient soma (reverse time), error propagation, weight and bias gradients.
 //! - [`update`]: SGD, SGD with momentum, Adam (FP32 master weights).
+//! - [`tile`]: fc forward, error propagation and weight gradient in the ISA's `k x n`
+//!   weight layout, with the engine's skip decisions.
 
 pub mod accumulate;
 pub mod grad;
 pub mod loss;
 pub mod pool;
 pub mod soma;
+pub mod tile;
 pub mod update;
 
 use crate::fp::Storage;

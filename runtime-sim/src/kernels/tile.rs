@@ -1,0 +1,160 @@
+//! Linear tiles in the ISA's weight layout.
+//!
+//! The ISA holds an fc tile's weights row-major `k x n` (input-major: the weights of input
+//! `i` are `w[i*n .. i*n+n]`), which lets the spike-driven FP engine add one contiguous row
+//! per set spike. The [`accumulate`](super::accumulate) and [`grad`](super::grad) kernels
+//! use the golden `[out,in]` layout instead. These kernels compute exactly the same sums in
+//! the same order (inputs in increasing index, one rounding at the end), so they agree bit
+//! for bit with those kernels on the transposed weights; the tests check that.
+//!
+//! Unlike the golden-layout kernels, they take the engine's skip decisions as inputs: `dense`
+//! says whether zero spikes are visited anyway (`skip=false`), and an optional nonzero bitmap
+//! names the errors the engine processes (`nz`), so executed and skipped counts are the
+//! hardware's, not the data's.
+
+use super::{Input, OpCount};
+use crate::fp::{Accum, Storage, acc_mac};
+use crate::spikes::SpikeSlice;
+
+/// `out[j] = (out[j] if acc) + sum_i x[i] * w[i*n + j]`, one rounding per output.
+///
+/// Only non-zero inputs are accumulated; with `dense` the zero ones still count as executed
+/// work (the engine visited them), otherwise as skipped. `scratch` is an f32 accumulator row.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_kn_forward<S: Storage>(
+    mode: Accum,
+    w: &[S],
+    input: Input<'_, S>,
+    out: &mut [S],
+    acc: bool,
+    dense: bool,
+    scratch: &mut Vec<f32>,
+    ops: &mut OpCount,
+) {
+    let n = out.len();
+    scratch.clear();
+    scratch.extend(out.iter().map(|o| if acc { o.to_f32() } else { 0.0 }));
+    let nonzero = input.for_each_nonzero(|i, x| {
+        for (a, wv) in scratch.iter_mut().zip(&w[i * n..(i + 1) * n]) {
+            *a = acc_mac::<S>(*a, wv.to_f32(), x, mode);
+        }
+    }) as u64;
+    for (o, &a) in out.iter_mut().zip(scratch.iter()) {
+        *o = S::from_f32(a);
+    }
+    count(ops, nonzero * n as u64, (input.len() * n) as u64, dense);
+}
+
+/// `out[i] = (out[i] if acc) + sum_j err[j] * w[i*n + j]` over the errors the engine
+/// processes: those whose `nz` bit is set, or every one when there is no bitmap.
+pub fn linear_kn_backward<S: Storage>(
+    mode: Accum,
+    w: &[S],
+    err: &[S],
+    nz: Option<SpikeSlice<'_>>,
+    out: &mut [S],
+    acc: bool,
+    ops: &mut OpCount,
+) {
+    let n = err.len();
+    for (i, o) in out.iter_mut().enumerate() {
+        let row = &w[i * n..(i + 1) * n];
+        let mut a = if acc { o.to_f32() } else { 0.0 };
+        let mut mac = |j: usize| {
+            let g = err[j].to_f32();
+            if g != 0.0 {
+                a = acc_mac::<S>(a, g, row[j].to_f32(), mode);
+            }
+        };
+        match nz {
+            Some(bits) => bits.ones().for_each(&mut mac),
+            None => (0..n).for_each(&mut mac),
+        }
+        *o = S::from_f32(a);
+    }
+    let processed = nz.map_or(n, |b| b.count_ones()) as u64;
+    count(ops, processed * out.len() as u64, (n * out.len()) as u64, false);
+}
+
+/// `dw[i*n + j] += x[i] * err[j]` for non-zero inputs and processed errors (`nz` bits set,
+/// or non-zero errors when there is no bitmap: the engine tests the error it muxes).
+pub fn linear_kn_weight_grad<S: Storage>(
+    mode: Accum,
+    input: Input<'_, S>,
+    err: &[S],
+    nz: Option<SpikeSlice<'_>>,
+    dw: &mut [f32],
+    dense: bool,
+    ops: &mut OpCount,
+) {
+    let n = err.len();
+    let cols: Vec<(usize, f32)> = match nz {
+        Some(bits) => bits.ones().map(|j| (j, err[j].to_f32())).collect(),
+        None => err.iter().enumerate().map(|(j, g)| (j, g.to_f32())).filter(|&(_, g)| g != 0.0).collect(),
+    };
+    let nonzero = input.for_each_nonzero(|i, x| {
+        let row = &mut dw[i * n..(i + 1) * n];
+        for &(j, g) in &cols {
+            row[j] = acc_mac::<S>(row[j], g, x, mode);
+        }
+    }) as u64;
+    let rows = if dense { input.len() as u64 } else { nonzero };
+    count(ops, rows * cols.len() as u64, (input.len() * n) as u64, false);
+}
+
+/// Records `executed` of `total` operations; with `dense` everything counts as executed.
+fn count(ops: &mut OpCount, executed: u64, total: u64, dense: bool) {
+    let executed = if dense { total } else { executed.min(total) };
+    ops.executed += executed;
+    ops.skipped += total - executed;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::accumulate::linear_forward;
+    use crate::kernels::grad::{linear_backward_input, linear_weight_grad};
+    use crate::spikes::SpikeBits;
+    use half::f16;
+
+    const K: usize = 37;
+    const N: usize = 11;
+
+    fn data() -> (Vec<f16>, Vec<f16>, SpikeBits, Vec<f16>) {
+        let w: Vec<f16> = (0..K * N).map(|i| f16::from_f32(((i * 37 % 101) as f32 - 50.0) / 61.0)).collect();
+        let wt: Vec<f16> = (0..K * N).map(|t| w[(t % K) * N + t / K]).collect();
+        let s = SpikeBits::from_bools(&(0..K).map(|i| i % 3 == 0 || i % 7 == 1).collect::<Vec<_>>());
+        let e: Vec<f16> = (0..N).map(|j| f16::from_f32(if j % 4 == 1 { 0.0 } else { j as f32 / 7.0 - 0.6 })).collect();
+        (w, wt, s, e)
+    }
+
+    #[test]
+    fn forward_matches_golden_layout_kernel() {
+        let (w, wt, s, _) = data();
+        for mode in [Accum::F32, Accum::Storage] {
+            let (mut want, mut got) = (vec![f16::ZERO; N], vec![f16::ZERO; N]);
+            let (mut a, mut b) = (OpCount::default(), OpCount::default());
+            linear_forward(mode, &wt, None, Input::Spikes(s.slice(0, K)), &mut want, &mut a);
+            linear_kn_forward(mode, &w, Input::Spikes(s.slice(0, K)), &mut got, false, false, &mut Vec::new(), &mut b);
+            assert_eq!(got, want);
+            assert_eq!(a, b);
+        }
+    }
+
+    #[test]
+    fn backward_and_weight_grad_match_golden_layout_kernels() {
+        let (w, wt, s, e) = data();
+        let (mut want, mut got) = (vec![f16::ZERO; K], vec![f16::ZERO; K]);
+        let (mut a, mut b) = (OpCount::default(), OpCount::default());
+        linear_backward_input(Accum::F32, &wt, &e, &mut want, &mut [0.0; K], &mut a);
+        let nz = SpikeBits::from_nonzero(&e.iter().map(|v| v.to_f32()).collect::<Vec<_>>());
+        linear_kn_backward(Accum::F32, &w, &e, Some(nz.slice(0, N)), &mut got, false, &mut b);
+        assert_eq!((got, a), (want, b));
+        let (mut want, mut got) = (vec![0.0f32; K * N], vec![0.0f32; K * N]);
+        let (mut a, mut b) = (OpCount::default(), OpCount::default());
+        linear_weight_grad(Accum::F32, &e, Input::Spikes(s.slice(0, K)), &mut want, &mut a);
+        linear_kn_weight_grad(Accum::F32, Input::Spikes(s.slice(0, K)), &e, None, &mut got, false, &mut b);
+        let want_t: Vec<f32> = (0..K * N).map(|t| want[(t % N) * K + t / N]).collect();
+        assert_eq!((got, b), (want_t, a));
+    }
+}

@@ -1,0 +1,285 @@
+//! BP engine instructions: error propagation through the transposed weights, pooling
+//! backward, the gradient soma in reverse time and the loss gradient.
+//!
+//! `bp.loss` works on one sample: `z = x / t`, the gradient of [`output_grad_row`] against
+//! the target row (one-hot for the golden losses) scaled for a batch of `b`, and, when asked,
+//! `loss(z, argmax target) / b` added to an FP32 accumulator, so that the sum over the batch
+//! is the batch-mean loss. An all-zero target row is a padding slot: zero gradient, no loss.
+
+use super::engine::{ConvDims, width_msg};
+use super::exec::{Exec, Flow, Step};
+use crate::fp::{Storage, add, mul, sub};
+use crate::kernels::OpCount;
+use crate::kernels::grad::{conv2d_backward_input, readout_backward_step};
+use crate::kernels::loss::{LossKind as KLoss, loss_value, output_grad_row};
+use crate::kernels::pool::{avgpool_backward, maxpool_backward};
+use crate::kernels::soma::{LifParams, Reset, Surrogate as Sg};
+use crate::kernels::tile::linear_kn_backward;
+use crate::spikes::SpikeBits;
+use isa::{Access, LossKind, PoolKind};
+
+/// Operands of `bp.soma`.
+pub(crate) struct SomaOps<'a> {
+    pub(crate) ds: &'a Access,
+    pub(crate) h: &'a Option<Access>,
+    pub(crate) mask: &'a Option<Access>,
+    pub(crate) spk: &'a Option<Access>,
+    pub(crate) dv: &'a Access,
+    pub(crate) dh: &'a Access,
+    pub(crate) nz: &'a Option<Access>,
+}
+
+impl<S: Storage> Exec<'_, S> {
+    pub(crate) fn linear_bwd(
+        &mut self,
+        err: &Access,
+        w: &Access,
+        out: &Access,
+        (k, n): (u16, u16),
+        acc: bool,
+        nz: &Option<Access>,
+    ) -> Step {
+        let (k, n) = (usize::from(k), usize::from(n));
+        self.need("err", err, n)?;
+        self.need("w", w, k * n)?;
+        self.need("out", out, k)?;
+        if let Some(a) = nz {
+            self.need("nz", a, n)?;
+        }
+        let o = self.span("out", out)?;
+        let mode = self.st.mode;
+        let ops = self.with_taken(o.slot, |ex, data| {
+            let e = ex.read("err", err, Some((o.slot, data)))?;
+            let wv = ex.read("w", w, Some((o.slot, data)))?;
+            let z = ex.read_opt("nz", nz, Some((o.slot, data)))?;
+            let (eh, wh) = (e.half().map_err(|m| ex.bad(m))?, wv.half().map_err(|m| ex.bad(m))?);
+            let zb = z.as_ref().map(|z| z.bits()).transpose().map_err(|m| ex.bad(m))?;
+            let dst = data.as_half_mut().ok_or_else(|| ex.bad(width_msg("out", 16)))?;
+            let mut ops = OpCount::default();
+            linear_kn_backward(mode, wh, eh, zb, &mut dst[o.range()], acc, &mut ops);
+            Ok(ops)
+        })?;
+        let mut a = vec![self.touch(err.buf, n), self.touch(w.buf, ops.executed as usize), self.touch(out.buf, k)];
+        if let Some(z) = nz {
+            a.push(self.touch(z.buf, n));
+        }
+        let pj = self.mac_pj();
+        self.engine(ops, pj, &a);
+        Ok(Flow::Next)
+    }
+
+    pub(crate) fn conv_bwd(
+        &mut self,
+        err: &Access,
+        w: &Access,
+        out: &Access,
+        g: ConvDims,
+        acc: bool,
+        nz: &Option<Access>,
+    ) -> Step {
+        let shape = g.shape().map_err(|m| self.bad(m))?;
+        self.need("err", err, shape.out_len())?;
+        self.need("w", w, shape.weight_len())?;
+        self.need("out", out, shape.in_len())?;
+        let e = self.masked_err(err, nz)?;
+        let o = self.span("out", out)?;
+        let mode = self.st.mode;
+        let ops = self.with_taken(o.slot, |ex, data| {
+            let wv = ex.read("w", w, Some((o.slot, data)))?;
+            let wh = wv.half().map_err(|m| ex.bad(m))?;
+            let dst = &mut data.as_half_mut().ok_or_else(|| ex.bad(width_msg("out", 16)))?[o.range()];
+            let (mut tmp, mut psum) = (vec![S::default(); dst.len()], vec![0.0f32; dst.len()]);
+            let mut ops = OpCount::default();
+            conv2d_backward_input(mode, &shape, wh, &e, &mut tmp, &mut psum, &mut ops);
+            dst.iter_mut().zip(&tmp).for_each(|(d, t)| *d = if acc { add(*d, *t) } else { *t });
+            Ok(ops)
+        })?;
+        let a = [
+            self.touch(err.buf, shape.out_len()),
+            self.touch(w.buf, ops.executed as usize),
+            self.touch(out.buf, shape.in_len()),
+        ];
+        let pj = self.mac_pj();
+        self.engine(ops, pj, &a);
+        Ok(Flow::Next)
+    }
+
+    pub(crate) fn pool_bwd(
+        &mut self,
+        kind: PoolKind,
+        dy: &Access,
+        dx: &Access,
+        x: &Option<Access>,
+        d: (u16, u16, u16, u8),
+    ) -> Step {
+        let shape = self.pool_shape(d)?;
+        self.need("dy", dy, shape.out_len())?;
+        self.need("dx", dx, shape.in_len())?;
+        let g = self.half_vec("dy", dy)?;
+        let mut gin = vec![S::default(); shape.in_len()];
+        match (kind, x) {
+            (PoolKind::Avg, _) => avgpool_backward(&shape, &g, &mut gin),
+            (PoolKind::Max, Some(xa)) => {
+                self.need("x", xa, shape.in_len())?;
+                let bits = self.bits_vec("x", xa)?;
+                maxpool_backward(&shape, bits.slice(0, bits.len()), &g, &mut gin);
+            }
+            (PoolKind::Max, None) => return Err(self.bad("max pooling backward needs the forward input `x`")),
+        }
+        self.set_half("dx", dx, &gin)?;
+        let a = [self.touch(dy.buf, shape.out_len()), self.touch(dx.buf, shape.in_len())];
+        let ops = OpCount { executed: shape.in_len() as u64, skipped: 0 };
+        self.engine(ops, 0.0, &a);
+        Ok(Flow::Next)
+    }
+
+    pub(crate) fn soma_bwd(&mut self, o: SomaOps<'_>, n: u32, cfg: u8, fire: bool) -> Step {
+        let n = n as usize;
+        let p = self.neuron(cfg)?;
+        for (name, a) in [("ds", Some(o.ds)), ("dv", Some(o.dv)), ("dh", Some(o.dh)), ("h", o.h.as_ref())] {
+            a.map(|a| self.need(name, a, n)).transpose()?;
+        }
+        for (name, a) in [("mask", o.mask.as_ref()), ("spk", o.spk.as_ref()), ("nz", o.nz.as_ref())] {
+            a.map(|a| self.need(name, a, n).and_then(|_| self.width(name, a, 1))).transpose()?;
+        }
+        let ds = self.half_vec("ds", o.ds)?;
+        let mut dv = self.half_vec("dv", o.dv)?;
+        let mut dh = vec![S::default(); n];
+        if fire {
+            let h = o.h.as_ref().map(|a| self.half_vec("h", a)).transpose()?;
+            let mask = o.mask.as_ref().map(|a| self.bits_vec("mask", a)).transpose()?;
+            let spk = o.spk.as_ref().map(|a| self.bits_vec("spk", a)).transpose()?;
+            let saved = Saved { h: h.as_deref(), mask: mask.as_ref(), spk: spk.as_ref() };
+            lif_backward(&p, &ds, &saved, &mut dv, &mut dh).map_err(|m| self.bad(m))?;
+        } else {
+            readout_backward_step(p.beta, &ds, &mut dv, &mut dh);
+        }
+        self.set_half("dv", o.dv, &dv)?;
+        self.set_half("dh", o.dh, &dh)?;
+        let nonzero = dh.iter().filter(|v| v.to_f32() != 0.0).count();
+        if let Some(a) = o.nz {
+            self.set_bits("nz", a, &SpikeBits::from_bools(&dh.iter().map(|v| v.to_f32() != 0.0).collect::<Vec<_>>()))?;
+        }
+        self.layer(|l| {
+            l.error_elems += n as u64;
+            l.error_nonzero += nonzero as u64;
+        });
+        let mut acc = vec![self.touch(o.ds.buf, n), self.touch(o.dv.buf, 2 * n), self.touch(o.dh.buf, n)];
+        for a in [o.h, o.mask, o.spk, o.nz].into_iter().flatten() {
+            acc.push(self.touch(a.buf, n));
+        }
+        let e = &self.st.chip.energy;
+        let per = 3.0 * e.fp16_mul_pj + 2.0 * e.fp16_add_pj;
+        self.elementwise(n, 1, OpCount { executed: 5 * n as u64, skipped: 0 }, per, &acc);
+        Ok(Flow::Next)
+    }
+
+    pub(crate) fn loss(
+        &mut self,
+        kind: LossKind,
+        x: &Access,
+        target: &Access,
+        out: &Access,
+        loss: &Option<Access>,
+        (n, t, b): (u16, u16, u16),
+    ) -> Step {
+        let n = usize::from(n);
+        for (name, a) in [("x", x), ("target", target), ("out", out)] {
+            self.need(name, a, n)?;
+        }
+        if t == 0 || b == 0 {
+            return Err(self.bad(format!("`t` and `b` must be at least 1 (t={t}, b={b})")));
+        }
+        let (xs, ts) = (self.span("x", x)?, self.span("target", target)?);
+        let z: Vec<f32> = self.st.vals(xs).iter().map(|v| v / f32::from(t)).collect();
+        let y = self.st.vals(ts);
+        let kind = match kind {
+            LossKind::MseRate => KLoss::MseRate,
+            LossKind::CeRate => KLoss::CeRate,
+            LossKind::CeMem => KLoss::CeMem,
+        };
+        // An all-zero target is a padding slot of a short last batch: it gets no gradient
+        // and adds no loss.
+        let real = y.iter().any(|v| *v != 0.0);
+        let mut g = vec![S::default(); n];
+        if real {
+            output_grad_row(kind, &z, &y, usize::from(b), usize::from(t), &mut g);
+        }
+        self.set_half("out", out, &g)?;
+        if let Some(la) = loss.as_ref().filter(|_| real) {
+            self.need("loss", la, 1)?;
+            let label = y.iter().enumerate().fold(0, |best, (i, v)| if *v > y[best] { i } else { best });
+            let value = loss_value(kind, &z, &[label]) / f64::from(b);
+            let sp = self.span("loss", la)?;
+            let old = self.st.vals(sp);
+            self.st.bufs[sp.slot].set_vals(sp.start, &[old[0] + value as f32]);
+        }
+        let a = [self.touch(x.buf, n), self.touch(target.buf, n), self.touch(out.buf, n)];
+        let e = &self.st.chip.energy;
+        let per = 2.0 * e.fp16_mul_pj + 2.0 * e.fp16_add_pj;
+        self.elementwise(n, 4, OpCount { executed: 4 * n as u64, skipped: 0 }, per, &a);
+        Ok(Flow::Next)
+    }
+}
+
+/// What the forward pass kept for the gradient soma.
+struct Saved<'a, S> {
+    h: Option<&'a [S]>,
+    mask: Option<&'a SpikeBits>,
+    spk: Option<&'a SpikeBits>,
+}
+
+/// One gradient-soma timestep, the arithmetic of
+/// [`lif_backward_step`](crate::kernels::grad::lif_backward_step), with the surrogate taken
+/// from the saved H when present and otherwise from the 1-bit rect mask (which is what the
+/// chip keeps for the rect surrogate).
+fn lif_backward<S: Storage>(
+    p: &LifParams,
+    ds: &[S],
+    saved: &Saved<'_, S>,
+    gv: &mut [S],
+    gh: &mut [S],
+) -> Result<(), String> {
+    let thr = S::from_f32(p.threshold);
+    let (beta, one) = (S::from_f32(p.beta), S::from_f32(1.0));
+    let rect = match (p.surrogate, saved.h, saved.mask) {
+        (_, Some(_), _) => None,
+        (Sg::Rect { width }, None, Some(_)) => Some(S::from_f32(1.0 / width)),
+        _ => return Err("`bp.soma` needs `h`, or `mask` with the rect surrogate".into()),
+    };
+    let needs_spk = matches!(p.reset, Reset::Hard { .. });
+    if needs_spk && saved.spk.is_none() {
+        return Err("`bp.soma` with hard reset needs the saved spikes `spk`".into());
+    }
+    if !p.detach_reset && needs_spk && saved.h.is_none() {
+        return Err("`bp.soma` with hard reset through the reset path needs `h`".into());
+    }
+    for i in 0..ds.len() {
+        let sg = match (saved.h, rect, saved.mask) {
+            (Some(h), _, _) => S::from_f32(p.surrogate.grad(sub(h[i], thr).to_f32())),
+            (None, Some(r), Some(m)) => {
+                if m.get(i) {
+                    r
+                } else {
+                    S::default()
+                }
+            }
+            _ => S::default(),
+        };
+        let dvdh = match p.reset {
+            Reset::Hard { v_reset } => {
+                let keep = if saved.spk.is_some_and(|s| s.get(i)) { S::default() } else { one };
+                match saved.h.filter(|_| !p.detach_reset) {
+                    Some(h) => add(keep, mul(sub(S::from_f32(v_reset), h[i]), sg)),
+                    None => keep,
+                }
+            }
+            Reset::Soft if p.detach_reset => one,
+            Reset::Soft => sub(one, mul(thr, sg)),
+        };
+        let g = add(mul(ds[i], sg), mul(gv[i], dvdh));
+        gh[i] = g;
+        gv[i] = mul(beta, g);
+    }
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! Off-chip DRAM: a sparse byte store, and the rule that names what each access carries.
+//!
+//! DRAM is byte-addressed with the chip's capacity (up to 4 GiB), so it is stored in 64 KiB
+//! pages allocated on first write; unwritten bytes read as zero. That keeps a 1 GiB DRAM
+//! cheap while every address stays valid.
+//!
+//! # Traffic kinds
+//!
+//! [`DramKind`] says what an access carries. The rule: the tensor symbol containing the
+//! address (else the data segment containing it) names it; the name is split into words at
+//! every non-alphanumeric character, and the first rule below that a word starts with wins,
+//! in this order: `master`, `opt`, `adam`, `moment`, `state` → optimizer state; `grad` →
+//! gradients; `err`, `delta` → errors; `mask` → masks; `mem`, `membrane`, `v` → membranes;
+//! `input`, `target`, `label`, `x` → inputs; `spike`, `spk`, `s` → spikes; `w`, `weight`,
+//! `b`, `bias` → weights. A named range matching nothing is [`DramKind::Other`], and so is
+//! an address outside every named range. (`fc1.w_master` is optimizer state, `input_errors`
+//! errors, `input_spikes` inputs.)
+
+use isa::{Program, SymbolKind};
+use serde::Serialize;
+
+const PAGE_BITS: u32 = 16;
+const PAGE: usize = 1 << PAGE_BITS;
+
+/// The DRAM contents.
+#[derive(Debug, Clone)]
+pub(crate) struct Dram {
+    pages: Vec<Option<Box<[u8]>>>,
+    capacity: u64,
+}
+
+impl Dram {
+    /// An all-zero DRAM of `capacity` bytes (capped at 4 GiB, the 32-bit address space).
+    pub(crate) fn new(capacity: u64) -> Dram {
+        let capacity = capacity.min(1 << 32);
+        Dram { pages: vec![None; capacity.div_ceil(PAGE as u64) as usize], capacity }
+    }
+
+    /// Whether `len` bytes at `addr` lie inside DRAM.
+    pub(crate) fn contains(&self, addr: i64, len: u64) -> bool {
+        addr >= 0 && (addr as u64).saturating_add(len) <= self.capacity
+    }
+
+    /// Copies bytes out; the caller has checked the range.
+    pub(crate) fn read(&self, addr: u64, out: &mut [u8]) {
+        let mut done = 0;
+        while done < out.len() {
+            let a = addr as usize + done;
+            let (page, off) = (a >> PAGE_BITS, a & (PAGE - 1));
+            let n = (PAGE - off).min(out.len() - done);
+            match self.pages.get(page).and_then(Option::as_ref) {
+                Some(p) => out[done..done + n].copy_from_slice(&p[off..off + n]),
+                None => out[done..done + n].fill(0),
+            }
+            done += n;
+        }
+    }
+
+    /// Copies bytes in; the caller has checked the range.
+    pub(crate) fn write(&mut self, addr: u64, data: &[u8]) {
+        let mut done = 0;
+        while done < data.len() {
+            let a = addr as usize + done;
+            let (page, off) = (a >> PAGE_BITS, a & (PAGE - 1));
+            let n = (PAGE - off).min(data.len() - done);
+            if let Some(slot) = self.pages.get_mut(page) {
+                let p = slot.get_or_insert_with(|| vec![0u8; PAGE].into_boxed_slice());
+                p[off..off + n].copy_from_slice(&data[done..done + n]);
+            }
+            done += n;
+        }
+    }
+}
+
+/// What a DRAM access carries (see the module doc for the rule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DramKind {
+    /// Compute weights and biases (FP16).
+    Weights,
+    /// Network inputs and targets.
+    Inputs,
+    /// Spikes of hidden layers.
+    Spikes,
+    /// Membrane potentials.
+    Membranes,
+    /// Surrogate masks.
+    Masks,
+    /// Errors (dL/dS, dL/dH).
+    Errors,
+    /// Weight gradients.
+    Gradients,
+    /// FP32 master weights and optimizer state.
+    OptimizerState,
+    /// Anything else, or an address no symbol names.
+    Other,
+}
+
+impl DramKind {
+    /// Every kind, in report order.
+    pub const ALL: [DramKind; 9] = [
+        DramKind::Weights,
+        DramKind::Inputs,
+        DramKind::Spikes,
+        DramKind::Membranes,
+        DramKind::Masks,
+        DramKind::Errors,
+        DramKind::Gradients,
+        DramKind::OptimizerState,
+        DramKind::Other,
+    ];
+
+    /// The kind a tensor name implies.
+    pub fn of_name(name: &str) -> DramKind {
+        const RULES: [(&[&str], DramKind); 8] = [
+            (&["master", "opt", "adam", "moment", "state"], DramKind::OptimizerState),
+            (&["grad"], DramKind::Gradients),
+            (&["err", "delta"], DramKind::Errors),
+            (&["mask"], DramKind::Masks),
+            (&["mem", "membrane", "v"], DramKind::Membranes),
+            (&["input", "target", "label", "x"], DramKind::Inputs),
+            (&["spike", "spk", "s"], DramKind::Spikes),
+            (&["w", "weight", "b", "bias"], DramKind::Weights),
+        ];
+        let words: Vec<String> =
+            name.split(|c: char| !c.is_ascii_alphanumeric()).map(str::to_ascii_lowercase).collect();
+        let hit = |pre: &str| words.iter().any(|w| if pre.len() <= 1 { w == pre } else { w.starts_with(pre) });
+        RULES.iter().find(|(pres, _)| pres.iter().any(|p| hit(p))).map_or(DramKind::Other, |r| r.1)
+    }
+}
+
+/// Named DRAM ranges, sorted by start, for classifying accesses.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Classifier {
+    ranges: Vec<(u64, u64, DramKind)>,
+}
+
+impl Classifier {
+    /// Tensor symbols first, then data segments (a symbol wins where both name an address).
+    pub(crate) fn new(p: &Program) -> Classifier {
+        let syms = p.symbols.iter().filter(|s| s.kind == SymbolKind::Tensor);
+        let mut ranges: Vec<(u64, u64, DramKind)> = syms
+            .map(|s| (u64::from(s.addr), u64::from(s.addr) + u64::from(s.len), DramKind::of_name(&s.name)))
+            .collect();
+        for d in &p.data {
+            let (a, b) = (u64::from(d.addr), u64::from(d.addr) + d.bytes.len() as u64);
+            if !ranges.iter().any(|r| r.0 < b && a < r.1) {
+                ranges.push((a, b, DramKind::of_name(&d.name)));
+            }
+        }
+        ranges.sort_by_key(|r| (r.0, r.1));
+        Classifier { ranges }
+    }
+
+    /// The kind of the byte at `addr`.
+    pub(crate) fn kind(&self, addr: u64) -> DramKind {
+        let i = self.ranges.partition_point(|r| r.0 <= addr);
+        self.ranges[..i].iter().rev().find(|r| addr < r.1).map_or(DramKind::Other, |r| r.2)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_classify_by_rule_order() {
+        let cases = [
+            ("fc1.w", DramKind::Weights),
+            ("fc1.w_master", DramKind::OptimizerState),
+            ("input_errors", DramKind::Errors),
+            ("input_spikes", DramKind::Inputs),
+            ("targets", DramKind::Inputs),
+            ("L2.spk", DramKind::Spikes),
+            ("fc2.mem", DramKind::Membranes),
+            ("wgrad", DramKind::Other),
+            ("fc1.grad", DramKind::Gradients),
+        ];
+        for (name, kind) in cases {
+            assert_eq!(DramKind::of_name(name), kind, "{name}");
+        }
+    }
+
+    #[test]
+    fn sparse_pages_read_zero_until_written() {
+        let mut d = Dram::new(1 << 30);
+        let mut buf = [7u8; 4];
+        d.read(PAGE as u64 - 2, &mut buf);
+        assert_eq!(buf, [0; 4]);
+        d.write(PAGE as u64 - 2, &[1, 2, 3, 4]);
+        d.read(PAGE as u64 - 2, &mut buf);
+        assert_eq!(buf, [1, 2, 3, 4]);
+        assert!(d.contains(0, 1 << 30) && !d.contains(-1, 1) && !d.contains(1, 1 << 30));
+    }
+}

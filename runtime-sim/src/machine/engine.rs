@@ -1,0 +1,260 @@
+//! What the engine instructions share: operand resolution, typed buffer access, and the
+//! engine cost model. The instructions themselves are in `fp.rs`, `bp.rs` and `wg.rs`.
+//!
+//! Each handler checks operand lengths against its shape fields and element widths before
+//! calling a kernel (the kernels assert, and a simulated program must never panic), runs
+//! the kernel on the buffers, and charges its cost: one issue cycle plus the larger of the
+//! compute cycles (executed operations over the PE array) and the busiest buffer's accesses
+//! (spread over the array's columns, one bank each). Tile outputs are taken out of the
+//! buffer table while the kernel writes them, so inputs are borrowed without copies; an
+//! input in the same buffer as the output reads a copy taken first.
+
+use super::SimError;
+use super::buffers::{BufData, Span};
+use super::exec::Exec;
+use crate::fp::Storage;
+use crate::kernels::accumulate::Conv2dShape;
+use crate::kernels::pool::PoolShape;
+use crate::kernels::soma::LifParams;
+use crate::kernels::{Input, OpCount};
+use crate::spikes::{SpikeBits, SpikeSlice};
+use isa::Access;
+use std::borrow::Cow;
+
+/// Convolution dimensions as the instruction gives them (input pre-padded).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConvDims {
+    cin: u16,
+    cout: u16,
+    ih: u16,
+    iw: u16,
+    kh: u8,
+    kw: u8,
+    stride: u8,
+}
+
+impl ConvDims {
+    pub(crate) fn new(cin: u16, cout: u16, ih: u16, iw: u16, kh: u8, kw: u8, stride: u8) -> ConvDims {
+        ConvDims { cin, cout, ih, iw, kh, kw, stride }
+    }
+
+    /// The kernel's shape, if the kernel fits the input.
+    pub(crate) fn shape(&self) -> Result<Conv2dShape, String> {
+        let (kh, kw) = (u16::from(self.kh), u16::from(self.kw));
+        if kh == 0 || kw == 0 || self.stride == 0 || kh > self.ih || kw > self.iw {
+            return Err(format!(
+                "kernel {}x{} with stride {} does not fit a {}x{} input",
+                self.kh, self.kw, self.stride, self.ih, self.iw
+            ));
+        }
+        let (cin, cout) = (usize::from(self.cin), usize::from(self.cout));
+        let (h, w, kh, kw) = (usize::from(self.ih), usize::from(self.iw), usize::from(kh), usize::from(kw));
+        Ok(Conv2dShape { cin, cout, h, w, kh, kw, stride: usize::from(self.stride), pad: 0 })
+    }
+}
+
+/// A resolved input operand: its buffer (borrowed, or a copy when it is also the output)
+/// and range.
+pub(crate) struct Opnd<'b, S: Storage> {
+    name: &'static str,
+    data: Cow<'b, BufData<S>>,
+    sp: Span,
+}
+
+impl<S: Storage> Opnd<'_, S> {
+    /// As an accumulate input: spikes from a 1-bit buffer, values from a 16-bit one.
+    pub(crate) fn input(&self) -> Result<Input<'_, S>, String> {
+        match &*self.data {
+            BufData::Bits(b) => Ok(Input::Spikes(b.slice(self.sp.start, self.sp.len))),
+            BufData::Half(v) => Ok(Input::Dense(&v[self.sp.range()])),
+            BufData::Word(_) => Err(format!("operand `{}` must be a 1-bit or 16-bit buffer", self.name)),
+        }
+    }
+
+    pub(crate) fn half(&self) -> Result<&[S], String> {
+        self.data.as_half().map(|v| &v[self.sp.range()]).ok_or_else(|| width_msg(self.name, 16))
+    }
+
+    pub(crate) fn bits(&self) -> Result<SpikeSlice<'_>, String> {
+        self.data.as_bits().map(|b| b.slice(self.sp.start, self.sp.len)).ok_or_else(|| width_msg(self.name, 1))
+    }
+
+    pub(crate) fn is_bits(&self) -> bool {
+        self.data.as_bits().is_some()
+    }
+}
+
+pub(crate) fn width_msg(name: &str, bits: u32) -> String {
+    format!("operand `{name}` must be in a {bits}-bit buffer")
+}
+
+/// Sets a buffer range from bits (the caller has checked the width and range).
+pub(crate) fn put_bits<S: Storage>(data: &mut BufData<S>, sp: Span, bits: &SpikeBits) {
+    if let Some(b) = data.as_bits_mut() {
+        (0..sp.len).for_each(|i| b.set(sp.start + i, bits.get(i)));
+    }
+}
+
+impl<S: Storage> Exec<'_, S> {
+    pub(crate) fn need(&self, name: &str, a: &Access, want: usize) -> Result<(), SimError> {
+        if a.len as usize == want {
+            Ok(())
+        } else {
+            Err(self.bad(format!("operand `{name}` has {} elements; the shape fields need {want}", a.len)))
+        }
+    }
+
+    /// Resolves an input; `taken` is the output buffer currently out of the table.
+    pub(crate) fn read<'b>(
+        &'b self,
+        name: &'static str,
+        a: &Access,
+        taken: Option<(usize, &BufData<S>)>,
+    ) -> Result<Opnd<'b, S>, SimError> {
+        let sp = self.span(name, a)?;
+        let data = match taken {
+            Some((slot, d)) if slot == sp.slot => Cow::Owned(d.clone()),
+            _ => Cow::Borrowed(&self.st.bufs[sp.slot]),
+        };
+        Ok(Opnd { name, data, sp })
+    }
+
+    pub(crate) fn read_opt<'b>(
+        &'b self,
+        name: &'static str,
+        a: &Option<Access>,
+        taken: Option<(usize, &BufData<S>)>,
+    ) -> Result<Option<Opnd<'b, S>>, SimError> {
+        a.as_ref().map(|a| self.read(name, a, taken)).transpose()
+    }
+
+    /// Runs `f` with buffer `slot` taken out of the table, and always puts it back.
+    pub(crate) fn with_taken<T>(
+        &mut self,
+        slot: usize,
+        f: impl FnOnce(&Self, &mut BufData<S>) -> Result<T, SimError>,
+    ) -> Result<T, SimError> {
+        let mut data = std::mem::replace(&mut self.st.bufs[slot], BufData::Word(Vec::new()));
+        let r = f(self, &mut data);
+        self.st.bufs[slot] = data;
+        r
+    }
+
+    /// A copy of a 16-bit range.
+    pub(crate) fn half_vec(&self, name: &'static str, a: &Access) -> Result<Vec<S>, SimError> {
+        let o = self.read(name, a, None)?;
+        o.half().map(<[S]>::to_vec).map_err(|m| self.bad(m))
+    }
+
+    /// A copy of a 1-bit range.
+    pub(crate) fn bits_vec(&self, name: &'static str, a: &Access) -> Result<SpikeBits, SimError> {
+        let o = self.read(name, a, None)?;
+        let s = o.bits().map_err(|m| self.bad(m))?;
+        Ok(SpikeBits::from_bools(&(0..s.len()).map(|i| s.get(i)).collect::<Vec<_>>()))
+    }
+
+    /// A copy of a 32-bit range.
+    pub(crate) fn word_vec(&self, name: &'static str, a: &Access) -> Result<Vec<f32>, SimError> {
+        let sp = self.span(name, a)?;
+        match &self.st.bufs[sp.slot] {
+            BufData::Word(v) => Ok(v[sp.range()].to_vec()),
+            _ => Err(self.bad(width_msg(name, 32))),
+        }
+    }
+
+    /// Checks that `a` is in a buffer of `bits`-bit elements.
+    pub(crate) fn width(&self, name: &str, a: &Access, bits: u32) -> Result<(), SimError> {
+        if self.st.info[a.buf.index()].elem_bits == bits { Ok(()) } else { Err(self.bad(width_msg(name, bits))) }
+    }
+
+    pub(crate) fn set_half(&mut self, name: &'static str, a: &Access, v: &[S]) -> Result<(), SimError> {
+        self.width(name, a, 16)?;
+        let sp = self.span(name, a)?;
+        if let Some(d) = self.st.bufs[sp.slot].as_half_mut() {
+            d[sp.range()].copy_from_slice(v);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn set_word(&mut self, name: &'static str, a: &Access, v: &[f32]) -> Result<(), SimError> {
+        self.width(name, a, 32)?;
+        let sp = self.span(name, a)?;
+        if let Some(d) = self.st.bufs[sp.slot].as_word_mut() {
+            d[sp.range()].copy_from_slice(v);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn set_bits(&mut self, name: &'static str, a: &Access, bits: &SpikeBits) -> Result<(), SimError> {
+        self.width(name, a, 1)?;
+        let sp = self.span(name, a)?;
+        put_bits(&mut self.st.bufs[sp.slot], sp, bits);
+        Ok(())
+    }
+
+    pub(crate) fn neuron(&self, cfg: u8) -> Result<LifParams, SimError> {
+        self.st
+            .neuron
+            .get(self.core)
+            .and_then(|s| s.get(usize::from(cfg)).copied().flatten())
+            .ok_or_else(|| self.bad(format!("neuron slot {cfg} was never configured by `cfg.neuron`")))
+    }
+
+    /// Charges an engine instruction: compute over the PE array against the busiest
+    /// buffer port, and records its operations and compute energy.
+    pub(crate) fn engine(&mut self, ops: OpCount, pj_per_op: f64, accesses: &[u64]) {
+        let (rows, cols) = self.st.chip.engine(self.stream).map_or((1, 1), |e| (e.rows.max(1), e.cols.max(1)));
+        let compute = ops.executed.div_ceil(u64::from(rows) * u64::from(cols));
+        let port = accesses.iter().copied().max().unwrap_or(0).div_ceil(u64::from(cols));
+        self.busy = 1 + compute.max(port);
+        self.st.stats.energy.compute_pj += ops.executed as f64 * pj_per_op;
+        self.ops = ops;
+    }
+
+    /// Charges an element-wise unit (soma, loss, optimizer) working on `cols` elements per
+    /// cycle, `passes` cycles per element group.
+    pub(crate) fn elementwise(&mut self, n: usize, passes: u64, ops: OpCount, pj_per_elem: f64, accesses: &[u64]) {
+        let cols = self.st.chip.engine(self.stream).map_or(1, |e| u64::from(e.cols.max(1)));
+        let compute = (n as u64).div_ceil(cols) * passes;
+        self.busy = 1 + compute.max(accesses.iter().copied().max().unwrap_or(0).div_ceil(cols));
+        self.st.stats.energy.compute_pj += n as f64 * pj_per_elem;
+        self.ops = ops;
+    }
+
+    pub(crate) fn spike_add_pj(&self) -> f64 {
+        self.st.chip.energy.fp16_add_pj + self.st.chip.energy.mux_pj / 16.0
+    }
+
+    pub(crate) fn mac_pj(&self) -> f64 {
+        self.st.chip.energy.fp16_add_pj + self.st.chip.energy.fp16_mul_pj
+    }
+
+    /// Updates the stats of the layer the current instruction belongs to, if any.
+    pub(crate) fn layer(&mut self, f: impl FnOnce(&mut crate::machine::LayerStats)) {
+        let idx = super::state::stream_index(self.core, self.stream);
+        let id = self.st.layer_of.get(idx).and_then(|m| m.get(self.pc)).copied().flatten();
+        if let Some(l) = id.and_then(|i| self.st.stats.layers.get_mut(i)) {
+            f(l);
+        }
+    }
+
+    pub(crate) fn pool_shape(&self, (c, ih, iw, k): (u16, u16, u16, u8)) -> Result<PoolShape, SimError> {
+        let (c, h, w, k) = (usize::from(c), usize::from(ih), usize::from(iw), usize::from(k));
+        if k == 0 || h % k != 0 || w % k != 0 {
+            return Err(self.bad(format!("pool window {k} must be at least 1 and divide {h}x{w}")));
+        }
+        Ok(PoolShape { c, h, w, k })
+    }
+
+    /// The errors with the ones the `nz` bitmap marks zero forced to zero: the engine never
+    /// reads those.
+    pub(crate) fn masked_err(&self, err: &Access, nz: &Option<Access>) -> Result<Vec<S>, SimError> {
+        let mut e = self.half_vec("err", err)?;
+        if let Some(a) = nz {
+            self.need("nz", a, e.len())?;
+            let bits = self.bits_vec("nz", a)?;
+            e.iter_mut().enumerate().filter(|(i, _)| !bits.get(*i)).for_each(|(_, v)| *v = S::default());
+        }
+        Ok(e)
+    }
+}

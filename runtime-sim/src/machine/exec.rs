@@ -1,0 +1,386 @@
+//! Executing one instruction: the execution context, and the control and data-movement
+//! instructions.
+//!
+//! An [`Exec`] is one instruction's view of the machine: which stream issues it, at which
+//! cycle, and what it costs. Each handler checks its operands against the machine
+//! (bounds, element widths, shapes), performs the instruction, and records its busy and
+//! stall cycles; the scheduler then advances the stream's clock. `visit.rs` dispatches to
+//! the handlers; engine instructions live in `fp.rs`, `bp.rs` and `wg.rs`.
+
+use super::buffers::Span;
+use super::error::{Location, SimError, WaitFor};
+use super::state::{Frame, Msg, NSTREAM, OptSlot, State, stream_index};
+use crate::fp::Storage;
+use crate::kernels::soma::{LifParams, Reset, Surrogate as Sg};
+use isa::{Access, DramAddr, NUM_CFG_SLOTS, NUM_CHANNELS, NUM_TOKENS, OptKind, Reg, ResetMode, Stream, Surrogate};
+
+/// Unconsumed signals per token counter, and unreceived messages per channel, beyond
+/// which the sender's instruction fails: hardware counters and queues are finite, and the
+/// simulator must not grow without bound on a program that never waits.
+const MAX_PENDING: usize = 1 << 16;
+
+/// What the stream does after an instruction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Flow {
+    /// Go on with the next instruction.
+    Next,
+    /// Continue at this instruction index.
+    Jump(usize),
+    /// The instruction cannot complete yet; retry it when woken.
+    Block(WaitFor),
+    /// The stream has finished.
+    Halt,
+}
+
+/// The result of a visitor method.
+pub(crate) type Step = Result<Flow, SimError>;
+
+/// One instruction's execution context.
+pub(crate) struct Exec<'a, S> {
+    pub(crate) st: &'a mut State<S>,
+    pub(crate) core: usize,
+    pub(crate) stream: Stream,
+    pub(crate) pc: usize,
+    /// The issuing stream's clock.
+    pub(crate) now: u64,
+    /// Cycles of work.
+    pub(crate) busy: u64,
+    /// Cycles spent waiting before the work could start.
+    pub(crate) stall: u64,
+    /// FP operations executed and skipped.
+    pub(crate) ops: crate::kernels::OpCount,
+}
+
+impl<S: Storage> Exec<'_, S> {
+    pub(crate) fn at(&self) -> Location {
+        Location { core: self.core, stream: self.stream, pc: self.pc }
+    }
+
+    pub(crate) fn bad(&self, detail: impl Into<String>) -> SimError {
+        SimError::BadOperand { at: self.at(), detail: detail.into() }
+    }
+
+    pub(crate) fn range(&self, detail: impl Into<String>) -> SimError {
+        SimError::OutOfRange { at: self.at(), detail: detail.into() }
+    }
+
+    fn idx(&self) -> usize {
+        stream_index(self.core, self.stream)
+    }
+
+    pub(crate) fn regs(&self) -> [u32; 4] {
+        self.st.streams[self.idx()].regs
+    }
+
+    /// Resolves a buffer access for the current loop registers, checking its bounds.
+    pub(crate) fn span(&self, name: &str, a: &Access) -> Result<Span, SimError> {
+        let start = a.start(&self.regs());
+        let slot = self.st.slot(self.core, a.buf);
+        let cap = self.st.bufs[slot].len();
+        let end = start + i64::from(a.len);
+        if start < 0 || end > cap as i64 {
+            return Err(self
+                .range(format!("operand `{name}` reaches elements {start}..{end} of `{}`, which holds {cap}", a.buf)));
+        }
+        Ok(Span { slot, start: start as usize, len: a.len as usize })
+    }
+
+    /// Counts the buffer accesses of touching `elems` elements of `buf`; returns them.
+    pub(crate) fn touch(&mut self, buf: isa::Buf, elems: usize) -> u64 {
+        let i = &self.st.info[buf.index()];
+        let n = (elems as u64 * u64::from(i.elem_bits)).div_ceil(u64::from(i.width_bits));
+        self.st.sram[buf.index()] += n;
+        n
+    }
+
+    /// Sets the busy time of a data-mover or control instruction: one issue cycle plus the
+    /// busiest buffer port.
+    fn mover(&mut self, accesses: &[u64]) {
+        self.busy = 1 + accesses.iter().copied().max().unwrap_or(0);
+    }
+
+    /// Checks that `a` holds `bits` bits in total.
+    fn check_bits(&self, name: &str, a: &Access, bits: u64) -> Result<(), SimError> {
+        let have = u64::from(a.len) * u64::from(self.st.info[a.buf.index()].elem_bits);
+        if have == bits {
+            Ok(())
+        } else {
+            Err(self.bad(format!("operand `{name}` (`{}`) holds {have} bits but the other side moves {bits}", a.buf)))
+        }
+    }
+
+    pub(crate) fn slot_index(&self, slot: u8) -> Result<usize, SimError> {
+        if slot < NUM_CFG_SLOTS {
+            Ok(usize::from(slot))
+        } else {
+            Err(self.range(format!("configuration slot {slot} (the core has {NUM_CFG_SLOTS})")))
+        }
+    }
+
+    fn core_index(&self, name: &str, core: u16) -> Result<usize, SimError> {
+        let c = usize::from(core);
+        if c < self.st.cores {
+            Ok(c)
+        } else {
+            Err(self.range(format!("operand `{name}` names core {core}; the chip has {}", self.st.cores)))
+        }
+    }
+
+    fn channel(&self, chan: u8) -> Result<(), SimError> {
+        if chan < NUM_CHANNELS { Ok(()) } else { Err(self.range(format!("channel {chan} (there are {NUM_CHANNELS})"))) }
+    }
+
+    fn token(&self, tok: u8) -> Result<usize, SimError> {
+        if tok < NUM_TOKENS {
+            Ok(usize::from(tok))
+        } else {
+            Err(self.range(format!("token {tok} (there are {NUM_TOKENS})")))
+        }
+    }
+
+    /// Wakes a blocked stream so the scheduler retries it.
+    fn wake(&mut self, idx: usize) {
+        if self.st.streams[idx].blocked.take().is_some() {
+            self.st.wake.push(idx);
+        }
+    }
+
+    pub(crate) fn loop_start(&mut self, r: Reg, n: u32) -> Step {
+        let idx = self.idx();
+        if self.st.streams[idx].loops.iter().any(|f| f.reg == r) {
+            return Err(self.bad(format!("loop register {r} is already counting an enclosing loop")));
+        }
+        if n == 0 {
+            let end = self.st.loop_end[idx][self.pc].ok_or_else(|| self.bad("`loop` has no matching `endloop`"))?;
+            return Ok(Flow::Jump(end + 1));
+        }
+        let s = &mut self.st.streams[idx];
+        s.regs[r.index()] = 0;
+        s.loops.push(Frame { reg: r, body: self.pc + 1, n });
+        Ok(Flow::Next)
+    }
+
+    pub(crate) fn loop_end(&mut self, r: Reg) -> Step {
+        let idx = self.idx();
+        let Some(&top) = self.st.streams[idx].loops.last() else {
+            return Err(self.bad("`endloop` without an open loop"));
+        };
+        if top.reg != r {
+            return Err(self.bad(format!("`endloop r={r}` closes the loop counting in {}", top.reg)));
+        }
+        let s = &mut self.st.streams[idx];
+        s.regs[r.index()] += 1;
+        if s.regs[r.index()] < top.n {
+            Ok(Flow::Jump(top.body))
+        } else {
+            s.loops.pop();
+            Ok(Flow::Next)
+        }
+    }
+
+    pub(crate) fn signal(&mut self, core: u16, stream: Stream, tok: u8) -> Step {
+        let target = stream_index(self.core_index("core", core)?, stream);
+        let tok = self.token(tok)?;
+        let q = &mut self.st.streams[target].tokens[tok];
+        if q.len() >= MAX_PENDING {
+            return Err(
+                self.range(format!("token {tok} of core{core}.{stream} overflows ({MAX_PENDING} unconsumed signals)"))
+            );
+        }
+        q.push_back(self.now + 1);
+        self.wake(target);
+        Ok(Flow::Next)
+    }
+
+    pub(crate) fn wait(&mut self, tok: u8, n: u16) -> Step {
+        let t = self.token(tok)?;
+        let idx = self.idx();
+        let q = &mut self.st.streams[idx].tokens[t];
+        if q.len() < usize::from(n) {
+            return Ok(Flow::Block(WaitFor::Token { tok, need: n, have: q.len() }));
+        }
+        let ready = q.drain(..usize::from(n)).max().unwrap_or(0);
+        self.stall = ready.saturating_sub(self.now);
+        Ok(Flow::Next)
+    }
+
+    pub(crate) fn barrier(&mut self, id: u8, count: u16) -> Step {
+        let idx = self.idx();
+        if let Some(t) = self.st.streams[idx].released.take() {
+            self.stall = t.saturating_sub(self.now);
+            return Ok(Flow::Next);
+        }
+        let arrived = self.st.barriers.entry(id).or_default();
+        if !arrived.iter().any(|a| a.0 == idx) {
+            arrived.push((idx, self.now));
+        }
+        if arrived.len() < usize::from(count) {
+            return Ok(Flow::Block(WaitFor::Barrier { id, arrived: arrived.len(), count }));
+        }
+        let all = std::mem::take(arrived);
+        let t = all.iter().map(|a| a.1).max().unwrap_or(self.now);
+        for (s, _) in all.into_iter().filter(|a| a.0 != idx) {
+            self.st.streams[s].released = Some(t);
+            self.wake(s);
+        }
+        self.stall = t.saturating_sub(self.now);
+        Ok(Flow::Next)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn cfg_neuron(
+        &mut self,
+        slot: u8,
+        beta: f32,
+        theta: f32,
+        reset: ResetMode,
+        detach: bool,
+        sg: Surrogate,
+        alpha: f32,
+    ) -> Step {
+        let slot = self.slot_index(slot)?;
+        let surrogate = match sg {
+            Surrogate::Rect => Sg::Rect { width: alpha },
+            Surrogate::Atan => Sg::Atan { alpha },
+            Surrogate::Sigmoid => Sg::Sigmoid { alpha },
+            Surrogate::Triangle => Sg::Triangle { alpha },
+            Surrogate::FastSigmoid => Sg::FastSigmoid { slope: alpha },
+        };
+        let reset = match reset {
+            ResetMode::Hard => Reset::Hard { v_reset: 0.0 },
+            ResetMode::Soft => Reset::Soft,
+        };
+        self.st.neuron[self.core][slot] =
+            Some(LifParams { beta, threshold: theta, reset, detach_reset: detach, surrogate });
+        Ok(Flow::Next)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn cfg_opt(&mut self, slot: u8, kind: OptKind, lr: f32, m: f32, beta2: f32, eps: f32, wd: f32) -> Step {
+        let slot = self.slot_index(slot)?;
+        self.st.opt[self.core][slot] = Some(OptSlot { kind, lr, m, beta2, eps, wd, step: 0 });
+        Ok(Flow::Next)
+    }
+
+    /// The DRAM byte address of row `r` of a transfer, checked against DRAM.
+    fn dram_row(&self, a: &DramAddr, r: u16, row: u32, stride: u32) -> Result<u64, SimError> {
+        let addr = a.at(&self.regs()) + i64::from(r) * i64::from(stride);
+        if self.st.dram.contains(addr, u64::from(row)) {
+            Ok(addr as u64)
+        } else {
+            Err(self.range(format!("DRAM row {r} at {addr:#x} (+{row} bytes) lies outside DRAM")))
+        }
+    }
+
+    /// Charges a DRAM transfer of `rows` rows of `row` bytes: the data mover waits for the
+    /// shared DRAM port, streams the bytes at the DRAM bandwidth and pays its latency.
+    fn dram_time(&mut self, rows: u16, row: u32) {
+        let d = &self.st.chip.dram;
+        let bytes = u64::from(rows) * u64::from(row);
+        let transfer = bytes.div_ceil(u64::from(d.bytes_per_cycle.max(1)));
+        let accesses = u64::from(rows) * (u64::from(row) * 8).div_ceil(u64::from(d.access_bits.max(1)));
+        let (latency, energy) = (u64::from(d.latency_cycles), d.energy_pj_per_access);
+        let start = self.now.max(self.st.dram_free);
+        self.st.dram_free = start + transfer;
+        self.stall = start - self.now;
+        self.busy = transfer + latency;
+        self.st.stats.dram.accesses += accesses;
+        self.st.stats.energy.dram_pj += accesses as f64 * energy;
+    }
+
+    pub(crate) fn dma_load(&mut self, dst: &Access, src: &DramAddr, rows: u16, row: u32, stride: u32) -> Step {
+        self.check_bits("dst", dst, u64::from(rows) * u64::from(row) * 8)?;
+        let sp = self.span("dst", dst)?;
+        let mut bytes = vec![0u8; rows as usize * row as usize];
+        for (r, chunk) in bytes.chunks_mut(row.max(1) as usize).enumerate() {
+            let addr = self.dram_row(src, r as u16, row, stride)?;
+            self.st.dram.read(addr, chunk);
+            let kind = self.st.classify.kind(addr);
+            *self.st.stats.dram.read.entry(kind).or_default() += u64::from(row);
+        }
+        self.st.bufs[sp.slot].load_bytes(sp.start, &bytes);
+        self.touch(dst.buf, sp.len);
+        self.dram_time(rows, row);
+        Ok(Flow::Next)
+    }
+
+    pub(crate) fn dma_store(&mut self, dst: &DramAddr, src: &Access, rows: u16, row: u32, stride: u32) -> Step {
+        self.check_bits("src", src, u64::from(rows) * u64::from(row) * 8)?;
+        let sp = self.span("src", src)?;
+        let bytes = self.st.bufs[sp.slot].bytes(sp.range());
+        for (r, chunk) in bytes.chunks(row.max(1) as usize).enumerate().take(usize::from(rows)) {
+            let addr = self.dram_row(dst, r as u16, row, stride)?;
+            self.st.dram.write(addr, chunk);
+            let kind = self.st.classify.kind(addr);
+            *self.st.stats.dram.written.entry(kind).or_default() += u64::from(row);
+        }
+        self.touch(src.buf, sp.len);
+        self.dram_time(rows, row);
+        Ok(Flow::Next)
+    }
+
+    pub(crate) fn noc_send(&mut self, to: u16, chan: u8, src: &Access) -> Step {
+        let dest = self.core_index("to", to)?;
+        self.channel(chan)?;
+        let sp = self.span("src", src)?;
+        let chunk = self.st.bufs[sp.slot].chunk(sp.range());
+        let bytes = chunk.byte_len() as u64;
+        let noc = &self.st.chip.noc;
+        let hops = u64::from(self.st.chip.hops(self.core, dest).unwrap_or(0));
+        let serial = bytes.div_ceil(u64::from(noc.link_bytes_per_cycle.max(1)));
+        let arrival = self.now + 1 + serial + hops * u64::from(noc.hop_latency_cycles);
+        let energy = (bytes * hops) as f64 * noc.energy_pj_per_byte_hop;
+        let key = (self.core as u16, to, chan);
+        let q = self.st.chans.entry(key).or_default();
+        if q.len() >= MAX_PENDING {
+            return Err(self.range(format!("channel {chan} to core {to} holds {MAX_PENDING} unreceived messages")));
+        }
+        q.push_back(Msg { arrival, chunk });
+        let n = &mut self.st.stats.noc;
+        (n.messages, n.bytes, n.byte_hops) = (n.messages + 1, n.bytes + bytes, n.byte_hops + bytes * hops);
+        self.st.stats.energy.noc_pj += energy;
+        let a = self.touch(src.buf, sp.len);
+        self.busy = 1 + serial.max(a);
+        (0..NSTREAM).for_each(|s| self.wake(dest * NSTREAM + s));
+        Ok(Flow::Next)
+    }
+
+    pub(crate) fn noc_recv(&mut self, from: u16, chan: u8, dst: &Access) -> Step {
+        self.core_index("from", from)?;
+        self.channel(chan)?;
+        let sp = self.span("dst", dst)?;
+        let key = (from, self.core as u16, chan);
+        let Some(msg) = self.st.chans.get_mut(&key).and_then(|q| q.pop_front()) else {
+            return Ok(Flow::Block(WaitFor::Message { from, chan }));
+        };
+        let want = sp.len as u64 * u64::from(self.st.info[dst.buf.index()].elem_bits);
+        if msg.chunk.bits() as u64 != want {
+            let got = msg.chunk.bits();
+            return Err(self.bad(format!("received {got} bits from core {from} on channel {chan}, `dst` holds {want}")));
+        }
+        self.st.bufs[sp.slot].put_chunk(sp.start, msg.chunk);
+        self.stall = msg.arrival.saturating_sub(self.now);
+        let a = self.touch(dst.buf, sp.len);
+        self.mover(&[a]);
+        Ok(Flow::Next)
+    }
+
+    pub(crate) fn copy(&mut self, dst: &Access, src: &Access) -> Step {
+        let bits = u64::from(src.len) * u64::from(self.st.info[src.buf.index()].elem_bits);
+        self.check_bits("dst", dst, bits)?;
+        let (d, s) = (self.span("dst", dst)?, self.span("src", src)?);
+        let chunk = self.st.bufs[s.slot].chunk(s.range());
+        self.st.bufs[d.slot].put_chunk(d.start, chunk);
+        let acc = [self.touch(src.buf, s.len), self.touch(dst.buf, d.len)];
+        self.mover(&acc);
+        Ok(Flow::Next)
+    }
+
+    pub(crate) fn fill(&mut self, dst: &Access, value: f32) -> Step {
+        let d = self.span("dst", dst)?;
+        self.st.bufs[d.slot].fill(d.range(), value);
+        let a = self.touch(dst.buf, d.len);
+        self.mover(&[a]);
+        Ok(Flow::Next)
+    }
+}

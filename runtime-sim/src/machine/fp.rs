@@ -1,0 +1,200 @@
+//! FP engine instructions: the spike-driven linear and conv tiles, pooling, the LIF soma
+//! and the rate / membrane sum.
+
+use super::engine::{ConvDims, width_msg};
+use super::exec::{Exec, Flow, Step};
+use crate::fp::{Storage, add};
+use crate::kernels::OpCount;
+use crate::kernels::accumulate::conv2d_forward;
+use crate::kernels::pool::{avgpool_forward, maxpool_forward};
+use crate::kernels::soma::{lif_forward_step, readout_forward_step, surrogate_mask};
+use crate::kernels::tile::linear_kn_forward;
+use crate::spikes::SpikeBits;
+use isa::{Access, PoolKind};
+
+/// Operands of `fp.lif`.
+pub(crate) struct LifOps<'a> {
+    pub(crate) x: &'a Access,
+    pub(crate) bias: &'a Option<Access>,
+    pub(crate) v: &'a Access,
+    pub(crate) h: &'a Option<Access>,
+    pub(crate) spk: &'a Option<Access>,
+    pub(crate) mask: &'a Option<Access>,
+}
+
+impl<S: Storage> Exec<'_, S> {
+    pub(crate) fn linear_fwd(
+        &mut self,
+        spk: &Access,
+        w: &Access,
+        out: &Access,
+        kn: (u16, u16),
+        acc: bool,
+        skip: bool,
+    ) -> Step {
+        let (k, n) = (usize::from(kn.0), usize::from(kn.1));
+        self.need("spk", spk, k)?;
+        self.need("w", w, k * n)?;
+        self.need("out", out, n)?;
+        let o = self.span("out", out)?;
+        let mode = self.st.mode;
+        let mut scratch = std::mem::take(&mut self.st.scratch);
+        let r = self.with_taken(o.slot, |ex, data| {
+            let x = ex.read("spk", spk, Some((o.slot, data)))?;
+            let wv = ex.read("w", w, Some((o.slot, data)))?;
+            let (input, wh) = (x.input().map_err(|m| ex.bad(m))?, wv.half().map_err(|m| ex.bad(m))?);
+            let dst = data.as_half_mut().ok_or_else(|| ex.bad(width_msg("out", 16)))?;
+            let mut ops = OpCount::default();
+            linear_kn_forward(mode, wh, input, &mut dst[o.range()], acc, !skip, &mut scratch, &mut ops);
+            Ok((ops, x.is_bits()))
+        });
+        self.st.scratch = scratch;
+        let (ops, spikes) = r?;
+        let rows = if skip { ops.executed / n.max(1) as u64 } else { k as u64 };
+        let acc_n = [
+            self.touch(spk.buf, k),
+            self.touch(w.buf, rows as usize * n),
+            self.touch(out.buf, n * (1 + usize::from(acc))),
+        ];
+        let pj = if spikes { self.spike_add_pj() } else { self.mac_pj() };
+        self.engine(ops, pj, &acc_n);
+        Ok(Flow::Next)
+    }
+
+    pub(crate) fn conv_fwd(
+        &mut self,
+        spk: &Access,
+        w: &Access,
+        out: &Access,
+        g: ConvDims,
+        acc: bool,
+        skip: bool,
+    ) -> Step {
+        let shape = g.shape().map_err(|m| self.bad(m))?;
+        self.need("spk", spk, shape.in_len())?;
+        self.need("w", w, shape.weight_len())?;
+        self.need("out", out, shape.out_len())?;
+        let o = self.span("out", out)?;
+        let mode = self.st.mode;
+        let (mut ops, spikes) = self.with_taken(o.slot, |ex, data| {
+            let x = ex.read("spk", spk, Some((o.slot, data)))?;
+            let wv = ex.read("w", w, Some((o.slot, data)))?;
+            let (input, wh) = (x.input().map_err(|m| ex.bad(m))?, wv.half().map_err(|m| ex.bad(m))?);
+            let dst = &mut data.as_half_mut().ok_or_else(|| ex.bad(width_msg("out", 16)))?[o.range()];
+            let mut ops = OpCount::default();
+            let mut tmp = vec![S::default(); dst.len()];
+            conv2d_forward(mode, &shape, wh, None, input, &mut tmp, &mut ops);
+            dst.iter_mut().zip(&tmp).for_each(|(d, t)| *d = if acc { add(*d, *t) } else { *t });
+            Ok((ops, x.is_bits()))
+        })?;
+        if !skip {
+            ops = OpCount { executed: ops.total(), skipped: 0 };
+        }
+        let a = [
+            self.touch(spk.buf, shape.in_len()),
+            self.touch(w.buf, ops.executed as usize),
+            self.touch(out.buf, shape.out_len()),
+        ];
+        let pj = if spikes { self.spike_add_pj() } else { self.mac_pj() };
+        self.engine(ops, pj, &a);
+        Ok(Flow::Next)
+    }
+
+    pub(crate) fn pool_fwd(&mut self, kind: PoolKind, src: &Access, dst: &Access, d: (u16, u16, u16, u8)) -> Step {
+        let shape = self.pool_shape(d)?;
+        self.need("src", src, shape.in_len())?;
+        self.need("dst", dst, shape.out_len())?;
+        let mut out = vec![S::default(); shape.out_len()];
+        let mut ops = OpCount::default();
+        {
+            let x = self.read("src", src, None)?;
+            let bits = x.bits().map_err(|m| self.bad(m))?;
+            match kind {
+                PoolKind::Avg => avgpool_forward(&shape, bits, &mut out, &mut ops),
+                PoolKind::Max => maxpool_forward(&shape, bits, &mut out, &mut ops),
+            }
+        }
+        let sp = self.span("dst", dst)?;
+        self.st.bufs[sp.slot].set_vals(sp.start, &out.iter().map(|v| v.to_f32()).collect::<Vec<_>>());
+        let a = [self.touch(src.buf, shape.in_len()), self.touch(dst.buf, shape.out_len())];
+        let pj = self.st.chip.energy.fp16_add_pj;
+        self.engine(ops, pj, &a);
+        Ok(Flow::Next)
+    }
+
+    pub(crate) fn lif_fwd(&mut self, o: LifOps<'_>, n: u32, cfg: u8, fire: bool) -> Step {
+        let n = n as usize;
+        let p = self.neuron(cfg)?;
+        for (name, a) in [("x", Some(o.x)), ("v", Some(o.v)), ("bias", o.bias.as_ref()), ("h", o.h.as_ref())] {
+            a.map(|a| self.need(name, a, n)).transpose()?;
+        }
+        for (name, a) in [("spk", o.spk.as_ref()), ("mask", o.mask.as_ref())] {
+            a.map(|a| self.need(name, a, n).and_then(|_| self.width(name, a, 1))).transpose()?;
+        }
+        let mut x = self.half_vec("x", o.x)?;
+        if let Some(b) = o.bias {
+            let b = self.half_vec("bias", b)?;
+            x.iter_mut().zip(&b).for_each(|(xi, bi)| *xi = add(*xi, *bi));
+        }
+        let mut v = self.half_vec("v", o.v)?;
+        let mut h = vec![S::default(); n];
+        let (mut spikes, mut mask) = (SpikeBits::zeros(n), SpikeBits::zeros(n));
+        let fired = if fire {
+            let fired = lif_forward_step(&p, &x, &mut v, &mut h, &mut spikes, 0);
+            if o.mask.is_some() {
+                surrogate_mask(&p, &h, &mut mask, 0);
+            }
+            fired
+        } else {
+            readout_forward_step(p.beta, &x, &mut v);
+            h.copy_from_slice(&v);
+            0
+        };
+        self.set_half("v", o.v, &v)?;
+        if let Some(a) = o.h {
+            self.set_half("h", a, &h)?;
+        }
+        if let Some(a) = o.spk {
+            self.set_bits("spk", a, &spikes)?;
+        }
+        if let Some(a) = o.mask {
+            self.set_bits("mask", a, &mask)?;
+        }
+        self.layer(|l| {
+            l.neuron_steps += n as u64;
+            l.spikes += fired as u64;
+        });
+        let mut acc = vec![self.touch(o.x.buf, n), self.touch(o.v.buf, 2 * n)];
+        for a in [o.bias, o.h, o.spk, o.mask].into_iter().flatten() {
+            acc.push(self.touch(a.buf, n));
+        }
+        let e = &self.st.chip.energy;
+        let per = e.fp16_mul_pj + 2.0 * e.fp16_add_pj + e.compare_pj;
+        let ops = OpCount { executed: 3 * n as u64, skipped: 0 };
+        self.elementwise(n, 1, ops, per, &acc);
+        Ok(Flow::Next)
+    }
+
+    pub(crate) fn sum(&mut self, dst: &Access, src: &Access) -> Step {
+        self.need("dst", dst, src.len as usize)?;
+        let (d, s) = (self.span("dst", dst)?, self.span("src", src)?);
+        let spikes = self.st.bufs[s.slot].as_bits().is_some();
+        let (mut acc, x) = (self.st.vals(d), self.st.vals(s));
+        let mut ops = OpCount::default();
+        for (a, v) in acc.iter_mut().zip(&x) {
+            if spikes && *v == 0.0 {
+                ops.skipped += 1;
+            } else {
+                // An f32 add rounded once by `set_vals` to the buffer's type is exactly one
+                // binary16 add for a 16-bit accumulator, and an f32 add for a 32-bit one.
+                *a += *v;
+                ops.executed += 1;
+            }
+        }
+        self.st.bufs[d.slot].set_vals(d.start, &acc);
+        let a = [self.touch(src.buf, s.len), self.touch(dst.buf, 2 * d.len)];
+        let pj = self.st.chip.energy.fp16_add_pj;
+        self.engine(ops, pj, &a);
+        Ok(Flow::Next)
+    }
+}
