@@ -21,7 +21,9 @@
 
 pub mod diagnostics;
 pub mod graph;
+pub mod map;
 pub mod model;
+pub mod report;
 pub mod syntax;
 
 use diagnostics::Diagnostic;

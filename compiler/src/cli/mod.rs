@@ -2,9 +2,11 @@
 //! exit code 1 for a problem in the user's input and 2 for a problem running the command.
 
 mod chip_file;
+mod map_cmds;
 mod model_cmds;
 mod output;
 mod program_cmds;
+mod sim_cmds;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -32,6 +34,12 @@ enum Command {
     Disasm(program_cmds::DisasmArgs),
     /// Check a binary program against a chip: ranges, buffer bounds, synchronisation.
     Verify(program_cmds::VerifyArgs),
+    /// Run a program on the instruction-level simulator: cycles, DRAM, NoC, energy, sparsity.
+    Sim(sim_cmds::SimArgs),
+    /// Map a model onto the chip and report cores, dataflows, cycles, DRAM, NoC and energy.
+    Map(map_cmds::MapArgs),
+    /// Print the effective chip description (the built-in one, or --chip FILE over it).
+    Chip(map_cmds::ChipArgs),
 }
 
 /// Why a command failed, with what to print.
@@ -52,6 +60,9 @@ pub fn run() -> ExitCode {
         Command::Asm(args) => program_cmds::asm(&args),
         Command::Disasm(args) => program_cmds::disasm(&args),
         Command::Verify(args) => program_cmds::verify(&args),
+        Command::Sim(args) => sim_cmds::sim(&args),
+        Command::Map(args) => map_cmds::map(&args),
+        Command::Chip(args) => map_cmds::chip(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,70 @@
+//! `snnc map` and `snnc chip` as a user runs them: output on stdout, errors on stderr with
+//! exit code 1.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn snnc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_snnc")).args(args).output().unwrap_or_else(|e| panic!("cannot run snnc: {e}"))
+}
+
+fn repo(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path).to_string_lossy().into_owned()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn scratch_file(name: &str, contents: &str) -> String {
+    let path = std::env::temp_dir().join(format!("snnc-map-cli-{}-{name}", std::process::id()));
+    std::fs::write(&path, contents).unwrap_or_else(|e| panic!("{e}"));
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn map_prints_a_table_with_totals_and_yardsticks() {
+    let out = snnc(&["map", &repo("models/conv16.snn")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for needle in ["unit", "FP", "total:", "TFLOPS/W", "lower bound", "GPU baseline"] {
+        assert!(stdout.contains(needle), "{needle} missing in\n{stdout}");
+    }
+}
+
+#[test]
+fn map_json_and_dot_are_for_tools() {
+    let json = snnc(&["map", &repo("models/fc16.snn"), "--json", "--objective", "energy"]);
+    assert!(json.status.success(), "{}", text(&json.stderr));
+    assert!(text(&json.stdout).contains("\"format\": \"snnc-map/1\""));
+    let dot = snnc(&["map", &repo("models/fc16.snn"), "--dot"]);
+    assert!(text(&dot.stdout).starts_with("digraph"));
+}
+
+#[test]
+fn chip_prints_the_effective_description_and_partial_files_override_it() {
+    let out = snnc(&["chip"]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("clock_mhz = 500"));
+    let file = scratch_file("fast.toml", "clock_mhz = 800\n");
+    let out = snnc(&["chip", "--chip", &file]);
+    assert!(text(&out.stdout).contains("clock_mhz = 800"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn an_invalid_chip_is_a_clear_error_with_exit_code_1() {
+    let file = scratch_file("zero.toml", "cores = []\n");
+    let out = snnc(&["map", &repo("models/fc16.snn"), "--chip", &file]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("cores"), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn a_model_too_big_for_dram_says_what_would_fit() {
+    let file = scratch_file("small_dram.toml", "[dram]\ncapacity_bytes = 1048576\n");
+    let out = snnc(&["map", &repo("models/fc784_512.snn"), "--chip", &file]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("does not fit") && stderr.contains("dram.capacity_bytes >="), "{stderr}");
+}
