@@ -48,7 +48,8 @@ fn fragments_parse_inside_a_model() {
 fn run_record_doc_matches_the_module_that_writes_it() {
     let source = std::fs::read_to_string(repo_root().join("runtime-sim/src/record/run.rs")).unwrap_or_default();
     let doc = std::fs::read_to_string(repo_root().join("docs/run-record.md")).unwrap_or_default();
-    let rows: Vec<&str> = source.lines().filter_map(|l| l.strip_prefix("//! ")).filter(|l| l.starts_with("| `")).collect();
+    let rows: Vec<&str> =
+        source.lines().filter_map(|l| l.strip_prefix("//! ")).filter(|l| l.starts_with("| `")).collect();
     assert!(rows.len() > 10, "the field table of sim::record::run is missing");
     for row in rows {
         assert!(doc.contains(row), "docs/run-record.md lacks the row: {row}");

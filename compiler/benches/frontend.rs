@@ -24,7 +24,8 @@ fn median_time(source: &str, runs: usize) -> Duration {
 #[allow(clippy::print_stdout)]
 fn main() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    let mut paths: Vec<_> =
+        std::fs::read_dir(&dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
     paths.retain(|p: &std::path::PathBuf| p.extension().is_some_and(|e| e == "snn"));
     paths.sort();
     println!("{:<24} {:>8} {:>12}", "model", "bytes", "check (us)");

@@ -19,6 +19,7 @@
 //! No stage panics on user input: every problem becomes a [`diagnostics::Diagnostic`] with
 //! a span, and stages report all the problems they can find, not just the first.
 
+pub mod codegen;
 pub mod diagnostics;
 pub mod graph;
 pub mod map;

@@ -2,6 +2,7 @@
 //! exit code 1 for a problem in the user's input and 2 for a problem running the command.
 
 mod chip_file;
+mod compile_cmds;
 mod map_cmds;
 mod model_cmds;
 mod output;
@@ -38,6 +39,8 @@ enum Command {
     Sim(sim_cmds::SimArgs),
     /// Map a model onto the chip and report cores, dataflows, cycles, DRAM, NoC and energy.
     Map(map_cmds::MapArgs),
+    /// Compile a model into a program for the chip, or print any stage with --emit.
+    Compile(compile_cmds::CompileArgs),
     /// Print the effective chip description (the built-in one, or --chip FILE over it).
     Chip(map_cmds::ChipArgs),
 }
@@ -63,6 +66,7 @@ pub fn run() -> ExitCode {
         Command::Sim(args) => sim_cmds::sim(&args),
         Command::Map(args) => map_cmds::map(&args),
         Command::Chip(args) => map_cmds::chip(&args),
+        Command::Compile(args) => compile_cmds::compile(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

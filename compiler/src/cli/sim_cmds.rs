@@ -46,7 +46,9 @@ pub fn sim(args: &SimArgs) -> Result<(), Failure> {
     let mut machine = Machine::new(&program, &chip, options).map_err(|e| Failure::Input(format!("error: {e}\n")))?;
     if let Some(path) = &args.input {
         let bytes = std::fs::read(path).map_err(|e| Failure::Io(format!("cannot read {}: {e}", path.display())))?;
-        machine.write_symbol("input", &bytes).map_err(|e| Failure::Input(format!("error: {}: {e}\n", path.display())))?;
+        machine
+            .write_symbol("input", &bytes)
+            .map_err(|e| Failure::Input(format!("error: {}: {e}\n", path.display())))?;
     }
     let mut last = None;
     for _ in 0..args.steps.max(1) {
@@ -76,7 +78,11 @@ fn report(stats: &RunStats, profile: bool) -> String {
                 continue;
             }
             let share = 100.0 * s.busy as f64 / stats.cycles.max(1) as f64;
-            let _ = writeln!(text, "{core:>4}  {name:<6}  {:>12} {:>10} {:>10} {share:>6.1}", s.instructions, s.busy, s.stall);
+            let _ = writeln!(
+                text,
+                "{core:>4}  {name:<6}  {:>12} {:>10} {:>10} {share:>6.1}",
+                s.instructions, s.busy, s.stall
+            );
         }
     }
     text

@@ -1,0 +1,113 @@
+//! `snnc compile`: the whole pipeline from a model file to a program, or any stage's text.
+//!
+//! Without `--emit`, the binary program goes to `-o FILE`, or to `<model-stem>.bin` in the
+//! current folder, and a summary (instructions per core and engine, program size) is
+//! printed. With `--emit STAGE` the pipeline stops after that stage and prints its stable
+//! text form (raw bytes for `bin`) on stdout, or writes it to `-o FILE`. Any error leaves no
+//! output file.
+
+use super::Failure;
+use super::chip_file::load_chip;
+use super::model_cmds::load_graph;
+use super::output::{print, read_text, write_atomically};
+use clap::{Args, ValueEnum};
+use snnc::codegen::{self, CodegenOptions, Placement};
+use snnc::diagnostics::render;
+use snnc::graph::dump;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Arguments of `snnc compile`.
+#[derive(Args)]
+pub struct CompileArgs {
+    /// The model file (`*.snn`).
+    model: PathBuf,
+    /// Chip description (TOML); the built-in 20-core chip when absent.
+    #[arg(long)]
+    chip: Option<PathBuf>,
+    /// Output file (default without --emit: `<model-stem>.bin` in the current folder).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Stop after a stage and print its text form: ast, graph, mapping, asm or bin.
+    #[arg(long, value_enum)]
+    emit: Option<Stage>,
+    /// Seed of the initial weights (overrides the model's `init` seed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Also store S, V, H of every neuron layer and the weight gradients to DRAM.
+    #[arg(long)]
+    keep_activations: bool,
+    /// Training steps (batches) per run of the program.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    steps: u32,
+}
+
+/// Stages `--emit` can stop at.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Stage {
+    /// The model in canonical form (the formatter's output).
+    Ast,
+    /// The layer graph table.
+    Graph,
+    /// The placement of units on cores.
+    Mapping,
+    /// The program listing.
+    Asm,
+    /// The binary program.
+    Bin,
+}
+
+/// `snnc compile MODEL [--chip CHIP] [-o OUT] [--emit STAGE] [--seed N]`.
+pub fn compile(args: &CompileArgs) -> Result<(), Failure> {
+    if args.emit == Some(Stage::Ast) {
+        let source = read_text(&args.model)?;
+        let text = snnc::format_source(&source)
+            .map_err(|errors| Failure::Input(render(&args.model.display().to_string(), &source, &errors)))?;
+        return emit(args, text.as_bytes());
+    }
+    let graph = load_graph(&args.model)?;
+    if args.emit == Some(Stage::Graph) {
+        return emit(args, dump::to_text(&graph).as_bytes());
+    }
+    let chip = load_chip(args.chip.as_deref())?;
+    let failed = |e: codegen::CodegenError| Failure::Input(format!("error: {}: {e}\n", args.model.display()));
+    let placement = Placement::default_for(&graph, &chip).map_err(failed)?;
+    if args.emit == Some(Stage::Mapping) {
+        return emit(args, placement.to_text(&graph).as_bytes());
+    }
+    let options = CodegenOptions {
+        seed: args.seed,
+        keep_activations: args.keep_activations,
+        steps: args.steps,
+        ..CodegenOptions::default()
+    };
+    let program = codegen::compile_placed(&graph, &chip, &placement, &options).map_err(failed)?;
+    match args.emit {
+        Some(Stage::Asm) => emit(args, isa::asm::print(&program).as_bytes()),
+        Some(_) => emit(args, &program.to_bytes()),
+        None => {
+            let path = args.output.clone().unwrap_or_else(|| default_output(&args.model));
+            write_atomically(&path, &program.to_bytes())?;
+            print(&format!("{}: wrote {}\n{}", graph.name, path.display(), codegen::summary(&program)));
+            Ok(())
+        }
+    }
+}
+
+/// `<model-stem>.bin` in the current folder.
+fn default_output(model: &Path) -> PathBuf {
+    let stem = model.file_stem().map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
+    PathBuf::from(format!("{stem}.bin"))
+}
+
+/// A stage's output to `-o FILE` or stdout.
+fn emit(args: &CompileArgs, bytes: &[u8]) -> Result<(), Failure> {
+    match &args.output {
+        Some(path) => write_atomically(path, bytes),
+        None => {
+            // A closed pipe (`| head`) is not an error of the compiler.
+            let _ = std::io::stdout().write_all(bytes);
+            Ok(())
+        }
+    }
+}

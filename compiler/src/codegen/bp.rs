@@ -1,0 +1,112 @@
+//! The BP stream of a unit: per sample, the loss gradient (output unit) or the errors from
+//! the next core, the gradient soma in reverse time, and the errors for the previous core
+//! through the transposed weights (per row tile), sent back over the NoC.
+
+use super::emit::{
+    B, CHAN_ERRORS, Code, STEP, T, TOK_SAMPLE, TOK_UPDATED, TOK_WG_DONE, at, fwd, rev, tiled, tiled_dram, tiles,
+};
+use super::fp::per_sample;
+use super::plan::{Plan, Unit};
+use isa::{Access, Buf, DramAddr, Instr, Stream};
+
+/// The BP instructions of unit `u`.
+pub(super) fn stream(p: &Plan, u: &Unit) -> Code {
+    let mut c = Code::default();
+    c.open(STEP, p.steps);
+    if u.output {
+        c.fill(at(Buf::WgGrad, u.loss_cell, 1), 0.0);
+    }
+    let resident = u.bp_tile >= u.k;
+    if u.input_is_noc() && resident {
+        c.load(at(Buf::BpW, 0, u.k * u.n), DramAddr::new(u.w_addr), u64::from(u.k * u.n) * 2);
+    }
+    c.open(B, p.b);
+    c.wait(TOK_SAMPLE);
+    output_error(p, u, &mut c);
+    c.fill(at(Buf::BpVgrad, u.vgrad, u.n), 0.0);
+    soma(p, u, &mut c);
+    if let Some(prev) = u.prev() {
+        errors_back(p, u, resident, &mut c);
+        c.push(Instr::NocSend { to: prev, chan: CHAN_ERRORS, src: at(Buf::BpPsum, u.gin, p.t * u.k) });
+    }
+    // Errors of sample b are ready for WG; once WG is done, FP may start sample b+1.
+    c.signal(u.core, Stream::Wg, TOK_SAMPLE);
+    c.wait(TOK_WG_DONE);
+    c.signal(u.core, Stream::Fp, TOK_SAMPLE);
+    c.close(B);
+    if u.output {
+        c.store(DramAddr::new(p.loss_addr).with(STEP, 4), at(Buf::WgGrad, u.loss_cell, 1), 4);
+    }
+    // The next step reloads the weights, which WG rewrites at the end of this one.
+    c.wait(TOK_UPDATED);
+    c.close(STEP);
+    c.push(Instr::Halt {});
+    c
+}
+
+/// dL/dS of sample b: the loss gradient (the same for every t) or T steps from the next core.
+fn output_error(p: &Plan, u: &Unit, c: &mut Code) {
+    let n = u.n;
+    if u.output {
+        let row = u64::from(n) * 2;
+        c.load(at(Buf::BpErr, u.tgt, n), per_sample(p, p.target, row), row);
+        c.push(Instr::BpLoss {
+            kind: p.loss,
+            x: at(Buf::FpPsum, u.sum, n),
+            target: at(Buf::BpErr, u.tgt, n),
+            out: at(Buf::BpErr, u.ds, n),
+            loss: Some(at(Buf::WgGrad, u.loss_cell, 1)),
+            n: n as u16,
+            t: p.t as u16,
+            b: p.b as u16,
+        });
+    } else if let Some(next) = u.next {
+        c.push(Instr::NocRecv { from: next, chan: CHAN_ERRORS, dst: at(Buf::BpErr, u.ds, p.t * n) });
+    }
+}
+
+/// `bp.soma` for t = T-1 down to 0, writing dL/dH and its nonzero bitmap per timestep.
+fn soma(p: &Plan, u: &Unit, c: &mut Code) {
+    let (n, t, cfg) = (u.n, p.t, u.neuron);
+    let back = |buf: Buf, base: u32| rev(buf, base, n, n, t);
+    let ds: Access = if u.output { at(Buf::BpErr, u.ds, n) } else { back(Buf::BpErr, u.ds) };
+    c.open(T, t);
+    c.push(Instr::BpSoma {
+        ds,
+        h: cfg.keep_h.then(|| back(Buf::FpMem, u.h)),
+        mask: cfg.keep_mask.then(|| back(Buf::FpMask, u.mask)),
+        spk: cfg.fire.then(|| back(Buf::FpSpk, u.spk)),
+        dv: at(Buf::BpVgrad, u.vgrad, n),
+        dh: back(Buf::BpDelta, u.delta),
+        nz: Some(back(Buf::FpMask, u.nz)),
+        n,
+        cfg: 0,
+        fire: cfg.fire,
+    });
+    c.close(T);
+}
+
+/// dL/dS of the previous layer for every timestep into `bp.psum[gin + t*k ..]`, one row
+/// tile of the weights at a time: each tile keeps all n columns, so every input's error is
+/// one accumulation.
+fn errors_back(p: &Plan, u: &Unit, resident: bool, c: &mut Code) {
+    let (k, n) = (u.k, u.n);
+    tiles(c, k, if resident { k } else { u.bp_tile.max(1) }, |c, term, first, size| {
+        if !resident {
+            // Rows first..first+size of the k x n matrix are contiguous.
+            let src = tiled_dram(DramAddr::new(u.w_addr + first * n * 2), term, u64::from(n) * 2);
+            c.load(at(Buf::BpW, 0, size * n), src, u64::from(size * n) * 2);
+        }
+        c.open(T, p.t);
+        c.push(Instr::BpLinear {
+            err: fwd(Buf::BpDelta, u.delta, n, n),
+            w: at(Buf::BpW, 0, size * n),
+            out: tiled(fwd(Buf::BpPsum, u.gin + first, k, size), term, 1),
+            n: n as u16,
+            k: size as u16,
+            acc: false,
+            nz: Some(fwd(Buf::FpMask, u.nz, n, n)),
+        });
+        c.close(T);
+    });
+}

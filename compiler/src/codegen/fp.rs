@@ -1,0 +1,154 @@
+//! The FP stream of a unit: per sample, bring in the input of all timesteps, run the linear
+//! layer per timestep (per output tile), then the soma per timestep, and pass spikes on.
+
+use super::emit::{B, CHAN_SPIKES, Code, STEP, T, TOK_SAMPLE, TOK_UPDATED, at, fwd, stride, tiled, tiled_dram, tiles};
+use super::placement::buffer_elems;
+use super::plan::{Input, Plan, Unit};
+use isa::{Access, Buf, ChipDesc, DramAddr, Instr, Stream};
+
+/// The FP instructions of unit `u`.
+pub(super) fn stream(p: &Plan, u: &Unit, chip: &ChipDesc) -> Code {
+    let mut c = Code::default();
+    let cfg = u.neuron;
+    c.push(Instr::CfgNeuron {
+        slot: 0,
+        beta: cfg.beta,
+        theta: cfg.theta,
+        reset: cfg.reset,
+        detach: cfg.detach,
+        sg: cfg.sg,
+        alpha: cfg.alpha,
+    });
+    // Weights are (re)loaded every step: WG's update rewrites them in DRAM.
+    c.open(STEP, p.steps);
+    if u.bias {
+        // The bias follows the weights in DRAM.
+        let src = DramAddr::new(u.w_addr + u.k * u.n * 2);
+        c.load(at(Buf::FpMem, u.bias_mem, u.n), src, u64::from(u.n) * 2);
+    }
+    let resident = u.fp_tile >= u.n && u64::from(u.k * u.n) <= buffer_elems(chip, Buf::FpW);
+    if resident {
+        c.load(at(Buf::FpW, 0, u.k * u.n), DramAddr::new(u.w_addr), u64::from(u.k * u.n) * 2);
+    }
+    c.open(B, p.b);
+    load_input(p, u, &mut c);
+    c.fill(at(Buf::FpMem, u.v, u.n), 0.0);
+    if u.output {
+        c.fill(at(Buf::FpPsum, u.sum, u.n), 0.0);
+    }
+    linear(p, u, resident, &mut c);
+    soma(p, u, &mut c);
+    keep_sample(p, u, &mut c);
+    if let Some(next) = u.next {
+        c.push(Instr::NocSend { to: next, chan: CHAN_SPIKES, src: at(Buf::FpSpk, u.spk, p.t * u.n) });
+    }
+    // Sample b is ready for BP; wait until BP and WG are done with it before overwriting.
+    c.signal(u.core, Stream::Bp, TOK_SAMPLE);
+    c.wait(TOK_SAMPLE);
+    c.close(B);
+    c.wait(TOK_UPDATED);
+    c.close(STEP);
+    c.push(Instr::Halt {});
+    c
+}
+
+/// The input of all T timesteps of sample `b`, at the start of `u.fin`.
+fn load_input(p: &Plan, u: &Unit, c: &mut Code) {
+    let (buf, off, step) = u.fin;
+    let dst = at(buf, off, p.t * step);
+    match u.input {
+        Input::DramSpikes { row_bytes } => {
+            let bytes = u64::from(p.t) * u64::from(row_bytes);
+            c.load(dst, per_sample(p, p.input, bytes), bytes);
+        }
+        Input::DramDense => {
+            let bytes = u64::from(p.t) * u64::from(u.k) * 2;
+            c.load(dst, per_sample(p, p.input, bytes), bytes);
+        }
+        Input::Noc { from } => c.push(Instr::NocRecv { from, chan: CHAN_SPIKES, dst }),
+    }
+}
+
+/// The DRAM address of sample `r1` of step `r3` in a `[steps][B][bytes]` tensor.
+pub(super) fn per_sample(p: &Plan, base: u32, bytes: u64) -> DramAddr {
+    DramAddr::new(base).with(STEP, stride(u64::from(p.b) * bytes)).with(B, stride(bytes))
+}
+
+/// The input of timestep `r0`: `k` spikes (1-bit) or currents (FP16).
+pub(super) fn input_at(u: &Unit) -> Access {
+    let (buf, off, step) = u.fin;
+    fwd(buf, off, step, u.k)
+}
+
+/// Whether the input is spikes (so zero spikes can be skipped).
+pub(super) fn spiking_input(u: &Unit) -> bool {
+    u.input != Input::DramDense
+}
+
+/// Synaptic input of every timestep into `fp.psum[x + t*n ..]`, one output tile at a time:
+/// each tile keeps all k rows, so every output is one accumulation rounded once.
+fn linear(p: &Plan, u: &Unit, resident: bool, c: &mut Code) {
+    let (k, n) = (u.k, u.n);
+    tiles(c, n, if resident { n } else { u.fp_tile.max(1) }, |c, term, first, size| {
+        if !resident {
+            // Columns first..first+size of the k x n matrix: k rows of `size` values.
+            let src = tiled_dram(DramAddr::new(u.w_addr + first * 2), term, 2);
+            let row = size * 2;
+            c.push(Instr::DmaLoad { dst: at(Buf::FpW, 0, k * size), src, rows: k as u16, row, stride: n * 2 });
+        }
+        c.open(T, p.t);
+        let out = tiled(fwd(Buf::FpPsum, u.x + first, n, size), term, 1);
+        c.push(Instr::FpLinear {
+            spk: input_at(u),
+            w: at(Buf::FpW, 0, k * size),
+            out,
+            k: k as u16,
+            n: size as u16,
+            acc: false,
+            skip: spiking_input(u),
+        });
+        c.close(T);
+    });
+}
+
+/// The soma of every timestep, the output sums and the membrane stores.
+fn soma(p: &Plan, u: &Unit, c: &mut Code) {
+    let (n, cfg) = (u.n, u.neuron);
+    c.open(T, p.t);
+    c.push(Instr::FpLif {
+        x: fwd(Buf::FpPsum, u.x, n, n),
+        bias: u.bias.then(|| at(Buf::FpMem, u.bias_mem, n)),
+        v: at(Buf::FpMem, u.v, n),
+        h: cfg.keep_h.then(|| fwd(Buf::FpMem, u.h, n, n)),
+        spk: cfg.fire.then(|| fwd(Buf::FpSpk, u.spk, n, n)),
+        mask: cfg.keep_mask.then(|| fwd(Buf::FpMask, u.mask, n, n)),
+        n,
+        cfg: 0,
+        fire: cfg.fire,
+    });
+    if u.output {
+        let src = if cfg.fire { fwd(Buf::FpSpk, u.spk, n, n) } else { at(Buf::FpMem, u.v, n) };
+        c.push(Instr::FpSum { dst: at(Buf::FpPsum, u.sum, n), src });
+    }
+    if let Some(d) = &u.debug {
+        let row = u64::from(n) * 2;
+        let dst = DramAddr::new(d.v).with(B, stride(u64::from(p.t) * row)).with(T, stride(row));
+        c.store(dst, at(Buf::FpMem, u.v, n), row);
+    }
+    c.close(T);
+}
+
+/// Parity stores of a whole sample: spikes (padded to bytes) and H.
+fn keep_sample(p: &Plan, u: &Unit, c: &mut Code) {
+    let Some(d) = &u.debug else { return };
+    let tn = u64::from(p.t) * u64::from(u.n);
+    if let Some(s) = d.s {
+        let bytes = tn.div_ceil(8);
+        let src = at(Buf::FpSpk, u.spk, u32::try_from(bytes * 8).unwrap_or(u32::MAX));
+        c.store(DramAddr::new(s).with(B, stride(bytes)), src, bytes);
+    }
+    if let Some(h) = d.h {
+        let src = at(Buf::FpMem, u.h, u32::try_from(tn).unwrap_or(u32::MAX));
+        c.store(DramAddr::new(h).with(B, stride(tn * 2)), src, tn * 2);
+    }
+}

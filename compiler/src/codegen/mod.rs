@@ -1,0 +1,198 @@
+//! Code generation: a [`LayerGraph`] and a [`Placement`] become an [`isa::Program`] that runs
+//! one training step (one batch) on the chip.
+//!
+//! # What a program does
+//!
+//! The graph is cut into *units*: a weight layer (`linear`) fused with the neuron layer
+//! (`lif` or `readout`) that reads it. Unit `i` runs on the core its [`Placement`] names
+//! (core `i` by default). One run of the program is [`CodegenOptions::steps`] training steps
+//! (1 by default), each over `batch` samples:
+//!
+//! - **FP** stream, per sample `b`: load (unit 0, from DRAM) or receive (from the previous
+//!   core over the NoC) the input spikes of all `T` timesteps; `fp.linear` per timestep into
+//!   partial sums (per output tile when the weights exceed `fp.w`, each output summed whole
+//!   so it is rounded to FP16 once); then `fp.lif` per timestep, keeping `H` (smooth
+//!   surrogates, soft or non-detached reset), spikes and the rect mask; `fp.sum` of spikes or
+//!   membranes on the output unit; send the spikes of all `T` steps to the next core.
+//! - **BP** stream, per sample: `bp.loss` on the output unit (or receive dL/dS of all steps
+//!   from the next core), `bp.soma` in reverse time, then `bp.linear` per timestep (per row
+//!   tile of the weights) to the previous core's dL/dS, sent back over the NoC.
+//! - **WG** stream, per sample: `wg.linear` per timestep into FP32 accumulators; after the
+//!   batch `wg.step`, the chunked `wg.update` (FP32 masters and state in `opt`, the FP16
+//!   copy staged in `fp.w`), and stores of the updated weights, masters and state to DRAM.
+//!
+//! Synchronisation per core is the one of `isa/testdata/linear_layer.s`: FP(b) → BP(b) →
+//! WG(b) → FP(b+1) (FP waits until BP and WG have consumed sample b); at the end of a step
+//! FP and BP wait for WG's update (token 2) because the next step reloads the weights. Cores overlap at sample
+//! granularity: core i+1 computes sample b while core i waits for its errors. Loops over
+//! samples (`r1`), timesteps (`r0`), tiles (`r2`) and steps (`r3`) keep the program size
+//! independent of `T`, `B` and the step count. The loss gradient `bp.loss` already carries 1/B (and 1/T, 1/C as the loss
+//! defines), so `wg.update` runs with `scale=1`.
+//!
+//! # DRAM symbols (the contract with the simulator and trainer)
+//!
+//! Every tensor is a `kind=tensor` symbol; byte layouts are little-endian, 1-bit tensors are
+//! packed as the ISA packs 1-bit buffers (element `i` is bit `i % 8` of byte `i / 8`).
+//!
+//! | symbol | type and shape | written by |
+//! | --- | --- | --- |
+//! | `input` | spikes (`bernoulli`, `spikes`): `[S][B][T][ceil(k/8) bytes]`, each timestep's row padded to whole bytes; `current`: FP16 `[S][B][T][k]` (already scaled) | trainer |
+//! | `target` | FP16 one-hot `[S][B][C]` | trainer |
+//! | `loss` | FP32 `[S]`: the loss of each step's batch, as `bp.loss` accumulates it | program |
+//! | `<linear>.weight` | FP16 `[k][n]` row-major, i.e. the transpose of PyTorch's `[out,in]`, because `fp.linear` reads `k x n` | initial data; program |
+//! | `<linear>.bias` | FP16 `[n]`, directly after `.weight` (layers with a bias) | initial data; program |
+//! | `<linear>.weight_master` | FP32 `[k][n]`, then `<linear>.bias_master` FP32 `[n]` directly after | initial data; program |
+//! | `<linear>.opt_state` | FP32, opaque (momentum, or Adam m and v chunk by chunk); zero at first | program |
+//! | `<linear>.grad` | FP32 `[k][n]` then `[n]` for the bias: dW summed over the batch, before the update (`keep_activations`) | program |
+//! | `<neuron>.S` | spikes, per sample `T*n` bits padded to whole bytes: `[B][ceil(T*n/8)]` (`keep_activations`; padding bits unspecified) | program |
+//! | `<neuron>.V` | FP16 `[B][T][n]`, post-reset membrane (readout: U) (`keep_activations`) | program |
+//! | `<neuron>.H` | FP16 `[B][T][n]`, pre-reset membrane, when the layer keeps it (`keep_activations`) | program |
+//!
+//! `S` is the step count. Note the sample-major `[B][T]` order (the golden files are
+//! time-major `[T][B]`). The parity stores hold the last step of a run.
+//!
+//! # Limits of this version
+//!
+//! Only chains of `linear` → `lif`/`readout` are generated; `conv2d`, pooling, `flatten` and
+//! `add` give [`CodegenError::Unsupported`] naming the layer. Every per-sample working set
+//! (`T*k` input bits, `T*n` partial sums, membranes, errors) must fit its buffer, else
+//! [`CodegenError::DoesNotFit`]. `cfg.opt` resets Adam's step counter at the start of every
+//! run, so a trainer should run many steps per run (`steps`) rather than one run per batch.
+
+mod alloc;
+mod bp;
+mod emit;
+mod fp;
+mod placement;
+mod plan;
+mod summary;
+mod weights;
+mod wg;
+
+pub use placement::{Placement, UnitPlacement};
+pub use summary::summary;
+pub use weights::{LayerWeights, WeightSource};
+
+use crate::graph::LayerGraph;
+use isa::{ChipDesc, Program};
+use std::fmt;
+
+/// How to generate a program.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CodegenOptions {
+    /// Where the initial weights come from.
+    pub weights: WeightSource,
+    /// Overrides the model's `init` seed (`snnc compile --seed`).
+    pub seed: Option<u64>,
+    /// Store S, V and H of every neuron layer for every (b, t), and the weight gradients, to
+    /// DRAM (symbols `<layer>.S`, `.V`, `.H`, `.grad`), for parity checks against golden data.
+    pub keep_activations: bool,
+    /// Training steps (batches) per run of the program, at least 1. The optimizer is
+    /// configured once per run, so Adam's bias correction counts steps within a run.
+    pub steps: u32,
+}
+
+impl Default for CodegenOptions {
+    fn default() -> CodegenOptions {
+        CodegenOptions { weights: WeightSource::Init, seed: None, keep_activations: false, steps: 1 }
+    }
+}
+
+/// Why a graph could not be compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodegenError {
+    /// The layer uses something this code generator cannot generate yet.
+    Unsupported {
+        /// The layer's name in the model file.
+        layer: String,
+        /// What is unsupported, in a sentence.
+        what: String,
+    },
+    /// The network has more units (weight layers) than the chip has cores.
+    TooManyUnits {
+        /// Units needed.
+        units: usize,
+        /// Cores available.
+        cores: usize,
+    },
+    /// A layer's working set does not fit a buffer of the chip.
+    DoesNotFit {
+        /// The layer's name.
+        layer: String,
+        /// The buffer (ISA name, e.g. `fp.psum`).
+        buffer: String,
+        /// Elements needed.
+        need: u64,
+        /// Elements the buffer has.
+        have: u64,
+    },
+    /// Caller-provided weights do not match the layer.
+    Weights {
+        /// The layer's name.
+        layer: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The generated program failed verification: a bug in the code generator.
+    Internal(Vec<String>),
+}
+
+impl fmt::Display for CodegenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CodegenError::Unsupported { layer, what } => {
+                write!(f, "layer `{layer}`: code generation does not support {what} yet")
+            }
+            CodegenError::TooManyUnits { units, cores } => write!(
+                f,
+                "the network has {units} weight layers but the chip has {cores} cores (one core per layer for now)"
+            ),
+            CodegenError::DoesNotFit { layer, buffer, need, have } => write!(
+                f,
+                "layer `{layer}` needs {need} elements of `{buffer}` but the chip has {have}; {}",
+                fit_hint(buffer)
+            ),
+            CodegenError::Weights { layer, message } => write!(f, "weights of layer `{layer}`: {message}"),
+            CodegenError::Internal(list) => {
+                write!(f, "internal error: the generated program does not verify: {}", list.join("; "))
+            }
+        }
+    }
+}
+
+impl std::error::Error for CodegenError {}
+
+/// What to change when a buffer is too small.
+fn fit_hint(buffer: &str) -> &'static str {
+    match buffer {
+        "opt" => {
+            "the shared optimizer store holds every layer's FP32 masters, optimizer state and large gradients: use a smaller layer, plain SGD, or a chip description with a larger `optimizer_store`"
+        }
+        "dram" => "the tensors exceed the 32-bit DRAM address space",
+        _ => "use fewer timesteps or features, or a chip description with a larger buffer",
+    }
+}
+
+/// Compiles `graph` for `chip` with the default placement (unit `i` on core `i`).
+pub fn compile(graph: &LayerGraph, chip: &ChipDesc, options: &CodegenOptions) -> Result<Program, CodegenError> {
+    let placement = Placement::default_for(graph, chip)?;
+    compile_placed(graph, chip, &placement, options)
+}
+
+/// Compiles `graph` for `chip` with a given placement (the mapping pass's output).
+pub fn compile_placed(
+    graph: &LayerGraph,
+    chip: &ChipDesc,
+    placement: &Placement,
+    options: &CodegenOptions,
+) -> Result<Program, CodegenError> {
+    let plan = plan::Plan::new(graph, chip, placement, options)?;
+    let program = emit::program(&plan, chip);
+    // A program that does not verify would mislead the simulator; refuse it instead.
+    let violations = isa::verify::verify(&program, chip);
+    if violations.is_empty() {
+        Ok(program)
+    } else {
+        Err(CodegenError::Internal(violations.iter().map(ToString::to_string).collect()))
+    }
+}

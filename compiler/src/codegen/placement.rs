@@ -1,0 +1,142 @@
+//! The placement: which core runs each unit (a weight layer fused with its neuron layer) and
+//! how its weights are tiled. It is the only thing code generation needs from mapping, so the
+//! mapping pass can replace [`Placement::default_for`] without touching the emitters.
+
+use super::CodegenError;
+use crate::graph::{Layer, LayerGraph, LayerId};
+use crate::model::Op;
+use isa::{Buf, ChipDesc};
+use std::fmt::Write as _;
+
+/// Where one unit runs and how its weight matrix is cut to fit the weight buffers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitPlacement {
+    /// The weight layer (`linear`).
+    pub weight: LayerId,
+    /// The neuron layer (`lif` or `readout`) that reads it.
+    pub neuron: LayerId,
+    /// The core that runs the unit's FP, BP and WG streams.
+    pub core: u16,
+    /// Output features per FP tile (whole `k` rows per tile, so every output sums at once).
+    pub fp_tile: u32,
+    /// Input features per BP tile (whole `n` columns per tile).
+    pub bp_tile: u32,
+}
+
+/// The placement of every unit, in forward order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// Units from the input to the loss.
+    pub units: Vec<UnitPlacement>,
+}
+
+impl Placement {
+    /// Unit `i` on core `i`, with the largest tiles that fit `fp.w` and `bp.w`.
+    pub fn default_for(graph: &LayerGraph, chip: &ChipDesc) -> Result<Placement, CodegenError> {
+        let chain = units(graph)?;
+        if chain.len() > chip.core_count() {
+            return Err(CodegenError::TooManyUnits { units: chain.len(), cores: chip.core_count() });
+        }
+        let mut out = Vec::with_capacity(chain.len());
+        for (i, (w, s)) in chain.into_iter().enumerate() {
+            let layer = graph.layer(w);
+            let (k, n) = linear_dims(graph, layer);
+            let fp_cap = buffer_elems(chip, Buf::FpW);
+            let bp_cap = buffer_elems(chip, Buf::BpW);
+            let too_big = |buf: Buf, need: u64, have: u64| CodegenError::DoesNotFit {
+                layer: layer.name.clone(),
+                buffer: buf.name().to_string(),
+                need,
+                have,
+            };
+            // A tile keeps all k inputs of an output (FP) or all n errors of an input (BP).
+            if u64::from(k) > fp_cap {
+                return Err(too_big(Buf::FpW, u64::from(k), fp_cap));
+            }
+            if u64::from(n) > bp_cap {
+                return Err(too_big(Buf::BpW, u64::from(n), bp_cap));
+            }
+            let fp_tile = tile(n, fp_cap / u64::from(k));
+            let bp_tile = tile(k, bp_cap / u64::from(n));
+            let core = u16::try_from(i).unwrap_or(u16::MAX);
+            out.push(UnitPlacement { weight: w, neuron: s, core, fp_tile, bp_tile });
+        }
+        Ok(Placement { units: out })
+    }
+
+    /// A stable text form (`snnc compile --emit mapping`).
+    pub fn to_text(&self, graph: &LayerGraph) -> String {
+        let mut s = format!("placement of {} ({} units)\n", graph.name, self.units.len());
+        for u in &self.units {
+            let (w, n) = (graph.layer(u.weight), graph.layer(u.neuron));
+            let (k, out) = linear_dims(graph, w);
+            let _ = writeln!(
+                s,
+                "core {:>2}: {} {} + {} {}  k={k} n={out}  fp tile n={}  bp tile k={}",
+                u.core, w.id, w.name, n.id, n.name, u.fp_tile, u.bp_tile
+            );
+        }
+        s
+    }
+}
+
+/// Elements of a buffer of the chip (0 if the chip lacks it, which validation forbids).
+pub(super) fn buffer_elems(chip: &ChipDesc, buf: Buf) -> u64 {
+    chip.buffer(buf).map_or(0, isa::BufferDesc::elems)
+}
+
+/// The tile size: `cap` clamped to `1..=dim`, balanced so tiles are as equal as possible.
+fn tile(dim: u32, cap: u64) -> u32 {
+    let cap = u32::try_from(cap.clamp(1, u64::from(dim.max(1)))).unwrap_or(dim);
+    let count = dim.div_ceil(cap);
+    dim.div_ceil(count.max(1))
+}
+
+/// Input and output features of a linear layer.
+pub(super) fn linear_dims(graph: &LayerGraph, layer: &Layer) -> (u32, u32) {
+    let k = layer.inputs.first().map_or(0, |&i| u32::try_from(graph.layer(i).numel()).unwrap_or(u32::MAX));
+    let n = u32::try_from(layer.numel()).unwrap_or(u32::MAX);
+    (k, n)
+}
+
+/// The chain of (weight layer, neuron layer) pairs from the input to the loss, or the first
+/// layer that breaks the `linear` → `lif`/`readout` pattern.
+fn units(graph: &LayerGraph) -> Result<Vec<(LayerId, LayerId)>, CodegenError> {
+    let unsupported = |layer: &Layer, what: String| CodegenError::Unsupported { layer: layer.name.clone(), what };
+    let mut chain = Vec::new();
+    let mut prev = graph.input().id;
+    for &id in graph.topo_order() {
+        let layer = graph.layer(id);
+        match &layer.op {
+            Op::Input { .. } => {}
+            Op::Linear { .. } => {
+                if layer.inputs != [prev] {
+                    return Err(unsupported(
+                        layer,
+                        "a linear layer that does not read the previous neuron layer".into(),
+                    ));
+                }
+                prev = id;
+            }
+            Op::Lif(_) | Op::Readout { .. } => {
+                let w = graph.layer(prev);
+                if !matches!(w.op, Op::Linear { .. }) || layer.inputs != [prev] {
+                    return Err(unsupported(layer, "a neuron layer that does not follow a linear layer".into()));
+                }
+                if graph.consumers(prev).count() != 1 {
+                    return Err(unsupported(w, "a linear layer read by more than one layer".into()));
+                }
+                if matches!(layer.op, Op::Readout { .. }) && graph.output().id != id {
+                    return Err(unsupported(layer, "a readout layer that is not the output".into()));
+                }
+                chain.push((prev, id));
+                prev = id;
+            }
+            other => return Err(unsupported(layer, format!("`{}` layers", other.name()))),
+        }
+    }
+    if prev != graph.output().id {
+        return Err(unsupported(graph.output(), "an output that is not a neuron layer after a linear layer".into()));
+    }
+    Ok(chain)
+}

@@ -1,0 +1,89 @@
+//! The WG stream of a unit: FP32 masters and optimizer state into `opt`, per sample the
+//! weight gradient accumulated over timesteps, and after the batch the optimizer update in
+//! chunks (the FP16 copy staged in `fp.w`, which FP no longer needs) and the stores back.
+//!
+//! Gradients accumulate in `wg.grad` when the layer's parameters fit it; larger layers
+//! accumulate in their own region of the shared `opt` store (spilling `wg.grad` tiles
+//! through DRAM is left for later).
+
+use super::emit::{B, Code, STEP, T, TOK_SAMPLE, TOK_UPDATED, TOK_WG_DONE, at, fwd, tiled, tiled_dram, tiles};
+use super::fp::{input_at, spiking_input};
+use super::placement::buffer_elems;
+use super::plan::{Plan, Unit};
+use isa::{Buf, ChipDesc, DramAddr, Instr, Stream};
+
+/// The WG instructions of unit `u`.
+pub(super) fn stream(p: &Plan, u: &Unit, chip: &ChipDesc) -> Code {
+    let mut c = Code::default();
+    let (k, n, params) = (u.k, u.n, u.params());
+    let words = p.opt.state_words;
+    c.push(Instr::CfgOpt {
+        slot: 0,
+        kind: p.opt.kind,
+        lr: p.opt.lr,
+        m: p.opt.m,
+        beta2: p.opt.beta2,
+        eps: p.opt.eps,
+        wd: 0.0,
+    });
+    c.load(at(Buf::Opt, u.master, params), DramAddr::new(u.master_addr), u64::from(params) * 4);
+    if words > 0 {
+        c.load(at(Buf::Opt, u.state, params * words), DramAddr::new(u.state_addr), u64::from(params * words) * 4);
+    }
+    let (gbuf, g) = u.grad;
+    c.open(STEP, p.steps);
+    c.fill(at(gbuf, g, params), 0.0);
+    c.open(B, p.b);
+    c.wait(TOK_SAMPLE);
+    c.open(T, p.t);
+    c.push(Instr::WgLinear {
+        spk: input_at(u),
+        err: fwd(Buf::BpDelta, u.delta, n, n),
+        dw: at(gbuf, g, k * n),
+        db: u.bias.then(|| at(gbuf, g + k * n, n)),
+        k: k as u16,
+        n: n as u16,
+        skip: spiking_input(u),
+        nz: Some(fwd(Buf::FpMask, u.nz, n, n)),
+    });
+    c.close(T);
+    c.signal(u.core, Stream::Bp, TOK_WG_DONE);
+    c.close(B);
+    if let Some(d) = &u.debug {
+        c.store(DramAddr::new(d.grad), at(gbuf, g, params), u64::from(params) * 4);
+    }
+    c.push(Instr::WgStep { slot: 0 });
+    update(p, u, chip, &mut c);
+    c.signal(u.core, Stream::Fp, TOK_UPDATED);
+    c.signal(u.core, Stream::Bp, TOK_UPDATED);
+    c.close(STEP);
+    c.store(DramAddr::new(u.master_addr), at(Buf::Opt, u.master, params), u64::from(params) * 4);
+    if words > 0 {
+        c.store(DramAddr::new(u.state_addr), at(Buf::Opt, u.state, params * words), u64::from(params * words) * 4);
+    }
+    c.push(Instr::Halt {});
+    c
+}
+
+/// `wg.update` over all parameters in chunks that fit `fp.w`, each chunk's FP16 copy stored
+/// to `<layer>.weight` (and `.bias`, which follows it in DRAM).
+fn update(p: &Plan, u: &Unit, chip: &ChipDesc, c: &mut Code) {
+    let params = u.params();
+    let words = p.opt.state_words;
+    let chunk = u32::try_from(buffer_elems(chip, Buf::FpW).min(u64::from(params))).unwrap_or(params).max(1);
+    let (gbuf, g) = u.grad;
+    tiles(c, params, chunk, |c, term, first, size| {
+        c.push(Instr::WgUpdate {
+            grad: tiled(at(gbuf, g + first, size), term, 1),
+            master: tiled(at(Buf::Opt, u.master + first, size), term, 1),
+            state: (words > 0).then(|| tiled(at(Buf::Opt, u.state + first * words, size * words), term, words)),
+            w16: at(Buf::FpW, 0, size),
+            n: size,
+            cfg: 0,
+            scale: 1.0,
+            zero: true,
+        });
+        let dst = tiled_dram(DramAddr::new(u.w_addr + first * 2), term, 2);
+        c.store(dst, at(Buf::FpW, 0, size), u64::from(size) * 2);
+    });
+}

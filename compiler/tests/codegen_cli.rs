@@ -1,0 +1,71 @@
+//! `snnc compile` as a user runs it: it writes the program, prints each stage on request,
+//! and a failing compile leaves no file behind.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn snnc(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_snnc"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run snnc: {e}"))
+}
+
+fn model(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models").join(name).to_string_lossy().into_owned()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("snnc-codegen-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    dir
+}
+
+#[test]
+fn compile_writes_a_program_that_verifies() {
+    let dir = scratch("writes");
+    let out = snnc(&["compile", &model("fc16.snn"), "-o", "fc16.bin"], &dir);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("instructions"), "{}", text(&out.stdout));
+    let verify = snnc(&["verify", "fc16.bin"], &dir);
+    assert!(verify.status.success(), "{}", text(&verify.stdout));
+}
+
+#[test]
+fn compile_defaults_to_the_model_stem_in_the_current_folder() {
+    let dir = scratch("default");
+    let out = snnc(&["compile", &model("fc16_rect_cemem.snn")], &dir);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(dir.join("fc16_rect_cemem.bin").is_file());
+}
+
+#[test]
+fn emit_asm_prints_a_listing_that_assembles_to_the_binary() {
+    let dir = scratch("emit");
+    let asm = snnc(&["compile", &model("fc16.snn"), "--emit", "asm"], &dir);
+    assert!(asm.status.success(), "{}", text(&asm.stderr));
+    let bin = snnc(&["compile", &model("fc16.snn"), "--emit", "bin"], &dir);
+    let program = isa::asm::assemble(&text(&asm.stdout)).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(program.to_bytes(), bin.stdout);
+    for stage in ["ast", "graph", "mapping"] {
+        let out = snnc(&["compile", &model("fc16.snn"), "--emit", stage], &dir);
+        assert!(out.status.success() && !out.stdout.is_empty(), "{stage}: {}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn a_failing_compile_leaves_no_file() {
+    let dir = scratch("fails");
+    let out = snnc(&["compile", &model("conv16.snn"), "-o", "conv16.bin"], &dir);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("layer `c1`"), "{}", text(&out.stderr));
+    assert!(!dir.join("conv16.bin").exists());
+    let leftovers = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(leftovers, 0);
+}
