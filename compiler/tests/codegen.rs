@@ -97,8 +97,15 @@ fn instruction_counts(p: &isa::Program) -> Vec<usize> {
 #[test]
 fn program_size_does_not_grow_with_timesteps_and_batch() {
     // fc784 keeps T x 784 input bits of a sample on chip, so it is scaled in B only.
-    let cases =
-        [("fc16", 4, 4), ("fc16_soft_sigmoid_ce", 4, 4), ("fc16_rect_cemem", 4, 4), ("digits", 4, 4), ("fc784", 1, 4)];
+    let cases = [
+        ("fc16", 4, 4),
+        ("fc16_soft_sigmoid_ce", 4, 4),
+        ("fc16_rect_cemem", 4, 4),
+        ("digits", 4, 4),
+        ("fc784", 1, 4),
+        ("conv16", 2, 4),
+        ("conv16_maxpool_ce", 2, 4),
+    ];
     for (model, ft, fb) in cases {
         let g = graph(model);
         let small = compile(&g).unwrap_or_else(|e| panic!("{model}: {e}"));
@@ -137,6 +144,34 @@ fn given_weights_are_stored_transposed() {
     };
     // Element [i=1][o=2] of the k x n matrix is W[2][1].
     assert_eq!(word(32 + 2), half::f16::from_f32(2.01).to_f32());
+}
+
+#[test]
+fn conv_weights_keep_pytorch_layout_and_parity_symbols_verify() {
+    let g = graph("conv16");
+    // c1 is [cout=8][cin=1][3][3]; W[j] = j/128 is exact in FP16, so any reordering shows.
+    let w1: Vec<f32> = (0..72).map(|j| j as f32 / 128.0).collect();
+    let mut map = std::collections::BTreeMap::new();
+    map.insert("c1".to_string(), LayerWeights { weight: w1.clone(), bias: None });
+    let weights = WeightSource::Given(map);
+    let options = CodegenOptions { weights, keep_activations: true, ..CodegenOptions::default() };
+    let p = codegen::compile(&g, &ChipDesc::default(), &options).unwrap_or_else(|e| panic!("{e}"));
+    let seg = p.data.iter().find(|d| d.name == "c1.weight").unwrap_or_else(|| panic!("no c1.weight"));
+    let got: Vec<f32> = seg.bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect();
+    assert_eq!(got, w1);
+    let names: Vec<&str> = p.symbols.iter().map(|s| s.name.as_str()).collect();
+    for want in ["s1.S", "s1.H", "s1.dS", "s1.dH", "c1.grad", "c2.grad", "f3.grad"] {
+        assert!(names.contains(&want), "missing {want} in {names:?}");
+    }
+    assert!(isa::verify::verify(&p, &ChipDesc::default()).is_empty());
+}
+
+#[test]
+fn pooling_with_overlapping_windows_is_a_clear_error() {
+    let text = source("conv16")
+        .replace("p1 = avgpool(s1, kernel = 2, stride = 2)", "p1 = avgpool(s1, kernel = 2, stride = 1)");
+    let err = compile(&graph_of(&text)).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.starts_with("layer `p1`: code generation does not support pooling"), "{err}");
 }
 
 #[test]

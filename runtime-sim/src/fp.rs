@@ -24,6 +24,12 @@ pub trait Storage: Copy + Default + PartialEq + core::fmt::Debug + Send + Sync +
     fn from_f32(x: f32) -> Self;
     /// Widens to f32 (always exact).
     fn to_f32(self) -> f32;
+    /// Converts a binary16 value (exact for both types; a copy for f16, which DMA loads of
+    /// FP16 tensors rely on to stay cheap).
+    #[inline]
+    fn from_f16(h: f16) -> Self {
+        Self::from_f32(h.to_f32())
+    }
     /// Rounds an f32 to this type and widens it back: the value the type would store.
     #[inline]
     fn round(x: f32) -> f32 {
@@ -52,6 +58,10 @@ impl Storage for f16 {
     #[inline]
     fn to_f32(self) -> f32 {
         f16::to_f32(self)
+    }
+    #[inline]
+    fn from_f16(h: f16) -> Self {
+        h
     }
 }
 

@@ -22,6 +22,9 @@
 //!   a chip description, runs it (function, timing, traffic, energy) and reports
 //!   [`RunStats`]. Programs hold fc tiles in the ISA's `k x n` layout
 //!   ([`kernels::tile`]).
+//! - [`data`] and [`record`]: the host side of training — data sets and encoders; weights,
+//!   run records and plots — and [`train`]: the training loop of `snnc train`, which keeps
+//!   the weights in the simulated DRAM and runs training and inference programs on them.
 //!
 //! Layout everywhere: time-major `[T,B,…]`, images NCHW, fc weights `[out,in]`, conv weights
 //! `[cout,cin,kh,kw]`.
@@ -35,5 +38,6 @@ pub mod parity;
 pub mod record;
 pub mod reference;
 pub mod spikes;
+pub mod train;
 
 pub use machine::{Machine, RunStats, SimError, SimOptions};

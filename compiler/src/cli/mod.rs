@@ -3,11 +3,13 @@
 
 mod chip_file;
 mod compile_cmds;
+mod golden_cmds;
 mod map_cmds;
 mod model_cmds;
 mod output;
 mod program_cmds;
 mod sim_cmds;
+mod train_cmds;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -43,6 +45,10 @@ enum Command {
     Compile(compile_cmds::CompileArgs),
     /// Print the effective chip description (the built-in one, or --chip FILE over it).
     Chip(map_cmds::ChipArgs),
+    /// Train a model on the instruction-level simulator and report accuracy and chip cost.
+    Train(train_cmds::TrainArgs),
+    /// Run one golden training step through compiler and simulator and compare every tensor.
+    Golden(golden_cmds::GoldenArgs),
 }
 
 /// Why a command failed, with what to print.
@@ -67,6 +73,8 @@ pub fn run() -> ExitCode {
         Command::Map(args) => map_cmds::map(&args),
         Command::Chip(args) => map_cmds::chip(&args),
         Command::Compile(args) => compile_cmds::compile(&args),
+        Command::Train(args) => train_cmds::train(&args),
+        Command::Golden(args) => golden_cmds::golden(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,11 +2,12 @@
 //! the next core, the gradient soma in reverse time, and the errors for the previous core
 //! through the transposed weights (per row tile), sent back over the NoC.
 
+use super::conv;
 use super::emit::{
-    B, CHAN_ERRORS, Code, STEP, T, TOK_SAMPLE, TOK_UPDATED, TOK_WG_DONE, at, fwd, rev, tiled, tiled_dram, tiles,
+    B, CHAN_ERRORS, Code, STEP, T, TOK_SAMPLE, TOK_UPDATED, TOK_WG_DONE, at, fwd, rev, stride, tiled, tiled_dram, tiles,
 };
 use super::fp::per_sample;
-use super::plan::{Plan, Unit};
+use super::plan::{Plan, SUM_BUF, Unit};
 use isa::{Access, Buf, DramAddr, Instr, Stream};
 
 /// The BP instructions of unit `u`.
@@ -17,17 +18,18 @@ pub(super) fn stream(p: &Plan, u: &Unit) -> Code {
         c.fill(at(Buf::WgGrad, u.loss_cell, 1), 0.0);
     }
     let resident = u.bp_tile >= u.k;
-    if u.input_is_noc() && resident {
-        c.load(at(Buf::BpW, 0, u.k * u.n), DramAddr::new(u.w_addr), u64::from(u.k * u.n) * 2);
+    match &u.conv {
+        Some(cu) if u.input_is_noc() => conv::load_weights(u, cu, Buf::BpW, &mut c),
+        None if u.input_is_noc() && resident => {
+            c.load(at(Buf::BpW, 0, u.k * u.n), DramAddr::new(u.w_addr), u64::from(u.k * u.n) * 2);
+        }
+        _ => {}
     }
     c.open(B, p.b);
     c.wait(TOK_SAMPLE);
-    output_error(p, u, &mut c);
-    c.fill(at(Buf::BpVgrad, u.vgrad, u.n), 0.0);
-    soma(p, u, &mut c);
-    if let Some(prev) = u.prev() {
-        errors_back(p, u, resident, &mut c);
-        c.push(Instr::NocSend { to: prev, chan: CHAN_ERRORS, src: at(Buf::BpPsum, u.gin, p.t * u.k) });
+    match &u.conv {
+        Some(cu) => conv::bp_sample(p, u, cu, &mut c),
+        None => sample(p, u, resident, &mut c),
     }
     // Errors of sample b are ready for WG; once WG is done, FP may start sample b+1.
     c.signal(u.core, Stream::Wg, TOK_SAMPLE);
@@ -44,6 +46,18 @@ pub(super) fn stream(p: &Plan, u: &Unit) -> Code {
     c
 }
 
+/// The BP work of one sample of a linear unit.
+fn sample(p: &Plan, u: &Unit, resident: bool, c: &mut Code) {
+    output_error(p, u, c);
+    c.fill(at(Buf::BpVgrad, u.vgrad, u.n), 0.0);
+    soma(p, u, c);
+    keep_sample(p, u, c);
+    if let Some(prev) = u.prev() {
+        errors_back(p, u, resident, c);
+        c.push(Instr::NocSend { to: prev, chan: CHAN_ERRORS, src: at(Buf::BpPsum, u.gin, p.t * u.k) });
+    }
+}
+
 /// dL/dS of sample b: the loss gradient (the same for every t) or T steps from the next core.
 fn output_error(p: &Plan, u: &Unit, c: &mut Code) {
     let n = u.n;
@@ -52,7 +66,7 @@ fn output_error(p: &Plan, u: &Unit, c: &mut Code) {
         c.load(at(Buf::BpErr, u.tgt, n), per_sample(p, p.target, row), row);
         c.push(Instr::BpLoss {
             kind: p.loss,
-            x: at(Buf::FpPsum, u.sum, n),
+            x: at(SUM_BUF, u.sum, n),
             target: at(Buf::BpErr, u.tgt, n),
             out: at(Buf::BpErr, u.ds, n),
             loss: Some(at(Buf::WgGrad, u.loss_cell, 1)),
@@ -84,6 +98,17 @@ fn soma(p: &Plan, u: &Unit, c: &mut Code) {
         fire: cfg.fire,
     });
     c.close(T);
+}
+
+/// Parity stores of a whole sample: dL/dS (the one loss gradient on the output unit) and
+/// dL/dH of every timestep.
+fn keep_sample(p: &Plan, u: &Unit, c: &mut Code) {
+    let Some(d) = &u.debug else { return };
+    let tn = p.t * u.n;
+    let ds = if u.output { u.n } else { tn };
+    let bytes = |len: u32| u64::from(len) * 2;
+    c.store(DramAddr::new(d.ds).with(B, stride(bytes(ds))), at(Buf::BpErr, u.ds, ds), bytes(ds));
+    c.store(DramAddr::new(d.dh).with(B, stride(bytes(tn))), at(Buf::BpDelta, u.delta, tn), bytes(tn));
 }
 
 /// dL/dS of the previous layer for every timestep into `bp.psum[gin + t*k ..]`, one row

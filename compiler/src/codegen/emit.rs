@@ -123,10 +123,12 @@ pub(super) fn program(plan: &Plan, chip: &ChipDesc) -> Program {
     let mut p = Program::new(chip);
     let mut symbols = Vec::new();
     for u in &plan.units {
+        // An inference program leaves BP and WG idle.
+        let idle = || Code(vec![Instr::Halt {}]);
         let streams = [
             (Stream::Fp, fp::stream(plan, u, chip)),
-            (Stream::Bp, bp::stream(plan, u)),
-            (Stream::Wg, wg::stream(plan, u, chip)),
+            (Stream::Bp, if plan.train { bp::stream(plan, u) } else { idle() }),
+            (Stream::Wg, if plan.train { wg::stream(plan, u, chip) } else { idle() }),
         ];
         for (s, code) in streams {
             let len = u32::try_from(code.0.len()).unwrap_or(u32::MAX);

@@ -1,15 +1,19 @@
 //! The FP stream of a unit: per sample, bring in the input of all timesteps, run the linear
 //! layer per timestep (per output tile), then the soma per timestep, and pass spikes on.
 
+use super::conv;
 use super::emit::{B, CHAN_SPIKES, Code, STEP, T, TOK_SAMPLE, TOK_UPDATED, at, fwd, stride, tiled, tiled_dram, tiles};
 use super::placement::buffer_elems;
-use super::plan::{Input, Plan, Unit};
+use super::plan::{Input, Plan, SUM_BUF, Unit};
 use isa::{Access, Buf, ChipDesc, DramAddr, Instr, Stream};
 
 /// The FP instructions of unit `u`.
 pub(super) fn stream(p: &Plan, u: &Unit, chip: &ChipDesc) -> Code {
     let mut c = Code::default();
     let cfg = u.neuron;
+    if let Some(cu) = &u.conv {
+        conv::zero_padding(p, cu, &mut c);
+    }
     c.push(Instr::CfgNeuron {
         slot: 0,
         beta: cfg.beta,
@@ -27,29 +31,54 @@ pub(super) fn stream(p: &Plan, u: &Unit, chip: &ChipDesc) -> Code {
         c.load(at(Buf::FpMem, u.bias_mem, u.n), src, u64::from(u.n) * 2);
     }
     let resident = u.fp_tile >= u.n && u64::from(u.k * u.n) <= buffer_elems(chip, Buf::FpW);
-    if resident {
+    if let Some(cu) = &u.conv {
+        conv::load_weights(u, cu, Buf::FpW, &mut c);
+    } else if resident {
         c.load(at(Buf::FpW, 0, u.k * u.n), DramAddr::new(u.w_addr), u64::from(u.k * u.n) * 2);
     }
     c.open(B, p.b);
-    load_input(p, u, &mut c);
-    c.fill(at(Buf::FpMem, u.v, u.n), 0.0);
-    if u.output {
-        c.fill(at(Buf::FpPsum, u.sum, u.n), 0.0);
+    match &u.conv {
+        Some(cu) => conv::fp_sample(p, u, cu, &mut c),
+        None => sample(p, u, resident, &mut c),
     }
-    linear(p, u, resident, &mut c);
-    soma(p, u, &mut c);
-    keep_sample(p, u, &mut c);
-    if let Some(next) = u.next {
-        c.push(Instr::NocSend { to: next, chan: CHAN_SPIKES, src: at(Buf::FpSpk, u.spk, p.t * u.n) });
+    if p.train {
+        // Sample b is ready for BP; wait until BP and WG are done with it before overwriting.
+        c.signal(u.core, Stream::Bp, TOK_SAMPLE);
+        c.wait(TOK_SAMPLE);
     }
-    // Sample b is ready for BP; wait until BP and WG are done with it before overwriting.
-    c.signal(u.core, Stream::Bp, TOK_SAMPLE);
-    c.wait(TOK_SAMPLE);
     c.close(B);
-    c.wait(TOK_UPDATED);
+    if p.train {
+        c.wait(TOK_UPDATED);
+    }
     c.close(STEP);
     c.push(Instr::Halt {});
     c
+}
+
+/// The FP work of one sample of a linear unit.
+fn sample(p: &Plan, u: &Unit, resident: bool, c: &mut Code) {
+    load_input(p, u, c);
+    c.fill(at(Buf::FpMem, u.v, u.n), 0.0);
+    if u.output {
+        c.fill(at(SUM_BUF, u.sum, u.n), 0.0);
+    }
+    if u.bias {
+        // The bias seeds every timestep's sums; `fp.linear` adds it after the products in
+        // its accumulator, so `x·W + b` is rounded once, as the golden fc layer is.
+        c.open(T, p.t);
+        c.push(Instr::Copy { dst: fwd(Buf::FpPsum, u.x, u.n, u.n), src: at(Buf::FpMem, u.bias_mem, u.n) });
+        c.close(T);
+    }
+    linear(p, u, resident, c);
+    soma(p, u, c);
+    keep_sample(p, u, c);
+    if let (Some(out), true) = (p.output, u.output) {
+        let bytes = u64::from(u.n) * 4;
+        c.store(per_sample(p, out, bytes), at(SUM_BUF, u.sum, u.n), bytes);
+    }
+    if let Some(next) = u.next {
+        c.push(Instr::NocSend { to: next, chan: CHAN_SPIKES, src: at(Buf::FpSpk, u.spk, p.t * u.n) });
+    }
 }
 
 /// The input of all T timesteps of sample `b`, at the start of `u.fin`.
@@ -82,7 +111,7 @@ pub(super) fn input_at(u: &Unit) -> Access {
 
 /// Whether the input is spikes (so zero spikes can be skipped).
 pub(super) fn spiking_input(u: &Unit) -> bool {
-    u.input != Input::DramDense
+    !u.dense_in
 }
 
 /// Synaptic input of every timestep into `fp.psum[x + t*n ..]`, one output tile at a time:
@@ -104,7 +133,7 @@ fn linear(p: &Plan, u: &Unit, resident: bool, c: &mut Code) {
             out,
             k: k as u16,
             n: size as u16,
-            acc: false,
+            acc: u.bias,
             skip: spiking_input(u),
         });
         c.close(T);
@@ -117,7 +146,7 @@ fn soma(p: &Plan, u: &Unit, c: &mut Code) {
     c.open(T, p.t);
     c.push(Instr::FpLif {
         x: fwd(Buf::FpPsum, u.x, n, n),
-        bias: u.bias.then(|| at(Buf::FpMem, u.bias_mem, n)),
+        bias: None,
         v: at(Buf::FpMem, u.v, n),
         h: cfg.keep_h.then(|| fwd(Buf::FpMem, u.h, n, n)),
         spk: cfg.fire.then(|| fwd(Buf::FpSpk, u.spk, n, n)),
@@ -128,7 +157,7 @@ fn soma(p: &Plan, u: &Unit, c: &mut Code) {
     });
     if u.output {
         let src = if cfg.fire { fwd(Buf::FpSpk, u.spk, n, n) } else { at(Buf::FpMem, u.v, n) };
-        c.push(Instr::FpSum { dst: at(Buf::FpPsum, u.sum, n), src });
+        c.push(Instr::FpSum { dst: at(SUM_BUF, u.sum, n), src });
     }
     if let Some(d) = &u.debug {
         let row = u64::from(n) * 2;
@@ -138,10 +167,17 @@ fn soma(p: &Plan, u: &Unit, c: &mut Code) {
     c.close(T);
 }
 
-/// Parity stores of a whole sample: spikes (padded to bytes) and H.
+/// Parity stores of a whole sample: the linear output, spikes (padded to bytes), H and the
+/// output sum.
 fn keep_sample(p: &Plan, u: &Unit, c: &mut Code) {
     let Some(d) = &u.debug else { return };
     let tn = u64::from(p.t) * u64::from(u.n);
+    let src = at(Buf::FpPsum, u.x, u32::try_from(tn).unwrap_or(u32::MAX));
+    c.store(DramAddr::new(d.out).with(B, stride(tn * 2)), src, tn * 2);
+    if let Some(sum) = d.sum {
+        let bytes = u64::from(u.n) * 4;
+        c.store(DramAddr::new(sum).with(B, stride(bytes)), at(SUM_BUF, u.sum, u.n), bytes);
+    }
     if let Some(s) = d.s {
         let bytes = tn.div_ceil(8);
         let src = at(Buf::FpSpk, u.spk, u32::try_from(bytes * 8).unwrap_or(u32::MAX));

@@ -3,8 +3,9 @@
 //!
 //! # What a program does
 //!
-//! The graph is cut into *units*: a weight layer (`linear`) fused with the neuron layer
-//! (`lif` or `readout`) that reads it. Unit `i` runs on the core its [`Placement`] names
+//! The graph is cut into *units*: a weight layer (`linear` or `conv2d`) fused with the neuron
+//! layer (`lif` or `readout`) that reads it, and the pooling and `flatten` layers after it
+//! (conv units are described in `conv.rs`). Unit `i` runs on the core its [`Placement`] names
 //! (core `i` by default). One run of the program is [`CodegenOptions::steps`] training steps
 //! (1 by default), each over `batch` samples:
 //!
@@ -39,7 +40,9 @@
 //! | `input` | spikes (`bernoulli`, `spikes`): `[S][B][T][ceil(k/8) bytes]`, each timestep's row padded to whole bytes; `current`: FP16 `[S][B][T][k]` (already scaled) | trainer |
 //! | `target` | FP16 one-hot `[S][B][C]` | trainer |
 //! | `loss` | FP32 `[S]`: the loss of each step's batch, as `bp.loss` accumulates it | program |
+//! | `output` | FP32 `[S][B][C]`: per sample, the output layer's spike counts (readout: summed membranes) (`outputs`) | program |
 //! | `<linear>.weight` | FP16 `[k][n]` row-major, i.e. the transpose of PyTorch's `[out,in]`, because `fp.linear` reads `k x n` | initial data; program |
+//! | `<conv>.weight` | FP16 `[cout][cin][kh][kw]`, PyTorch's layout (which `fp.conv` reads); `.weight_master`, `.opt_state` and `.grad` likewise | initial data; program |
 //! | `<linear>.bias` | FP16 `[n]`, directly after `.weight` (layers with a bias) | initial data; program |
 //! | `<linear>.weight_master` | FP32 `[k][n]`, then `<linear>.bias_master` FP32 `[n]` directly after | initial data; program |
 //! | `<linear>.opt_state` | FP32, opaque (momentum, or Adam m and v chunk by chunk); zero at first | program |
@@ -47,20 +50,39 @@
 //! | `<neuron>.S` | spikes, per sample `T*n` bits padded to whole bytes: `[B][ceil(T*n/8)]` (`keep_activations`; padding bits unspecified) | program |
 //! | `<neuron>.V` | FP16 `[B][T][n]`, post-reset membrane (readout: U) (`keep_activations`) | program |
 //! | `<neuron>.H` | FP16 `[B][T][n]`, pre-reset membrane, when the layer keeps it (`keep_activations`) | program |
+//! | `<linear>.out` | FP16 `[B][T][n]`, the layer's output `x·W (+ b)` (`keep_activations`) | program |
+//! | `<neuron>.dS` | FP16 `[B][T][n]`, dL/dS; on the output unit `[B][n]`, the loss gradient that holds for every t (`keep_activations`) | program |
+//! | `<neuron>.dH` | FP16 `[B][T][n]`, dL/dH (readout: dL/dU) (`keep_activations`) | program |
+//! | `<neuron>.sum` | FP32 `[B][n]`, output unit only: the spike count or membrane sum over T that `bp.loss` reads (`keep_activations`) | program |
 //!
 //! `S` is the step count. Note the sample-major `[B][T]` order (the golden files are
-//! time-major `[T][B]`). The parity stores hold the last step of a run.
+//! time-major `[T][B]`). The parity stores hold the last step of a run. A bias is copied
+//! into the partial sums before `fp.linear` (`acc=true`), which adds it after the products
+//! in the same accumulator, so `x·W + b` is rounded once; the output sum lives in the 32-bit
+//! `wg.grad` so that `bp.loss` sees the FP32 time sum.
 //!
 //! # Limits of this version
 //!
-//! Only chains of `linear` → `lif`/`readout` are generated; `conv2d`, pooling, `flatten` and
-//! `add` give [`CodegenError::Unsupported`] naming the layer. Every per-sample working set
+//! Only chains of `linear`/`conv2d` → `lif`/`readout` [→ `avgpool`/`maxpool`] [→ `flatten`]
+//! are generated; `add` (residual joins), conv layers with a bias, and pooling with padding or
+//! overlapping windows give [`CodegenError::Unsupported`] naming the layer. Conv weights must
+//! fit `fp.w` and `bp.w` whole (no tiling over output channels or rows yet), and a conv
+//! unit's output of one timestep must fit `fp.psum`. Every per-sample working set
 //! (`T*k` input bits, `T*n` partial sums, membranes, errors) must fit its buffer, else
 //! [`CodegenError::DoesNotFit`]. `cfg.opt` resets Adam's step counter at the start of every
-//! run, so a trainer should run many steps per run (`steps`) rather than one run per batch.
+//! run, so a trainer should run many steps per run (`steps`), or say how many steps earlier
+//! runs took (`first_step`).
+//!
+//! # Inference programs
+//!
+//! With `train: false` only the FP streams run: per step and sample the forward pass and
+//! the output sums, which `outputs` stores to `output`. The tensors are the same as a
+//! training program's, at the same addresses, so a trainer can swap between the two
+//! programs on one machine and evaluate the weights where they live in DRAM.
 
 mod alloc;
 mod bp;
+mod conv;
 mod emit;
 mod fp;
 mod placement;
@@ -90,11 +112,29 @@ pub struct CodegenOptions {
     /// Training steps (batches) per run of the program, at least 1. The optimizer is
     /// configured once per run, so Adam's bias correction counts steps within a run.
     pub steps: u32,
+    /// Training steps taken by earlier runs: the WG stream advances Adam's step counter by
+    /// this much after `cfg.opt` resets it, so the bias correction continues across runs.
+    pub first_step: u32,
+    /// `false` generates an inference program: the FP streams only (forward passes and the
+    /// output sums), no loss, errors, gradients or weight update (`snnc train` evaluates
+    /// with it). The DRAM layout is the same as the training program's.
+    pub train: bool,
+    /// Store the output unit's per-sample sums (spike counts, or summed membranes of a
+    /// readout) to the `output` symbol, FP32 `[S][B][C]`, for accuracy.
+    pub outputs: bool,
 }
 
 impl Default for CodegenOptions {
     fn default() -> CodegenOptions {
-        CodegenOptions { weights: WeightSource::Init, seed: None, keep_activations: false, steps: 1 }
+        CodegenOptions {
+            weights: WeightSource::Init,
+            seed: None,
+            keep_activations: false,
+            steps: 1,
+            first_step: 0,
+            train: true,
+            outputs: false,
+        }
     }
 }
 
@@ -169,6 +209,9 @@ fn fit_hint(buffer: &str) -> &'static str {
             "the shared optimizer store holds every layer's FP32 masters, optimizer state and large gradients: use a smaller layer, plain SGD, or a chip description with a larger `optimizer_store`"
         }
         "dram" => "the tensors exceed the 32-bit DRAM address space",
+        "fp.w" | "bp.w" => {
+            "linear weights are cut into tiles of whole rows or columns, and conv weights are kept whole (not tiled over output channels yet): use a smaller layer or a chip description with a larger buffer"
+        }
         _ => "use fewer timesteps or features, or a chip description with a larger buffer",
     }
 }

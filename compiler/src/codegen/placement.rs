@@ -41,6 +41,19 @@ impl Placement {
         for (i, (w, s)) in chain.into_iter().enumerate() {
             let layer = graph.layer(w);
             let (k, n) = linear_dims(graph, layer);
+            let core = u16::try_from(i).unwrap_or(u16::MAX);
+            if let Some(wlen) = conv_weights(graph, layer) {
+                // Conv weights stay resident in `fp.w` and `bp.w` (no tiling yet).
+                for buf in [Buf::FpW, Buf::BpW] {
+                    let have = buffer_elems(chip, buf);
+                    if wlen > have {
+                        let (layer, buffer) = (layer.name.clone(), buf.name().to_string());
+                        return Err(CodegenError::DoesNotFit { layer, buffer, need: wlen, have });
+                    }
+                }
+                out.push(UnitPlacement { weight: w, neuron: s, core, fp_tile: n, bp_tile: k });
+                continue;
+            }
             let fp_cap = buffer_elems(chip, Buf::FpW);
             let bp_cap = buffer_elems(chip, Buf::BpW);
             let too_big = |buf: Buf, need: u64, have: u64| CodegenError::DoesNotFit {
@@ -58,7 +71,6 @@ impl Placement {
             }
             let fp_tile = tile(n, fp_cap / u64::from(k));
             let bp_tile = tile(k, bp_cap / u64::from(n));
-            let core = u16::try_from(i).unwrap_or(u16::MAX);
             out.push(UnitPlacement { weight: w, neuron: s, core, fp_tile, bp_tile });
         }
         Ok(Placement { units: out })
@@ -99,8 +111,16 @@ pub(super) fn linear_dims(graph: &LayerGraph, layer: &Layer) -> (u32, u32) {
     (k, n)
 }
 
+/// The weight count `cout*cin*k*k` of a conv layer, or `None` for other layers.
+pub(super) fn conv_weights(graph: &LayerGraph, layer: &Layer) -> Option<u64> {
+    let Op::Conv2d { out, kernel, .. } = layer.op else { return None };
+    let cin = layer.inputs.first().and_then(|&i| graph.layer(i).shape.first().copied()).unwrap_or(1);
+    Some(u64::from(out) * u64::from(cin) * u64::from(kernel) * u64::from(kernel))
+}
+
 /// The chain of (weight layer, neuron layer) pairs from the input to the loss, or the first
-/// layer that breaks the `linear` → `lif`/`readout` pattern.
+/// layer that breaks the `linear`/`conv2d` → `lif`/`readout` [→ pool] [→ `flatten`] pattern.
+/// Pooling and flatten belong to the unit whose neuron layer they read.
 fn units(graph: &LayerGraph) -> Result<Vec<(LayerId, LayerId)>, CodegenError> {
     let unsupported = |layer: &Layer, what: String| CodegenError::Unsupported { layer: layer.name.clone(), what };
     let mut chain = Vec::new();
@@ -109,18 +129,22 @@ fn units(graph: &LayerGraph) -> Result<Vec<(LayerId, LayerId)>, CodegenError> {
         let layer = graph.layer(id);
         match &layer.op {
             Op::Input { .. } => {}
-            Op::Linear { .. } => {
+            Op::Linear { .. } | Op::Conv2d { .. } => {
                 if layer.inputs != [prev] {
                     return Err(unsupported(
                         layer,
-                        "a linear layer that does not read the previous neuron layer".into(),
+                        format!("a `{}` layer that does not read the previous layer", layer.op.name()),
                     ));
                 }
                 prev = id;
             }
+            Op::AvgPool(_) | Op::MaxPool(_) | Op::Flatten => {
+                post_op(graph, layer, prev)?;
+                prev = id;
+            }
             Op::Lif(_) | Op::Readout { .. } => {
                 let w = graph.layer(prev);
-                if !matches!(w.op, Op::Linear { .. }) || layer.inputs != [prev] {
+                if !w.op.has_weights() || layer.inputs != [prev] {
                     return Err(unsupported(layer, "a neuron layer that does not follow a linear layer".into()));
                 }
                 if graph.consumers(prev).count() != 1 {
@@ -139,4 +163,32 @@ fn units(graph: &LayerGraph) -> Result<Vec<(LayerId, LayerId)>, CodegenError> {
         return Err(unsupported(graph.output(), "an output that is not a neuron layer after a linear layer".into()));
     }
     Ok(chain)
+}
+
+/// Checks a pooling or flatten layer that follows the layer `prev` of the chain: pooling
+/// must read the spikes of a conv unit's LIF layer directly, with a `k x k` window, stride
+/// `k` and no padding.
+fn post_op(graph: &LayerGraph, layer: &Layer, prev: LayerId) -> Result<(), CodegenError> {
+    let unsupported = |what: &str| Err(CodegenError::Unsupported { layer: layer.name.clone(), what: what.into() });
+    let before = graph.layer(prev);
+    if layer.inputs != [prev] || graph.consumers(prev).count() != 1 {
+        return unsupported("a pooling or flatten layer that is not the only reader of the previous layer");
+    }
+    match &layer.op {
+        Op::AvgPool(p) | Op::MaxPool(p) => {
+            let conv = before.inputs.first().is_some_and(|&w| matches!(graph.layer(w).op, Op::Conv2d { .. }));
+            if !matches!(before.op, Op::Lif(_)) || !conv {
+                return unsupported("pooling that does not read the spikes of a conv layer's LIF layer");
+            }
+            if p.stride != p.kernel || p.padding != 0 || p.kernel == 0 || p.kernel > 255 {
+                return unsupported("pooling whose stride differs from its window, or with padding");
+            }
+            let k = p.kernel;
+            if before.shape.len() != 3 || before.shape[1] % k != 0 || before.shape[2] % k != 0 {
+                return unsupported("pooling whose window does not divide the feature map");
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }

@@ -2,6 +2,7 @@
 //! unit's neuron configuration, buffer regions on its core, `opt` regions, and DRAM tensors.
 
 use super::alloc::{Buffers, Dram};
+use super::conv::{self, ConvUnit};
 use super::placement::{Placement, UnitPlacement, linear_dims};
 use super::weights::{self, Shape};
 use super::{CodegenError, CodegenOptions};
@@ -17,6 +18,12 @@ pub(super) struct Plan {
     pub(super) b: u32,
     /// Training steps per run.
     pub(super) steps: u32,
+    /// Steps taken by earlier runs (Adam's step counter starts there).
+    pub(super) first_step: u32,
+    /// Whether this is a training program (else the FP streams only).
+    pub(super) train: bool,
+    /// DRAM address of `output`, when the output sums are stored.
+    pub(super) output: Option<u32>,
     /// Units in forward order.
     pub(super) units: Vec<Unit>,
     /// DRAM tensors and initial data.
@@ -58,6 +65,10 @@ pub(super) struct NeuronCfg {
     /// Keep the rect mask.
     pub(super) keep_mask: bool,
 }
+
+/// The buffer of the output unit's spike or membrane sum over time: a 32-bit one, so the
+/// time mean the loss reads is summed in FP32 (the golden `z`), not rounded every step.
+pub(super) const SUM_BUF: Buf = Buf::WgGrad;
 
 /// Where the unit's input comes from.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -118,11 +129,25 @@ pub(super) struct Unit {
     pub(super) master_addr: u32,
     pub(super) state_addr: u32,
     pub(super) debug: Option<Debug>,
+    /// Whether the input is dense FP16 (currents, or a pooled map) rather than spikes.
+    pub(super) dense_in: bool,
+    /// Weights (`k*n`, or `cout*cin*k*k` for a conv layer).
+    pub(super) wlen: u32,
+    /// The conv geometry and regions of a conv unit.
+    pub(super) conv: Option<ConvUnit>,
 }
 
 /// DRAM addresses of the parity stores.
 pub(super) struct Debug {
     pub(super) grad: u32,
+    /// The linear output `<linear>.out`, dL/dS `<neuron>.dS`, dL/dH `<neuron>.dH`.
+    pub(super) out: u32,
+    pub(super) ds: u32,
+    pub(super) dh: u32,
+    /// The output unit's FP32 sum over time, `<neuron>.sum`.
+    pub(super) sum: Option<u32>,
+    /// A conv unit's pooled spikes, `<neuron>.pooled`.
+    pub(super) pooled: Option<u32>,
     pub(super) s: Option<u32>,
     pub(super) v: u32,
     pub(super) h: Option<u32>,
@@ -131,7 +156,7 @@ pub(super) struct Debug {
 impl Unit {
     /// Parameters: weights, then the bias.
     pub(super) fn params(&self) -> u32 {
-        self.k * self.n + if self.bias { self.n } else { 0 }
+        self.wlen + if self.bias { self.n } else { 0 }
     }
 }
 
@@ -152,6 +177,8 @@ impl Plan {
         let input = dram.tensor("input", s * input_bytes(graph, placement))?;
         let target = dram.tensor("target", s * u64::from(b) * u64::from(graph.classes()) * 2)?;
         let loss_addr = dram.tensor("loss", s * 4)?;
+        let classes = u64::from(b) * u64::from(graph.classes()) * 4;
+        let output = if options.outputs { Some(dram.tensor("output", s * classes)?) } else { None };
         let opt = opt_cfg(graph.optimizer);
         let mut shared = Buffers::default();
         let mut units = Vec::new();
@@ -166,7 +193,8 @@ impl Plan {
             LossKind::CeRate => isa::LossKind::CeRate,
             LossKind::CeMem => isa::LossKind::CeMem,
         };
-        Ok(Plan { t, b, steps, units, dram, input, target, loss_addr, loss, opt })
+        let (first_step, train) = (options.first_step, options.train);
+        Ok(Plan { t, b, steps, first_step, train, output, units, dram, input, target, loss_addr, loss, opt })
     }
 }
 
@@ -256,6 +284,10 @@ impl UnitCtx<'_> {
         check_u16(&wl.name, "input features", k)?;
         check_u16(&wl.name, "output features", n)?;
         let bias = matches!(wl.op, Op::Linear { bias: true, .. });
+        let dense_in = conv::pooled_input(self.graph, wl)
+            || self.prev.is_none() && matches!(self.graph.encoding(), Encoding::Current { .. });
+        let conv = conv::plan(self.graph, wl, nl, dense_in, self.next.is_none())?;
+        let wlen = conv.as_ref().map_or(k * n, |cu| cu.g.weights());
         let input = match (self.prev, self.graph.encoding()) {
             (Some(from), _) => Input::Noc { from },
             (None, Encoding::Current { .. }) => Input::DramDense,
@@ -297,8 +329,15 @@ impl UnitCtx<'_> {
             master_addr: 0,
             state_addr: 0,
             debug: None,
+            dense_in,
+            wlen,
+            conv,
         };
-        self.buffers(&mut u)?;
+        if u.conv.is_some() {
+            conv::buffers(self.chip, self.graph.timesteps, &mut u)?;
+        } else {
+            self.buffers(&mut u)?;
+        }
         self.params(&mut u, wl.id.0, dram, shared)?;
         Ok(u)
     }
@@ -315,10 +354,12 @@ impl UnitCtx<'_> {
                 (Buf::FpIn, take(Buf::FpIn, t * u64::from(stride))?, stride)
             }
             Input::DramDense => (Buf::FpMem, take(Buf::FpMem, t * k)?, u.k),
+            // A pooled map arrives as dense FP16, which `fp.linear` reads from a 16-bit buffer.
+            Input::Noc { .. } if u.dense_in => (Buf::FpMem, take(Buf::FpMem, t * k)?, u.k),
             Input::Noc { .. } => (Buf::FpIn, take(Buf::FpIn, t * k)?, u.k),
         };
         u.x = take(Buf::FpPsum, t * n)?;
-        u.sum = if u.output { take(Buf::FpPsum, n)? } else { 0 };
+        u.sum = if u.output { take(SUM_BUF, n)? } else { 0 };
         u.v = take(Buf::FpMem, n)?;
         u.h = if u.neuron.keep_h { take(Buf::FpMem, t * n)? } else { 0 };
         u.bias_mem = if u.bias { take(Buf::FpMem, n)? } else { 0 };
@@ -352,9 +393,15 @@ impl UnitCtx<'_> {
             u.grad.1 = shared.take(self.chip, Buf::Opt, p, &name)?;
         }
         let seed = weights::layer_seed(self.options.seed.unwrap_or(self.graph.init.seed), id);
-        let shape = Shape { name: &name, k: u.k, n: u.n, bias: u.bias, gain: self.graph.init.gain, seed };
+        // Conv weights keep PyTorch's [cout][cin][kh][kw] layout, which `fp.conv` reads.
+        let (k, n, transpose) = match &u.conv {
+            Some(cu) => (cu.g.fan_in(), cu.g.cout(), false),
+            None => (u.k, u.n, true),
+        };
+        let gain = self.graph.init.gain;
+        let shape = Shape { name: &name, k, n, bias: u.bias, gain, seed, transpose };
         let tensors = weights::initial(&self.options.weights, &shape)?;
-        let (kn, nb) = (u64::from(u.k) * u64::from(u.n), u64::from(u.n));
+        let (kn, nb) = (u64::from(u.wlen), u64::from(u.n));
         u.w_addr = dram.tensor(&format!("{name}.weight"), kn * 2)?;
         dram.init(&format!("{name}.weight"), DataKind::Fp16, u.w_addr, weights::f16_bytes(&tensors.weight));
         if let Some(b) = &tensors.bias {
@@ -383,7 +430,15 @@ impl UnitCtx<'_> {
         let s = if u.neuron.fire { Some(dram.tensor(&format!("{nl}.S"), b * (t * n).div_ceil(8))?) } else { None };
         let v = dram.tensor(&format!("{nl}.V"), b * t * n * 2)?;
         let h = if u.neuron.keep_h { Some(dram.tensor(&format!("{nl}.H"), b * t * n * 2)?) } else { None };
-        Ok(Debug { grad, s, v, h })
+        let out = dram.tensor(&format!("{}.out", u.weight_name), b * t * n * 2)?;
+        let ds = dram.tensor(&format!("{nl}.dS"), b * if u.output { n } else { t * n } * 2)?;
+        let dh = dram.tensor(&format!("{nl}.dH"), b * t * n * 2)?;
+        let sum = if u.output { Some(dram.tensor(&format!("{nl}.sum"), b * n * 4)?) } else { None };
+        let pooled = match u.conv.as_ref().and_then(ConvUnit::pooled_len) {
+            Some(len) => Some(dram.tensor(&format!("{nl}.pooled"), b * t * u64::from(len) * 2)?),
+            None => None,
+        };
+        Ok(Debug { grad, out, ds, dh, sum, pooled, s, v, h })
     }
 }
 

@@ -42,6 +42,8 @@ pub(super) struct Shape<'a> {
     pub(super) n: u32,
     pub(super) bias: bool,
     pub(super) gain: f64,
+    /// Whether `[out][in]` becomes `[in][out]` (linear layers; conv layers keep their layout).
+    pub(super) transpose: bool,
     pub(super) seed: u64,
 }
 
@@ -56,6 +58,11 @@ pub(super) fn initial(source: &WeightSource, shape: &Shape<'_>) -> Result<Tensor
         Some(w) => check_given(w, shape)?,
         None => draw(shape),
     };
+    if !shape.transpose {
+        let weight = out_in.iter().map(|&v| f16::from_f32(v)).collect();
+        let bias = bias.map(|b| b.iter().map(|&v| f16::from_f32(v)).collect());
+        return Ok(Tensors { weight, bias });
+    }
     // PyTorch's [out][in] becomes [in][out]: fp.linear reads a k x n row-major matrix.
     let mut weight = vec![f16::ZERO; k * n];
     for (o, row) in out_in.chunks_exact(k.max(1)).enumerate() {
@@ -135,7 +142,7 @@ mod tests {
         // W = [[1, 2, 3], [4, 5, 6]] is [out=2][in=3]; the chip wants [in=3][out=2].
         let mut map = BTreeMap::new();
         map.insert("f".to_string(), LayerWeights { weight: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], bias: None });
-        let shape = Shape { name: "f", k: 3, n: 2, bias: false, gain: 1.0, seed: 0 };
+        let shape = Shape { name: "f", k: 3, n: 2, bias: false, gain: 1.0, seed: 0, transpose: true };
         let t = initial(&WeightSource::Given(map), &shape).unwrap_or_else(|e| panic!("{e}"));
         let got: Vec<f32> = t.weight.iter().map(|v| v.to_f32()).collect();
         assert_eq!(got, vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
@@ -143,7 +150,7 @@ mod tests {
 
     #[test]
     fn drawn_weights_lie_in_the_init_range_and_repeat() {
-        let shape = Shape { name: "f", k: 16, n: 8, bias: true, gain: 3.0, seed: 7 };
+        let shape = Shape { name: "f", k: 16, n: 8, bias: true, gain: 3.0, seed: 7, transpose: true };
         let a = initial(&WeightSource::Init, &shape).unwrap_or_else(|e| panic!("{e}"));
         let b = initial(&WeightSource::Init, &shape).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(a, b);

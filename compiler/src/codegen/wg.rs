@@ -6,16 +6,17 @@
 //! accumulate in their own region of the shared `opt` store (spilling `wg.grad` tiles
 //! through DRAM is left for later).
 
+use super::conv;
 use super::emit::{B, Code, STEP, T, TOK_SAMPLE, TOK_UPDATED, TOK_WG_DONE, at, fwd, tiled, tiled_dram, tiles};
 use super::fp::{input_at, spiking_input};
 use super::placement::buffer_elems;
 use super::plan::{Plan, Unit};
-use isa::{Buf, ChipDesc, DramAddr, Instr, Stream};
+use isa::{Buf, ChipDesc, DramAddr, Instr, OptKind, Stream};
 
 /// The WG instructions of unit `u`.
 pub(super) fn stream(p: &Plan, u: &Unit, chip: &ChipDesc) -> Code {
     let mut c = Code::default();
-    let (k, n, params) = (u.k, u.n, u.params());
+    let params = u.params();
     let words = p.opt.state_words;
     c.push(Instr::CfgOpt {
         slot: 0,
@@ -30,23 +31,23 @@ pub(super) fn stream(p: &Plan, u: &Unit, chip: &ChipDesc) -> Code {
     if words > 0 {
         c.load(at(Buf::Opt, u.state, params * words), DramAddr::new(u.state_addr), u64::from(params * words) * 4);
     }
+    if p.first_step > 0 && p.opt.kind == OptKind::Adam {
+        // `cfg.opt` reset the step counter; continue Adam's bias correction where the
+        // earlier runs left it.
+        c.open(STEP, p.first_step);
+        c.push(Instr::WgStep { slot: 0 });
+        c.close(STEP);
+    }
     let (gbuf, g) = u.grad;
     c.open(STEP, p.steps);
     c.fill(at(gbuf, g, params), 0.0);
     c.open(B, p.b);
     c.wait(TOK_SAMPLE);
-    c.open(T, p.t);
-    c.push(Instr::WgLinear {
-        spk: input_at(u),
-        err: fwd(Buf::BpDelta, u.delta, n, n),
-        dw: at(gbuf, g, k * n),
-        db: u.bias.then(|| at(gbuf, g + k * n, n)),
-        k: k as u16,
-        n: n as u16,
-        skip: spiking_input(u),
-        nz: Some(fwd(Buf::FpMask, u.nz, n, n)),
-    });
-    c.close(T);
+    if let Some(cu) = &u.conv {
+        conv::wg_sample(p, u, cu, at(gbuf, g, u.wlen), &mut c);
+    } else {
+        linear(p, u, &mut c);
+    }
     c.signal(u.core, Stream::Bp, TOK_WG_DONE);
     c.close(B);
     if let Some(d) = &u.debug {
@@ -63,6 +64,24 @@ pub(super) fn stream(p: &Plan, u: &Unit, chip: &ChipDesc) -> Code {
     }
     c.push(Instr::Halt {});
     c
+}
+
+/// The weight gradient of one sample of a linear unit, accumulated over timesteps.
+fn linear(p: &Plan, u: &Unit, c: &mut Code) {
+    let (k, n) = (u.k, u.n);
+    let (gbuf, g) = u.grad;
+    c.open(T, p.t);
+    c.push(Instr::WgLinear {
+        spk: input_at(u),
+        err: fwd(Buf::BpDelta, u.delta, n, n),
+        dw: at(gbuf, g, k * n),
+        db: u.bias.then(|| at(gbuf, g + k * n, n)),
+        k: k as u16,
+        n: n as u16,
+        skip: spiking_input(u),
+        nz: Some(fwd(Buf::FpMask, u.nz, n, n)),
+    });
+    c.close(T);
 }
 
 /// `wg.update` over all parameters in chunks that fit `fp.w`, each chunk's FP16 copy stored

@@ -13,10 +13,14 @@
 //! hardware's, not the data's.
 
 use super::{Input, OpCount};
-use crate::fp::{Accum, Storage, acc_mac};
+use crate::fp::{Accum, Storage, acc_add, acc_mac};
 use crate::spikes::SpikeSlice;
 
 /// `out[j] = (out[j] if acc) + sum_i x[i] * w[i*n + j]`, one rounding per output.
+///
+/// The products are summed first and the prior `out[j]` is added last, in the same
+/// accumulator: that is the golden order of a biased fc layer (`x·Wᵀ`, then `+ b`, rounded
+/// once), so a program that preloads the bias into `out` matches it bit for bit.
 ///
 /// Only non-zero inputs are accumulated; with `dense` the zero ones still count as executed
 /// work (the engine visited them), otherwise as skipped. `scratch` is an f32 accumulator row.
@@ -33,14 +37,14 @@ pub fn linear_kn_forward<S: Storage>(
 ) {
     let n = out.len();
     scratch.clear();
-    scratch.extend(out.iter().map(|o| if acc { o.to_f32() } else { 0.0 }));
+    scratch.resize(n, 0.0);
     let nonzero = input.for_each_nonzero(|i, x| {
         for (a, wv) in scratch.iter_mut().zip(&w[i * n..(i + 1) * n]) {
             *a = acc_mac::<S>(*a, wv.to_f32(), x, mode);
         }
     }) as u64;
     for (o, &a) in out.iter_mut().zip(scratch.iter()) {
-        *o = S::from_f32(a);
+        *o = S::from_f32(if acc { acc_add::<S>(a, o.to_f32(), mode) } else { a });
     }
     count(ops, nonzero * n as u64, (input.len() * n) as u64, dense);
 }
@@ -138,6 +142,21 @@ mod tests {
             linear_kn_forward(mode, &w, Input::Spikes(s.slice(0, K)), &mut got, false, false, &mut Vec::new(), &mut b);
             assert_eq!(got, want);
             assert_eq!(a, b);
+        }
+    }
+
+    /// A bias preloaded into `out` with `acc` is added after the products, in the same
+    /// accumulator: the golden fc layer's `x·Wᵀ + b`, bit for bit.
+    #[test]
+    fn preloaded_bias_matches_golden_biased_layer() {
+        let (w, wt, s, _) = data();
+        let bias: Vec<f16> = (0..N).map(|j| f16::from_f32(j as f32 / 3.0 - 1.7)).collect();
+        for mode in [Accum::F32, Accum::Storage] {
+            let (mut want, mut got) = (vec![f16::ZERO; N], bias.clone());
+            let (mut a, mut b) = (OpCount::default(), OpCount::default());
+            linear_forward(mode, &wt, Some(&bias), Input::Spikes(s.slice(0, K)), &mut want, &mut a);
+            linear_kn_forward(mode, &w, Input::Spikes(s.slice(0, K)), &mut got, true, false, &mut Vec::new(), &mut b);
+            assert_eq!(got, want);
         }
     }
 

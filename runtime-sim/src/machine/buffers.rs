@@ -170,7 +170,7 @@ impl<S: Storage> BufData<S> {
             }
             BufData::Half(d) => {
                 for (o, c) in d[start..].iter_mut().zip(bytes.chunks_exact(2)) {
-                    *o = S::from_f32(f16::from_le_bytes([c[0], c[1]]).to_f32());
+                    *o = S::from_f16(f16::from_le_bytes([c[0], c[1]]));
                 }
             }
             BufData::Word(d) => {

@@ -18,22 +18,30 @@
 
 use isa::{Program, SymbolKind};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 const PAGE_BITS: u32 = 16;
 const PAGE: usize = 1 << PAGE_BITS;
 
 /// The DRAM contents.
+///
+/// With FP32 storage (`numerics.fp32_storage`) the 16-bit buffers hold FP32 values, but the
+/// program's DRAM layout stays FP16. So that a value survives a store and a reload, and so
+/// that parity tools can read it, a store of FP32-held 16-bit values also records each
+/// value at its 2-byte address in `wide`; a load into a 16-bit buffer takes the recorded
+/// value, and any other write over the address forgets it.
 #[derive(Debug, Clone)]
 pub(crate) struct Dram {
     pages: Vec<Option<Box<[u8]>>>,
     capacity: u64,
+    wide: BTreeMap<u64, f32>,
 }
 
 impl Dram {
     /// An all-zero DRAM of `capacity` bytes (capped at 4 GiB, the 32-bit address space).
     pub(crate) fn new(capacity: u64) -> Dram {
         let capacity = capacity.min(1 << 32);
-        Dram { pages: vec![None; capacity.div_ceil(PAGE as u64) as usize], capacity }
+        Dram { pages: vec![None; capacity.div_ceil(PAGE as u64) as usize], capacity, wide: BTreeMap::new() }
     }
 
     /// Whether `len` bytes at `addr` lie inside DRAM.
@@ -56,8 +64,33 @@ impl Dram {
         }
     }
 
+    /// Writes the FP16 bytes of FP32-held values and records the values (see [`Dram`]).
+    pub(crate) fn write_wide(&mut self, addr: u64, data: &[u8], values: &[f32]) {
+        self.write(addr, data);
+        for (i, &v) in values.iter().enumerate() {
+            self.wide.insert(addr + 2 * i as u64, v);
+        }
+    }
+
+    /// The FP32 values recorded for `count` 2-byte elements from `addr`, where there are any.
+    pub(crate) fn wide(&self, addr: u64, count: usize) -> Vec<Option<f32>> {
+        if self.wide.is_empty() {
+            return vec![None; count];
+        }
+        (0..count as u64).map(|i| self.wide.get(&(addr + 2 * i)).copied()).collect()
+    }
+
     /// Copies bytes in; the caller has checked the range.
     pub(crate) fn write(&mut self, addr: u64, data: &[u8]) {
+        if !self.wide.is_empty() {
+            // Bytes written over a recorded value replace it; an element starting one byte
+            // before the range is overwritten too.
+            let stale: Vec<u64> =
+                self.wide.range(addr.saturating_sub(1)..addr + data.len() as u64).map(|(k, _)| *k).collect();
+            stale.iter().for_each(|k| {
+                self.wide.remove(k);
+            });
+        }
         let mut done = 0;
         while done < data.len() {
             let a = addr as usize + done;
@@ -162,6 +195,21 @@ impl Classifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// FP32-held values survive a store as FP16 bytes; any other write over them wins.
+    #[test]
+    fn wide_values_are_recorded_until_overwritten() {
+        let mut d = Dram::new(1 << 16);
+        let third = 1.0f32 / 3.0;
+        let bytes: Vec<u8> = [third, 2.0].iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect();
+        d.write_wide(16, &bytes, &[third, 2.0]);
+        assert_eq!(d.wide(16, 2), [Some(third), Some(2.0)]);
+        d.write(19, &[0]);
+        assert_eq!(d.wide(16, 2), [Some(third), None]);
+        let mut back = [0u8; 4];
+        d.read(16, &mut back);
+        assert_eq!(&back[..2], &bytes[..2]);
+    }
 
     #[test]
     fn names_classify_by_rule_order() {

@@ -299,18 +299,44 @@ impl<S: Storage> Exec<'_, S> {
             *self.st.stats.dram.read.entry(kind).or_default() += u64::from(row);
         }
         self.st.bufs[sp.slot].load_bytes(sp.start, &bytes);
+        if S::NAME == "f32" && self.st.bufs[sp.slot].elem_bits() == 16 {
+            self.load_wide(sp, src, (rows, row, stride))?;
+        }
         self.touch(dst.buf, sp.len);
         self.dram_time(rows, row);
         Ok(Flow::Next)
+    }
+
+    /// Replaces loaded FP16 values by the FP32 values DRAM recorded for them.
+    fn load_wide(&mut self, sp: Span, src: &DramAddr, (rows, row, stride): (u16, u32, u32)) -> Result<(), SimError> {
+        let per = row as usize / 2;
+        let mut vals = self.st.bufs[sp.slot].vals(sp.range());
+        for r in 0..usize::from(rows) {
+            let addr = self.dram_row(src, r as u16, row, stride)?;
+            for (j, w) in self.st.dram.wide(addr, per).into_iter().enumerate() {
+                if let (Some(w), Some(v)) = (w, vals.get_mut(r * per + j)) {
+                    *v = w;
+                }
+            }
+        }
+        self.st.bufs[sp.slot].set_vals(sp.start, &vals);
+        Ok(())
     }
 
     pub(crate) fn dma_store(&mut self, dst: &DramAddr, src: &Access, rows: u16, row: u32, stride: u32) -> Step {
         self.check_bits("src", src, u64::from(rows) * u64::from(row) * 8)?;
         let sp = self.span("src", src)?;
         let bytes = self.st.bufs[sp.slot].bytes(sp.range());
+        // FP32-held 16-bit values keep their precision through DRAM (see `Dram`).
+        let buf = &self.st.bufs[sp.slot];
+        let wide = (S::NAME == "f32" && buf.elem_bits() == 16).then(|| buf.vals(sp.range()));
+        let per = (row as usize / 2).max(1);
         for (r, chunk) in bytes.chunks(row.max(1) as usize).enumerate().take(usize::from(rows)) {
             let addr = self.dram_row(dst, r as u16, row, stride)?;
-            self.st.dram.write(addr, chunk);
+            match &wide {
+                Some(v) => self.st.dram.write_wide(addr, chunk, v.get(r * per..(r + 1) * per).unwrap_or(&[])),
+                None => self.st.dram.write(addr, chunk),
+            }
             let kind = self.st.classify.kind(addr);
             *self.st.stats.dram.written.entry(kind).or_default() += u64::from(row);
         }

@@ -140,6 +140,31 @@ impl Machine {
         self.precision
     }
 
+    /// Replaces the loaded code by `program`'s and keeps everything else — DRAM, buffers,
+    /// configuration slots — as a host loads the next program of a job onto a chip whose
+    /// memory holds the job's tensors (`snnc train` alternates training and inference
+    /// programs this way). `program` must be built for the same chip and have the same
+    /// tensor symbols at the same addresses; its data segments are not loaded.
+    pub fn load_code(&mut self, program: &Program) -> Result<(), SimError> {
+        let h = &program.header;
+        let tensors = |p: &Program| -> Vec<(String, u32, u32)> {
+            let list = p.symbols.iter().filter(|s| s.kind == SymbolKind::Tensor);
+            list.map(|s| (s.name.clone(), s.addr, s.len)).collect()
+        };
+        if h.chip_hash != self.program.header.chip_hash || tensors(program) != tensors(&self.program) {
+            return Err(SimError::Chip("the program's chip or DRAM tensors differ from the loaded program's".into()));
+        }
+        with_state!(&mut self.inner, st => {
+            if program.cores.len() > st.cores {
+                return Err(SimError::Chip(format!("the program has code for {} cores", program.cores.len())));
+            }
+            st.load_code(program)
+        });
+        self.code = program.cores.clone();
+        self.program = Program { cores: Vec::new(), ..program.clone() };
+        Ok(())
+    }
+
     /// Runs every stream from its first instruction to `halt`.
     pub fn run(&mut self) -> Result<RunStats, SimError> {
         let (code, opts) = (&self.code, &self.options);
@@ -194,6 +219,22 @@ impl Machine {
     pub fn read_f16(&self, name: &str) -> Result<Vec<f32>, SimError> {
         let b = self.read_symbol(name)?;
         Ok(b.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect())
+    }
+
+    /// Reads a tensor of 16-bit values at the precision the machine stored them: binary16,
+    /// except that with FP32 storage the values the program stored keep their FP32 value
+    /// (the DRAM layout stays binary16; see the `fp32_storage` note of the DRAM model).
+    pub fn read_values(&self, name: &str) -> Result<Vec<f32>, SimError> {
+        let (addr, len) = self.tensor(name)?;
+        let mut values = self.read_f16(name)?;
+        with_state!(&self.inner, st => {
+            for (v, w) in values.iter_mut().zip(st.dram.wide(addr, len / 2)) {
+                if let Some(w) = w {
+                    *v = w;
+                }
+            }
+        });
+        Ok(values)
     }
 
     /// Writes a tensor of binary32 values.

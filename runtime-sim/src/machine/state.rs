@@ -145,6 +145,14 @@ impl<S: Storage> State<S> {
         Ok(st)
     }
 
+    /// Switches to `program`'s code, keeping memories and configuration.
+    pub(crate) fn load_code(&mut self, program: &Program) {
+        // Cores the new program leaves empty must not keep the old program's tables.
+        self.loop_end.iter_mut().for_each(Vec::clear);
+        self.layer_of.iter_mut().for_each(Vec::clear);
+        self.index_code(program);
+    }
+
     /// Precomputes loop matches and layer membership of every instruction.
     fn index_code(&mut self, program: &Program) {
         let mut names: Vec<String> = Vec::new();
