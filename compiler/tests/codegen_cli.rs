@@ -1,30 +1,22 @@
 //! `snnc compile` as a user runs it: it writes the program, prints each stage on request,
 //! and a failing compile leaves no file behind.
 
+mod common;
+
+use common::text;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn snnc(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_snnc"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run snnc: {e}"))
+    common::snnc_in(dir, args)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    common::scratch("codegen-cli", name)
 }
 
 fn model(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../models").join(name).to_string_lossy().into_owned()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("snnc-codegen-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    dir
 }
 
 #[test]

@@ -1,20 +1,9 @@
 //! `snnc map` and `snnc chip` as a user runs them: output on stdout, errors on stderr with
 //! exit code 1.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn snnc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_snnc")).args(args).output().unwrap_or_else(|e| panic!("cannot run snnc: {e}"))
-}
-
-fn repo(path: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path).to_string_lossy().into_owned()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::{repo, snnc, text};
 
 fn scratch_file(name: &str, contents: &str) -> String {
     let path = std::env::temp_dir().join(format!("snnc-map-cli-{}-{name}", std::process::id()));

@@ -3,26 +3,18 @@
 
 use sim::record::{RunRecord, Weights};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn snnc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_snnc")).args(args).output().unwrap_or_else(|e| panic!("cannot run snnc: {e}"))
+mod common;
+
+use common::{snnc, text};
+
+fn scratch(name: &str) -> PathBuf {
+    common::scratch("train", name)
 }
 
 fn digits_model() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/digits.snn").to_string_lossy().into_owned()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A fresh scratch folder for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("snnc-train-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    dir
 }
 
 /// `snnc train` on the first 160 digits (4 training batches), writing into `dir`.
