@@ -57,3 +57,22 @@ fn a_model_too_big_for_dram_says_what_would_fit() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("does not fit") && stderr.contains("dram.capacity_bytes >="), "{stderr}");
 }
+
+#[test]
+fn measured_rates_from_a_simulator_run_change_the_estimate() {
+    let dir = common::scratch("map-measured", "fc16");
+    let program = dir.join("fc16.bin").to_string_lossy().into_owned();
+    let stats = dir.join("stats.json");
+    assert!(snnc(&["compile", &repo("models/fc16.snn"), "-o", &program]).status.success());
+    // With no input written, nothing spikes: a measured firing rate of 0 for every layer.
+    let sim = snnc(&["sim", &program, "--json"]);
+    assert!(sim.status.success(), "{}", text(&sim.stderr));
+    std::fs::write(&stats, &sim.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let assumed = snnc(&["map", &repo("models/fc16.snn"), "--json"]);
+    let measured = snnc(&["map", &repo("models/fc16.snn"), "--json", "--measured", &stats.to_string_lossy()]);
+    assert!(measured.status.success(), "{}", text(&measured.stderr));
+    assert_ne!(assumed.stdout, measured.stdout, "measured rates must change the cost estimate");
+    let wrong_model = snnc(&["map", &repo("models/digits.snn"), "--measured", &stats.to_string_lossy()]);
+    assert_eq!(wrong_model.status.code(), Some(1));
+    assert!(text(&wrong_model.stderr).contains("does not have"), "{}", text(&wrong_model.stderr));
+}

@@ -26,6 +26,10 @@ pub struct MapArgs {
     /// Assumed fraction of non-zero back-propagated errors (0..=1).
     #[arg(long, default_value_t = 0.3, value_parser = fraction)]
     error_density: f64,
+    /// Use the firing rates and error density a simulator run measured (`snnc sim --json`
+    /// output of this model's program) instead of the assumed ones.
+    #[arg(long)]
+    measured: Option<PathBuf>,
     /// Print the `snnc-map/1` JSON document instead of the table.
     #[arg(long, conflicts_with = "dot")]
     json: bool,
@@ -67,11 +71,15 @@ pub fn map(args: &MapArgs) -> Result<(), Failure> {
         ObjectiveArg::Energy => Objective::Energy,
         ObjectiveArg::Dram => Objective::Dram,
     };
+    let measured = match &args.measured {
+        Some(path) => super::measured::load_measured(path, &graph)?,
+        None => super::measured::Measured::default(),
+    };
     let options = MapOptions {
         objective,
         firing_rate: args.firing_rate,
-        error_density: args.error_density,
-        ..MapOptions::default()
+        error_density: measured.error_density.unwrap_or(args.error_density),
+        measured_firing: measured.firing,
     };
     let mapping = map_graph(&graph, &chip, &options)
         .map_err(|e| Failure::Input(format!("error: cannot map {}: {e}\n", args.model.display())))?;

@@ -5,6 +5,7 @@ mod chip_file;
 mod compile_cmds;
 mod golden_cmds;
 mod map_cmds;
+mod measured;
 mod model_cmds;
 mod output;
 mod program_cmds;
