@@ -59,7 +59,7 @@ fn a_model_too_big_for_dram_says_what_would_fit() {
 }
 
 #[test]
-fn measured_rates_from_a_simulator_run_change_the_estimate() {
+fn measured_rates_from_a_simulator_run_change_the_estimate_and_are_compared() {
     let dir = common::scratch("map-measured", "fc16");
     let program = dir.join("fc16.bin").to_string_lossy().into_owned();
     let stats = dir.join("stats.json");
@@ -72,6 +72,13 @@ fn measured_rates_from_a_simulator_run_change_the_estimate() {
     let measured = snnc(&["map", &repo("models/fc16.snn"), "--json", "--measured", &stats.to_string_lossy()]);
     assert!(measured.status.success(), "{}", text(&measured.stderr));
     assert_ne!(assumed.stdout, measured.stdout, "measured rates must change the cost estimate");
+    let compared = snnc(&["sim", &program, "--model", &repo("models/fc16.snn")]);
+    assert!(compared.status.success(), "{}", text(&compared.stderr));
+    let report = text(&compared.stdout);
+    assert!(report.contains("simulated vs mapping estimate"), "{report}");
+    for row in ["cycles", "DRAM bytes", "NoC bytes", "energy (uJ)"] {
+        assert!(report.lines().any(|l| l.starts_with(row)), "{row} missing in\n{report}");
+    }
     let wrong_model = snnc(&["map", &repo("models/digits.snn"), "--measured", &stats.to_string_lossy()]);
     assert_eq!(wrong_model.status.code(), Some(1));
     assert!(text(&wrong_model.stderr).contains("does not have"), "{}", text(&wrong_model.stderr));

@@ -36,7 +36,12 @@ struct SimLayer {
 pub fn load_measured(path: &Path, graph: &LayerGraph) -> Result<Measured, Failure> {
     let text =
         std::fs::read_to_string(path).map_err(|e| Failure::Io(format!("cannot read {}: {e}", path.display())))?;
-    let stats: SimStats = serde_json::from_str(&text).map_err(|e| {
+    measured_from_json(&text, graph, path)
+}
+
+/// The same from the JSON text itself; `path` names its source in errors.
+pub fn measured_from_json(text: &str, graph: &LayerGraph, path: &Path) -> Result<Measured, Failure> {
+    let stats: SimStats = serde_json::from_str(text).map_err(|e| {
         Failure::Input(format!("error: {} is not the JSON of `snnc sim --json`: {e}\n", path.display()))
     })?;
     let mut measured = Measured::default();

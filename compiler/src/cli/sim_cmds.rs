@@ -36,6 +36,10 @@ pub struct SimArgs {
     /// Print the statistics as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// The model the program was compiled from: adds a comparison of the simulated totals
+    /// with the mapping report's estimates (run with the rates this run measured).
+    #[arg(long)]
+    model: Option<PathBuf>,
 }
 
 /// `snnc sim PROGRAM ...`.
@@ -58,8 +62,41 @@ pub fn sim(args: &SimArgs) -> Result<(), Failure> {
     if let (Some(path), Some(trace)) = (&args.trace, &stats.trace) {
         write_atomically(path, trace.to_chrome_json().as_bytes())?;
     }
-    print(&if args.json { stats.to_json() + "\n" } else { report(&stats, args.profile) });
+    let mut out = if args.json { stats.to_json() + "\n" } else { report(&stats, args.profile) };
+    if let (Some(model), false) = (&args.model, args.json) {
+        out.push_str(&compare_with_map(model, &chip, &stats)?);
+    }
+    print(&out);
     Ok(())
+}
+
+/// Simulated totals against the mapping pass's estimates for the same model and chip, with
+/// the firing rates and error density this run measured fed to the cost model.
+fn compare_with_map(model: &std::path::Path, chip: &isa::ChipDesc, stats: &RunStats) -> Result<String, Failure> {
+    let graph = super::model_cmds::load_graph(model)?;
+    let json = stats.to_json();
+    let measured = super::measured::measured_from_json(&json, &graph, model)?;
+    let options = snnc::map::MapOptions {
+        error_density: measured.error_density.unwrap_or(snnc::map::MapOptions::default().error_density),
+        measured_firing: measured.firing,
+        ..snnc::map::MapOptions::default()
+    };
+    let mapping = snnc::map::map_graph(&graph, chip, &options)
+        .map_err(|e| Failure::Input(format!("error: cannot map {}: {e}\n", model.display())))?;
+    let estimate = &mapping.total;
+    let rows = [
+        ("cycles", stats.cycles as f64, estimate.cycles as f64),
+        ("DRAM bytes", stats.dram.total_bytes() as f64, estimate.dram.total() as f64),
+        ("NoC bytes", stats.noc.bytes as f64, estimate.noc_bytes as f64),
+        ("energy (uJ)", stats.energy.total_pj() * 1e-6, estimate.energy.total() * 1e-6),
+    ];
+    let mut text = String::from("\nsimulated vs mapping estimate (snnc map, measured rates)\n");
+    let _ = writeln!(text, "{:<12} {:>14} {:>14} {:>8}", "", "simulated", "estimated", "ratio");
+    for (name, simulated, estimated) in rows {
+        let ratio = if estimated > 0.0 { format!("{:.2}", simulated / estimated) } else { "-".to_string() };
+        let _ = writeln!(text, "{name:<12} {simulated:>14.1} {estimated:>14.1} {ratio:>8}");
+    }
+    Ok(text)
 }
 
 /// The human report: totals, then busy and stall shares per core and engine.
