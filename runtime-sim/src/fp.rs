@@ -35,6 +35,14 @@ pub trait Storage: Copy + Default + PartialEq + core::fmt::Debug + Send + Sync +
     fn round(x: f32) -> f32 {
         Self::from_f32(x).to_f32()
     }
+    /// Widens every element of `src` into `out`, which has the same length (exact, as
+    /// [`Storage::to_f32`]; vectorised for f16 where the CPU converts in hardware).
+    #[inline]
+    fn to_f32_slice(src: &[Self], out: &mut [f32]) {
+        for (o, x) in out.iter_mut().zip(src) {
+            *o = x.to_f32();
+        }
+    }
 }
 
 impl Storage for f32 {
@@ -55,14 +63,38 @@ impl Storage for f16 {
     fn from_f32(x: f32) -> Self {
         f16::from_f32(x)
     }
+    /// Widens by table look-up (see [`widen_table`]): exact, and inlined where `half`
+    /// would call its run-time dispatched conversion for every element.
     #[inline]
     fn to_f32(self) -> f32 {
-        f16::to_f32(self)
+        widen_table()[usize::from(self.to_bits())]
     }
     #[inline]
     fn from_f16(h: f16) -> Self {
         h
     }
+    #[inline]
+    fn to_f32_slice(src: &[Self], out: &mut [f32]) {
+        // One look-up of the table for the whole slice.
+        let table = widen_table();
+        for (o, x) in out.iter_mut().zip(src) {
+            *o = table[usize::from(x.to_bits())];
+        }
+    }
+}
+
+/// The f32 value of every binary16 bit pattern, indexed by the pattern: widening a slice
+/// by table look-ups is exact (the table is built with [`f16::to_f32`]) and avoids a call
+/// per element into `half`'s run-time dispatch.
+fn widen_table() -> &'static [f32; 1 << 16] {
+    static TABLE: std::sync::OnceLock<Box<[f32; 1 << 16]>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = Box::new([0.0f32; 1 << 16]);
+        for (bits, v) in (0..=u16::MAX).zip(t.iter_mut()) {
+            *v = f16::from_bits(bits).to_f32();
+        }
+        t
+    })
 }
 
 /// Accumulator width of the accumulate engines (synaptic sums, error propagation, weight
@@ -180,6 +212,19 @@ mod tests {
         // 0.1·3 rounds in f16 differently from f32.
         let x = f16::from_f32(0.1);
         assert_eq!(mul(x, f16::from_f32(3.0)), f16::from_f32(x.to_f32() * 3.0));
+    }
+
+    #[test]
+    fn slice_widening_is_bit_identical_for_every_pattern() {
+        let all: Vec<f16> = (0..=u16::MAX).map(f16::from_bits).collect();
+        let mut wide = vec![0.0f32; all.len()];
+        <f16 as Storage>::to_f32_slice(&all, &mut wide);
+        for (h, w) in all.iter().zip(&wide) {
+            // `f16::to_f32` is `half`'s own conversion (the inherent method).
+            let exact = f16::to_f32(*h).to_bits();
+            assert_eq!(exact, w.to_bits(), "pattern {:#06x}", h.to_bits());
+            assert_eq!(exact, <f16 as Storage>::to_f32(*h).to_bits(), "pattern {:#06x}", h.to_bits());
+        }
     }
 
     #[test]

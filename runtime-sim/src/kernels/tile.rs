@@ -37,16 +37,36 @@ pub fn linear_kn_forward<S: Storage>(
 ) {
     let n = out.len();
     scratch.clear();
-    scratch.resize(n, 0.0);
-    let nonzero = input.for_each_nonzero(|i, x| {
-        for (a, wv) in scratch.iter_mut().zip(&w[i * n..(i + 1) * n]) {
-            *a = acc_mac::<S>(*a, wv.to_f32(), x, mode);
-        }
-    }) as u64;
-    for (o, &a) in out.iter_mut().zip(scratch.iter()) {
+    scratch.resize(2 * n, 0.0);
+    let (sums, row) = scratch.split_at_mut(n);
+    let nonzero = if n == 1 {
+        // A one-column tile (a weight column of a layer wider than `fp.w`) is a dot product:
+        // the same multiply-adds in the same order, without a row per input.
+        let mut a = 0.0;
+        let nonzero = input.for_each_nonzero(|i, x| a = acc_mac::<S>(a, w[i].to_f32(), x, mode));
+        sums[0] = a;
+        nonzero
+    } else {
+        input.for_each_nonzero(|i, x| {
+            S::to_f32_slice(&w[i * n..(i + 1) * n], row);
+            mac_row::<S>(sums, row, x, mode);
+        })
+    } as u64;
+    for (o, &a) in out.iter_mut().zip(sums.iter()) {
         *o = S::from_f32(if acc { acc_add::<S>(a, o.to_f32(), mode) } else { a });
     }
     count(ops, nonzero * n as u64, (input.len() * n) as u64, dense);
+}
+
+/// `sums[j] += row[j] * x` for every `j`, as [`acc_mac`] computes it. The accumulator mode
+/// is decided once per row, so the wide-accumulator loop is a plain multiply-add the
+/// compiler vectorises.
+#[inline]
+fn mac_row<S: Storage>(sums: &mut [f32], row: &[f32], x: f32, mode: Accum) {
+    match mode {
+        Accum::F32 => sums.iter_mut().zip(row).for_each(|(a, &w)| *a += w * x),
+        Accum::Storage => sums.iter_mut().zip(row).for_each(|(a, &w)| *a = acc_mac::<S>(*a, w, x, mode)),
+    }
 }
 
 /// `out[i] = (out[i] if acc) + sum_j err[j] * w[i*n + j]` over the errors the engine

@@ -64,6 +64,20 @@ impl Dram {
         }
     }
 
+    /// Copies one row out, as [`Dram::read`] does, with an inlined byte loop for a short row
+    /// inside one page (strided loads of narrow weight columns read millions of them).
+    #[inline]
+    pub(crate) fn read_row(&self, addr: u64, out: &mut [u8]) {
+        let (page, off) = ((addr >> PAGE_BITS) as usize, addr as usize & (PAGE - 1));
+        if out.len() > 16 || off + out.len() > PAGE {
+            return self.read(addr, out);
+        }
+        match self.pages.get(page).and_then(Option::as_ref) {
+            Some(p) => out.iter_mut().zip(&p[off..]).for_each(|(o, b)| *o = *b),
+            None => out.iter_mut().for_each(|o| *o = 0),
+        }
+    }
+
     /// Writes the FP16 bytes of FP32-held values and records the values (see [`Dram`]).
     pub(crate) fn write_wide(&mut self, addr: u64, data: &[u8], values: &[f32]) {
         self.write(addr, data);
@@ -187,8 +201,20 @@ impl Classifier {
 
     /// The kind of the byte at `addr`.
     pub(crate) fn kind(&self, addr: u64) -> DramKind {
+        self.kind_until(addr).0
+    }
+
+    /// The kind of the byte at `addr`, and the end of the address range from `addr` on
+    /// where every byte has that kind. That range ends where the range naming `addr` ends
+    /// or where the next range starts, whichever comes first: ranges that start before
+    /// `addr` and do not contain it cannot contain a later address of the range either.
+    pub(crate) fn kind_until(&self, addr: u64) -> (DramKind, u64) {
         let i = self.ranges.partition_point(|r| r.0 <= addr);
-        self.ranges[..i].iter().rev().find(|r| addr < r.1).map_or(DramKind::Other, |r| r.2)
+        let next = self.ranges.get(i).map_or(u64::MAX, |r| r.0);
+        match self.ranges[..i].iter().rev().find(|r| addr < r.1) {
+            Some(r) => (r.2, r.1.min(next)),
+            None => (DramKind::Other, next),
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 //! the handlers; engine instructions live in `fp.rs`, `bp.rs` and `wg.rs`.
 
 use super::buffers::Span;
+use super::dram::DramKind;
 use super::error::{Location, SimError, WaitFor};
 use super::state::{Frame, Msg, NSTREAM, OptSlot, State, stream_index};
 use crate::fp::Storage;
@@ -292,12 +293,7 @@ impl<S: Storage> Exec<'_, S> {
         self.check_bits("dst", dst, u64::from(rows) * u64::from(row) * 8)?;
         let sp = self.span("dst", dst)?;
         let mut bytes = vec![0u8; rows as usize * row as usize];
-        for (r, chunk) in bytes.chunks_mut(row.max(1) as usize).enumerate() {
-            let addr = self.dram_row(src, r as u16, row, stride)?;
-            self.st.dram.read(addr, chunk);
-            let kind = self.st.classify.kind(addr);
-            *self.st.stats.dram.read.entry(kind).or_default() += u64::from(row);
-        }
+        self.read_rows(src, (rows, row, stride), &mut bytes)?;
         self.st.bufs[sp.slot].load_bytes(sp.start, &bytes);
         if S::NAME == "f32" && self.st.bufs[sp.slot].elem_bits() == 16 {
             self.load_wide(sp, src, (rows, row, stride))?;
@@ -305,6 +301,59 @@ impl<S: Storage> Exec<'_, S> {
         self.touch(dst.buf, sp.len);
         self.dram_time(rows, row);
         Ok(Flow::Next)
+    }
+
+    /// Reads `rows` rows of `row` bytes, `stride` bytes apart, into `bytes` and counts them
+    /// by traffic kind. When every row lies inside DRAM the range is checked once and
+    /// consecutive rows of one kind are counted together; otherwise the rows are checked one
+    /// by one, so the error names the first row outside DRAM.
+    fn read_rows(
+        &mut self,
+        src: &DramAddr,
+        (rows, row, stride): (u16, u32, u32),
+        bytes: &mut [u8],
+    ) -> Result<(), SimError> {
+        let base = src.at(&self.regs());
+        let span = i64::from(rows.saturating_sub(1)) * i64::from(stride) + i64::from(row);
+        let all_inside = rows == 0 || self.st.dram.contains(base, span.max(0) as u64);
+        let mut run: Option<(DramKind, u64)> = None;
+        // The kind of the last row looked up, valid for addresses `from..until`.
+        let (mut from, mut until, mut kind) = (0, 0, DramKind::Other);
+        for (r, chunk) in bytes.chunks_mut(row.max(1) as usize).enumerate() {
+            let addr = if all_inside {
+                (base + r as i64 * i64::from(stride)) as u64
+            } else {
+                match self.dram_row(src, r as u16, row, stride) {
+                    Ok(addr) => addr,
+                    Err(e) => {
+                        // The rows before the bad one were read, and count as traffic.
+                        self.count_read(run);
+                        return Err(e);
+                    }
+                }
+            };
+            self.st.dram.read_row(addr, chunk);
+            if !(from..until).contains(&addr) {
+                (kind, until) = self.st.classify.kind_until(addr);
+                from = addr;
+            }
+            run = match run {
+                Some((k, n)) if k == kind => Some((k, n + u64::from(row))),
+                other => {
+                    self.count_read(other);
+                    Some((kind, u64::from(row)))
+                }
+            };
+        }
+        self.count_read(run);
+        Ok(())
+    }
+
+    /// Adds a run of DRAM bytes read to the traffic of its kind.
+    fn count_read(&mut self, run: Option<(DramKind, u64)>) {
+        if let Some((kind, n)) = run {
+            *self.st.stats.dram.read.entry(kind).or_default() += n;
+        }
     }
 
     /// Replaces loaded FP16 values by the FP32 values DRAM recorded for them.

@@ -1,0 +1,89 @@
+//! Benchmark of one training step on the instruction-level simulator: host wall time of a
+//! run of the training program of `digits` and of `fc784_512` (one batch, forward,
+//! backward and Adam update), median of several runs.
+//!
+//! Run with `cargo bench -p snnc --bench train_step`. The input spikes are random with a
+//! density of 20% and the targets one-hot, the same bytes every run. `fc784_512` keeps the
+//! FP32 masters, Adam state and gradients of its 401,408 first-layer weights in the shared
+//! `opt` store, more than the default chip's 1,572,864 elements hold, so it runs on the
+//! default chip with a 1,835,008-element `optimizer_store` (`bits = 58720256`).
+
+#![allow(clippy::print_stdout, clippy::unwrap_used, missing_docs)]
+
+use isa::ChipDesc;
+use sim::{Machine, SimOptions};
+use snnc::codegen::{self, CodegenOptions};
+use std::path::Path;
+use std::time::Instant;
+
+/// Runs per model after one warm-up run.
+const RUNS: usize = 7;
+
+fn main() {
+    let chip = ChipDesc::default();
+    let mut big = ChipDesc::default();
+    big.optimizer_store.bits = 7 << 23;
+    bench("digits", &chip);
+    bench("fc784_512", &big);
+}
+
+/// A small deterministic generator (64-bit LCG, high bits out).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u32 {
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) as u32
+    }
+}
+
+/// Random spike bytes, each bit set with probability 1/5.
+fn spikes(len: usize, rng: &mut Lcg) -> Vec<u8> {
+    (0..len).map(|_| (0..8).fold(0u8, |byte, bit| byte | (u8::from(rng.next() % 5 == 0) << bit))).collect()
+}
+
+fn symbol_len(p: &isa::Program, name: &str) -> usize {
+    p.symbols.iter().find(|s| s.name == name).unwrap().len as usize
+}
+
+fn bench(name: &str, chip: &ChipDesc) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../models/{name}.snn"));
+    let graph = snnc::compile_graph(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let t = Instant::now();
+    let options = CodegenOptions { steps: 1, train: true, ..CodegenOptions::default() };
+    let program = codegen::compile(&graph, chip, &options).unwrap();
+    let compile = t.elapsed();
+    let t = Instant::now();
+    let mut m = Machine::new(&program, chip, SimOptions::default()).unwrap();
+    let load = t.elapsed();
+    let mut rng = Lcg(1);
+    let input = spikes(symbol_len(&program, "input"), &mut rng);
+    let classes = graph.classes() as usize;
+    let target: Vec<f32> = (0..symbol_len(&program, "target") / 2)
+        .map(|i| if i % classes == (i / classes) % classes { 1.0 } else { 0.0 })
+        .collect();
+    let mut times = Vec::new();
+    let mut stats = None;
+    for _ in 0..=RUNS {
+        m.write_symbol("input", &input).unwrap();
+        m.write_f16("target", &target).unwrap();
+        let t = Instant::now();
+        stats = Some(m.run().unwrap());
+        times.push(t.elapsed().as_secs_f64());
+    }
+    // The first run warms caches and allocations; it is not counted.
+    let mut times = times.split_off(1);
+    times.sort_by(f64::total_cmp);
+    let (run, s) = (times[times.len() / 2], stats.unwrap());
+    let loss: f32 = m.read_f32("loss").unwrap().iter().sum();
+    assert!(loss.is_finite(), "{name}: the loss is {loss}");
+    println!(
+        "{name:<10} compile {:>7.1} ms  load {:>7.1} ms  step {:>8.2} ms (median of {RUNS}, min {:.2})  {:>9} instrs  {:>10} cycles  loss {loss:e}",
+        compile.as_secs_f64() * 1e3,
+        load.as_secs_f64() * 1e3,
+        run * 1e3,
+        times[0] * 1e3,
+        s.instructions(),
+        s.cycles,
+    );
+}
