@@ -108,6 +108,7 @@ mod address;
 pub mod asm;
 pub mod chip;
 mod chip_check;
+mod conv;
 pub mod disasm;
 pub mod doc;
 mod error;
@@ -125,6 +126,7 @@ mod tests;
 
 pub use asm::AsmError;
 pub use chip::{AccWidth, BufferDesc, ChipDesc, ChipError, ChipProblem};
+pub use conv::{ConvGeometry, ConvSizes};
 pub use error::{DecodeError, DecodeErrorKind};
 pub use instr::{FieldInfo, Instr, OPS, OpInfo, Opcode, Unit, Visitor, decode_visit};
 pub use operand::{

@@ -5,6 +5,7 @@
 
 use super::flow::Ctx;
 use super::{Report, ViolationKind as K};
+use crate::conv::ConvGeometry;
 use crate::instr::Instr;
 use crate::operand::{Access, NUM_CFG_SLOTS, NUM_CHANNELS, NUM_TOKENS};
 
@@ -44,7 +45,7 @@ fn engine_shapes(instr: &Instr, c: &mut Check<'_, '_>) {
             c.opt_mask("nz", nz.as_ref(), u64::from(*n));
         }
         Instr::FpConv { spk, w, out, cin, cout, ih, iw, kh, kw, stride, .. } => {
-            let dims = Conv { cin: *cin, cout: *cout, ih: *ih, iw: *iw, kh: *kh, kw: *kw, stride: *stride };
+            let dims = ConvGeometry { cin: *cin, cout: *cout, ih: *ih, iw: *iw, kh: *kh, kw: *kw, stride: *stride };
             if let Some((inp, wt, outp)) = c.conv(&dims) {
                 c.len("spk", spk, inp);
                 c.len("w", w, wt);
@@ -52,7 +53,7 @@ fn engine_shapes(instr: &Instr, c: &mut Check<'_, '_>) {
             }
         }
         Instr::BpConv { err, w, out, cin, cout, ih, iw, kh, kw, stride, nz, .. } => {
-            let dims = Conv { cin: *cin, cout: *cout, ih: *ih, iw: *iw, kh: *kh, kw: *kw, stride: *stride };
+            let dims = ConvGeometry { cin: *cin, cout: *cout, ih: *ih, iw: *iw, kh: *kh, kw: *kw, stride: *stride };
             if let Some((inp, wt, outp)) = c.conv(&dims) {
                 c.len("err", err, outp);
                 c.len("w", w, wt);
@@ -107,7 +108,7 @@ fn gradient_shapes(instr: &Instr, c: &mut Check<'_, '_>) {
             c.opt_mask("nz", nz.as_ref(), n);
         }
         Instr::WgConv { spk, err, dw, db, cin, cout, ih, iw, kh, kw, stride, nz, .. } => {
-            let dims = Conv { cin: *cin, cout: *cout, ih: *ih, iw: *iw, kh: *kh, kw: *kw, stride: *stride };
+            let dims = ConvGeometry { cin: *cin, cout: *cout, ih: *ih, iw: *iw, kh: *kh, kw: *kw, stride: *stride };
             if let Some((inp, wt, outp)) = c.conv(&dims) {
                 c.len("spk", spk, inp);
                 c.len("err", err, outp);
@@ -150,17 +151,6 @@ fn pool(c: &mut Check<'_, '_>, big: &Access, small: &Access, x: Option<&Access>,
     c.len("input", big, ch * ih * iw);
     c.len("output", small, ch * (ih / k) * (iw / k));
     c.opt_len("x", x, ch * ih * iw);
-}
-
-/// Convolution dimensions.
-struct Conv {
-    cin: u16,
-    cout: u16,
-    ih: u16,
-    iw: u16,
-    kh: u8,
-    kw: u8,
-    stride: u8,
 }
 
 struct Check<'c, 'r> {
@@ -242,19 +232,13 @@ impl Check<'_, '_> {
     }
 
     /// Input, weight and output element counts, or `None` after reporting bad dimensions.
-    fn conv(&mut self, d: &Conv) -> Option<(u64, u64, u64)> {
-        if d.kh == 0 || d.kw == 0 || d.stride == 0 || u16::from(d.kh) > d.ih || u16::from(d.kw) > d.iw {
-            self.range(format!(
-                "kernel {}x{} with stride {} does not fit a {}x{} input (all must be at least 1)",
-                d.kh, d.kw, d.stride, d.ih, d.iw
-            ));
-            return None;
+    fn conv(&mut self, d: &ConvGeometry) -> Option<(u64, u64, u64)> {
+        match d.sizes() {
+            Ok(sizes) => Some((sizes.input, sizes.weights, sizes.output)),
+            Err(message) => {
+                self.range(message);
+                None
+            }
         }
-        let out_dim = |i: u16, k: u8| u64::from((i - u16::from(k)) / u16::from(d.stride) + 1);
-        let (oh, ow) = (out_dim(d.ih, d.kh), out_dim(d.iw, d.kw));
-        let (cin, cout) = (u64::from(d.cin), u64::from(d.cout));
-        let inp = cin * u64::from(d.ih) * u64::from(d.iw);
-        let wt = cout * cin * u64::from(d.kh) * u64::from(d.kw);
-        Some((inp, wt, cout * oh * ow))
     }
 }

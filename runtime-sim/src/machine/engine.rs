@@ -18,38 +18,26 @@ use crate::kernels::pool::PoolShape;
 use crate::kernels::soma::LifParams;
 use crate::kernels::{Input, OpCount};
 use crate::spikes::{SpikeBits, SpikeSlice};
-use isa::Access;
+use isa::{Access, ConvGeometry};
 use std::borrow::Cow;
 
-/// Convolution dimensions as the instruction gives them (input pre-padded).
+/// Convolution dimensions as the instruction gives them (input pre-padded); what fits is
+/// decided by `isa::ConvGeometry`, the same rule the verifier applies.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ConvDims {
-    cin: u16,
-    cout: u16,
-    ih: u16,
-    iw: u16,
-    kh: u8,
-    kw: u8,
-    stride: u8,
-}
+pub(crate) struct ConvDims(ConvGeometry);
 
 impl ConvDims {
     pub(crate) fn new(cin: u16, cout: u16, ih: u16, iw: u16, kh: u8, kw: u8, stride: u8) -> ConvDims {
-        ConvDims { cin, cout, ih, iw, kh, kw, stride }
+        ConvDims(ConvGeometry { cin, cout, ih, iw, kh, kw, stride })
     }
 
     /// The kernel's shape, if the kernel fits the input.
     pub(crate) fn shape(&self) -> Result<Conv2dShape, String> {
-        let (kh, kw) = (u16::from(self.kh), u16::from(self.kw));
-        if kh == 0 || kw == 0 || self.stride == 0 || kh > self.ih || kw > self.iw {
-            return Err(format!(
-                "kernel {}x{} with stride {} does not fit a {}x{} input",
-                self.kh, self.kw, self.stride, self.ih, self.iw
-            ));
-        }
-        let (cin, cout) = (usize::from(self.cin), usize::from(self.cout));
-        let (h, w, kh, kw) = (usize::from(self.ih), usize::from(self.iw), usize::from(kh), usize::from(kw));
-        Ok(Conv2dShape { cin, cout, h, w, kh, kw, stride: usize::from(self.stride), pad: 0 })
+        self.0.sizes()?;
+        let g = &self.0;
+        let (cin, cout, h, w) = (usize::from(g.cin), usize::from(g.cout), usize::from(g.ih), usize::from(g.iw));
+        let (kh, kw, stride) = (usize::from(g.kh), usize::from(g.kw), usize::from(g.stride));
+        Ok(Conv2dShape { cin, cout, h, w, kh, kw, stride, pad: 0 })
     }
 }
 
