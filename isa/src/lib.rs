@@ -64,6 +64,11 @@
 //!   into FP32 gradient accumulators, and `wg.update` applies SGD (with momentum) or Adam
 //!   to FP32 master weights in the shared optimizer store and writes the FP16 copy used
 //!   for compute; `wg.step` advances Adam's step counter.
+//! - The **data mover** moves data without computing: `dma.ld` / `dma.st` to and from
+//!   DRAM, `noc.send` / `noc.recv` between cores, and `copy` / `fill` / `pad` within a
+//!   core. Convolution layers too large for one core stream their inputs through DRAM in
+//!   dense layout, and `pad` places them into the zero border that `fp.conv` / `bp.conv` /
+//!   `wg.conv` read, in one instruction instead of one `copy` per row.
 //!
 //! Neuron and optimizer constants are not operands of every soma or update: they are set
 //! once into a configuration slot by `cfg.neuron` / `cfg.opt` (carrying f32 constants and

@@ -427,6 +427,23 @@ macro_rules! for_each_op {
                 /// Zero the gradient accumulators afterwards.
                 zero: bool,
             };
+            /// Move a `c x h x w` map between a dense layout and the interior of a zero-bordered `c x (h+2p) x (w+2p)` one (conv input padding, and taking the interior of a padded input gradient back out); the border is not touched.
+            Pad pad = "pad" @ Mov {
+                /// Destination range: padded (`extract = false`) or dense (`extract = true`).
+                dst: Access,
+                /// Source range: dense (`extract = false`) or padded (`extract = true`).
+                src: Access,
+                /// Channels.
+                c: u16,
+                /// Height of the dense map.
+                h: u16,
+                /// Width of the dense map.
+                w: u16,
+                /// Border width.
+                p: u8,
+                /// `false`: dense `src` into the interior of padded `dst`; `true`: the interior of padded `src` into dense `dst`.
+                extract: bool,
+            };
         }
     };
 }

@@ -187,6 +187,68 @@ fn shapes_must_agree() {
     expect(|s| s.replace("rows=1 row=8", "rows=1 row=9"), K::Shape, fp(3), "holds 64 bits: expected 72");
 }
 
+/// The program with the `copy` of the wg stream (instruction 2) replaced by a `pad` that
+/// places 1 x 6 x 6 input spikes into an 8 x 8 padded map.
+fn with_pad(edit: impl Fn(&str) -> String) -> impl Fn(&str) -> String {
+    move |s| {
+        edit(&s.replace(
+            "copy dst=wg.spk[0:64] src=fp.in[0:64]",
+            "pad dst=wg.spk[0:64] src=fp.in[0:36] c=1 h=6 w=6 p=1 extract=false",
+        ))
+    }
+}
+
+#[test]
+fn pad_between_dense_and_padded_maps_verifies() {
+    let v = run(&listing(with_pad(str::to_string)));
+    assert!(v.is_empty(), "{v:#?}");
+    let extract = with_pad(|s| s.replace("dst=wg.spk[0:64] src=fp.in[0:36]", "dst=fp.in[0:36] src=wg.spk[0:64]"));
+    let v = run(&listing(|s| extract(s).replace("extract=false", "extract=true")));
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+#[test]
+fn pad_dense_side_must_match_the_shape() {
+    expect(
+        with_pad(|s| s.replace("src=fp.in[0:36]", "src=fp.in[0:35]")),
+        K::Shape,
+        wg(2),
+        "operand `src` has 35 elements: expected 36",
+    );
+}
+
+#[test]
+fn pad_padded_side_must_match_the_shape() {
+    expect(
+        with_pad(|s| s.replace("p=1 extract", "p=2 extract")),
+        K::Shape,
+        wg(2),
+        "operand `dst` has 64 elements: expected 100",
+    );
+}
+
+#[test]
+fn pad_sides_share_one_element_width() {
+    expect(
+        with_pad(|s| s.replace("src=fp.in[0:36]", "src=fp.mem[0:36]")),
+        K::Shape,
+        wg(2),
+        "holds 1-bit elements but `src` (`fp.mem`) holds 16-bit ones",
+    );
+}
+
+#[test]
+fn pad_dimensions_are_not_zero() {
+    expect(
+        with_pad(|s| s.replace("src=fp.in[0:36] c=1", "src=fp.in[0:0] c=0")),
+        K::OperandRange,
+        wg(2),
+        "operand `c` is 0: expected at least 1",
+    );
+    expect(with_pad(|s| s.replace("h=6", "h=0")), K::OperandRange, wg(2), "operand `h` is 0");
+    expect(with_pad(|s| s.replace("w=6", "w=0")), K::OperandRange, wg(2), "operand `w` is 0");
+}
+
 #[test]
 fn loops_must_nest_and_close() {
     expect(

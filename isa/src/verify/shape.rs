@@ -32,6 +32,7 @@ pub(crate) fn check(instr: &Instr, ctx: &Ctx<'_>, r: &mut Report) {
             c.below("chan", u64::from(*chan), u64::from(NUM_CHANNELS));
         }
         Instr::Copy { dst, src } => c.bits_eq("dst", dst, c.bits(src)),
+        Instr::Pad { dst, src, c: ch, h, w, p, extract } => pad(&mut c, dst, src, (*ch, *h, *w, *p), *extract),
         Instr::FpSum { dst, src } => c.len("dst", dst, u64::from(src.len)),
         _ => engine_shapes(instr, &mut c),
     }
@@ -153,6 +154,20 @@ fn pool(c: &mut Check<'_, '_>, big: &Access, small: &Access, x: Option<&Access>,
     c.opt_len("x", x, ch * ih * iw);
 }
 
+/// `pad`: non-zero dimensions, a dense side of `c*h*w` and a padded side of
+/// `c*(h+2p)*(w+2p)` elements, and one element width on both sides.
+fn pad(c: &mut Check<'_, '_>, dst: &Access, src: &Access, (ch, h, w, p): (u16, u16, u16, u8), extract: bool) {
+    for (name, v) in [("c", ch), ("h", h), ("w", w)] {
+        c.min(name, u64::from(v), 1);
+    }
+    let (ch, h, w, p) = (u64::from(ch), u64::from(h), u64::from(w), u64::from(p));
+    let ((dense_name, dense), (padded_name, padded)) =
+        if extract { (("dst", dst), ("src", src)) } else { (("src", src), ("dst", dst)) };
+    c.len(dense_name, dense, ch * h * w);
+    c.len(padded_name, padded, ch * (h + 2 * p) * (w + 2 * p));
+    c.same_width(dst, src);
+}
+
 struct Check<'c, 'r> {
     ctx: &'c Ctx<'c>,
     r: &'r mut Report,
@@ -205,6 +220,18 @@ impl Check<'_, '_> {
             self.push(format!(
                 "operand `{name}` (`{}`) holds {got} bits: expected {want} to match the other side",
                 a.buf
+            ));
+        }
+    }
+
+    /// Both operands of an element-by-element move hold elements of one width.
+    fn same_width(&mut self, dst: &Access, src: &Access) {
+        let width = |a: &Access| self.ctx.chip.buffer(a.buf).map_or(16, |b| b.elem_bits);
+        let (d, s) = (width(dst), width(src));
+        if d != s {
+            self.push(format!(
+                "operand `dst` (`{}`) holds {d}-bit elements but `src` (`{}`) holds {s}-bit ones",
+                dst.buf, src.buf
             ));
         }
     }

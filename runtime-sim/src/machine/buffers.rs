@@ -160,6 +160,18 @@ impl<S: Storage> BufData<S> {
         }
     }
 
+    /// Writes a chunk from `start`, exactly as many elements as it carries: unlike
+    /// [`put_chunk`](Self::put_chunk), a 1-bit chunk whose length is not a multiple of 8
+    /// leaves the bits after it alone (`pad` writes rows of any width next to each other).
+    pub(crate) fn put_chunk_exact(&mut self, start: usize, chunk: Chunk) {
+        match (self, chunk) {
+            (BufData::Bits(b), Chunk::Bytes(bytes, bits)) => {
+                (0..bits).for_each(|k| b.set(start + k, (bytes[k / 8] >> (k % 8)) & 1 == 1));
+            }
+            (data, chunk) => data.put_chunk(start, chunk),
+        }
+    }
+
     /// Writes packed bytes from element `start`, as many whole elements as the bytes hold
     /// (for 1-bit buffers: every bit of the bytes, up to the buffer's end).
     fn put_bytes(&mut self, start: usize, bytes: &[u8]) {

@@ -36,6 +36,36 @@ pub(crate) enum Flow {
 /// The result of a visitor method.
 pub(crate) type Step = Result<Flow, SimError>;
 
+/// The shape operands of `pad`: a `c x h x w` dense map and its border width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PadDims {
+    pub(crate) c: u16,
+    pub(crate) h: u16,
+    pub(crate) w: u16,
+    pub(crate) p: u8,
+}
+
+impl PadDims {
+    /// Element count of the dense map.
+    fn dense_len(self) -> u64 {
+        u64::from(self.c) * u64::from(self.h) * u64::from(self.w)
+    }
+
+    /// Element count of the padded map.
+    fn padded_len(self) -> u64 {
+        let p = 2 * u64::from(self.p);
+        u64::from(self.c) * (u64::from(self.h) + p) * (u64::from(self.w) + p)
+    }
+
+    /// Offset in the padded map of the first interior element of dense row `row`
+    /// (counting rows over all channels).
+    fn padded_row(self, row: usize) -> usize {
+        let (h, w, p) = (usize::from(self.h), usize::from(self.w), usize::from(self.p));
+        let (ch, y) = (row / h, row % h);
+        (ch * (h + 2 * p) + y + p) * (w + 2 * p) + p
+    }
+}
+
 /// One instruction's execution context.
 pub(crate) struct Exec<'a, S> {
     pub(crate) st: &'a mut State<S>,
@@ -449,6 +479,47 @@ impl<S: Storage> Exec<'_, S> {
         let acc = [self.touch(src.buf, s.len), self.touch(dst.buf, d.len)];
         self.mover(&acc);
         Ok(Flow::Next)
+    }
+
+    /// Moves a `c x h x w` map between a dense range and the interior of a padded one, one
+    /// row of `w` elements at a time; the border of the padded range is not touched.
+    pub(crate) fn pad(&mut self, dst: &Access, src: &Access, g: PadDims, extract: bool) -> Step {
+        self.check_pad(dst, src, g, extract)?;
+        let (d, s) = (self.span("dst", dst)?, self.span("src", src)?);
+        let w = usize::from(g.w);
+        for row in 0..usize::from(g.c) * usize::from(g.h) {
+            let (dense_at, padded_at) = (row * w, g.padded_row(row));
+            let (from, to) = if extract { (padded_at, dense_at) } else { (dense_at, padded_at) };
+            let chunk = self.st.bufs[s.slot].chunk(s.start + from..s.start + from + w);
+            self.st.bufs[d.slot].put_chunk_exact(d.start + to, chunk);
+        }
+        let elems = g.dense_len() as usize;
+        let acc = [self.touch(src.buf, elems), self.touch(dst.buf, elems)];
+        self.mover(&acc);
+        Ok(Flow::Next)
+    }
+
+    /// Checks the operands of `pad`: non-zero dimensions, one element width on both sides,
+    /// and lengths matching the dense and padded shapes.
+    fn check_pad(&self, dst: &Access, src: &Access, g: PadDims, extract: bool) -> Result<(), SimError> {
+        if g.c == 0 || g.h == 0 || g.w == 0 {
+            return Err(self.range(format!("`pad` dimensions c={} h={} w={} must be at least 1", g.c, g.h, g.w)));
+        }
+        let (db, sb) = (self.st.info[dst.buf.index()].elem_bits, self.st.info[src.buf.index()].elem_bits);
+        if db != sb {
+            return Err(self.bad(format!(
+                "operand `dst` (`{}`) holds {db}-bit elements but `src` (`{}`) holds {sb}-bit ones",
+                dst.buf, src.buf
+            )));
+        }
+        let (dst_len, src_len) =
+            if extract { (g.dense_len(), g.padded_len()) } else { (g.padded_len(), g.dense_len()) };
+        for (name, a, want) in [("dst", dst, dst_len), ("src", src, src_len)] {
+            if u64::from(a.len) != want {
+                return Err(self.bad(format!("operand `{name}` has {} elements; the shape needs {want}", a.len)));
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn fill(&mut self, dst: &Access, value: f32) -> Step {

@@ -5,7 +5,7 @@
 
 use super::SimError;
 use super::error::Location;
-use super::exec::{Exec, Flow, Step};
+use super::exec::{Exec, Flow, PadDims, Step};
 use crate::fp::Storage;
 use isa::{Access, DramAddr, LossKind, OptKind, PoolKind, Reg, ResetMode, Stream, Surrogate, Visitor};
 
@@ -62,6 +62,9 @@ impl<S: Storage> Visitor for Exec<'_, S> {
     }
     fn fill(&mut self, dst: &Access, value: &f32) -> Step {
         Exec::fill(self, dst, *value)
+    }
+    fn pad(&mut self, dst: &Access, src: &Access, c: &u16, h: &u16, w: &u16, p: &u8, extract: &bool) -> Step {
+        Exec::pad(self, dst, src, PadDims { c: *c, h: *h, w: *w, p: *p }, *extract)
     }
     fn fp_linear(&mut self, spk: &Access, w: &Access, out: &Access, k: &u16, n: &u16, acc: &bool, skip: &bool) -> Step {
         self.linear_fwd(spk, w, out, (*k, *n), *acc, *skip)

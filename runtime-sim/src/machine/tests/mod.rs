@@ -4,6 +4,7 @@
 //! DRAM data and symbols attached in Rust so that tests state their inputs as numbers.
 
 mod backward;
+mod pad;
 mod pipeline;
 mod stats;
 mod sync;
