@@ -105,6 +105,12 @@ pub fn linear_forward<S: Storage>(
 /// conv2d forward (cross-correlation, zero padding) for one row: input `[cin,h,w]`, weight
 /// `[cout,cin,kh,kw]`, output `[cout,oh,ow]`. Taps that read padding are not operations;
 /// taps that read a zero input are counted as skipped.
+///
+/// The sums are scattered from the non-zero inputs (a spike map is mostly zeros) into one
+/// accumulator per output, channel-last so the innermost loop runs over output channels.
+/// Visiting inputs in increasing `(ci, iy, ix)` order gives every output its taps in
+/// `(ci, ky, kx)` order, the order a gather over the window would use, so each output sees
+/// the same sequence of roundings.
 pub fn conv2d_forward<S: Storage>(
     mode: Accum,
     shape: &Conv2dShape,
@@ -117,52 +123,53 @@ pub fn conv2d_forward<S: Storage>(
     assert_eq!(input.len(), shape.in_len(), "conv input shape");
     assert_eq!(weight.len(), shape.weight_len(), "conv weight shape");
     assert_eq!(out.len(), shape.out_len(), "conv output shape");
-    let (oh, ow) = (shape.oh(), shape.ow());
-    for co in 0..shape.cout {
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let mut acc = conv_window(mode, shape, weight, &input, co, oy, ox, ops);
-                if let Some(b) = bias {
-                    acc = acc_add::<S>(acc, b[co].to_f32(), mode);
+    let (oh, ow, cout) = (shape.oh(), shape.ow(), shape.cout);
+    let taps = shape.kh * shape.kw;
+    // Weights as [ci][ky][kx][co], so one tap's weights for every output channel are adjacent.
+    let mut wt = vec![0.0f32; weight.len()];
+    for (i, w) in weight.iter().enumerate() {
+        let (co, rest) = (i / (shape.cin * taps), i % (shape.cin * taps));
+        wt[rest * cout + co] = w.to_f32();
+    }
+    let mut acc = vec![0.0f32; oh * ow * cout];
+    let mut executed = 0u64;
+    input.for_each_nonzero(|i, x| {
+        let (ci, iy, ix) = (i / (shape.h * shape.w), (i / shape.w) % shape.h, i % shape.w);
+        for ky in 0..shape.kh {
+            let Some(oy) = output_coord(shape, iy, ky, oh) else { continue };
+            for kx in 0..shape.kw {
+                let Some(ox) = output_coord(shape, ix, kx, ow) else { continue };
+                let w = &wt[((ci * shape.kh + ky) * shape.kw + kx) * cout..][..cout];
+                let a = &mut acc[(oy * ow + ox) * cout..][..cout];
+                for (a, &w) in a.iter_mut().zip(w) {
+                    *a = acc_mac::<S>(*a, w, x, mode);
                 }
-                out[(co * oh + oy) * ow + ox] = S::from_f32(acc);
+                executed += cout as u64;
             }
         }
+    });
+    for co in 0..cout {
+        for pos in 0..oh * ow {
+            let mut a = acc[pos * cout + co];
+            if let Some(b) = bias {
+                a = acc_add::<S>(a, b[co].to_f32(), mode);
+            }
+            out[co * oh * ow + pos] = S::from_f32(a);
+        }
     }
+    let valid = |o: usize, k: usize, size: usize| {
+        (0..o).map(|p| (0..k).filter(|&t| shape.input_coord(p, t, size).is_some()).count()).sum::<usize>()
+    };
+    let total = (valid(oh, shape.kh, shape.h) * valid(ow, shape.kw, shape.w) * shape.cin * cout) as u64;
+    ops.executed += executed;
+    ops.skipped += total - executed;
 }
 
-/// The synaptic sum of one conv output, in (ci, ky, kx) order.
-#[allow(clippy::too_many_arguments)]
+/// The output coordinate that reads input coordinate `i` at kernel tap `k`, if any.
 #[inline]
-fn conv_window<S: Storage>(
-    mode: Accum,
-    shape: &Conv2dShape,
-    weight: &[S],
-    input: &Input<'_, S>,
-    co: usize,
-    oy: usize,
-    ox: usize,
-    ops: &mut OpCount,
-) -> f32 {
-    let mut acc = 0.0f32;
-    for ci in 0..shape.cin {
-        let wbase = (co * shape.cin + ci) * shape.kh * shape.kw;
-        for ky in 0..shape.kh {
-            let Some(iy) = shape.input_coord(oy, ky, shape.h) else { continue };
-            for kx in 0..shape.kw {
-                let Some(ix) = shape.input_coord(ox, kx, shape.w) else { continue };
-                match input.nonzero((ci * shape.h + iy) * shape.w + ix) {
-                    Some(x) => {
-                        let w = weight[wbase + ky * shape.kw + kx].to_f32();
-                        acc = acc_mac::<S>(acc, w, x, mode);
-                        ops.executed += 1;
-                    }
-                    None => ops.skipped += 1,
-                }
-            }
-        }
-    }
-    acc
+fn output_coord(shape: &Conv2dShape, i: usize, k: usize, size: usize) -> Option<usize> {
+    let y = (i + shape.pad).checked_sub(k)?;
+    (y % shape.stride == 0 && y / shape.stride < size).then_some(y / shape.stride)
 }
 
 /// Element-wise bias add on stored values: `y[j] = fl(y[j] + b[j % b.len()])`, one rounding

@@ -148,47 +148,52 @@ pub fn conv2d_backward_input<S: Storage>(
     assert_eq!(weight.len(), shape.weight_len(), "conv weight shape");
     assert_eq!(gout.len(), shape.out_len(), "conv gradient shape");
     assert!(gin.len() == shape.in_len() && acc.len() == gin.len(), "conv input-gradient shape");
-    acc.fill(0.0);
+    let (cin, plane) = (shape.cin, shape.h * shape.w);
+    // Channel-last accumulators and weights ([iy][ix][ci], [co][ky][kx][ci]) make the
+    // innermost loop, over input channels, contiguous; each accumulator still receives its
+    // terms in (ky, kx, co) order.
+    let taps = shape.kh * shape.kw;
+    let mut wt = vec![0.0f32; weight.len()];
+    for (i, w) in weight.iter().enumerate() {
+        let (co, ci, tap) = (i / (cin * taps), i / taps % cin, i % taps);
+        wt[(co * taps + tap) * cin + ci] = w.to_f32();
+    }
+    let mut last = vec![0.0f32; acc.len()];
+    // The non-zero errors, in (co, oy, ox) order: error maps are mostly zeros.
+    let (oh, ow) = (shape.oh(), shape.ow());
+    let nonzero: Vec<(usize, usize, usize, f32)> = gout
+        .iter()
+        .enumerate()
+        .filter_map(|(o, g)| {
+            let g = g.to_f32();
+            (g != 0.0).then_some((o / (oh * ow), o / ow % oh, o % ow, g))
+        })
+        .collect();
+    let mut executed = 0u64;
     for ky in 0..shape.kh {
         for kx in 0..shape.kw {
-            for co in 0..shape.cout {
-                scatter_tap(mode, shape, weight, gout, acc, (co, ky, kx), ops);
+            for &(co, oy, ox, g) in &nonzero {
+                let (Some(iy), Some(ix)) = (shape.input_coord(oy, ky, shape.h), shape.input_coord(ox, kx, shape.w))
+                else {
+                    continue;
+                };
+                let w = &wt[(co * taps + ky * shape.kw + kx) * cin..][..cin];
+                let a = &mut last[(iy * shape.w + ix) * cin..][..cin];
+                for (a, &w) in a.iter_mut().zip(w) {
+                    *a = acc_mac::<S>(*a, g, w, mode);
+                }
+                executed += cin as u64;
             }
         }
+    }
+    let total: u64 =
+        (0..oh * ow).map(|p| (shape.taps_in_bounds(p / ow, p % ow) * cin) as u64).sum::<u64>() * shape.cout as u64;
+    ops.executed += executed;
+    ops.skipped += total - executed;
+    for (i, a) in acc.iter_mut().enumerate() {
+        *a = last[(i % plane) * cin + i / plane];
     }
     store(acc, gin);
-}
-
-/// Adds the error plane of output channel `co`, shifted by tap `(ky, kx)`, into every input
-/// channel: `acc[ci, iy, ix] += g[co, oy, ox]·W[co, ci, ky, kx]`.
-#[inline]
-fn scatter_tap<S: Storage>(
-    mode: Accum,
-    shape: &Conv2dShape,
-    weight: &[S],
-    gout: &[S],
-    acc: &mut [f32],
-    (co, ky, kx): (usize, usize, usize),
-    ops: &mut OpCount,
-) {
-    let (oh, ow, cin) = (shape.oh(), shape.ow(), shape.cin);
-    let w_at = |ci: usize| weight[((co * cin + ci) * shape.kh + ky) * shape.kw + kx].to_f32();
-    for oy in 0..oh {
-        let Some(iy) = shape.input_coord(oy, ky, shape.h) else { continue };
-        for ox in 0..ow {
-            let Some(ix) = shape.input_coord(ox, kx, shape.w) else { continue };
-            let g = gout[(co * oh + oy) * ow + ox].to_f32();
-            if g == 0.0 {
-                ops.skipped += cin as u64;
-                continue;
-            }
-            for ci in 0..cin {
-                let ii = (ci * shape.h + iy) * shape.w + ix;
-                acc[ii] = acc_mac::<S>(acc[ii], g, w_at(ci), mode);
-            }
-            ops.executed += cin as u64;
-        }
-    }
 }
 
 /// conv weight gradient of one row, accumulated: `acc[co,ci,ky,kx] += Σ_{oy,ox}
