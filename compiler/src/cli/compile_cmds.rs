@@ -11,7 +11,7 @@ use super::chip_file::load_chip;
 use super::model_cmds::load_graph;
 use super::output::{print, read_text, write_atomically};
 use clap::{Args, ValueEnum};
-use snnc::codegen::{self, CodegenOptions, Placement};
+use snnc::codegen::{self, CodegenOptions};
 use snnc::diagnostics::render;
 use snnc::graph::dump;
 use std::io::Write as _;
@@ -71,9 +71,8 @@ pub fn compile(args: &CompileArgs) -> Result<(), Failure> {
     }
     let chip = load_chip(args.chip.as_deref())?;
     let failed = |e: codegen::CodegenError| Failure::Input(format!("error: {}: {e}\n", args.model.display()));
-    let placement = Placement::default_for(&graph, &chip).map_err(failed)?;
     if args.emit == Some(Stage::Mapping) {
-        return emit(args, placement.to_text(&graph).as_bytes());
+        return emit(args, codegen::placement_text(&graph, &chip).map_err(failed)?.as_bytes());
     }
     let options = CodegenOptions {
         seed: args.seed,
@@ -81,7 +80,7 @@ pub fn compile(args: &CompileArgs) -> Result<(), Failure> {
         steps: args.steps,
         ..CodegenOptions::default()
     };
-    let program = codegen::compile_placed(&graph, &chip, &placement, &options).map_err(failed)?;
+    let program = codegen::compile(&graph, &chip, &options).map_err(failed)?;
     match args.emit {
         Some(Stage::Asm) => emit(args, isa::asm::print(&program).as_bytes()),
         Some(_) => emit(args, &program.to_bytes()),

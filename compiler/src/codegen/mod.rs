@@ -63,15 +63,16 @@
 //!
 //! # Limits of this version
 //!
-//! Only chains of `linear`/`conv2d` → `lif`/`readout` [→ `avgpool`/`maxpool`] [→ `flatten`]
-//! are generated; `add` (residual joins), conv layers with a bias, and pooling with padding or
-//! overlapping windows give [`CodegenError::Unsupported`] naming the layer. Conv weights must
-//! fit `fp.w` and `bp.w` whole (no tiling over output channels or rows yet), and a conv
-//! unit's output of one timestep must fit `fp.psum`. Every per-sample working set
-//! (`T*k` input bits, `T*n` partial sums, membranes, errors) must fit its buffer, else
-//! [`CodegenError::DoesNotFit`]. `cfg.opt` resets Adam's step counter at the start of every
-//! run, so a trainer should run many steps per run (`steps`), or say how many steps earlier
-//! runs took (`first_step`).
+//! This resident generator handles chains of `linear`/`conv2d` → `lif`/`readout`
+//! [→ `avgpool`/`maxpool`] [→ `flatten`] whose every unit fits one core: conv weights whole
+//! in `fp.w` and `bp.w`, one timestep of a conv unit's output in `fp.psum`, and every
+//! per-sample working set (`T*k` input bits, `T*n` partial sums, membranes, errors) in its
+//! buffer. When a unit does not fit, or there are more units than cores, [`compile`] and
+//! [`compile_placed`] generate a *staged* program instead (module `staged`): every layer
+//! cut into tiles over all cores, DRAM between layers. `add` (residual joins) and pooling
+//! with padding or overlapping windows give [`CodegenError::Unsupported`] naming the layer.
+//! `cfg.opt` resets Adam's step counter at the start of every run, so a trainer should run
+//! many steps per run (`steps`), or say how many steps earlier runs took (`first_step`).
 //!
 //! # Inference programs
 //!
@@ -87,6 +88,7 @@ mod emit;
 mod fp;
 mod placement;
 mod plan;
+mod staged;
 mod summary;
 mod weights;
 mod wg;
@@ -194,7 +196,9 @@ impl fmt::Display for CodegenError {
             ),
             CodegenError::Weights { layer, message } => write!(f, "weights of layer `{layer}`: {message}"),
             CodegenError::Internal(list) => {
-                write!(f, "internal error: the generated program does not verify: {}", list.join("; "))
+                let shown = list.iter().take(5).cloned().collect::<Vec<_>>().join("; ");
+                let more = if list.len() > 5 { format!("; and {} more", list.len() - 5) } else { String::new() };
+                write!(f, "internal error: the generated program does not verify: {shown}{more}")
             }
         }
     }
@@ -216,22 +220,53 @@ fn fit_hint(buffer: &str) -> &'static str {
     }
 }
 
-/// Compiles `graph` for `chip` with the default placement (unit `i` on core `i`).
+/// Compiles `graph` for `chip`: with the default placement (unit `i` on core `i`) when every
+/// layer fits one core, else as a staged program (see `staged`).
 pub fn compile(graph: &LayerGraph, chip: &ChipDesc, options: &CodegenOptions) -> Result<Program, CodegenError> {
-    let placement = Placement::default_for(graph, chip)?;
-    compile_placed(graph, chip, &placement, options)
+    match Placement::default_for(graph, chip) {
+        Ok(placement) => compile_placed(graph, chip, &placement, options),
+        Err(CodegenError::DoesNotFit { .. } | CodegenError::TooManyUnits { .. }) => {
+            compile_staged(graph, chip, options)
+        }
+        Err(e) => Err(e),
+    }
 }
 
-/// Compiles `graph` for `chip` with a given placement (the mapping pass's output).
+/// Compiles `graph` for `chip` with a given placement (the mapping pass's output), or as a
+/// staged program when a layer's working set does not fit its core.
 pub fn compile_placed(
     graph: &LayerGraph,
     chip: &ChipDesc,
     placement: &Placement,
     options: &CodegenOptions,
 ) -> Result<Program, CodegenError> {
-    let plan = plan::Plan::new(graph, chip, placement, options)?;
-    let program = emit::program(&plan, chip);
-    // A program that does not verify would mislead the simulator; refuse it instead.
+    let program = match plan::Plan::new(graph, chip, placement, options) {
+        Ok(plan) => emit::program(&plan, chip),
+        Err(CodegenError::DoesNotFit { .. }) => return compile_staged(graph, chip, options),
+        Err(e) => return Err(e),
+    };
+    verified(program, chip)
+}
+
+/// Compiles `graph` as a staged program: every layer cut into tiles over all cores, with
+/// everything between layers in DRAM.
+pub fn compile_staged(graph: &LayerGraph, chip: &ChipDesc, options: &CodegenOptions) -> Result<Program, CodegenError> {
+    verified(staged::compile(graph, chip, options)?, chip)
+}
+
+/// A stable text form of how `graph` is placed: the per-unit placement, or a staged
+/// program's tiling per layer (`snnc compile --emit mapping`).
+pub fn placement_text(graph: &LayerGraph, chip: &ChipDesc) -> Result<String, CodegenError> {
+    let resident = Placement::default_for(graph, chip)
+        .and_then(|p| plan::Plan::new(graph, chip, &p, &CodegenOptions::default()).map(|_| p.to_text(graph)));
+    match resident {
+        Err(CodegenError::DoesNotFit { .. } | CodegenError::TooManyUnits { .. }) => staged::describe(graph, chip),
+        other => other,
+    }
+}
+
+/// The program, if it verifies: one that does not would mislead the simulator.
+fn verified(program: Program, chip: &ChipDesc) -> Result<Program, CodegenError> {
     let violations = isa::verify::verify(&program, chip);
     if violations.is_empty() {
         Ok(program)

@@ -121,7 +121,7 @@ pub(super) fn conv_weights(graph: &LayerGraph, layer: &Layer) -> Option<u64> {
 /// The chain of (weight layer, neuron layer) pairs from the input to the loss, or the first
 /// layer that breaks the `linear`/`conv2d` → `lif`/`readout` [→ pool] [→ `flatten`] pattern.
 /// Pooling and flatten belong to the unit whose neuron layer they read.
-fn units(graph: &LayerGraph) -> Result<Vec<(LayerId, LayerId)>, CodegenError> {
+pub(super) fn units(graph: &LayerGraph) -> Result<Vec<(LayerId, LayerId)>, CodegenError> {
     let unsupported = |layer: &Layer, what: String| CodegenError::Unsupported { layer: layer.name.clone(), what };
     let mut chain = Vec::new();
     let mut prev = graph.input().id;

@@ -198,7 +198,7 @@ impl Plan {
     }
 }
 
-fn check_u16(layer: &str, what: &str, v: u32) -> Result<(), CodegenError> {
+pub(super) fn check_u16(layer: &str, what: &str, v: u32) -> Result<(), CodegenError> {
     if v > u32::from(u16::MAX) {
         return Err(CodegenError::Unsupported { layer: layer.into(), what: format!("{what} above 65535 ({v})") });
     }
@@ -214,7 +214,7 @@ fn input_bytes(graph: &LayerGraph, placement: &Placement) -> u64 {
     }
 }
 
-fn opt_cfg(o: Optimizer) -> OptCfg {
+pub(super) fn opt_cfg(o: Optimizer) -> OptCfg {
     match o {
         Optimizer::Sgd { lr, momentum } => OptCfg {
             kind: OptKind::Sgd,
@@ -235,7 +235,7 @@ fn opt_cfg(o: Optimizer) -> OptCfg {
     }
 }
 
-fn neuron_cfg(layer: &Layer, defaults: NeuronParams) -> NeuronCfg {
+pub(super) fn neuron_cfg(layer: &Layer, defaults: NeuronParams) -> NeuronCfg {
     let (p, fire) = match &layer.op {
         Op::Lif(p) => (*p, true),
         Op::Readout { beta } => (NeuronParams { beta: *beta, ..defaults }, false),

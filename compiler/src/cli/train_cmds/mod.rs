@@ -23,7 +23,7 @@ use clap::{Args, ValueEnum};
 use isa::{AccWidth, ChipDesc};
 use sim::record::{ChipId, DatasetInfo, Interrupt, RunRecord, Weights};
 use sim::train::{EpochOutcome, ParamLayer, ProgramRequest, TrainConfig, TrainData, TrainError, Trainer};
-use snnc::codegen::{self, CodegenOptions, Placement};
+use snnc::codegen::{self, CodegenOptions};
 use snnc::graph::LayerGraph;
 use snnc::model::Op;
 use std::path::{Path, PathBuf};
@@ -101,16 +101,14 @@ pub fn train(args: &TrainArgs) -> Result<(), Failure> {
     let graph = load_graph(&args.model)?;
     let chip = with_precision(load_chip(args.chip.as_deref())?, args.precision);
     let failed = |e: codegen::CodegenError| Failure::Input(format!("error: {}: {e}\n", args.model.display()));
-    let placement = Placement::default_for(&graph, &chip).map_err(failed)?;
     // Compile once up front, so a model the code generator cannot handle is reported
     // before any data is loaded.
-    codegen::compile_placed(&graph, &chip, &placement, &options(1, 0, true)).map_err(failed)?;
+    codegen::compile(&graph, &chip, &options(1, 0, true)).map_err(failed)?;
     let data = data::load(args, &graph)?;
     let outputs = outputs(args);
     let config = config(args, &graph);
     let programs = Box::new(|r: ProgramRequest| {
-        codegen::compile_placed(&graph, &chip, &placement, &options(r.steps, r.first_step, r.train))
-            .map_err(|e| e.to_string())
+        codegen::compile(&graph, &chip, &options(r.steps, r.first_step, r.train)).map_err(|e| e.to_string())
     });
     let mut trainer = Trainer::new(&chip, config, &data, programs).map_err(|e| train_failure(args, &e))?;
     let mut record = new_record(args, &graph, &chip, &data, &trainer);

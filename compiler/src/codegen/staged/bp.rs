@@ -1,0 +1,297 @@
+//! The BP stream of a staged program: per step, from the loss down, every layer's gradient
+//! soma over this core's tiles, a barrier, the errors of the layer below over this core's
+//! input chunks, a barrier, and the hand-over to WG.
+
+use super::fp::per_sample_staged;
+use super::plan::{Kind, Plan, Unit};
+use super::tiles::{ConvGeom, ConvTiling};
+use super::{
+    BAR_BP, Bump, TOK_FP_DONE, TOK_IG, TOK_UPDATED, TOK_WG_DONE, bt_addr, bt_buf, bt_rev, cfg_neuron, h16, owned,
+};
+use crate::codegen::emit::{B, Code, STEP, T, TILE, at, stride, tiles};
+use isa::{Access, Buf, DramAddr, Instr, PoolKind, Stream};
+
+/// The BP instructions of `core`.
+pub(super) fn stream(p: &Plan, core: u16) -> Code {
+    let mut c = Code::default();
+    c.open(STEP, p.steps);
+    c.wait(TOK_FP_DONE);
+    for u in p.units.iter().rev() {
+        cfg_neuron(u, &mut c);
+        match &u.kind {
+            Kind::Conv { g, t, pool } => {
+                for cb in owned(g.cout / t.co, core, p.cores) {
+                    for rb in 0..g.oh / t.rows {
+                        conv_soma(p, u, g, t, *pool, (cb, rb), &mut c);
+                    }
+                }
+            }
+            Kind::Linear { t } => {
+                for nt in owned(u.n / t.nb, core, p.cores) {
+                    linear_soma(p, u, nt, &mut c);
+                }
+            }
+        }
+        c.push(Instr::Barrier { id: BAR_BP, count: p.cores });
+        if let Some(prev_ds) = u.prev_ds {
+            match &u.kind {
+                Kind::Conv { g, t, .. } => {
+                    for j in owned(g.cin / t.cc2, core, p.cores) {
+                        conv_errors(p, u, g, t, (j, prev_ds), &mut c);
+                    }
+                }
+                Kind::Linear { .. } => linear_errors(p, u, prev_ds, core, &mut c),
+            }
+            c.push(Instr::Barrier { id: BAR_BP, count: p.cores });
+        }
+        c.signal(core, Stream::Wg, TOK_IG);
+        c.wait(TOK_WG_DONE);
+    }
+    // Every core has updated its weights: the next step may load them.
+    c.push(Instr::Barrier { id: BAR_BP, count: p.cores });
+    c.signal(core, Stream::Fp, TOK_UPDATED);
+    c.close(STEP);
+    c.push(Instr::Halt {});
+    c
+}
+
+/// The gradient soma of one conv tile, in reverse time, for every sample: dL/dS (spread
+/// back through the pooling), the saved mask, H and spikes from DRAM; dL/dH and its
+/// nonzero bitmap back to DRAM.
+fn conv_soma(
+    p: &Plan,
+    u: &Unit,
+    g: &ConvGeom,
+    t: &ConvTiling,
+    pool: Option<(PoolKind, u32)>,
+    (cb, rb): (u32, u32),
+    c: &mut Code,
+) {
+    let tile = t.tile(g);
+    let mut r = Bump::default();
+    let (ds, full, dv, dh) =
+        (r.take(Buf::BpErr, tile), r.take(Buf::BpPsum, tile), r.take(Buf::BpVgrad, tile), r.take(Buf::BpDelta, tile));
+    let (mask, nz, h, spk) =
+        (r.take(Buf::FpMask, tile), r.take(Buf::FpMask, tile), r.take(Buf::FpMem, tile), r.take(Buf::FpSpk, tile));
+    let (n, cfg) = (u.n, u.neuron);
+    let off = cb * t.co * g.oh * g.ow + rb * t.rows * g.ow;
+    let spikes = at(Buf::FpSpk, spk, tile);
+    // The soma's reset path reads the spikes (hard reset zeroes dL/dV where one fired).
+    let need_spikes = true;
+    c.open(B, p.b);
+    c.fill(at(Buf::BpVgrad, dv, tile), 0.0);
+    c.open(T, p.t);
+    if need_spikes {
+        c.load(spikes.clone(), bt_rev(p, u.spikes + off / 8, n / 8), u64::from(tile / 8));
+    }
+    let ds_at = match pool {
+        Some((kind, k)) => {
+            let plen = tile / (k * k);
+            let dy = at(Buf::BpErr, ds, plen);
+            c.load(dy.clone(), bt_rev(p, u.ds + off / (k * k) * 2, u.out_len() * 2), u64::from(plen) * 2);
+            let dx = at(Buf::BpPsum, full, tile);
+            let x = (kind == PoolKind::Max).then(|| spikes.clone());
+            let (ch, ih, iw) = (h16(t.co), h16(t.rows), h16(g.ow));
+            c.push(Instr::BpPool { kind, dy, dx: dx.clone(), x, c: ch, ih, iw, k: k as u8 });
+            dx
+        }
+        None => {
+            let a = at(Buf::BpErr, ds, tile);
+            c.load(a.clone(), bt_rev(p, u.ds + off * 2, n * 2), u64::from(tile) * 2);
+            a
+        }
+    };
+    if cfg.keep_mask {
+        c.load(at(Buf::FpMask, mask, tile), bt_rev(p, u.mask + off / 8, n / 8), u64::from(tile / 8));
+    }
+    if cfg.keep_h {
+        c.load(at(Buf::FpMem, h, tile), bt_rev(p, u.h + off * 2, n * 2), u64::from(tile) * 2);
+    }
+    let (dh_at, nz_at) = (at(Buf::BpDelta, dh, tile), at(Buf::FpMask, nz, tile));
+    c.push(Instr::BpSoma {
+        ds: ds_at,
+        h: cfg.keep_h.then(|| at(Buf::FpMem, h, tile)),
+        mask: cfg.keep_mask.then(|| at(Buf::FpMask, mask, tile)),
+        spk: Some(spikes),
+        dv: at(Buf::BpVgrad, dv, tile),
+        dh: dh_at.clone(),
+        nz: Some(nz_at.clone()),
+        n: tile,
+        cfg: 0,
+        fire: true,
+    });
+    c.store(bt_rev(p, u.dh + off * 2, n * 2), dh_at, u64::from(tile) * 2);
+    c.store(bt_rev(p, u.nz + off / 8, n / 8), nz_at, u64::from(tile / 8));
+    c.close(T);
+    c.close(B);
+}
+
+/// The gradient soma of one linear tile for every sample (the loss gradient first on the
+/// output layer), with the tile's saved state loaded once for all `B x T`.
+fn linear_soma(p: &Plan, u: &Unit, nt: u32, c: &mut Code) {
+    let Kind::Linear { t } = &u.kind else { return };
+    let (bt, nb, cfg, n) = (p.t * p.b, t.nb, u.neuron, u.n);
+    let n0 = nt * nb;
+    let mut r = Bump::default();
+    let (ds, tgt, dv, dh) =
+        (r.take(Buf::BpErr, bt * nb), r.take(Buf::BpErr, n), r.take(Buf::BpVgrad, nb), r.take(Buf::BpDelta, bt * nb));
+    let (mask, nz, h, spk) = (
+        r.take(Buf::FpMask, bt * nb),
+        r.take(Buf::FpMask, bt * nb),
+        r.take(Buf::FpMem, bt * nb),
+        r.take(Buf::FpSpk, bt * nb),
+    );
+    let block = |base: u32, bits: u32| DramAddr::new(base + nt * bt * nb * bits / 8);
+    let need_spikes = cfg.fire;
+    if !u.output {
+        let src = DramAddr::new(u.ds + n0 * 2);
+        c.push(Instr::DmaLoad { dst: at(Buf::BpErr, ds, bt * nb), src, rows: h16(bt), row: nb * 2, stride: n * 2 });
+    }
+    if cfg.keep_mask {
+        c.load(at(Buf::FpMask, mask, bt * nb), block(u.mask, 1), u64::from(bt * nb / 8));
+    }
+    if cfg.keep_h {
+        c.load(at(Buf::FpMem, h, bt * nb), block(u.h, 16), u64::from(bt * nb) * 2);
+    }
+    if need_spikes && u.output {
+        c.load(at(Buf::FpSpk, spk, bt * nb), block(u.spikes, 1), u64::from(bt * nb / 8));
+    } else if need_spikes {
+        let (dst, src) = (at(Buf::FpSpk, spk, bt * nb), DramAddr::new(u.spikes + n0 / 8));
+        c.push(Instr::DmaLoad { dst, src, rows: h16(bt), row: nb / 8, stride: n / 8 });
+    }
+    if u.output {
+        c.fill(at(Buf::WgGrad, n, 1), 0.0);
+    }
+    c.open(B, p.b);
+    if u.output {
+        loss(p, u, (ds, tgt), c);
+    }
+    c.fill(at(Buf::BpVgrad, dv, nb), 0.0);
+    c.open(T, p.t);
+    let back = |buf: Buf, base: u32| bt_buf(p, buf, base, nb, true);
+    c.push(Instr::BpSoma {
+        ds: if u.output { at(Buf::BpErr, ds, n) } else { back(Buf::BpErr, ds) },
+        h: cfg.keep_h.then(|| back(Buf::FpMem, h)),
+        mask: cfg.keep_mask.then(|| back(Buf::FpMask, mask)),
+        spk: need_spikes.then(|| back(Buf::FpSpk, spk)),
+        dv: at(Buf::BpVgrad, dv, nb),
+        dh: back(Buf::BpDelta, dh),
+        nz: Some(back(Buf::FpMask, nz)),
+        n: nb,
+        cfg: 0,
+        fire: cfg.fire,
+    });
+    c.close(T);
+    c.close(B);
+    let src = at(Buf::BpDelta, dh, bt * nb);
+    c.push(Instr::DmaStore { dst: DramAddr::new(u.dh + n0 * 2), src, rows: h16(bt), row: nb * 2, stride: n * 2 });
+    c.store(block(u.nz, 1), at(Buf::FpMask, nz, bt * nb), u64::from(bt * nb / 8));
+    if u.output {
+        // The loss cell is stored now: WG reuses `wg.grad` for this layer's gradients.
+        c.store(DramAddr::new(p.loss_addr).with(STEP, 4), at(Buf::WgGrad, n, 1), 4);
+    }
+}
+
+/// The loss of sample `r1` and its gradient, the same for every timestep; the loss value
+/// accumulates over the batch in `wg.grad[n]`.
+fn loss(p: &Plan, u: &Unit, (ds, tgt): (u32, u32), c: &mut Code) {
+    let n = u.n;
+    let cell = at(Buf::WgGrad, n, 1);
+    let bytes = u64::from(n) * 4;
+    c.load(at(Buf::WgGrad, 0, n), DramAddr::new(u.sum).with(B, stride(bytes)), bytes);
+    let row = u64::from(n) * 2;
+    c.load(at(Buf::BpErr, tgt, n), per_sample_staged(p, p.target, row), row);
+    c.push(Instr::BpLoss {
+        kind: p.loss,
+        x: at(Buf::WgGrad, 0, n),
+        target: at(Buf::BpErr, tgt, n),
+        out: at(Buf::BpErr, ds, n),
+        loss: Some(cell),
+        n: h16(n),
+        t: h16(p.t),
+        b: h16(p.b),
+    });
+}
+
+/// dL/dS of the layer below for input chunk `j` of a conv layer, every sample and
+/// timestep: `bp.conv` of every block of output channels' dL/dH into the padded gradient,
+/// whose interior goes to DRAM.
+fn conv_errors(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, (j, prev_ds): (u32, u32), c: &mut Code) {
+    let (cc2, cob, kk) = (t.cc2, t.cob, g.kk());
+    let (padded, dense) = (cc2 * g.hp() * g.wp(), cc2 * g.h * g.w);
+    let blk = cob * g.oh * g.ow;
+    let mut r = Bump::default();
+    let (gpad, dhb, gd) = (r.take(Buf::BpDelta, padded), r.take(Buf::BpDelta, blk), r.take(Buf::BpPsum, dense));
+    let (w, nzb) = (r.take(Buf::BpW, cob * cc2 * kk), r.take(Buf::FpSpk, blk));
+    let out: Access = if g.p > 0 { at(Buf::BpDelta, gpad, padded) } else { at(Buf::BpPsum, gd, dense) };
+    c.open(B, p.b);
+    c.open(T, p.t);
+    c.fill(out.clone(), 0.0);
+    tiles(c, g.cout, cob, |c, term, _, _| {
+        let on_tile = |a: DramAddr, bytes: u32| if term.is_some() { a.with(TILE, stride(u64::from(bytes))) } else { a };
+        let (err, nz) = (at(Buf::BpDelta, dhb, blk), at(Buf::FpSpk, nzb, blk));
+        c.load(err.clone(), on_tile(bt_addr(p, u.dh, u.n * 2), blk * 2), u64::from(blk) * 2);
+        c.load(nz.clone(), on_tile(bt_addr(p, u.nz, u.n / 8), blk / 8), u64::from(blk / 8));
+        let src = on_tile(DramAddr::new(u.w_addr + j * cc2 * kk * 2), cob * g.cin * kk * 2);
+        let wa = at(Buf::BpW, w, cob * cc2 * kk);
+        c.push(Instr::DmaLoad { dst: wa.clone(), src, rows: h16(cob), row: cc2 * kk * 2, stride: g.cin * kk * 2 });
+        c.push(Instr::BpConv {
+            err,
+            w: wa,
+            out: out.clone(),
+            cin: h16(cc2),
+            cout: h16(cob),
+            ih: h16(g.hp()),
+            iw: h16(g.wp()),
+            kh: g.k as u8,
+            kw: g.k as u8,
+            stride: g.s as u8,
+            acc: true,
+            nz: Some(nz),
+        });
+    });
+    let result = at(Buf::BpPsum, gd, dense);
+    if g.p > 0 {
+        let pad = u8::try_from(g.p).unwrap_or(u8::MAX);
+        let (ch, h, wd) = (h16(cc2), h16(g.h), h16(g.w));
+        c.push(Instr::Pad { dst: result.clone(), src: out, c: ch, h, w: wd, p: pad, extract: true });
+    }
+    c.store(bt_addr(p, prev_ds + j * dense * 2, u.k * 2), result, u64::from(dense) * 2);
+    c.close(T);
+    c.close(B);
+}
+
+/// dL/dS of the layer below for this core's input blocks of a linear layer: all `B x T`
+/// errors of a block accumulate in `bp.psum` over chunks of the outputs.
+fn linear_errors(p: &Plan, u: &Unit, prev_ds: u32, core: u16, c: &mut Code) {
+    let Kind::Linear { t } = &u.kind else { return };
+    let (bt, kb2, nc2, n, k) = (p.t * p.b, t.kb2, t.nc2, u.n, u.k);
+    let mut r = Bump::default();
+    let (g, w, dh) = (r.take(Buf::BpPsum, bt * kb2), r.take(Buf::BpW, kb2 * nc2), r.take(Buf::BpDelta, bt * nc2));
+    for j in owned(k / kb2, core, p.cores) {
+        c.fill(at(Buf::BpPsum, g, bt * kb2), 0.0);
+        tiles(c, n, nc2, |c, term, _, _| {
+            let on_tile = |a: DramAddr| if term.is_some() { a.with(TILE, stride(u64::from(nc2 * 2))) } else { a };
+            let wsrc = on_tile(DramAddr::new(u.w_addr + j * kb2 * n * 2));
+            let wa = at(Buf::BpW, w, kb2 * nc2);
+            c.push(Instr::DmaLoad { dst: wa.clone(), src: wsrc, rows: h16(kb2), row: nc2 * 2, stride: n * 2 });
+            let (dst, src) = (at(Buf::BpDelta, dh, bt * nc2), on_tile(DramAddr::new(u.dh)));
+            c.push(Instr::DmaLoad { dst, src, rows: h16(bt), row: nc2 * 2, stride: n * 2 });
+            c.open(B, p.b);
+            c.open(T, p.t);
+            c.push(Instr::BpLinear {
+                err: bt_buf(p, Buf::BpDelta, dh, nc2, false),
+                w: wa,
+                out: bt_buf(p, Buf::BpPsum, g, kb2, false),
+                n: h16(nc2),
+                k: h16(kb2),
+                acc: true,
+                nz: None,
+            });
+            c.close(T);
+            c.close(B);
+        });
+        let (src, dst) = (at(Buf::BpPsum, g, bt * kb2), DramAddr::new(prev_ds + j * kb2 * 2));
+        c.push(Instr::DmaStore { dst, src, rows: h16(bt), row: kb2 * 2, stride: k * 2 });
+    }
+}

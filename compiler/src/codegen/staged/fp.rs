@@ -1,0 +1,352 @@
+//! The FP stream of a staged program: per step, every layer's tiles owned by this core for
+//! every sample and timestep, a barrier after each layer, then the hand-over to BP.
+
+use super::plan::{Kind, Plan, Src, Unit};
+use super::tiles::{ConvGeom, ConvTiling};
+use super::{BAR_FP, Bump, TOK_FP_DONE, TOK_UPDATED, bt_addr, bt_buf, cfg_neuron, h16, owned};
+use crate::codegen::emit::{B, Code, STEP, T, TILE, at, stride, tiles};
+use isa::{Access, Buf, DramAddr, Instr, PoolKind, Stream};
+
+/// The FP instructions of `core`.
+pub(super) fn stream(p: &Plan, core: u16) -> Code {
+    let mut c = Code::default();
+    c.open(STEP, p.steps);
+    for u in &p.units {
+        cfg_neuron(u, &mut c);
+        match &u.kind {
+            Kind::Conv { g, t, pool } => conv(p, u, g, t, *pool, core, &mut c),
+            Kind::Linear { .. } => linear(p, u, core, &mut c),
+        }
+        c.push(Instr::Barrier { id: BAR_FP, count: p.cores });
+    }
+    if p.train {
+        c.signal(core, Stream::Bp, TOK_FP_DONE);
+        c.wait(TOK_UPDATED);
+    }
+    c.close(STEP);
+    c.push(Instr::Halt {});
+    c
+}
+
+/// The DRAM address of input elements `first..` of sample `r1`, timestep `r0` (and step
+/// `r3` for the `input` tensor).
+pub(super) fn input_addr(p: &Plan, src: &Src, first: u32) -> DramAddr {
+    let a = bt_addr(p, src.addr + src.bytes(first), src.row_bytes);
+    if src.step_bytes > 0 { a.with(STEP, stride(u64::from(src.step_bytes))) } else { a }
+}
+
+/// Where a conv layer's streamed input chunk lives: the padded chunk `fp.conv`/`wg.conv`
+/// read, and the dense stage it is loaded into (the same region when there is no padding).
+pub(super) struct ConvIn {
+    pub(super) padded: (Buf, u32),
+    pub(super) stage: (Buf, u32),
+}
+
+impl ConvIn {
+    /// Takes the regions: padded spikes in `spk_buf`, staged in `stage_buf`; dense input
+    /// in `fp.mem`.
+    pub(super) fn take(
+        r: &mut Bump,
+        g: &ConvGeom,
+        t: &ConvTiling,
+        dense: bool,
+        spk_buf: Buf,
+        stage_buf: Buf,
+    ) -> ConvIn {
+        let (pbuf, sbuf) = if dense { (Buf::FpMem, Buf::FpMem) } else { (spk_buf, stage_buf) };
+        let padded = (pbuf, r.take(pbuf, t.cc * g.hp() * g.wp()));
+        let stage = if g.p > 0 { (sbuf, r.take(sbuf, t.cc * g.h * g.w)) } else { padded };
+        ConvIn { padded, stage }
+    }
+
+    /// Zeroes the padded chunk's border (the chunks only ever write its interior).
+    pub(super) fn zero_border(&self, g: &ConvGeom, t: &ConvTiling, c: &mut Code) {
+        if g.p > 0 {
+            c.fill(at(self.padded.0, self.padded.1, t.cc * g.hp() * g.wp()), 0.0);
+        }
+    }
+
+    /// Loads input chunk `j` of sample `r1`, timestep `r0` and pads it; returns the part
+    /// of the padded chunk that output row block `rb` reads, and its height.
+    pub(super) fn load(
+        &self,
+        p: &Plan,
+        u: &Unit,
+        g: &ConvGeom,
+        t: &ConvTiling,
+        (j, rb): (u32, u32),
+        c: &mut Code,
+    ) -> (Access, u32) {
+        let chunk = t.cc * g.h * g.w;
+        c.load(at(self.stage.0, self.stage.1, chunk), input_addr(p, &u.src, j * chunk), u64::from(u.src.bytes(chunk)));
+        if g.p > 0 {
+            c.push(Instr::Pad {
+                dst: at(self.padded.0, self.padded.1, t.cc * g.hp() * g.wp()),
+                src: at(self.stage.0, self.stage.1, chunk),
+                c: h16(t.cc),
+                h: h16(g.h),
+                w: h16(g.w),
+                p: u8::try_from(g.p).unwrap_or(u8::MAX),
+                extract: false,
+            });
+        }
+        // Whole maps read the whole padded chunk; a row block (one channel) its window.
+        let (ih, first) = if t.rows == g.oh { (g.hp(), 0) } else { ((t.rows - 1) * g.s + g.k, rb * t.rows * g.s) };
+        (at(self.padded.0, self.padded.1 + first * g.wp(), t.cc * ih * g.wp()), ih)
+    }
+}
+
+/// Loads the weights of output block `cb`, input chunk `j` (`co x cc x k x k`) into `buf`.
+pub(super) fn conv_weights(u: &Unit, g: &ConvGeom, t: &ConvTiling, (cb, j): (u32, u32), dst: Access, c: &mut Code) {
+    let (kk, cin) = (g.kk(), g.cin);
+    let src = DramAddr::new(u.w_addr + (cb * t.co * cin * kk + j * t.cc * kk) * 2);
+    c.push(Instr::DmaLoad { dst, src, rows: h16(t.co), row: t.cc * kk * 2, stride: cin * kk * 2 });
+}
+
+/// The FP tiles of a conv layer owned by `core`.
+fn conv(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, pool: Option<(PoolKind, u32)>, core: u16, c: &mut Code) {
+    let mut r = Bump::default();
+    let tile = t.tile(g);
+    let regs = Regs {
+        spk: r.take(Buf::FpSpk, tile),
+        x: r.take(Buf::FpPsum, tile),
+        input: ConvIn::take(&mut r, g, t, u.src.dense, Buf::FpIn, Buf::FpSpk),
+        v: r.take(Buf::FpMem, tile),
+        h: r.take(Buf::FpMem, tile),
+        mask: r.take(Buf::FpMask, tile),
+        pooled: r.take(Buf::FpMem, tile),
+        bias: r.take(Buf::FpMem, tile),
+    };
+    regs.input.zero_border(g, t, c);
+    for cb in owned(g.cout / t.co, core, p.cores) {
+        for rb in 0..g.oh / t.rows {
+            conv_tile(p, u, g, t, pool, &regs, (cb, rb), c);
+        }
+    }
+}
+
+/// Regions of a conv layer's FP phase.
+struct Regs {
+    spk: u32,
+    x: u32,
+    input: ConvIn,
+    v: u32,
+    h: u32,
+    mask: u32,
+    pooled: u32,
+    /// The tile's biases, one per output element.
+    bias: u32,
+}
+
+/// One conv tile (output block `cb`, row block `rb`) for every sample and timestep.
+#[allow(clippy::too_many_arguments)]
+fn conv_tile(
+    p: &Plan,
+    u: &Unit,
+    g: &ConvGeom,
+    t: &ConvTiling,
+    pool: Option<(PoolKind, u32)>,
+    r: &Regs,
+    (cb, rb): (u32, u32),
+    c: &mut Code,
+) {
+    let (tile, wc, chunks) = (t.tile(g), t.co * t.cc * g.kk(), g.cin / t.cc);
+    if t.resident {
+        for j in 0..chunks {
+            conv_weights(u, g, t, (cb, j), at(Buf::FpW, j * wc, wc), c);
+        }
+    }
+    let plane = t.rows * g.ow;
+    for ch in 0..t.co * u32::from(u.biases > 0) {
+        // Each channel's bias, repeated over the tile's plane (a DMA with stride 0).
+        let src = DramAddr::new(u.w_addr + (u.wlen + cb * t.co + ch) * 2);
+        let dst = at(Buf::FpMem, r.bias + ch * plane, plane);
+        c.push(Instr::DmaLoad { dst, src, rows: h16(plane), row: 2, stride: 0 });
+    }
+    c.open(B, p.b);
+    c.fill(at(Buf::FpMem, r.v, tile), 0.0);
+    c.open(T, p.t);
+    let x = at(Buf::FpPsum, r.x, tile);
+    if u.biases > 0 {
+        c.push(Instr::Copy { dst: x.clone(), src: at(Buf::FpMem, r.bias, tile) });
+    }
+    for j in 0..chunks {
+        let (spk, ih) = r.input.load(p, u, g, t, (j, rb), c);
+        let w = if t.resident { j * wc } else { 0 };
+        if !t.resident {
+            conv_weights(u, g, t, (cb, j), at(Buf::FpW, 0, wc), c);
+        }
+        c.push(Instr::FpConv {
+            spk,
+            w: at(Buf::FpW, w, wc),
+            out: x.clone(),
+            cin: h16(t.cc),
+            cout: h16(t.co),
+            ih: h16(ih),
+            iw: h16(g.wp()),
+            kh: g.k as u8,
+            kw: g.k as u8,
+            stride: g.s as u8,
+            acc: j > 0 || u.biases > 0,
+            skip: !u.src.dense,
+        });
+    }
+    let cfg = u.neuron;
+    let spk = at(Buf::FpSpk, r.spk, tile);
+    c.push(Instr::FpLif {
+        x,
+        bias: None,
+        v: at(Buf::FpMem, r.v, tile),
+        h: cfg.keep_h.then(|| at(Buf::FpMem, r.h, tile)),
+        spk: Some(spk.clone()),
+        mask: cfg.keep_mask.then(|| at(Buf::FpMask, r.mask, tile)),
+        n: tile,
+        cfg: 0,
+        fire: true,
+    });
+    let off = cb * t.co * g.oh * g.ow + rb * t.rows * g.ow;
+    c.store(bt_addr(p, u.spikes + off / 8, u.n / 8), spk.clone(), u64::from(tile / 8));
+    if cfg.keep_mask {
+        c.store(bt_addr(p, u.mask + off / 8, u.n / 8), at(Buf::FpMask, r.mask, tile), u64::from(tile / 8));
+    }
+    if cfg.keep_h {
+        c.store(bt_addr(p, u.h + off * 2, u.n * 2), at(Buf::FpMem, r.h, tile), u64::from(tile) * 2);
+    }
+    if let (Some((kind, k)), Some(addr)) = (pool, u.pooled) {
+        let plen = tile / (k * k);
+        let dst = at(Buf::FpMem, r.pooled, plen);
+        let (ch, ih, iw) = (h16(t.co), h16(t.rows), h16(g.ow));
+        c.push(Instr::FpPool { kind, src: spk, dst: dst.clone(), c: ch, ih, iw, k: k as u8 });
+        let poff = off / (k * k);
+        c.store(bt_addr(p, addr + poff * 2, u.out_len() * 2), dst, u64::from(plen) * 2);
+    }
+    c.close(T);
+    c.close(B);
+}
+
+/// The FP tiles of a linear layer owned by `core`: all `B x T` partial sums of a tile in
+/// `fp.psum`, the weights streamed once in row chunks, then the soma.
+fn linear(p: &Plan, u: &Unit, core: u16, c: &mut Code) {
+    let Kind::Linear { t } = &u.kind else { return };
+    let (bt, nb, kc) = (p.t * p.b, t.nb, t.kc);
+    let mut r = Bump::default();
+    let fbuf = if u.src.dense { Buf::FpMem } else { Buf::FpIn };
+    let (x, fin, w) = (r.take(Buf::FpPsum, bt * nb), r.take(fbuf, bt * kc), r.take(Buf::FpW, kc * nb));
+    let (v, h) = (r.take(Buf::FpMem, nb), r.take(Buf::FpMem, bt * nb));
+    let (spk, mask) = (r.take(Buf::FpSpk, bt * nb), r.take(Buf::FpMask, bt * nb));
+    let bias = r.take(Buf::FpMem, nb);
+    for nt in owned(u.n / nb, core, p.cores) {
+        let n0 = nt * nb;
+        if u.biases > 0 {
+            // The bias seeds every sample-step's sums; `fp.linear` (acc) adds the products
+            // to it in its accumulator, so a one-chunk sum is rounded once.
+            let b = at(Buf::FpMem, bias, nb);
+            c.load(b.clone(), DramAddr::new(u.w_addr + (u.wlen + n0) * 2), u64::from(nb) * 2);
+            c.open(B, p.b);
+            c.open(T, p.t);
+            c.push(Instr::Copy { dst: bt_buf(p, Buf::FpPsum, x, nb, false), src: b });
+            c.close(T);
+            c.close(B);
+        } else {
+            c.fill(at(Buf::FpPsum, x, bt * nb), 0.0);
+        }
+        tiles(c, u.k, kc, |c, term, first, size| {
+            let on_tile = |a: DramAddr, bytes: u32| match term {
+                Some(_) => a.with(TILE, stride(u64::from(bytes))),
+                None => a,
+            };
+            let wsrc = on_tile(DramAddr::new(u.w_addr + (first * u.n + n0) * 2), size * u.n * 2);
+            c.push(Instr::DmaLoad {
+                dst: at(Buf::FpW, w, size * nb),
+                src: wsrc,
+                rows: h16(size),
+                row: nb * 2,
+                stride: u.n * 2,
+            });
+            let mut isrc = DramAddr::new(u.src.addr + u.src.bytes(first));
+            if u.src.step_bytes > 0 {
+                isrc = isrc.with(STEP, stride(u64::from(u.src.step_bytes)));
+            }
+            let isrc = on_tile(isrc, u.src.bytes(size));
+            let (rows, row) = (h16(bt), u.src.bytes(size));
+            c.push(Instr::DmaLoad { dst: at(fbuf, fin, bt * size), src: isrc, rows, row, stride: u.src.row_bytes });
+            c.open(B, p.b);
+            c.open(T, p.t);
+            c.push(Instr::FpLinear {
+                spk: bt_buf(p, fbuf, fin, size, false),
+                w: at(Buf::FpW, w, size * nb),
+                out: bt_buf(p, Buf::FpPsum, x, nb, false),
+                k: h16(size),
+                n: h16(nb),
+                acc: true,
+                skip: !u.src.dense,
+            });
+            c.close(T);
+            c.close(B);
+        });
+        linear_soma(p, u, (x, v, h, spk, mask), c);
+        let cfg = u.neuron;
+        let block = |base: u32, bits: u32| DramAddr::new(base + nt * bt * nb * bits / 8);
+        if cfg.fire && !u.output {
+            let src = at(Buf::FpSpk, spk, bt * nb);
+            c.push(Instr::DmaStore {
+                dst: DramAddr::new(u.spikes + n0 / 8),
+                src,
+                rows: h16(bt),
+                row: nb / 8,
+                stride: u.n / 8,
+            });
+        } else if cfg.fire {
+            c.store(block(u.spikes, 1), at(Buf::FpSpk, spk, bt * nb), u64::from(bt * nb / 8));
+        }
+        if cfg.keep_mask {
+            c.store(block(u.mask, 1), at(Buf::FpMask, mask, bt * nb), u64::from(bt * nb / 8));
+        }
+        if cfg.keep_h {
+            c.store(block(u.h, 16), at(Buf::FpMem, h, bt * nb), u64::from(bt * nb) * 2);
+        }
+    }
+}
+
+/// The soma of a linear tile for every sample and timestep; on the output layer also the
+/// sums over time the loss reads (stored per sample) and the `output` store.
+fn linear_soma(p: &Plan, u: &Unit, (x, v, h, spk, mask): (u32, u32, u32, u32, u32), c: &mut Code) {
+    let Kind::Linear { t } = &u.kind else { return };
+    let (nb, cfg) = (t.nb, u.neuron);
+    c.open(B, p.b);
+    c.fill(at(Buf::FpMem, v, nb), 0.0);
+    if u.output {
+        c.fill(at(Buf::WgGrad, 0, u.n), 0.0);
+    }
+    c.open(T, p.t);
+    c.push(Instr::FpLif {
+        x: bt_buf(p, Buf::FpPsum, x, nb, false),
+        bias: None,
+        v: at(Buf::FpMem, v, nb),
+        h: cfg.keep_h.then(|| bt_buf(p, Buf::FpMem, h, nb, false)),
+        spk: cfg.fire.then(|| bt_buf(p, Buf::FpSpk, spk, nb, false)),
+        mask: cfg.keep_mask.then(|| bt_buf(p, Buf::FpMask, mask, nb, false)),
+        n: nb,
+        cfg: 0,
+        fire: cfg.fire,
+    });
+    if u.output {
+        let src = if cfg.fire { bt_buf(p, Buf::FpSpk, spk, nb, false) } else { at(Buf::FpMem, v, nb) };
+        c.push(Instr::FpSum { dst: at(Buf::WgGrad, 0, u.n), src });
+    }
+    c.close(T);
+    if u.output {
+        let bytes = u64::from(u.n) * 4;
+        let sums = at(Buf::WgGrad, 0, u.n);
+        c.store(DramAddr::new(u.sum).with(B, stride(bytes)), sums.clone(), bytes);
+        if let Some(out) = p.output {
+            c.store(per_sample_staged(p, out, bytes), sums, bytes);
+        }
+    }
+    c.close(B);
+}
+
+/// Sample `r1` of step `r3` in a `[steps][B][bytes]` tensor.
+pub(super) fn per_sample_staged(p: &Plan, base: u32, bytes: u64) -> DramAddr {
+    DramAddr::new(base).with(STEP, stride(u64::from(p.b) * bytes)).with(B, stride(bytes))
+}

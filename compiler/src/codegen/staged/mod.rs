@@ -1,0 +1,197 @@
+//! Staged programs: the code generator for networks whose layers do not fit one core each.
+//!
+//! The resident generator (the parent module) keeps a whole sample of a layer on one core
+//! and passes spikes and errors over the NoC. Real layers are far larger than a core's
+//! buffers (the first conv of a CIFAR VGG has 65,536 neurons per timestep against 4,096
+//! partial sums), so a staged program instead cuts every layer into *tiles* that fit the
+//! buffers, spreads the tiles of every layer over all cores, and keeps everything between
+//! layers in DRAM:
+//!
+//! - **FP phase**, layer by layer: every core computes its tiles of the layer for every
+//!   sample and timestep (conv tiles: a block of output channels and rows, the input
+//!   streamed in channel chunks and zero-bordered with `pad`; linear tiles: a block of
+//!   outputs, the weights streamed in row chunks), runs the soma and stores spikes, masks
+//!   and the pooled map. A chip-wide barrier ends each layer.
+//! - **BP phase**, layer by layer from the loss: the gradient soma of every tile in reverse
+//!   time (dL/dH and its nonzero bitmap to DRAM), a barrier, then the errors of the layer
+//!   below, computed per input chunk from the dL/dH of all tiles, and another barrier.
+//! - **WG**, per layer, as soon as its dL/dH is in DRAM: every core accumulates the weight
+//!   gradient of the weight blocks of its own tiles over the batch, waits until the errors of
+//!   the layer below have been computed with the old weights, and updates its blocks (FP32
+//!   masters and state streamed through `opt`). A last barrier ends the step.
+//!
+//! Partial sums of a conv tile are summed per input chunk in FP16 (a linear tile: per
+//! weight row chunk), as the chip's 16-bit partial-sum buffer does; the resident generator
+//! rounds each output once, which the golden parity cases need.
+//!
+//! DRAM tensors between layers are sample-major (`[B][T][features]`); the symbols `input`,
+//! `target`, `loss`, `output` and the weights, masters and optimizer state keep the names and
+//! layouts of the resident generator, so `snnc train` drives both kinds of program alike.
+
+mod bp;
+mod fp;
+mod plan;
+mod tiles;
+mod wg;
+
+use super::emit::Code;
+use super::{CodegenError, CodegenOptions};
+use crate::graph::LayerGraph;
+use isa::{ChipDesc, Instr, Program, Stream, Symbol, SymbolKind};
+use plan::Plan;
+
+/// Compiles `graph` for `chip` as a staged program.
+pub(super) fn compile(graph: &LayerGraph, chip: &ChipDesc, options: &CodegenOptions) -> Result<Program, CodegenError> {
+    let plan = Plan::new(graph, chip, options)?;
+    Ok(emit(&plan, chip))
+}
+
+/// Every core's three streams, one layer symbol per core and stream, and the DRAM image.
+fn emit(plan: &Plan, chip: &ChipDesc) -> Program {
+    let mut p = Program::new(chip);
+    let mut symbols = Vec::new();
+    let name = plan.units.iter().map(|u| u.weight_name.as_str()).collect::<Vec<_>>().join("+");
+    for core in 0..plan.cores {
+        let idle = || Code(vec![Instr::Halt {}]);
+        let streams = [
+            (Stream::Fp, fp::stream(plan, core)),
+            (Stream::Bp, if plan.train { bp::stream(plan, core) } else { idle() }),
+            (Stream::Wg, if plan.train { wg::stream(plan, core) } else { idle() }),
+        ];
+        for (s, code) in streams {
+            let len = u32::try_from(code.0.len()).unwrap_or(u32::MAX);
+            symbols.push(Symbol { name: name.clone(), kind: SymbolKind::Layer { core, stream: s }, addr: 0, len });
+            if let Some(c) = p.cores.get_mut(usize::from(core)) {
+                *c.stream_mut(s) = code.0;
+            }
+        }
+    }
+    symbols.extend(plan.dram.symbols.iter().cloned());
+    p.symbols = symbols;
+    p.data = plan.dram.data.clone();
+    p
+}
+
+/// Tokens. FP stream: the weights of the next step are in DRAM. BP stream: the forward
+/// pass of every layer is done; this core's WG has updated the layer. WG stream: the
+/// errors of the layer below have been computed with the old weights.
+const TOK_UPDATED: u8 = 0;
+const TOK_FP_DONE: u8 = 0;
+const TOK_WG_DONE: u8 = 1;
+const TOK_IG: u8 = 0;
+
+/// Barriers between the layers of a phase (all cores' FP streams, or all BP streams).
+const BAR_FP: u8 = 0;
+const BAR_BP: u8 = 1;
+
+/// A bump allocator of buffer regions for one phase of one layer on one core. The tile
+/// sizes were chosen against the buffer sizes (`tiles.rs`), and the verifier checks every
+/// access of the finished program, so a region that did not fit would be reported there.
+#[derive(Default)]
+struct Bump(std::collections::BTreeMap<isa::Buf, u32>);
+
+impl Bump {
+    fn take(&mut self, buf: isa::Buf, len: u32) -> u32 {
+        let at = self.0.entry(buf).or_insert(0);
+        let start = *at;
+        // Regions start on whole bytes of 1-bit buffers.
+        *at += len.div_ceil(8) * 8;
+        start
+    }
+}
+
+/// `base + b*T*row + t*row`: the `(b, t)` slab of a sample-major `[B][T][row]` tensor.
+fn bt_addr(p: &Plan, base: u32, row: u32) -> isa::DramAddr {
+    use super::emit::{B, T, stride};
+    isa::DramAddr::new(base).with(B, stride(u64::from(p.t * row))).with(T, stride(u64::from(row)))
+}
+
+/// The same slab walked backwards in time (`t = T-1-r0`).
+fn bt_rev(p: &Plan, base: u32, row: u32) -> isa::DramAddr {
+    use super::emit::{B, T, stride};
+    let last = base + (p.t - 1) * row;
+    isa::DramAddr::new(last).with(B, stride(u64::from(p.t * row))).with(T, -stride(u64::from(row)))
+}
+
+/// `buf[base + (b*T + t)*len : len]`, forwards or backwards in time.
+fn bt_buf(p: &Plan, buf: isa::Buf, base: u32, len: u32, reverse: bool) -> isa::Access {
+    use super::emit::{B, T, at, stride};
+    let step = stride(u64::from(len));
+    if reverse {
+        at(buf, base + (p.t - 1) * len, len).with(B, stride(u64::from(p.t * len))).with(T, -step)
+    } else {
+        at(buf, base, len).with(B, stride(u64::from(p.t * len))).with(T, step)
+    }
+}
+
+/// `cfg.neuron` slot 0 for a layer (FP and BP phases of a core never overlap).
+fn cfg_neuron(u: &plan::Unit, c: &mut Code) {
+    let n = u.neuron;
+    c.push(Instr::CfgNeuron {
+        slot: 0,
+        beta: n.beta,
+        theta: n.theta,
+        reset: n.reset,
+        detach: n.detach,
+        sg: n.sg,
+        alpha: n.alpha,
+    });
+}
+
+/// The indices in `0..count` core `core` owns (round robin).
+fn owned(count: u32, core: u16, cores: u16) -> impl Iterator<Item = u32> {
+    (u32::from(core)..count).step_by(usize::from(cores.max(1)))
+}
+
+/// `v` as a `u16` operand (tile sizes are chosen far below the limit).
+fn h16(v: u32) -> u16 {
+    u16::try_from(v).unwrap_or(u16::MAX)
+}
+
+/// How a staged program cuts each layer and spreads it over the cores.
+pub(super) fn describe(graph: &LayerGraph, chip: &ChipDesc) -> Result<String, CodegenError> {
+    use std::fmt::Write as _;
+    let plan = Plan::new(graph, chip, &CodegenOptions::default())?;
+    let mut s = format!("staged program of {} ({} layers over {} cores)\n", graph.name, plan.units.len(), plan.cores);
+    for u in &plan.units {
+        let _ = match &u.kind {
+            plan::Kind::Conv { g, t, .. } => writeln!(
+                s,
+                "{} + {}: conv {}x{}x{} -> {}x{}x{}; {} tiles of {} ch x {} rows, input chunks of {} ch{}; {}",
+                u.weight_name,
+                u.neuron_name,
+                g.cin,
+                g.h,
+                g.w,
+                g.cout,
+                g.oh,
+                g.ow,
+                (g.cout / t.co) * (g.oh / t.rows),
+                t.co,
+                t.rows,
+                t.cc,
+                if t.resident { ", weights resident" } else { ", weights streamed" },
+                if t.cc2 == 0 {
+                    "no errors below".to_string()
+                } else {
+                    format!("errors: chunks of {} ch x blocks of {} ch", t.cc2, t.cob)
+                }
+            ),
+            plan::Kind::Linear { t } => writeln!(
+                s,
+                "{} + {}: linear {} -> {}; {} tiles of {} outputs, weight chunks of {} rows; errors: blocks of {} inputs x {} outputs; gradient blocks of {} rows",
+                u.weight_name,
+                u.neuron_name,
+                u.k,
+                u.n,
+                u.n / t.nb,
+                t.nb,
+                t.kc,
+                t.kb2,
+                t.nc2,
+                t.kb
+            ),
+        };
+    }
+    Ok(s)
+}

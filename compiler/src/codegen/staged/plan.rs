@@ -1,0 +1,339 @@
+//! The plan of a staged program: per layer its tiling, which core owns which tile, and every
+//! DRAM tensor; per core the `opt` region each core streams masters and state through.
+
+use super::tiles::{self, Caps, ConvGeom, ConvTiling, LinearTiling};
+use crate::codegen::alloc::Dram;
+use crate::codegen::placement::{buffer_elems, linear_dims, units};
+use crate::codegen::plan::{NeuronCfg, OptCfg, check_u16, neuron_cfg, opt_cfg};
+use crate::codegen::weights::{self, Shape};
+use crate::codegen::{CodegenError, CodegenOptions};
+use crate::graph::{Layer, LayerGraph};
+use crate::model::{Encoding, LossKind, Op};
+use isa::{Buf, ChipDesc, DataKind, PoolKind};
+
+/// A whole staged program's decisions.
+pub(in crate::codegen) struct Plan {
+    pub(super) t: u32,
+    pub(super) b: u32,
+    pub(super) steps: u32,
+    pub(super) first_step: u32,
+    pub(super) train: bool,
+    /// Cores that take part (all of the chip's).
+    pub(super) cores: u16,
+    pub(super) units: Vec<Unit>,
+    pub(super) dram: Dram,
+    pub(super) target: u32,
+    pub(super) loss_addr: u32,
+    pub(super) output: Option<u32>,
+    pub(super) loss: isa::LossKind,
+    pub(super) opt: OptCfg,
+    /// `opt` elements each core owns (core `c` starts at `c * opt_region`).
+    pub(super) opt_region: u32,
+}
+
+/// Where a layer's input lives in DRAM: `[S][B][T][row_bytes]` (`step_bytes` is 0 except
+/// for the `input` tensor, which holds every step of a run).
+#[derive(Clone, Copy)]
+pub(super) struct Src {
+    pub(super) addr: u32,
+    pub(super) step_bytes: u32,
+    pub(super) row_bytes: u32,
+    /// FP16 values (currents or a pooled map) rather than 1-bit spikes.
+    pub(super) dense: bool,
+}
+
+impl Src {
+    /// Bytes of `elems` input elements.
+    pub(super) fn bytes(&self, elems: u32) -> u32 {
+        if self.dense { elems * 2 } else { elems / 8 }
+    }
+}
+
+/// What kind of weight layer a unit has, with its tiling.
+pub(super) enum Kind {
+    Conv { g: ConvGeom, t: ConvTiling, pool: Option<(PoolKind, u32)> },
+    Linear { t: LinearTiling },
+}
+
+/// One weight layer with its neuron layer (and pooling), cut into tiles over all cores.
+pub(super) struct Unit {
+    pub(super) weight_name: String,
+    pub(super) neuron_name: String,
+    pub(super) neuron: NeuronCfg,
+    pub(super) output: bool,
+    /// Input and output features per timestep.
+    pub(super) k: u32,
+    pub(super) n: u32,
+    pub(super) src: Src,
+    pub(super) kind: Kind,
+    pub(super) w_addr: u32,
+    pub(super) master_addr: u32,
+    pub(super) state_addr: u32,
+    /// `[B][T][n]` spikes, masks (linear units: per tile `[B][T][nb]`), H, dL/dH, and its
+    /// nonzero bitmap (linear units: per tile).
+    pub(super) spikes: u32,
+    pub(super) mask: u32,
+    pub(super) h: u32,
+    pub(super) dh: u32,
+    pub(super) nz: u32,
+    /// `[B][T][len]` FP16 pooled map, when the unit pools.
+    pub(super) pooled: Option<u32>,
+    /// `[B][T][out]` FP16 dL/dS of what the unit sends on (the pooled map's, if it pools),
+    /// written by the next unit's input-gradient pass.
+    pub(super) ds: u32,
+    /// `[B][n]` FP32 spike counts (membrane sums) of the output unit, which the loss reads.
+    pub(super) sum: u32,
+    /// Where this unit's input-gradient pass writes: the previous unit's `ds`.
+    pub(super) prev_ds: Option<u32>,
+    /// Whether conv weight gradients accumulate in the core's `opt` region (too large for
+    /// `wg.grad`).
+    pub(super) grad_in_opt: bool,
+    /// Weights, and biases (one per output feature or channel; 0 without a bias). In DRAM
+    /// the biases follow the weights in `.weight` and `.weight_master`.
+    pub(super) wlen: u32,
+    pub(super) biases: u32,
+}
+
+impl Unit {
+    /// Elements per timestep the unit sends on.
+    pub(super) fn out_len(&self) -> u32 {
+        match &self.kind {
+            Kind::Conv { g, pool: Some((_, k)), .. } => g.cout * (g.oh / k) * (g.ow / k),
+            _ => self.n,
+        }
+    }
+}
+
+impl Plan {
+    /// Decides everything, or says which layer cannot be staged.
+    pub(in crate::codegen) fn new(
+        graph: &LayerGraph,
+        chip: &ChipDesc,
+        options: &CodegenOptions,
+    ) -> Result<Plan, CodegenError> {
+        let (t, b, steps) = (graph.timesteps, graph.batch, options.steps.max(1));
+        let first = &graph.input().name;
+        check_u16(first, "timesteps", t)?;
+        check_u16(first, "batch", b)?;
+        check_u16(first, "timesteps x batch", t * b)?;
+        if options.keep_activations {
+            return Err(unsupported(first, "keeping activations (`--keep-activations`) in a staged program"));
+        }
+        let chain = units(graph)?;
+        let cores = u16::try_from(chip.core_count()).unwrap_or(u16::MAX);
+        let mut dram = Dram::default();
+        let (s, c) = (u64::from(steps), u64::from(graph.classes()));
+        let k0 = chain.first().map_or(0, |&(w, _)| linear_dims(graph, graph.layer(w)).0);
+        let current = matches!(graph.encoding(), Encoding::Current { .. });
+        let row0 = if current { k0 * 2 } else { k0.div_ceil(8) };
+        let input = dram.tensor("input", s * u64::from(t * b) * u64::from(row0))?;
+        let target = dram.tensor("target", s * u64::from(b) * c * 2)?;
+        let loss_addr = dram.tensor("loss", s * 4)?;
+        let output = if options.outputs { Some(dram.tensor("output", s * u64::from(b) * c * 4)?) } else { None };
+        let opt = opt_cfg(graph.optimizer);
+        let caps = caps(chip);
+        let mut src = Src { addr: input, step_bytes: t * b * row0, row_bytes: row0, dense: current };
+        let mut out: Vec<Unit> = Vec::new();
+        for (i, &(w, nl)) in chain.iter().enumerate() {
+            let ctx = Ctx { graph, options, t, b, caps, opt, last: i + 1 == chain.len(), first: i == 0 };
+            let mut u = ctx.unit(graph.layer(w), graph.layer(nl), src, &mut dram)?;
+            u.prev_ds = out.last().map(|p| p.ds);
+            src = Src { addr: u.pooled.unwrap_or(u.spikes), step_bytes: 0, row_bytes: 0, dense: u.pooled.is_some() };
+            src.row_bytes = src.bytes(u.out_len());
+            out.push(u);
+        }
+        let opt_region = opt_region(&out, opt);
+        let need = u64::from(opt_region) * u64::from(cores);
+        let have = buffer_elems(chip, Buf::Opt);
+        if need > have {
+            return Err(CodegenError::DoesNotFit { layer: first.clone(), buffer: "opt".into(), need, have });
+        }
+        let loss = match graph.loss {
+            LossKind::MseRate => isa::LossKind::MseRate,
+            LossKind::CeRate => isa::LossKind::CeRate,
+            LossKind::CeMem => isa::LossKind::CeMem,
+        };
+        let (first_step, train) = (options.first_step, options.train);
+        Ok(Plan {
+            t,
+            b,
+            steps,
+            first_step,
+            train,
+            cores,
+            units: out,
+            dram,
+            target,
+            loss_addr,
+            output,
+            loss,
+            opt,
+            opt_region,
+        })
+    }
+}
+
+fn unsupported(layer: &str, what: &str) -> CodegenError {
+    CodegenError::Unsupported { layer: layer.into(), what: what.into() }
+}
+
+fn caps(chip: &ChipDesc) -> Caps {
+    let e = |b: Buf| buffer_elems(chip, b);
+    Caps {
+        psum: e(Buf::FpPsum),
+        fpw: e(Buf::FpW),
+        fpin: e(Buf::FpIn),
+        mem: e(Buf::FpMem),
+        bpw: e(Buf::BpW),
+        bpsum: e(Buf::BpPsum),
+        delta: e(Buf::BpDelta),
+        wgerr: e(Buf::WgErr).min(e(Buf::WgGrad)),
+    }
+}
+
+/// The `opt` elements one core needs: the largest per-layer set of a master chunk, its
+/// state and (conv layers too large for `wg.grad`) the gradient block.
+fn opt_region(units: &[Unit], opt: OptCfg) -> u32 {
+    let words = 1 + opt.state_words;
+    let per_unit = |u: &Unit| match &u.kind {
+        Kind::Conv { g, t, .. } => {
+            let grad = if u.grad_in_opt { t.co * g.cin * g.kk() + t.co } else { 0 };
+            grad + t.co * t.cc * g.kk() * words
+        }
+        Kind::Linear { t } => t.kb * t.nb * words,
+    };
+    units.iter().map(per_unit).max().unwrap_or(0)
+}
+
+/// What planning one unit needs.
+struct Ctx<'a> {
+    graph: &'a LayerGraph,
+    options: &'a CodegenOptions,
+    t: u32,
+    b: u32,
+    caps: Caps,
+    opt: OptCfg,
+    last: bool,
+    /// The first layer computes no errors for a layer below it.
+    first: bool,
+}
+
+impl Ctx<'_> {
+    fn unit(&self, wl: &Layer, nl: &Layer, src: Src, dram: &mut Dram) -> Result<Unit, CodegenError> {
+        let (k, n) = linear_dims(self.graph, wl);
+        let (kind, wlen, fan_in, rows) = self.kind(wl, nl, k, n, src.dense)?;
+        let bias = matches!(wl.op, Op::Linear { bias: true, .. } | Op::Conv2d { bias: true, .. });
+        let biases = if bias { rows } else { 0 };
+        let neuron = neuron_cfg(nl, self.graph.neuron);
+        let (bt, name) = (u64::from(self.t * self.b), wl.name.clone());
+        let nn = &nl.name;
+        let seed = weights::layer_seed(self.options.seed.unwrap_or(self.graph.init.seed), wl.id.0);
+        let transpose = matches!(kind, Kind::Linear { .. });
+        let gain = self.graph.init.gain;
+        let shape = Shape { name: &name, k: fan_in, n: rows, bias, gain, seed, transpose };
+        let tensors = weights::initial(&self.options.weights, &shape)?;
+        let w_addr = dram.tensor(&format!("{name}.weight"), u64::from(wlen) * 2)?;
+        dram.init(&format!("{name}.weight"), DataKind::Fp16, w_addr, weights::f16_bytes(&tensors.weight));
+        if let Some(b) = &tensors.bias {
+            let at = dram.follow(&format!("{name}.bias"), u64::from(biases) * 2)?;
+            dram.init(&format!("{name}.bias"), DataKind::Fp16, at, weights::f16_bytes(b));
+        }
+        let master_addr = dram.tensor(&format!("{name}.weight_master"), u64::from(wlen) * 4)?;
+        dram.init(&format!("{name}.weight_master"), DataKind::Fp32, master_addr, weights::f32_bytes(&tensors.weight));
+        if let Some(b) = &tensors.bias {
+            let at = dram.follow(&format!("{name}.bias_master"), u64::from(biases) * 4)?;
+            dram.init(&format!("{name}.bias_master"), DataKind::Fp32, at, weights::f32_bytes(b));
+        }
+        let words = u64::from(self.opt.state_words);
+        let params = u64::from(wlen + biases);
+        let state_addr = if words > 0 { dram.tensor(&format!("{name}.opt_state"), params * 4 * words)? } else { 0 };
+        let bits = bt * u64::from(n);
+        let spikes = dram.tensor(&format!("{nn}.spikes"), bits.div_ceil(8))?;
+        let mask = dram.tensor(&format!("{nn}.mask"), bits.div_ceil(8))?;
+        let h = if neuron.keep_h { dram.tensor(&format!("{nn}.membrane"), bits * 2)? } else { 0 };
+        let dh = dram.tensor(&format!("{nn}.delta"), bits * 2)?;
+        let nz = dram.tensor(&format!("{nn}.delta_mask"), bits.div_ceil(8))?;
+        let pooled = match &kind {
+            Kind::Conv { g, pool: Some((_, pk)), .. } => {
+                let len = u64::from(g.cout * (g.oh / pk) * (g.ow / pk));
+                Some(dram.tensor(&format!("{nn}.pooled_spikes"), bt * len * 2)?)
+            }
+            _ => None,
+        };
+        let out_len = match &kind {
+            Kind::Conv { g, pool: Some((_, pk)), .. } => g.cout * (g.oh / pk) * (g.ow / pk),
+            _ => n,
+        };
+        let ds = if self.last { 0 } else { dram.tensor(&format!("{nn}.err"), bt * u64::from(out_len) * 2)? };
+        let sum = if self.last { dram.tensor(&format!("{nn}.spike_sum"), u64::from(self.b * n) * 4)? } else { 0 };
+        let grad_in_opt = match &kind {
+            Kind::Conv { g, t, .. } => u64::from(t.co * g.cin * g.kk() + t.co) > self.caps.wgerr,
+            Kind::Linear { .. } => false,
+        };
+        Ok(Unit {
+            weight_name: name,
+            neuron_name: nn.clone(),
+            neuron,
+            output: self.last,
+            k,
+            n,
+            src,
+            kind,
+            w_addr,
+            master_addr,
+            state_addr,
+            spikes,
+            mask,
+            h,
+            dh,
+            nz,
+            pooled,
+            ds,
+            sum,
+            prev_ds: None,
+            grad_in_opt,
+            wlen,
+            biases,
+        })
+    }
+
+    /// The unit's kind and tiling, its weight count, fan-in and output rows of the weights.
+    fn kind(&self, wl: &Layer, nl: &Layer, k: u32, n: u32, dense: bool) -> Result<(Kind, u32, u32, u32), CodegenError> {
+        let fail = |what: String| CodegenError::Unsupported { layer: wl.name.clone(), what };
+        match wl.op {
+            Op::Linear { .. } => {
+                if !self.last && n % 8 != 0 {
+                    return Err(fail(format!("{n} outputs in a staged program: a multiple of 8 is needed")));
+                }
+                let t = tiles::linear(k, n, self.t * self.b, dense, self.last, &self.caps)
+                    .map_err(|e| fail(format!("this layer in a staged program: {e}")))?;
+                Ok((Kind::Linear { t }, k * n, k, n))
+            }
+            Op::Conv2d { out, kernel, stride, padding, .. } => {
+                let input = wl.inputs.first().map(|&i| self.graph.layer(i).shape.clone()).unwrap_or_default();
+                let (&[cin, h, w], &[_, oh, ow]) = (input.as_slice(), wl.shape.as_slice()) else {
+                    return Err(fail("a conv2d layer whose input or output is not `[C, H, W]`".into()));
+                };
+                if self.last || !matches!(nl.op, Op::Lif(_)) {
+                    return Err(fail("a conv2d layer whose neuron layer is the output or not LIF".into()));
+                }
+                let g = ConvGeom { cin, h, w, cout: out, oh, ow, k: kernel, s: stride, p: padding };
+                if g.hp() > 65535 || g.wp() > 65535 || kernel > 255 || stride > 255 || padding > 255 {
+                    return Err(fail("a conv2d layer beyond the ISA's fields".into()));
+                }
+                let pool = self.graph.consumers(nl.id).find_map(|l| match &l.op {
+                    Op::AvgPool(p) => Some((PoolKind::Avg, p.kernel)),
+                    Op::MaxPool(p) => Some((PoolKind::Max, p.kernel)),
+                    _ => None,
+                });
+                if !dense && (g.inputs() % 8 != 0) || g.outputs() % 8 != 0 {
+                    return Err(fail("feature maps that are not whole bytes of spikes".into()));
+                }
+                let t = tiles::conv(&g, dense, pool.map(|p| p.1), !self.first, &self.caps)
+                    .map_err(|e| fail(format!("this layer in a staged program: {e}")))?;
+                Ok((Kind::Conv { g, t, pool }, out * cin * g.kk(), cin * g.kk(), out))
+            }
+            _ => Err(fail("a layer without weights at the head of a unit".into())),
+        }
+    }
+}

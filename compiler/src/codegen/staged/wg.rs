@@ -1,0 +1,253 @@
+//! The WG stream of a staged program: per step and layer (from the loss down), once BP has
+//! computed the errors of the layer below, the weight gradient of every weight block of
+//! this core's tiles over the whole batch, and the optimizer update of that block with its
+//! FP32 masters and state streamed through this core's `opt` region.
+
+use super::fp::ConvIn;
+use super::plan::{Kind, Plan, Unit};
+use super::tiles::{ConvGeom, ConvTiling};
+use super::{Bump, TOK_IG, TOK_WG_DONE, bt_addr, bt_buf, h16, owned};
+use crate::codegen::emit::{B, Code, STEP, T, TILE, at, stride, tiles};
+use isa::{Access, Buf, DramAddr, Instr, OptKind, Stream};
+
+/// The WG instructions of `core`.
+pub(super) fn stream(p: &Plan, core: u16) -> Code {
+    let mut c = Code::default();
+    let o = p.opt;
+    c.push(Instr::CfgOpt { slot: 0, kind: o.kind, lr: o.lr, m: o.m, beta2: o.beta2, eps: o.eps, wd: 0.0 });
+    if p.first_step > 0 && o.kind == OptKind::Adam {
+        // `cfg.opt` reset the step counter; continue where earlier runs left it.
+        c.open(STEP, p.first_step);
+        c.push(Instr::WgStep { slot: 0 });
+        c.close(STEP);
+    }
+    c.open(STEP, p.steps);
+    c.push(Instr::WgStep { slot: 0 });
+    for u in p.units.iter().rev() {
+        c.wait(TOK_IG);
+        match &u.kind {
+            Kind::Conv { g, t, .. } => conv(p, u, g, t, core, &mut c),
+            Kind::Linear { .. } => linear(p, u, core, &mut c),
+        }
+        c.signal(core, Stream::Bp, TOK_WG_DONE);
+    }
+    c.close(STEP);
+    c.push(Instr::Halt {});
+    c
+}
+
+/// This core's `opt` region: first element.
+fn opt_base(p: &Plan, core: u16) -> u32 {
+    u32::from(core) * p.opt_region
+}
+
+/// Where one block's master and state chunk live in `opt`, and the state words per weight.
+struct Opt {
+    master: u32,
+    state: u32,
+    words: u32,
+}
+
+/// A block of weights as DMA sees it: `n` weights in `rows` rows of `row`, `row_stride`
+/// apart in the `[..][row_stride]` DRAM layout, starting at weight `first`; `tile`: weights
+/// to advance per turn of the `r2` loop, when the block is one of a loop.
+struct Block {
+    n: u32,
+    rows: u32,
+    row: u32,
+    row_stride: u32,
+    first: u32,
+    tile: Option<u32>,
+}
+
+impl Block {
+    /// The DRAM address of the block in a tensor of `bytes`-wide elements at `base`.
+    fn addr(&self, base: u32, bytes: u32) -> DramAddr {
+        let a = DramAddr::new(base + self.first * bytes);
+        match self.tile {
+            Some(step) => a.with(TILE, stride(u64::from(step * bytes))),
+            None => a,
+        }
+    }
+
+    fn dma(&self, bytes: u32) -> (u16, u32, u32) {
+        (h16(self.rows), self.row * bytes, self.row_stride * bytes)
+    }
+}
+
+impl Opt {
+    /// Loads the block's masters and state, updates them with `grad`, writes the FP16 copy
+    /// through `w16` and stores all three back (`state_at`: the state's DRAM address).
+    fn update(&self, u: &Unit, grad: Access, w16: Access, b: &Block, state_at: DramAddr, c: &mut Code) {
+        let master = at(Buf::Opt, self.master, b.n);
+        let (rows, row, stride4) = b.dma(4);
+        let msrc = b.addr(u.master_addr, 4);
+        c.push(Instr::DmaLoad { dst: master.clone(), src: msrc.clone(), rows, row, stride: stride4 });
+        let state = (self.words > 0).then(|| at(Buf::Opt, self.state, b.n * self.words));
+        if let Some(s) = &state {
+            c.load(s.clone(), state_at.clone(), u64::from(b.n * self.words) * 4);
+        }
+        let (n, st) = (b.n, state.clone());
+        c.push(Instr::WgUpdate {
+            grad,
+            master: master.clone(),
+            state: st,
+            w16: w16.clone(),
+            n,
+            cfg: 0,
+            scale: 1.0,
+            zero: true,
+        });
+        let (rows2, row2, stride2) = b.dma(2);
+        c.push(Instr::DmaStore { dst: b.addr(u.w_addr, 2), src: w16, rows: rows2, row: row2, stride: stride2 });
+        c.push(Instr::DmaStore { dst: msrc, src: master, rows, row, stride: stride4 });
+        if let Some(s) = state {
+            c.store(state_at, s, u64::from(b.n * self.words) * 4);
+        }
+    }
+}
+
+/// The weight blocks of a conv layer this core owns (output channel blocks): gradients
+/// over every sample, timestep and row block, then the update chunk by chunk.
+fn conv(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, core: u16, c: &mut Code) {
+    let (tile, kk, chunks) = (t.tile(g), g.kk(), g.cin / t.cc);
+    let wc = t.co * t.cc * kk;
+    let mut r = Bump::default();
+    let input = ConvIn::take(&mut r, g, t, u.src.dense, Buf::FpIn, Buf::WgSpk);
+    let (err, nz, w16) = (r.take(Buf::WgErr, tile), r.take(Buf::FpMask, tile), r.take(Buf::FpW, wc));
+    let base = opt_base(p, core);
+    let (gbuf, goff) = if u.grad_in_opt { (Buf::Opt, base) } else { (Buf::WgGrad, 0) };
+    let gsize = if u.grad_in_opt { t.co * g.cin * kk } else { 0 };
+    let words = p.opt.state_words;
+    let opt = Opt { master: base + gsize, state: base + gsize + wc, words };
+    input.zero_border(g, t, c);
+    let db = goff + t.co * g.cin * kk;
+    let biases = t.co * u32::from(u.biases > 0);
+    for cb in owned(g.cout / t.co, core, p.cores) {
+        c.fill(at(gbuf, goff, t.co * g.cin * kk + biases), 0.0);
+        c.open(B, p.b);
+        c.open(T, p.t);
+        for rb in 0..g.oh / t.rows {
+            let off = cb * t.co * g.oh * g.ow + rb * t.rows * g.ow;
+            let (e, m) = (at(Buf::WgErr, err, tile), at(Buf::FpMask, nz, tile));
+            c.load(e.clone(), bt_addr(p, u.dh + off * 2, u.n * 2), u64::from(tile) * 2);
+            c.load(m.clone(), bt_addr(p, u.nz + off / 8, u.n / 8), u64::from(tile / 8));
+            for j in 0..chunks {
+                let (spk, ih) = input.load(p, u, g, t, (j, rb), c);
+                c.push(Instr::WgConv {
+                    spk,
+                    err: e.clone(),
+                    dw: at(gbuf, goff + j * wc, wc),
+                    db: (j == 0 && biases > 0).then(|| at(gbuf, db, t.co)),
+                    cin: h16(t.cc),
+                    cout: h16(t.co),
+                    ih: h16(ih),
+                    iw: h16(g.wp()),
+                    kh: g.k as u8,
+                    kw: g.k as u8,
+                    stride: g.s as u8,
+                    skip: !u.src.dense,
+                    nz: Some(m.clone()),
+                });
+            }
+        }
+        c.close(T);
+        c.close(B);
+        for j in 0..chunks {
+            let first = cb * t.co * g.cin * kk + j * t.cc * kk;
+            let block = Block { n: wc, rows: t.co, row: t.cc * kk, row_stride: g.cin * kk, first, tile: None };
+            let state_at = DramAddr::new(u.state_addr + (cb * t.co * g.cin * kk + j * wc) * words * 4);
+            opt.update(u, at(gbuf, goff + j * wc, wc), at(Buf::FpW, w16, wc), &block, state_at, c);
+        }
+        if biases > 0 {
+            let first = u.wlen + cb * t.co;
+            let block = Block { n: t.co, rows: 1, row: t.co, row_stride: t.co, first, tile: None };
+            let state_at = DramAddr::new(u.state_addr + first * words * 4);
+            opt.update(u, at(gbuf, db, t.co), at(Buf::FpW, w16, t.co), &block, state_at, c);
+        }
+    }
+}
+
+/// The weight blocks of a linear layer this core owns: per output tile, blocks of `kb`
+/// input rows, each accumulated over all `B x T` and updated at once.
+fn linear(p: &Plan, u: &Unit, core: u16, c: &mut Code) {
+    let Kind::Linear { t } = &u.kind else { return };
+    let (bt, nb, kb, n, k) = (p.t * p.b, t.nb, t.kb, u.n, u.k);
+    let words = p.opt.state_words;
+    let mut r = Bump::default();
+    let fbuf = if u.src.dense { Buf::FpMem } else { Buf::FpIn };
+    let (fin, err, nz) = (r.take(fbuf, bt * kb), r.take(Buf::WgErr, bt * nb), r.take(Buf::FpMask, bt * nb));
+    let (grad, w16) = (r.take(Buf::WgGrad, kb * nb), r.take(Buf::FpPsum, kb * nb));
+    let ones = r.take(Buf::FpIn, 1);
+    let base = opt_base(p, core);
+    let opt = Opt { master: base, state: base + kb * nb, words };
+    for nt in owned(n / nb, core, p.cores) {
+        let n0 = nt * nb;
+        let (e, m) = (at(Buf::WgErr, err, bt * nb), at(Buf::FpMask, nz, bt * nb));
+        c.push(Instr::DmaLoad { dst: e, src: DramAddr::new(u.dh + n0 * 2), rows: h16(bt), row: nb * 2, stride: n * 2 });
+        c.load(m, DramAddr::new(u.nz + nt * bt * nb / 8), u64::from(bt * nb / 8));
+        tiles(c, k, kb, |c, term, _, _| {
+            let on_tile =
+                |a: DramAddr, bytes: u32| if term.is_some() { a.with(TILE, stride(u64::from(bytes))) } else { a };
+            c.fill(at(Buf::WgGrad, grad, kb * nb), 0.0);
+            let mut src = DramAddr::new(u.src.addr);
+            if u.src.step_bytes > 0 {
+                src = src.with(STEP, stride(u64::from(u.src.step_bytes)));
+            }
+            let (dst, src) = (at(fbuf, fin, bt * kb), on_tile(src, u.src.bytes(kb)));
+            c.push(Instr::DmaLoad { dst, src, rows: h16(bt), row: u.src.bytes(kb), stride: u.src.row_bytes });
+            c.open(B, p.b);
+            c.open(T, p.t);
+            c.push(Instr::WgLinear {
+                spk: bt_buf(p, fbuf, fin, kb, false),
+                err: bt_buf(p, Buf::WgErr, err, nb, false),
+                dw: at(Buf::WgGrad, grad, kb * nb),
+                db: None,
+                k: h16(kb),
+                n: h16(nb),
+                skip: !u.src.dense,
+                nz: Some(bt_buf(p, Buf::FpMask, nz, nb, false)),
+            });
+            c.close(T);
+            c.close(B);
+            // Optimizer state is opaque: block after block, `(nt, row block)` major.
+            let state = DramAddr::new(u.state_addr + nt * (k / kb) * kb * nb * words * 4);
+            let state_at = on_tile(state, kb * nb * words * 4);
+            let tile = term.map(|_| kb * n);
+            let block = Block { n: kb * nb, rows: kb, row: nb, row_stride: n, first: n0, tile };
+            opt.update(u, at(Buf::WgGrad, grad, kb * nb), at(Buf::FpPsum, w16, kb * nb), &block, state_at, c);
+        });
+        if u.biases > 0 {
+            bias(p, u, &opt, [nt, grad, w16, ones, err, nz], c);
+        }
+    }
+}
+
+/// The bias block of linear output tile `nt`: its gradient is the errors summed over every
+/// sample and timestep, which `wg.linear` computes as the gradient of a weight whose input
+/// is a constant spike.
+fn bias(p: &Plan, u: &Unit, opt: &Opt, [nt, grad, w16, ones, err, nz]: [u32; 6], c: &mut Code) {
+    let Kind::Linear { t } = &u.kind else { return };
+    let nb = t.nb;
+    let n0 = nt * nb;
+    c.fill(at(Buf::WgGrad, grad, nb), 0.0);
+    c.fill(at(Buf::FpIn, ones, 1), 1.0);
+    c.open(B, p.b);
+    c.open(T, p.t);
+    c.push(Instr::WgLinear {
+        spk: at(Buf::FpIn, ones, 1),
+        err: bt_buf(p, Buf::WgErr, err, nb, false),
+        dw: at(Buf::WgGrad, grad, nb),
+        db: None,
+        k: 1,
+        n: h16(nb),
+        skip: true,
+        nz: Some(bt_buf(p, Buf::FpMask, nz, nb, false)),
+    });
+    c.close(T);
+    c.close(B);
+    let first = u.wlen + n0;
+    let block = Block { n: nb, rows: 1, row: nb, row_stride: u.n, first, tile: None };
+    let state_at = DramAddr::new(u.state_addr + first * p.opt.state_words * 4);
+    opt.update(u, at(Buf::WgGrad, grad, nb), at(Buf::FpPsum, w16, nb), &block, state_at, c);
+}
