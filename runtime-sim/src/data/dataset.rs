@@ -115,6 +115,35 @@ impl Dataset {
         }
     }
 
+    /// Square single-channel images (`side x side` features) resized by nearest neighbour to
+    /// `[channels, height, width]`, the same picture in every channel: the bundled 8x8
+    /// digits become inputs of an image model such as a CIFAR-sized `[3, 32, 32]` VGG.
+    pub fn resized(&self, channels: usize, height: usize, width: usize) -> Result<Dataset, DataError> {
+        let side = (1..=self.features()).find(|s| s * s >= self.features()).unwrap_or(1);
+        if side * side != self.features() || channels * height * width == 0 {
+            let why =
+                format!("{} features are not a square image to resize to {channels}x{height}x{width}", self.features());
+            return Err(DataError::invalid("data set", why));
+        }
+        let plane: Vec<usize> =
+            (0..height * width).map(|p| (p / width) * side / height * side + (p % width) * side / width).collect();
+        let mut values = Vec::with_capacity(self.len() * channels * plane.len());
+        for i in 0..self.len() {
+            let img = self.sample(i);
+            for _ in 0..channels {
+                values.extend(plane.iter().map(|&q| img[q]));
+            }
+        }
+        let names = (0..channels * height * width).map(|f| format!("p{f}")).collect();
+        Dataset::new(
+            format!("{} ({channels}x{height}x{width})", self.name),
+            names,
+            self.classes,
+            self.labels.clone(),
+            values,
+        )
+    }
+
     /// The batch's features, `[B, features]` row-major, padding slots all zero.
     pub fn batch_values(&self, batch: &Batch) -> Vec<f32> {
         let mut out = vec![0.0; batch.size() * self.features()];
@@ -128,5 +157,31 @@ impl Dataset {
     /// The batch's labels, one per slot, `None` for padding.
     pub fn batch_labels(&self, batch: &Batch) -> Vec<Option<u32>> {
         (0..batch.size()).map(|s| batch.slot(s).map(|i| self.labels[i])).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_resize_by_nearest_neighbour_into_every_channel() {
+        let names = (0..4).map(|f| format!("f{f}")).collect();
+        let set = Dataset::new("t", names, 2, vec![1], vec![0.1, 0.2, 0.3, 0.4]).unwrap_or_else(|e| panic!("{e}"));
+        let big = set.resized(2, 4, 4).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(big.features(), 32);
+        let (row0, row3) = ([0.1, 0.1, 0.2, 0.2], [0.3, 0.3, 0.4, 0.4]);
+        for c in 0..2 {
+            assert_eq!(&big.sample(0)[c * 16..c * 16 + 4], &row0);
+            assert_eq!(&big.sample(0)[c * 16 + 12..c * 16 + 16], &row3);
+        }
+        assert_eq!(big.labels(), &[1]);
+    }
+
+    #[test]
+    fn only_square_images_resize() {
+        let names = (0..3).map(|f| format!("f{f}")).collect();
+        let set = Dataset::new("t", names, 2, vec![0], vec![0.0; 3]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(set.resized(1, 4, 4).is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! Which data `snnc train` trains on, and how the model says to encode it.
 //!
-//! `--data digits` is the bundled digits set (no file needed), `--data events` the
+//! `--data digits` is the bundled digits set (no file needed; resized by nearest neighbour
+//! and repeated over channels for a larger `[C, H, W]` image input), `--data events` the
 //! synthetic DVS-style generator sized from the model's `[2, H, W]` input, anything else a
 //! CSV file. Without `--data` a spiking `[2, H, W]` input gets events and every other
 //! model the digits. A file that cannot be read exits with status 2; a file with bad
@@ -23,7 +24,7 @@ pub fn load(args: &TrainArgs, graph: &LayerGraph) -> Result<TrainData, Failure> 
     let which = args.data.as_deref().unwrap_or(default);
     let encoding = encoding(graph.encoding()).map_err(|e| data_failure(&e))?;
     let data = match which {
-        "digits" => TrainData::Static { set: sim::data::digits(), encoding },
+        "digits" => TrainData::Static { set: digits(shape).map_err(|e| data_failure(&e))?, encoding },
         "events" => events(graph, args.seed).map_err(|e| data_failure(&e))?,
         path => {
             let options = CsvOptions { classes: Some(graph.classes() as usize), ..CsvOptions::default() };
@@ -38,6 +39,15 @@ pub fn load(args: &TrainArgs, graph: &LayerGraph) -> Result<TrainData, Failure> 
         }
         (data, _) => data,
     })
+}
+
+/// The bundled digits, resized to an image model's `[C, H, W]` input when it is not 8x8.
+fn digits(shape: &[u32]) -> Result<Dataset, DataError> {
+    let set = sim::data::digits();
+    match *shape {
+        [c, h, w] if (c * h * w) as usize != set.features() => set.resized(c as usize, h as usize, w as usize),
+        _ => Ok(set),
+    }
 }
 
 /// The model's input encoding as the simulator's encoders take it.

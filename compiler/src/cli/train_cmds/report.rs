@@ -131,10 +131,16 @@ impl Run {
         );
         let chip = per_step(t.dram_bytes as f64);
         let gpu = self.gpu_step_bytes as f64;
-        let less = if gpu > 0.0 { 100.0 * (1.0 - chip / gpu) } else { 0.0 };
+        let versus = if gpu <= 0.0 {
+            String::new()
+        } else if chip <= gpu {
+            format!(": {:.0}% less", 100.0 * (1.0 - chip / gpu))
+        } else {
+            format!(": {:.2}x as much", chip / gpu)
+        };
         let _ = writeln!(
             s,
-            "  DRAM traffic     {} per training step vs {} for a GPU framework: {less:.0}% less",
+            "  DRAM traffic     {} per training step vs {} for a GPU framework{versus}",
             bytes(chip),
             bytes(gpu)
         );

@@ -221,9 +221,9 @@ fn conv_errors(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, (j, prev_ds): (
     let (padded, dense) = (cc2 * g.hp() * g.wp(), cc2 * g.h * g.w);
     let blk = cob * g.oh * g.ow;
     let mut r = Bump::default();
-    let (gpad, dhb, gd) = (r.take(Buf::BpDelta, padded), r.take(Buf::BpDelta, blk), r.take(Buf::BpPsum, dense));
+    let (gpad, dhb, gd) = (r.take(Buf::BpDelta, padded), r.take(Buf::BpDelta, blk), r.take(Buf::BpDelta, dense));
     let (w, nzb) = (r.take(Buf::BpW, cob * cc2 * kk), r.take(Buf::FpSpk, blk));
-    let out: Access = if g.p > 0 { at(Buf::BpDelta, gpad, padded) } else { at(Buf::BpPsum, gd, dense) };
+    let out: Access = if g.p > 0 { at(Buf::BpDelta, gpad, padded) } else { at(Buf::BpDelta, gd, dense) };
     c.open(B, p.b);
     c.open(T, p.t);
     c.fill(out.clone(), 0.0);
@@ -250,7 +250,7 @@ fn conv_errors(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, (j, prev_ds): (
             nz: Some(nz),
         });
     });
-    let result = at(Buf::BpPsum, gd, dense);
+    let result = at(Buf::BpDelta, gd, dense);
     if g.p > 0 {
         let pad = u8::try_from(g.p).unwrap_or(u8::MAX);
         let (ch, h, wd) = (h16(cc2), h16(g.h), h16(g.w));

@@ -131,7 +131,7 @@ impl Plan {
         let loss_addr = dram.tensor("loss", s * 4)?;
         let output = if options.outputs { Some(dram.tensor("output", s * u64::from(b) * c * 4)?) } else { None };
         let opt = opt_cfg(graph.optimizer);
-        let caps = caps(chip);
+        let caps = caps(chip, cores);
         let mut src = Src { addr: input, step_bytes: t * b * row0, row_bytes: row0, dense: current };
         let mut out: Vec<Unit> = Vec::new();
         for (i, &(w, nl)) in chain.iter().enumerate() {
@@ -177,7 +177,7 @@ fn unsupported(layer: &str, what: &str) -> CodegenError {
     CodegenError::Unsupported { layer: layer.into(), what: what.into() }
 }
 
-fn caps(chip: &ChipDesc) -> Caps {
+fn caps(chip: &ChipDesc, cores: u16) -> Caps {
     let e = |b: Buf| buffer_elems(chip, b);
     Caps {
         psum: e(Buf::FpPsum),
@@ -188,6 +188,7 @@ fn caps(chip: &ChipDesc) -> Caps {
         bpsum: e(Buf::BpPsum),
         delta: e(Buf::BpDelta),
         wgerr: e(Buf::WgErr).min(e(Buf::WgGrad)),
+        opt: e(Buf::Opt) / u64::from(cores.max(1)),
     }
 }
 

@@ -19,6 +19,8 @@ pub(super) struct Caps {
     pub(super) bpsum: u64,
     pub(super) delta: u64,
     pub(super) wgerr: u64,
+    /// One core's share of `opt`.
+    pub(super) opt: u64,
 }
 
 /// Convolution geometry: input `cin x h x w`, output `cout x oh x ow`, kernel `k`, stride `s`,
@@ -96,17 +98,28 @@ pub(super) fn conv(
     let chunk_ok = |cc: u32| u64::from(cc) * plane <= in_cap && bits_ok(cc * g.h * g.w);
     let pool_ok = |rows: u32| pool.is_none_or(|k| rows % k == 0);
     let kk = u64::from(g.kk());
-    // Whole maps first: the output channels and input chunk that move the most weights per
-    // load (ties: the larger chunk, which rounds the partial sums less often).
+    // Whole maps first: the output channels and input chunk that read the least from DRAM
+    // per timestep (every tile reads the whole input, and the weights too unless they stay
+    // resident); ties: the larger chunk, which rounds the partial sums less often.
     let whole = g.oh * g.ow;
+    let in_bytes = u64::from(g.inputs()) * if dense { 16 } else { 1 } / 8;
     let pairs = (1..=g.cout).filter(|co| g.cout % co == 0).filter_map(|co| {
         // Output spikes are stored in whole bytes.
         let ok = u64::from(co * whole) <= caps.psum && (co * whole) % 8 == 0 && pool_ok(g.oh);
         let cap = caps.fpw / (u64::from(co) * kk);
-        let cc = if ok { divisor(g.cin, cap, chunk_ok) } else { None };
+        // A block's gradients too large for `wg.grad` live in the core's share of `opt`,
+        // beside a chunk of masters and (at most two words of) state.
+        let grads = u64::from(co) * (u64::from(g.cin) * kk + 1);
+        let opt_ok = |cc: u32| grads <= caps.wgerr || grads + 3 * u64::from(co * cc) * kk <= caps.opt;
+        let cc = if ok { divisor(g.cin, cap, |cc| chunk_ok(cc) && opt_ok(cc)) } else { None };
         cc.map(|cc| (co, cc))
     });
-    let best = pairs.max_by_key(|&(co, cc)| (co * cc, cc));
+    let cost = |&(co, cc): &(u32, u32)| {
+        let weights = u64::from(co) * u64::from(g.cin) * kk;
+        let streamed = if weights <= caps.fpw { 0 } else { weights * 2 };
+        (u64::from(g.cout / co) * (in_bytes + streamed), u32::MAX - cc)
+    };
+    let best = pairs.min_by_key(cost);
     let (co, rows, cc) = match best {
         Some((co, cc)) => (co, g.oh, cc),
         None => {
@@ -124,25 +137,28 @@ pub(super) fn conv(
     Ok(ConvTiling { co, rows, cc, resident, cc2, cob })
 }
 
-/// Chunks of the input-gradient pass: `cc2` input channels (dense gradient in `bp.psum`,
-/// padded in `bp.delta`) against blocks of `cob` output channels' dL/dH (whole maps, in
+/// Chunks of the input-gradient pass: `cc2` input channels (padded and dense gradient in
+/// `bp.delta`) against blocks of `cob` output channels' dL/dH (whole maps, also in
 /// `bp.delta`) and weights (`bp.w`).
 fn conv_igrad(g: &ConvGeom, caps: &Caps) -> Result<(u32, u32), String> {
     let plane = u64::from(g.hp() * g.wp());
     let kk = u64::from(g.kk());
     let whole = g.oh * g.ow;
-    // The largest input chunk for which some block of output channels still fits.
+    // The largest input chunk for which some block of output channels still fits: its
+    // padded and dense gradient and a block of dL/dH all live in `bp.delta`.
     let fits = |cc2: u32| {
-        let ok = u64::from(cc2) * u64::from(g.h * g.w) <= caps.bpsum && u64::from(cc2) * plane <= caps.delta / 2;
-        let room = caps.delta.saturating_sub(u64::from(cc2) * plane);
+        let grads = u64::from(cc2) * (plane + u64::from(g.h * g.w));
+        let room = caps.delta.saturating_sub(grads);
         let cob = divisor(g.cout, room / u64::from(whole.max(1)), |c| {
             (c * whole) % 8 == 0 && u64::from(c) * u64::from(cc2) * kk <= caps.bpw
         });
-        cob.filter(|_| ok).map(|cob| (cc2, cob))
+        cob.filter(|_| grads <= caps.delta / 2).map(|cob| (cc2, cob))
     };
-    (1..=g.cin).rev().filter(|c| g.cin % c == 0).find_map(fits).ok_or_else(|| {
-        "no chunk of the error map and block of output channels fit `bp.psum`, `bp.delta` and `bp.w`".to_string()
-    })
+    (1..=g.cin)
+        .rev()
+        .filter(|c| g.cin % c == 0)
+        .find_map(fits)
+        .ok_or_else(|| "no chunk of the error map and block of output channels fit `bp.delta` and `bp.w`".to_string())
 }
 
 /// How a linear layer (`k` inputs, `n` outputs) is cut, for `bt = B x T` sample-steps.
@@ -191,7 +207,17 @@ mod tests {
     use super::*;
 
     fn caps() -> Caps {
-        Caps { psum: 4096, fpw: 1152, fpin: 18496, mem: 65536, bpw: 1152, bpsum: 4096, delta: 65536, wgerr: 4096 }
+        Caps {
+            psum: 4096,
+            fpw: 1152,
+            fpin: 18496,
+            mem: 65536,
+            bpw: 1152,
+            bpsum: 4096,
+            delta: 65536,
+            wgerr: 4096,
+            opt: 1572864 / 20,
+        }
     }
 
     fn vgg(cin: u32, cout: u32, hw: u32) -> ConvGeom {
