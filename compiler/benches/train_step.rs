@@ -1,12 +1,13 @@
 //! Benchmark of one training step on the instruction-level simulator: host wall time of a
-//! run of the training program of `digits` and of `fc784_512` (one batch, forward,
-//! backward and Adam update), median of several runs.
+//! run of the training program of `digits`, `fc784_512` and `vgg_cifar_small` (one batch,
+//! forward, backward and update), median of several runs.
 //!
 //! Run with `cargo bench -p snnc --bench train_step`. The input spikes are random with a
-//! density of 20% and the targets one-hot, the same bytes every run. `fc784_512` keeps the
-//! FP32 masters, Adam state and gradients of its 401,408 first-layer weights in the shared
-//! `opt` store, more than the default chip's 1,572,864 elements hold, so it runs on the
-//! default chip with a 1,835,008-element `optimizer_store` (`bits = 58720256`).
+//! density of 20% and the targets one-hot, the same bytes every run. On the default chip
+//! `fc784_512` and `vgg_cifar_small` are staged programs (their layers do not fit one core);
+//! `fc784_512 (resident)` runs the one-layer-per-core program on a chip whose
+//! `optimizer_store` holds the first layer's masters, Adam state and gradients
+//! (`bits = 58720256`), for comparison.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, missing_docs)]
 
@@ -16,15 +17,14 @@ use snnc::codegen::{self, CodegenOptions};
 use std::path::Path;
 use std::time::Instant;
 
-/// Runs per model after one warm-up run.
-const RUNS: usize = 7;
-
 fn main() {
     let chip = ChipDesc::default();
     let mut big = ChipDesc::default();
     big.optimizer_store.bits = 7 << 23;
-    bench("digits", &chip);
-    bench("fc784_512", &big);
+    bench("digits", &chip, 7, false);
+    bench("fc784_512", &chip, 7, false);
+    bench("fc784_512", &big, 7, true);
+    bench("vgg_cifar_small", &chip, 3, false);
 }
 
 /// A small deterministic generator (64-bit LCG, high bits out).
@@ -46,12 +46,19 @@ fn symbol_len(p: &isa::Program, name: &str) -> usize {
     p.symbols.iter().find(|s| s.name == name).unwrap().len as usize
 }
 
-fn bench(name: &str, chip: &ChipDesc) {
+/// Times `runs` steps of `name` after one warm-up step; `resident` asks for the
+/// one-layer-per-core program.
+fn bench(name: &str, chip: &ChipDesc, runs: usize, resident: bool) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../models/{name}.snn"));
     let graph = snnc::compile_graph(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let t = Instant::now();
     let options = CodegenOptions { steps: 1, train: true, ..CodegenOptions::default() };
-    let program = codegen::compile(&graph, chip, &options).unwrap();
+    let program = if resident {
+        let placement = codegen::Placement::default_for(&graph, chip).unwrap();
+        codegen::compile_placed(&graph, chip, &placement, &options).unwrap()
+    } else {
+        codegen::compile(&graph, chip, &options).unwrap()
+    };
     let compile = t.elapsed();
     let t = Instant::now();
     let mut m = Machine::new(&program, chip, SimOptions::default()).unwrap();
@@ -64,7 +71,7 @@ fn bench(name: &str, chip: &ChipDesc) {
         .collect();
     let mut times = Vec::new();
     let mut stats = None;
-    for _ in 0..=RUNS {
+    for _ in 0..=runs {
         m.write_symbol("input", &input).unwrap();
         m.write_f16("target", &target).unwrap();
         let t = Instant::now();
@@ -78,7 +85,8 @@ fn bench(name: &str, chip: &ChipDesc) {
     let loss: f32 = m.read_f32("loss").unwrap().iter().sum();
     assert!(loss.is_finite(), "{name}: the loss is {loss}");
     println!(
-        "{name:<10} compile {:>7.1} ms  load {:>7.1} ms  step {:>8.2} ms (median of {RUNS}, min {:.2})  {:>9} instrs  {:>10} cycles  loss {loss:e}",
+        "{:<26} compile {:>7.1} ms  load {:>7.1} ms  step {:>8.2} ms (median of {runs}, min {:.2})  {:>9} instrs  {:>10} cycles  loss {loss:e}",
+        if resident { format!("{name} (resident)") } else { name.to_string() },
         compile.as_secs_f64() * 1e3,
         load.as_secs_f64() * 1e3,
         run * 1e3,

@@ -68,6 +68,20 @@ impl SpikeBits {
         *w = if value { *w | mask } else { *w & !mask };
     }
 
+    /// Writes the bits of `bytes` (bit `k` of byte `j` is element `start + 8j + k`), clipped
+    /// at the end: a byte at a time when `start` is byte-aligned, as DMA transfers are.
+    pub fn write_bytes(&mut self, start: usize, bytes: &[u8]) {
+        let n = (bytes.len() * 8).min(self.len.saturating_sub(start));
+        let whole = if start % 8 == 0 { n / 8 } else { 0 };
+        for (j, &byte) in bytes[..whole].iter().enumerate() {
+            let at = start + 8 * j;
+            let w = &mut self.words[at / 64];
+            let shift = at % 64;
+            *w = (*w & !(0xffu64 << shift)) | (u64::from(byte) << shift);
+        }
+        (whole * 8..n).for_each(|k| self.set(start + k, (bytes[k / 8] >> (k % 8)) & 1 == 1));
+    }
+
     /// Number of set bits in the whole tensor.
     pub fn count_ones(&self) -> usize {
         self.words.iter().map(|w| w.count_ones() as usize).sum()
@@ -160,6 +174,22 @@ impl Iterator for Ones<'_> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn bytes_write_the_same_bits_aligned_or_not() {
+        let bytes = [0b1010_0110u8, 0xff, 0x01];
+        for start in [0usize, 3, 8, 61, 64] {
+            let mut fast = super::SpikeBits::zeros(90);
+            fast.set(start.saturating_sub(1), true);
+            fast.write_bytes(start, &bytes);
+            let mut slow = super::SpikeBits::zeros(90);
+            slow.set(start.saturating_sub(1), true);
+            for k in 0..24.min(90 - start) {
+                slow.set(start + k, (bytes[k / 8] >> (k % 8)) & 1 == 1);
+            }
+            assert_eq!(fast, slow, "start {start}");
+        }
+    }
+
     use super::*;
 
     #[test]

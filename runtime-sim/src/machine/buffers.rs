@@ -176,10 +176,7 @@ impl<S: Storage> BufData<S> {
     /// (for 1-bit buffers: every bit of the bytes, up to the buffer's end).
     fn put_bytes(&mut self, start: usize, bytes: &[u8]) {
         match self {
-            BufData::Bits(b) => {
-                let n = (bytes.len() * 8).min(b.len().saturating_sub(start));
-                (0..n).for_each(|k| b.set(start + k, (bytes[k / 8] >> (k % 8)) & 1 == 1));
-            }
+            BufData::Bits(b) => b.write_bytes(start, bytes),
             BufData::Half(d) => {
                 for (o, c) in d[start..].iter_mut().zip(bytes.chunks_exact(2)) {
                     *o = S::from_f16(f16::from_le_bytes([c[0], c[1]]));
