@@ -100,3 +100,25 @@ fn conv_models_train_identically_staged() {
     }
     same_training("conv16_maxpool_ce", &chip, &chip);
 }
+
+#[test]
+fn row_blocks_and_channel_tiles_over_many_cores_train_identically() {
+    // Tiles over output channels and rows, spread over the cores, do not change how any sum
+    // is rounded (only chunks of the inputs do, and these buffers hold them whole): a
+    // 128-element `fp.psum` cuts conv16_maxpool_ce's first layer into blocks of 8 rows and
+    // its second into blocks of 2 channels.
+    let mut chip = ChipDesc::default();
+    for engine in [&mut chip.engines.fp, &mut chip.engines.bp] {
+        if let Some(w) = engine.buffers.get_mut("w") {
+            w.bits = 2560 * 16;
+        }
+    }
+    let mut small = chip.clone();
+    if let Some(psum) = small.engines.fp.buffers.get_mut("psum") {
+        psum.bits = 128 * 16;
+    }
+    let text = codegen::placement_text(&graph("conv16_maxpool_ce"), &small).unwrap_or_else(|e| panic!("{e}"));
+    assert!(text.contains("c1 + s1: conv 1x16x16 -> 8x16x16; 16 tiles of 1 ch x 8 rows"), "{text}");
+    assert!(text.contains("c2 + s2: conv 8x8x8 -> 16x8x8; 8 tiles of 2 ch x 8 rows"), "{text}");
+    same_training("conv16_maxpool_ce", &chip, &small);
+}

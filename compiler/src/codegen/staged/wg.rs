@@ -177,7 +177,7 @@ fn linear(p: &Plan, u: &Unit, core: u16, c: &mut Code) {
     let mut r = Bump::default();
     let fbuf = if u.src.dense { Buf::FpMem } else { Buf::FpIn };
     let (fin, err, nz) = (r.take(fbuf, bt * kb), r.take(Buf::WgErr, bt * nb), r.take(Buf::FpMask, bt * nb));
-    let (grad, w16) = (r.take(Buf::WgGrad, kb * nb), r.take(Buf::FpPsum, kb * nb));
+    let (grad, w16) = (r.take(Buf::WgGrad, kb * nb), r.take(Buf::FpMem, kb * nb));
     let ones = r.take(Buf::FpIn, 1);
     let base = opt_base(p, core);
     let opt = Opt { master: base, state: base + kb * nb, words };
@@ -215,7 +215,7 @@ fn linear(p: &Plan, u: &Unit, core: u16, c: &mut Code) {
             let state_at = on_tile(state, kb * nb * words * 4);
             let tile = term.map(|_| kb * n);
             let block = Block { n: kb * nb, rows: kb, row: nb, row_stride: n, first: n0, tile };
-            opt.update(u, at(Buf::WgGrad, grad, kb * nb), at(Buf::FpPsum, w16, kb * nb), &block, state_at, c);
+            opt.update(u, at(Buf::WgGrad, grad, kb * nb), at(Buf::FpMem, w16, kb * nb), &block, state_at, c);
         });
         if u.biases > 0 {
             bias(p, u, &opt, [nt, grad, w16, ones, err, nz], c);
@@ -249,5 +249,5 @@ fn bias(p: &Plan, u: &Unit, opt: &Opt, [nt, grad, w16, ones, err, nz]: [u32; 6],
     let first = u.wlen + n0;
     let block = Block { n: nb, rows: 1, row: nb, row_stride: u.n, first, tile: None };
     let state_at = DramAddr::new(u.state_addr + first * p.opt.state_words * 4);
-    opt.update(u, at(Buf::WgGrad, grad, nb), at(Buf::FpPsum, w16, nb), &block, state_at, c);
+    opt.update(u, at(Buf::WgGrad, grad, nb), at(Buf::FpMem, w16, nb), &block, state_at, c);
 }
