@@ -122,3 +122,42 @@ fn row_blocks_and_channel_tiles_over_many_cores_train_identically() {
     assert!(text.contains("c2 + s2: conv 8x8x8 -> 16x8x8; 8 tiles of 2 ch x 8 rows"), "{text}");
     same_training("conv16_maxpool_ce", &chip, &small);
 }
+
+#[test]
+fn chunked_sums_train_like_whole_ones() {
+    // Weight buffers of 64 elements cut every sum into FP16 chunks (input channels, weight
+    // rows, blocks of errors): the updates differ by rounding only, so they point the same
+    // way as the resident program's (cosine similarity) and have the same size.
+    let (g, chip) = (graph("conv16_maxpool_ce"), ChipDesc::default());
+    let mut small = chip.clone();
+    for engine in [&mut small.engines.fp, &mut small.engines.bp] {
+        if let Some(w) = engine.buffers.get_mut("w") {
+            w.bits = 64 * 16;
+        }
+    }
+    let options = CodegenOptions { steps: 1, ..CodegenOptions::default() };
+    let placement = Placement::default_for(&g, &chip).unwrap_or_else(|e| panic!("{e}"));
+    let resident = codegen::compile_placed(&g, &chip, &placement, &options).unwrap_or_else(|e| panic!("{e}"));
+    let staged = codegen::compile_staged(&g, &small, &options).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<String> = ["c1", "c2", "f3"].iter().map(|l| format!("{l}.weight_master")).collect();
+    let before: Vec<Vec<f32>> = names
+        .iter()
+        .map(|n| {
+            let d = resident.data.iter().find(|d| &d.name == n).unwrap_or_else(|| panic!("{n}"));
+            d.bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+        })
+        .collect();
+    let (a, b) = (run(&resident, &chip, &names), run(&staged, &small, &names));
+    for (i, name) in names.iter().enumerate() {
+        let f32s = |v: &[u8]| -> Vec<f32> {
+            v.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+        };
+        let da: Vec<f32> = f32s(&a[i]).iter().zip(&before[i]).map(|(x, y)| x - y).collect();
+        let db: Vec<f32> = f32s(&b[i]).iter().zip(&before[i]).map(|(x, y)| x - y).collect();
+        let dot: f32 = da.iter().zip(&db).map(|(x, y)| x * y).sum();
+        let (na, nb) = (da.iter().map(|x| x * x).sum::<f32>().sqrt(), db.iter().map(|x| x * x).sum::<f32>().sqrt());
+        let cosine = dot / (na * nb).max(f32::MIN_POSITIVE);
+        assert!(na > 0.0, "{name}: no update");
+        assert!(cosine > 0.99 && (nb / na - 1.0).abs() < 0.05, "{name}: cosine {cosine}, norms {na} vs {nb}");
+    }
+}

@@ -190,7 +190,7 @@ pub(super) fn linear(k: u32, n: u32, bt: u32, dense: bool, output: bool, caps: &
     let in_cap = if dense { caps.mem / 2 } else { caps.fpin };
     let kc = divisor(k, caps.fpw / u64::from(nb), |d| bits_ok(d) && bt64 * u64::from(d) <= in_cap)
         .ok_or_else(|| "no chunk of weight rows fits `fp.w`".to_string())?;
-    let kb2 = divisor(k, caps.bpsum / bt64, |_| true)
+    let kb2 = divisor(k, (caps.bpsum / bt64).min(caps.bpw), |_| true)
         .ok_or_else(|| format!("no block of inputs with all {bt} sample-steps fits `bp.psum`"))?;
     let nc2 = divisor(n, caps.bpw / u64::from(kb2), |d| bt64 * u64::from(d) <= caps.delta)
         .ok_or_else(|| "no chunk of outputs fits `bp.w`".to_string())?;
