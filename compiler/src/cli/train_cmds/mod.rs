@@ -34,7 +34,8 @@ use std::time::Instant;
 pub struct TrainArgs {
     /// The model file (`*.snn`).
     model: PathBuf,
-    /// Data: `digits` (bundled 8x8 digits), `events` (synthetic DVS-style events), or a CSV
+    /// Data: `digits` (bundled 8x8 digits, resized for a larger [C, H, W] image input),
+    /// `events` (synthetic DVS-style events), or a CSV
     /// file `label,f0,f1,...` (values scaled by each column's maximum). Default: `events`
     /// for a spiking [2, H, W] input, else `digits`.
     #[arg(long)]
