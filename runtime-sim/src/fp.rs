@@ -190,6 +190,17 @@ pub fn acc_mac<S: Storage>(acc: f32, a: f32, b: f32, mode: Accum) -> f32 {
     }
 }
 
+/// `acc[i] = acc_mac(acc[i], w[i], x)` for every `i`: the inner loop of the conv kernels,
+/// with the accumulator mode decided once so the f32 case vectorises. Each element sees
+/// exactly the operations (and roundings) of [`acc_mac`].
+#[inline]
+pub fn axpy<S: Storage>(acc: &mut [f32], w: &[f32], x: f32, mode: Accum) {
+    match mode {
+        Accum::F32 => acc.iter_mut().zip(w).for_each(|(a, &w)| *a += w * x),
+        Accum::Storage => acc.iter_mut().zip(w).for_each(|(a, &w)| *a = acc_mac::<S>(*a, w, x, mode)),
+    }
+}
+
 /// Rounds every f32 accumulator into the storage-typed output.
 #[inline]
 pub fn store<S: Storage>(acc: &[f32], out: &mut [S]) {

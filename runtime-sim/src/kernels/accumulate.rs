@@ -8,7 +8,7 @@
 //! data).
 
 use super::{Input, OpCount};
-use crate::fp::{Accum, Storage, acc_add, acc_mac};
+use crate::fp::{Accum, Storage, acc_add, acc_mac, axpy};
 
 /// Geometry of a 2-D convolution for one row (one timestep of one sample).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,10 +140,7 @@ pub fn conv2d_forward<S: Storage>(
             for kx in 0..shape.kw {
                 let Some(ox) = output_coord(shape, ix, kx, ow) else { continue };
                 let w = &wt[((ci * shape.kh + ky) * shape.kw + kx) * cout..][..cout];
-                let a = &mut acc[(oy * ow + ox) * cout..][..cout];
-                for (a, &w) in a.iter_mut().zip(w) {
-                    *a = acc_mac::<S>(*a, w, x, mode);
-                }
+                axpy::<S>(&mut acc[(oy * ow + ox) * cout..][..cout], w, x, mode);
                 executed += cout as u64;
             }
         }

@@ -20,7 +20,7 @@
 use super::accumulate::Conv2dShape;
 use super::soma::{LifParams, Reset};
 use super::{Input, OpCount};
-use crate::fp::{Accum, Storage, acc_add, acc_mac, add, mul, store, sub};
+use crate::fp::{Accum, Storage, acc_add, acc_mac, add, axpy, mul, store, sub};
 use crate::spikes::SpikeSlice;
 
 /// One gradient-soma timestep of a LIF layer. `gv` holds `dL/dV[t]` on entry (zero at the
@@ -178,10 +178,8 @@ pub fn conv2d_backward_input<S: Storage>(
                     continue;
                 };
                 let w = &wt[(co * taps + ky * shape.kw + kx) * cin..][..cin];
-                let a = &mut last[(iy * shape.w + ix) * cin..][..cin];
-                for (a, &w) in a.iter_mut().zip(w) {
-                    *a = acc_mac::<S>(*a, g, w, mode);
-                }
+                // `acc_mac(a, g, w)` multiplies g by w, the same product as w by g.
+                axpy::<S>(&mut last[(iy * shape.w + ix) * cin..][..cin], w, g, mode);
                 executed += cin as u64;
             }
         }
@@ -209,37 +207,46 @@ pub fn conv2d_weight_grad<S: Storage>(
     assert_eq!(gout.len(), shape.out_len(), "conv gradient shape");
     assert_eq!(input.len(), shape.in_len(), "conv input shape");
     assert_eq!(acc.len(), shape.weight_len(), "conv weight-gradient shape");
-    let (oh, ow) = (shape.oh(), shape.ow());
-    for (o, &g) in gout.iter().enumerate() {
+    let (oh, ow, cin, plane) = (shape.oh(), shape.ow(), shape.cin, shape.h * shape.w);
+    let taps = shape.kh * shape.kw;
+    // Channel-last input and accumulators ([iy][ix][ci], [co][ky][kx][ci]) make the inner
+    // loop, over input channels, contiguous. A zero input adds a zero product, which leaves
+    // an accumulator as it is (they start at +0 and never become -0), so only the count of
+    // executed operations needs the non-zero inputs.
+    let mut x = vec![0.0f32; input.len()];
+    let mut nonzero = vec![0u64; plane];
+    input.for_each_nonzero(|i, v| {
+        let (ci, pos) = (i / plane, i % plane);
+        x[pos * cin + ci] = v;
+        nonzero[pos] += 1;
+    });
+    let mut at = vec![0.0f32; acc.len()];
+    for (i, &a) in acc.iter().enumerate() {
+        let (co, ci, tap) = (i / (cin * taps), i / taps % cin, i % taps);
+        at[(co * taps + tap) * cin + ci] = a;
+    }
+    for (o, g) in gout.iter().enumerate() {
         let (co, oy, ox) = (o / (oh * ow), o / ow % oh, o % ow);
         let g = g.to_f32();
         if g == 0.0 {
-            ops.skipped += (shape.cin * shape.taps_in_bounds(oy, ox)) as u64;
+            ops.skipped += (cin * shape.taps_in_bounds(oy, ox)) as u64;
             continue;
         }
-        for_each_tap(shape, co, oy, ox, |wi, ii| match input.nonzero(ii) {
-            Some(x) => {
-                acc[wi] = acc_mac::<S>(acc[wi], g, x, mode);
-                ops.executed += 1;
-            }
-            None => ops.skipped += 1,
-        });
-    }
-}
-
-/// Calls `f(weight_index, input_index)` for every in-bounds tap of output `(co, oy, ox)`, in
-/// (ci, ky, kx) order.
-#[inline]
-fn for_each_tap(shape: &Conv2dShape, co: usize, oy: usize, ox: usize, mut f: impl FnMut(usize, usize)) {
-    for ci in 0..shape.cin {
-        let wbase = (co * shape.cin + ci) * shape.kh * shape.kw;
         for ky in 0..shape.kh {
             let Some(iy) = shape.input_coord(oy, ky, shape.h) else { continue };
             for kx in 0..shape.kw {
                 let Some(ix) = shape.input_coord(ox, kx, shape.w) else { continue };
-                f(wbase + ky * shape.kw + kx, (ci * shape.h + iy) * shape.w + ix);
+                let pos = iy * shape.w + ix;
+                let a = &mut at[(co * taps + ky * shape.kw + kx) * cin..][..cin];
+                axpy::<S>(a, &x[pos * cin..][..cin], g, mode);
+                ops.executed += nonzero[pos];
+                ops.skipped += cin as u64 - nonzero[pos];
             }
         }
+    }
+    for (i, a) in acc.iter_mut().enumerate() {
+        let (co, ci, tap) = (i / (cin * taps), i / taps % cin, i % taps);
+        *a = at[(co * taps + tap) * cin + ci];
     }
 }
 
