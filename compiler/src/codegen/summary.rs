@@ -5,8 +5,9 @@
 use isa::{Program, Stream, SymbolKind};
 use std::fmt::Write as _;
 
-/// One line per core that has code (instruction counts of fp, bp, wg, dma and the layer
-/// its streams belong to), then the totals and the binary size.
+/// One line per core that has code (instruction counts of fp, bp, wg, dma and the layers
+/// its streams belong to: one name, or a count when a staged program runs several), then
+/// the totals and the binary size.
 pub fn summary(p: &Program) -> String {
     let mut s = String::from("core      fp     bp     wg    dma  layer\n");
     let mut total = 0usize;
@@ -16,11 +17,20 @@ pub fn summary(p: &Program) -> String {
             continue;
         }
         total += counts.iter().sum::<usize>();
-        let layer = p
+        let mut names: Vec<&str> = p
             .symbols
             .iter()
-            .find(|sym| matches!(sym.kind, SymbolKind::Layer { core, .. } if usize::from(core) == ci))
-            .map_or("", |sym| sym.name.as_str());
+            .filter(|sym| matches!(sym.kind, SymbolKind::Layer { core, .. } if usize::from(core) == ci))
+            .map(|sym| sym.name.as_str())
+            .collect();
+        names.dedup();
+        names.sort_unstable();
+        names.dedup();
+        let layer = match names.as_slice() {
+            [one] => (*one).to_string(),
+            [] => String::new(),
+            many => format!("{} layers", many.len()),
+        };
         let _ = writeln!(s, "{ci:>4} {:>7}{:>7}{:>7}{:>7}  {layer}", counts[0], counts[1], counts[2], counts[3]);
     }
     let data: usize = p.data.iter().map(|d| d.bytes.len()).sum();

@@ -6,17 +6,18 @@ use super::fp::per_sample_staged;
 use super::plan::{Kind, Plan, Unit};
 use super::tiles::{ConvGeom, ConvTiling};
 use super::{
-    BAR_BP, Bump, TOK_FP_DONE, TOK_IG, TOK_UPDATED, TOK_WG_DONE, bt_addr, bt_buf, bt_rev, cfg_neuron, h16, owned,
+    BAR_BP, Bump, Span, TOK_FP_DONE, TOK_IG, TOK_UPDATED, TOK_WG_DONE, bt_addr, bt_buf, bt_rev, cfg_neuron, h16, owned,
 };
 use crate::codegen::emit::{B, Code, STEP, T, TILE, at, stride, tiles};
 use isa::{Access, Buf, DramAddr, Instr, PoolKind, Stream};
 
 /// The BP instructions of `core`.
-pub(super) fn stream(p: &Plan, core: u16) -> Code {
+pub(super) fn stream(p: &Plan, core: u16, spans: &mut Vec<Span>) -> Code {
     let mut c = Code::default();
     c.open(STEP, p.steps);
     c.wait(TOK_FP_DONE);
-    for u in p.units.iter().rev() {
+    for (i, u) in p.units.iter().enumerate().rev() {
+        let start = c.0.len();
         cfg_neuron(u, &mut c);
         match &u.kind {
             Kind::Conv { g, t, pool } => {
@@ -46,6 +47,7 @@ pub(super) fn stream(p: &Plan, core: u16) -> Code {
         }
         c.signal(core, Stream::Wg, TOK_IG);
         c.wait(TOK_WG_DONE);
+        spans.push(Span { unit: i, start, end: c.0.len() });
     }
     // Every core has updated its weights: the next step may load them.
     c.push(Instr::Barrier { id: BAR_BP, count: p.cores });

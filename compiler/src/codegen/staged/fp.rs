@@ -3,21 +3,23 @@
 
 use super::plan::{Kind, Plan, Src, Unit};
 use super::tiles::{ConvGeom, ConvTiling};
-use super::{BAR_FP, Bump, TOK_FP_DONE, TOK_UPDATED, bt_addr, bt_buf, cfg_neuron, h16, owned};
+use super::{BAR_FP, Bump, Span, TOK_FP_DONE, TOK_UPDATED, bt_addr, bt_buf, cfg_neuron, h16, owned};
 use crate::codegen::emit::{B, Code, STEP, T, TILE, at, stride, tiles};
 use isa::{Access, Buf, DramAddr, Instr, PoolKind, Stream};
 
 /// The FP instructions of `core`.
-pub(super) fn stream(p: &Plan, core: u16) -> Code {
+pub(super) fn stream(p: &Plan, core: u16, spans: &mut Vec<Span>) -> Code {
     let mut c = Code::default();
     c.open(STEP, p.steps);
-    for u in &p.units {
+    for (i, u) in p.units.iter().enumerate() {
+        let start = c.0.len();
         cfg_neuron(u, &mut c);
         match &u.kind {
             Kind::Conv { g, t, pool } => conv(p, u, g, t, *pool, core, &mut c),
             Kind::Linear { .. } => linear(p, u, core, &mut c),
         }
         c.push(Instr::Barrier { id: BAR_FP, count: p.cores });
+        spans.push(Span { unit: i, start, end: c.0.len() });
     }
     if p.train {
         c.signal(core, Stream::Bp, TOK_FP_DONE);

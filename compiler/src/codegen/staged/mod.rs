@@ -46,21 +46,29 @@ pub(super) fn compile(graph: &LayerGraph, chip: &ChipDesc, options: &CodegenOpti
     Ok(emit(&plan, chip))
 }
 
-/// Every core's three streams, one layer symbol per core and stream, and the DRAM image.
+/// Every core's three streams, a symbol per layer, core and stream naming the layer's
+/// instructions (so the simulator counts firing rates and errors per layer), and the DRAM
+/// image.
 fn emit(plan: &Plan, chip: &ChipDesc) -> Program {
     let mut p = Program::new(chip);
     let mut symbols = Vec::new();
-    let name = plan.units.iter().map(|u| u.weight_name.as_str()).collect::<Vec<_>>().join("+");
     for core in 0..plan.cores {
+        let mut spans = [Vec::new(), Vec::new(), Vec::new()];
         let idle = || Code(vec![Instr::Halt {}]);
+        let [fs, bs, ws] = &mut spans;
         let streams = [
-            (Stream::Fp, fp::stream(plan, core)),
-            (Stream::Bp, if plan.train { bp::stream(plan, core) } else { idle() }),
-            (Stream::Wg, if plan.train { wg::stream(plan, core) } else { idle() }),
+            (Stream::Fp, fp::stream(plan, core, fs)),
+            (Stream::Bp, if plan.train { bp::stream(plan, core, bs) } else { idle() }),
+            (Stream::Wg, if plan.train { wg::stream(plan, core, ws) } else { idle() }),
         ];
-        for (s, code) in streams {
-            let len = u32::try_from(code.0.len()).unwrap_or(u32::MAX);
-            symbols.push(Symbol { name: name.clone(), kind: SymbolKind::Layer { core, stream: s }, addr: 0, len });
+        for ((s, code), spans) in streams.into_iter().zip(&spans) {
+            for span in spans {
+                let u = &plan.units[span.unit];
+                let (addr, len) = (u32::try_from(span.start).unwrap_or(u32::MAX), span.end - span.start);
+                let len = u32::try_from(len).unwrap_or(u32::MAX);
+                let name = format!("{}+{}", u.weight_name, u.neuron_name);
+                symbols.push(Symbol { name, kind: SymbolKind::Layer { core, stream: s }, addr, len });
+            }
             if let Some(c) = p.cores.get_mut(usize::from(core)) {
                 *c.stream_mut(s) = code.0;
             }
@@ -70,6 +78,13 @@ fn emit(plan: &Plan, chip: &ChipDesc) -> Program {
     p.symbols = symbols;
     p.data = plan.dram.data.clone();
     p
+}
+
+/// The instructions `start..end` of a stream belong to unit `unit`.
+struct Span {
+    unit: usize,
+    start: usize,
+    end: usize,
 }
 
 /// Tokens. FP stream: the weights of the next step are in DRAM. BP stream: the forward

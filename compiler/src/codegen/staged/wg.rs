@@ -6,12 +6,12 @@
 use super::fp::ConvIn;
 use super::plan::{Kind, Plan, Unit};
 use super::tiles::{ConvGeom, ConvTiling};
-use super::{Bump, TOK_IG, TOK_WG_DONE, bt_addr, bt_buf, h16, owned};
+use super::{Bump, Span, TOK_IG, TOK_WG_DONE, bt_addr, bt_buf, h16, owned};
 use crate::codegen::emit::{B, Code, STEP, T, TILE, at, stride, tiles};
 use isa::{Access, Buf, DramAddr, Instr, OptKind, Stream};
 
 /// The WG instructions of `core`.
-pub(super) fn stream(p: &Plan, core: u16) -> Code {
+pub(super) fn stream(p: &Plan, core: u16, spans: &mut Vec<Span>) -> Code {
     let mut c = Code::default();
     let o = p.opt;
     c.push(Instr::CfgOpt { slot: 0, kind: o.kind, lr: o.lr, m: o.m, beta2: o.beta2, eps: o.eps, wd: 0.0 });
@@ -23,13 +23,15 @@ pub(super) fn stream(p: &Plan, core: u16) -> Code {
     }
     c.open(STEP, p.steps);
     c.push(Instr::WgStep { slot: 0 });
-    for u in p.units.iter().rev() {
+    for (i, u) in p.units.iter().enumerate().rev() {
+        let start = c.0.len();
         c.wait(TOK_IG);
         match &u.kind {
             Kind::Conv { g, t, .. } => conv(p, u, g, t, core, &mut c),
             Kind::Linear { .. } => linear(p, u, core, &mut c),
         }
         c.signal(core, Stream::Bp, TOK_WG_DONE);
+        spans.push(Span { unit: i, start, end: c.0.len() });
     }
     c.close(STEP);
     c.push(Instr::Halt {});
