@@ -118,3 +118,44 @@ fn data_with_the_wrong_feature_count_is_exit_code_1() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("has 3 features per sample but the model's input has 64"), "{stderr}");
 }
+
+/// A small DVS-style conv net: 2x16x16 event frames, one conv block, 4 classes.
+const EVENT_MODEL: &str = "model tiny_events {
+  timesteps = 4
+  batch = 4
+  neuron = lif(beta = 0.75, threshold = 1.0, reset = hard, detach_reset = true, surrogate = atan(2.0))
+  init = uniform(gain = 3.0, seed = 1)
+  events = input(shape = [2, 16, 16], encoding = spikes)
+  conv = conv2d(events, out = 8, kernel = 3, padding = 1, bias = false)
+  spk = lif(conv)
+  pool = maxpool(spk, kernel = 2)
+  flat = flatten(pool)
+  fc = linear(flat, out = 4, bias = false)
+  fc_spk = lif(fc)
+  loss = mse_rate(fc_spk)
+  optimizer = adam(lr = 0.01, betas = [0.9, 0.999], eps = 1e-8)
+}
+";
+
+#[test]
+fn a_staged_conv_model_trains_on_synthetic_events() {
+    // On a one-core chip the two layers do not get a core each, so this is a staged
+    // program: tiles, DRAM between layers, barriers, all driven by `snnc train`.
+    let dir = scratch("events");
+    let (model, chip) = (dir.join("tiny_events.snn"), dir.join("one_core.toml"));
+    std::fs::write(&model, EVENT_MODEL).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&chip, "cores = [[0, 0]]\n[noc]\nwidth = 1\nheight = 1\n").unwrap_or_else(|e| panic!("{e}"));
+    let r = dir.join("run.json");
+    let (model, chip, r) = (model.to_string_lossy(), chip.to_string_lossy(), r.to_string_lossy());
+    let w = dir.join("w.safetensors");
+    let w = w.to_string_lossy();
+    let args = ["train", &model, "--chip", &chip, "--data", "events", "--samples", "40", "--epochs", "3", "-q"];
+    let out = snnc(&[&args[..], &["-o", &w, "--record", &r]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let r = record(&dir);
+    // 40 samples of 4 classes, 80/20.
+    assert_eq!((r.dataset.train_samples, r.dataset.test_samples), (32, 8));
+    let losses: Vec<f64> = r.history.iter().map(|e| f64::from(e.train_loss)).collect();
+    assert_eq!(losses.len(), 3);
+    assert!(losses[2] < losses[0], "the loss does not fall: {losses:?}");
+}

@@ -25,7 +25,7 @@ pub fn load(args: &TrainArgs, graph: &LayerGraph) -> Result<TrainData, Failure> 
     let encoding = encoding(graph.encoding()).map_err(|e| data_failure(&e))?;
     let data = match which {
         "digits" => TrainData::Static { set: digits(shape).map_err(|e| data_failure(&e))?, encoding },
-        "events" => events(graph, args.seed).map_err(|e| data_failure(&e))?,
+        "events" => events(graph, args.seed, args.samples).map_err(|e| data_failure(&e))?,
         path => {
             let options = CsvOptions { classes: Some(graph.classes() as usize), ..CsvOptions::default() };
             let set = Dataset::from_csv_path(path, &options).map_err(|e| data_failure(&e))?;
@@ -59,8 +59,9 @@ fn encoding(e: model::Encoding) -> Result<Encoding, DataError> {
     })
 }
 
-/// Synthetic events in the model's input size, timesteps and classes.
-fn events(graph: &LayerGraph, seed: u64) -> Result<TrainData, DataError> {
+/// Synthetic events in the model's input size, timesteps and classes: `samples` in all
+/// (rounded down to whole classes, at least one sample per class), else 40 per class.
+fn events(graph: &LayerGraph, seed: u64, samples: Option<usize>) -> Result<TrainData, DataError> {
     let shape = &graph.input().shape;
     if graph.encoding() != model::Encoding::Spikes || shape.len() != 3 || shape[0] != 2 {
         let why = format!("event data need a spiking input of shape [2, H, W], the model's is {shape:?}");
@@ -71,7 +72,7 @@ fn events(graph: &LayerGraph, seed: u64) -> Result<TrainData, DataError> {
         width: shape[2] as usize,
         timesteps: graph.timesteps as usize,
         classes: graph.classes() as usize,
-        samples_per_class: EVENT_SAMPLES_PER_CLASS,
+        samples_per_class: samples.map_or(EVENT_SAMPLES_PER_CLASS, |n| (n / graph.classes().max(1) as usize).max(1)),
         noise: 0.001,
         seed,
     };

@@ -53,7 +53,8 @@ pub struct TrainArgs {
     /// Seed of the 80/20 train/test split and the per-epoch shuffles.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Use only the first N samples of the data set (quick runs).
+    /// Use only the first N samples of the data set, or generate N synthetic event samples
+    /// (quick runs).
     #[arg(long)]
     samples: Option<usize>,
     /// At most this many batches per program run (cut to a divisor of the epoch's batches).
