@@ -125,14 +125,14 @@ fn row_blocks_and_channel_tiles_over_many_cores_train_identically() {
 
 #[test]
 fn chunked_sums_train_like_whole_ones() {
-    // Weight buffers of 64 elements cut every sum into FP16 chunks (input channels, weight
+    // Weight buffers of 80 elements cut every sum into FP16 chunks (input channels, weight
     // rows, blocks of errors): the updates differ by rounding only, so they point the same
     // way as the resident program's (cosine similarity) and have the same size.
     let (g, chip) = (graph("conv16_maxpool_ce"), ChipDesc::default());
     let mut small = chip.clone();
     for engine in [&mut small.engines.fp, &mut small.engines.bp] {
         if let Some(w) = engine.buffers.get_mut("w") {
-            w.bits = 64 * 16;
+            w.bits = 80 * 16;
         }
     }
     let options = CodegenOptions { steps: 1, ..CodegenOptions::default() };

@@ -155,7 +155,7 @@ fn a_staged_conv_model_trains_on_synthetic_events() {
     let r = record(&dir);
     // 40 samples of 4 classes, 80/20.
     assert_eq!((r.dataset.train_samples, r.dataset.test_samples), (32, 8));
-    let losses: Vec<f64> = r.history.iter().map(|e| f64::from(e.train_loss)).collect();
+    let losses: Vec<f64> = r.history.iter().map(|e| e.train_loss).collect();
     assert_eq!(losses.len(), 3);
     assert!(losses[2] < losses[0], "the loss does not fall: {losses:?}");
 }

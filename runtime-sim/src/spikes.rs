@@ -82,6 +82,46 @@ impl SpikeBits {
         (whole * 8..n).for_each(|k| self.set(start + k, (bytes[k / 8] >> (k % 8)) & 1 == 1));
     }
 
+    /// Up to 64 bits from bit `at`, in the low bits of the result.
+    #[inline]
+    fn read_word(&self, at: usize, n: usize) -> u64 {
+        let (w, sh) = (at / 64, at % 64);
+        let hi = if sh > 0 && w + 1 < self.words.len() { self.words[w + 1] << (64 - sh) } else { 0 };
+        let v = (self.words[w] >> sh) | hi;
+        if n >= 64 { v } else { v & ((1u64 << n) - 1) }
+    }
+
+    /// Writes the low `n` (at most 64) bits of `v` from bit `at`.
+    #[inline]
+    fn write_word(&mut self, at: usize, n: usize, v: u64) {
+        let mask = if n >= 64 { !0u64 } else { (1u64 << n) - 1 };
+        let (w, sh) = (at / 64, at % 64);
+        let v = v & mask;
+        self.words[w] = (self.words[w] & !(mask << sh)) | (v << sh);
+        if sh > 0 && sh + n > 64 {
+            let m = mask >> (64 - sh);
+            self.words[w + 1] = (self.words[w + 1] & !m) | (v >> (64 - sh));
+        }
+    }
+
+    /// Bits `from .. from + len`, 64 at a time.
+    pub fn read_bits(&self, from: usize, len: usize) -> Vec<u64> {
+        assert!(from + len <= self.len, "spike range {from}+{len} out of range {}", self.len);
+        (0..len).step_by(64).map(|k| self.read_word(from + k, (len - k).min(64))).collect()
+    }
+
+    /// Writes `len` bits (as [`read_bits`](Self::read_bits) returns them) from bit `to`,
+    /// leaving every other bit alone.
+    pub fn write_bits(&mut self, to: usize, bits: &[u64], len: usize) {
+        assert!(to + len <= self.len, "spike range {to}+{len} out of range {}", self.len);
+        for (i, &v) in bits.iter().enumerate() {
+            let k = i * 64;
+            if k < len {
+                self.write_word(to + k, (len - k).min(64), v);
+            }
+        }
+    }
+
     /// Number of set bits in the whole tensor.
     pub fn count_ones(&self) -> usize {
         self.words.iter().map(|w| w.count_ones() as usize).sum()
@@ -174,6 +214,31 @@ impl Iterator for Ones<'_> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn bit_ranges_copy_at_any_offset() {
+        let mut src = super::SpikeBits::zeros(300);
+        for i in (0..300).filter(|i| i % 3 == 0 || i % 7 == 1) {
+            src.set(i, true);
+        }
+        for (from, to, len) in [(0usize, 0usize, 300usize), (5, 70, 130), (63, 1, 65), (100, 200, 64), (7, 9, 3)] {
+            let mut dst = super::SpikeBits::zeros(300);
+            dst.set(to.saturating_sub(1), true);
+            let after = (to + len).min(299);
+            dst.set(after, true);
+            let keep = (dst.get(to.saturating_sub(1)), dst.get(after));
+            dst.write_bits(to, &src.read_bits(from, len), len);
+            for k in 0..len {
+                assert_eq!(dst.get(to + k), src.get(from + k), "{from} {to} {len} at {k}");
+            }
+            if to > 0 {
+                assert_eq!(dst.get(to - 1), keep.0);
+            }
+            if to + len < 300 {
+                assert_eq!(dst.get(to + len), keep.1);
+            }
+        }
+    }
+
     #[test]
     fn bytes_write_the_same_bits_aligned_or_not() {
         let bytes = [0b1010_0110u8, 0xff, 0x01];

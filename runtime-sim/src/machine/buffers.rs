@@ -152,6 +152,39 @@ impl<S: Storage> BufData<S> {
         }
     }
 
+    /// Copies the element rows `(from, to, len)` of `src` into `dst` (which may be the same
+    /// slot of `bufs`, as long as no row overlaps itself), element for element: the fast
+    /// path of `pad` and `copy` between buffers of one element width.
+    pub(crate) fn copy_rows(bufs: &mut [BufData<S>], (src, dst): (usize, usize), rows: &[(usize, usize, usize)]) {
+        if src == dst {
+            let b = &mut bufs[src];
+            for &(from, to, len) in rows {
+                match b {
+                    BufData::Bits(bits) => {
+                        let tmp = bits.read_bits(from, len);
+                        bits.write_bits(to, &tmp, len);
+                    }
+                    BufData::Half(d) => d.copy_within(from..from + len, to),
+                    BufData::Word(d) => d.copy_within(from..from + len, to),
+                }
+            }
+            return;
+        }
+        let (lo, hi) = bufs.split_at_mut(src.max(dst));
+        let (s, d) = if src < dst { (&lo[src], &mut hi[0]) } else { (&hi[0], &mut lo[dst]) };
+        for &(from, to, len) in rows {
+            match (s, &mut *d) {
+                (BufData::Bits(a), BufData::Bits(b)) => b.write_bits(to, &a.read_bits(from, len), len),
+                (BufData::Half(a), BufData::Half(b)) => b[to..to + len].copy_from_slice(&a[from..from + len]),
+                (BufData::Word(a), BufData::Word(b)) => b[to..to + len].copy_from_slice(&a[from..from + len]),
+                (a, b) => {
+                    let chunk = a.chunk(from..from + len);
+                    b.put_chunk_exact(to, chunk);
+                }
+            }
+        }
+    }
+
     /// Writes a chunk from `start`; the caller has checked that its bits fit the range.
     pub(crate) fn put_chunk(&mut self, start: usize, chunk: Chunk) {
         match chunk {

@@ -116,7 +116,7 @@ fn conv(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, pool: Option<(PoolKind
         v: r.take(Buf::FpMem, tile),
         h: r.take(Buf::FpMem, tile),
         mask: r.take(Buf::FpMask, tile),
-        pooled: r.take(Buf::FpMem, tile),
+        pooled: r.take(if u.pooled_bits { Buf::FpSpk } else { Buf::FpMem }, tile),
         bias: r.take(Buf::FpMem, tile),
     };
     regs.input.zero_border(g, t, c);
@@ -216,11 +216,12 @@ fn conv_tile(
     }
     if let (Some((kind, k)), Some(addr)) = (pool, u.pooled) {
         let plen = tile / (k * k);
-        let dst = at(Buf::FpMem, r.pooled, plen);
+        let (buf, bits) = if u.pooled_bits { (Buf::FpSpk, 1) } else { (Buf::FpMem, 16) };
+        let dst = at(buf, r.pooled, plen);
         let (ch, ih, iw) = (h16(t.co), h16(t.rows), h16(g.ow));
         c.push(Instr::FpPool { kind, src: spk, dst: dst.clone(), c: ch, ih, iw, k: k as u8 });
-        let poff = off / (k * k);
-        c.store(bt_addr(p, addr + poff * 2, u.out_len() * 2), dst, u64::from(plen) * 2);
+        let (poff, row) = (off / (k * k) * bits / 8, u.out_len() * bits / 8);
+        c.store(bt_addr(p, addr + poff, row), dst, u64::from(plen * bits / 8));
     }
     c.close(T);
     c.close(B);

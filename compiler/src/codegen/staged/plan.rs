@@ -76,8 +76,10 @@ pub(super) struct Unit {
     pub(super) h: u32,
     pub(super) dh: u32,
     pub(super) nz: u32,
-    /// `[B][T][len]` FP16 pooled map, when the unit pools.
+    /// `[B][T][len]` pooled map, when the unit pools: FP16 for average pooling, spikes for
+    /// max pooling (the maximum of spikes is a spike).
     pub(super) pooled: Option<u32>,
+    pub(super) pooled_bits: bool,
     /// `[B][T][out]` FP16 dL/dS of what the unit sends on (the pooled map's, if it pools),
     /// written by the next unit's input-gradient pass.
     pub(super) ds: u32,
@@ -138,7 +140,12 @@ impl Plan {
             let ctx = Ctx { graph, options, t, b, caps, opt, last: i + 1 == chain.len(), first: i == 0 };
             let mut u = ctx.unit(graph.layer(w), graph.layer(nl), src, &mut dram)?;
             u.prev_ds = out.last().map(|p| p.ds);
-            src = Src { addr: u.pooled.unwrap_or(u.spikes), step_bytes: 0, row_bytes: 0, dense: u.pooled.is_some() };
+            src = Src {
+                addr: u.pooled.unwrap_or(u.spikes),
+                step_bytes: 0,
+                row_bytes: 0,
+                dense: u.pooled.is_some() && !u.pooled_bits,
+            };
             src.row_bytes = src.bytes(u.out_len());
             out.push(u);
         }
@@ -254,10 +261,11 @@ impl Ctx<'_> {
         let h = if neuron.keep_h { dram.tensor(&format!("{nn}.membrane"), bits * 2)? } else { 0 };
         let dh = dram.tensor(&format!("{nn}.delta"), bits * 2)?;
         let nz = dram.tensor(&format!("{nn}.delta_mask"), bits.div_ceil(8))?;
+        let pooled_bits = matches!(kind, Kind::Conv { pool: Some((PoolKind::Max, _)), .. });
         let pooled = match &kind {
             Kind::Conv { g, pool: Some((_, pk)), .. } => {
-                let len = u64::from(g.cout * (g.oh / pk) * (g.ow / pk));
-                Some(dram.tensor(&format!("{nn}.pooled_spikes"), bt * len * 2)?)
+                let bits = bt * u64::from(g.cout * (g.oh / pk) * (g.ow / pk)) * if pooled_bits { 1 } else { 16 };
+                Some(dram.tensor(&format!("{nn}.pooled_spikes"), bits.div_ceil(8))?)
             }
             _ => None,
         };
@@ -289,6 +297,7 @@ impl Ctx<'_> {
             dh,
             nz,
             pooled,
+            pooled_bits,
             ds,
             sum,
             prev_ds: None,
@@ -330,7 +339,8 @@ impl Ctx<'_> {
                 if !dense && (g.inputs() % 8 != 0) || g.outputs() % 8 != 0 {
                     return Err(fail("feature maps that are not whole bytes of spikes".into()));
                 }
-                let t = tiles::conv(&g, dense, pool.map(|p| p.1), !self.first, &self.caps)
+                let pool_window = pool.map(|p| (p.1, p.0 == PoolKind::Max));
+                let t = tiles::conv(&g, dense, pool_window, !self.first, &self.caps)
                     .map_err(|e| fail(format!("this layer in a staged program: {e}")))?;
                 Ok((Kind::Conv { g, t, pool }, out * cin * g.kk(), cin * g.kk(), out))
             }

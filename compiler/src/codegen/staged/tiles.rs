@@ -82,12 +82,13 @@ impl ConvTiling {
 }
 
 /// The tiling of a conv layer, or why none fits. `dense`: the input is FP16 (a pooled map),
-/// not spikes; `pool`: the window of the pooling that follows, if any; `errors`: whether the
+/// not spikes; `pool`: the window of the pooling that follows, if any, and whether its
+/// output is spikes (max pooling), which are stored in whole bytes; `errors`: whether the
 /// layer computes the errors of a layer below it (all but the first).
 pub(super) fn conv(
     g: &ConvGeom,
     dense: bool,
-    pool: Option<u32>,
+    pool: Option<(u32, bool)>,
     errors: bool,
     caps: &Caps,
 ) -> Result<ConvTiling, String> {
@@ -96,7 +97,9 @@ pub(super) fn conv(
     // Padded chunk: fp.in for spikes; for dense input fp.mem also holds V, H and the stage.
     let in_cap = if dense { caps.mem / 4 } else { caps.fpin };
     let chunk_ok = |cc: u32| u64::from(cc) * plane <= in_cap && bits_ok(cc * g.h * g.w);
-    let pool_ok = |rows: u32| pool.is_none_or(|k| rows % k == 0);
+    let pool_ok = |co: u32, rows: u32| {
+        pool.is_none_or(|(k, bits)| rows % k == 0 && (!bits || (co * (rows / k) * (g.ow / k)) % 8 == 0))
+    };
     let kk = u64::from(g.kk());
     // Whole maps first: the output channels and input chunk that read the least from DRAM
     // per timestep (every tile reads the whole input, and the weights too unless they stay
@@ -105,7 +108,7 @@ pub(super) fn conv(
     let in_bytes = u64::from(g.inputs()) * if dense { 16 } else { 1 } / 8;
     let pairs = (1..=g.cout).filter(|co| g.cout % co == 0).filter_map(|co| {
         // Output spikes are stored in whole bytes.
-        let ok = u64::from(co * whole) <= caps.psum && (co * whole) % 8 == 0 && pool_ok(g.oh);
+        let ok = u64::from(co * whole) <= caps.psum && (co * whole) % 8 == 0 && pool_ok(co, g.oh);
         let cap = caps.fpw / (u64::from(co) * kk);
         // A block's gradients too large for `wg.grad` live in the core's share of `opt`,
         // beside a chunk of masters and (at most two words of) state.
@@ -124,7 +127,7 @@ pub(super) fn conv(
         Some((co, cc)) => (co, g.oh, cc),
         None => {
             // Row blocks of one channel, one input channel at a time.
-            let rows = divisor(g.oh, caps.psum / u64::from(g.ow.max(1)), |r| (r * g.ow) % 8 == 0 && pool_ok(r))
+            let rows = divisor(g.oh, caps.psum / u64::from(g.ow.max(1)), |r| (r * g.ow) % 8 == 0 && pool_ok(1, r))
                 .ok_or_else(|| "no block of output rows fits `fp.psum`".to_string())?;
             if !chunk_ok(1) || kk > caps.fpw {
                 return Err("one padded input channel does not fit `fp.in`".into());
@@ -236,9 +239,9 @@ mod tests {
     fn conv_tiles_respect_every_buffer() {
         for (g, dense, pool) in [
             (vgg(3, 64, 32), false, None),
-            (vgg(64, 128, 32), false, Some(2)),
-            (vgg(128, 256, 16), true, Some(2)),
-            (vgg(32, 64, 64), true, Some(2)),
+            (vgg(64, 128, 32), false, Some((2, false))),
+            (vgg(128, 256, 16), true, Some((2, false))),
+            (vgg(32, 64, 64), false, Some((2, true))),
         ] {
             let t = conv(&g, dense, pool, true, &caps()).unwrap_or_else(|e| panic!("{g:?}: {e}"));
             assert!(u64::from(t.tile(&g)) <= 4096, "{g:?} {t:?}");
@@ -248,7 +251,7 @@ mod tests {
             assert_eq!(g.cin % t.cc, 0);
             assert!(t.co * t.cc * g.kk() <= 1152);
             assert!(t.cob * t.cc2 * g.kk() <= 1152);
-            if let Some(k) = pool {
+            if let Some((k, _)) = pool {
                 assert_eq!(t.rows % k, 0);
             }
         }
@@ -256,7 +259,7 @@ mod tests {
 
     #[test]
     fn a_big_feature_map_is_cut_into_row_blocks() {
-        let t = conv(&vgg(2, 32, 128), false, Some(2), false, &caps()).unwrap_or_else(|e| panic!("{e}"));
+        let t = conv(&vgg(2, 32, 128), false, Some((2, true)), false, &caps()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((t.co, t.rows, t.cc), (1, 32, 1));
     }
 
