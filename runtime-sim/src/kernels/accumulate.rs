@@ -166,6 +166,10 @@ pub fn conv2d_forward<S: Storage>(
 #[inline]
 fn output_coord(shape: &Conv2dShape, i: usize, k: usize, size: usize) -> Option<usize> {
     let y = (i + shape.pad).checked_sub(k)?;
+    // Stride 1 is the common case; it needs no division.
+    if shape.stride == 1 {
+        return (y < size).then_some(y);
+    }
     (y % shape.stride == 0 && y / shape.stride < size).then_some(y / shape.stride)
 }
 
