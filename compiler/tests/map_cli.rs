@@ -83,3 +83,27 @@ fn measured_rates_from_a_simulator_run_change_the_estimate_and_are_compared() {
     assert_eq!(wrong_model.status.code(), Some(1));
     assert!(text(&wrong_model.stderr).contains("does not have"), "{}", text(&wrong_model.stderr));
 }
+
+#[test]
+fn sim_with_the_model_gives_targets_so_errors_flow_back() {
+    let dir = common::scratch("map-measured", "targets");
+    let (program, input) = (dir.join("digits.bin"), dir.join("input.bin"));
+    let program = program.to_string_lossy().into_owned();
+    assert!(snnc(&["compile", &repo("models/digits.snn"), "-o", &program]).status.success());
+    // Every input spike set: the layers fire, and with one-hot targets errors flow back.
+    let bytes = 32 * 8 * 8; // B x T x 64 features / 8 bits
+    std::fs::write(&input, vec![0xffu8; bytes]).unwrap_or_else(|e| panic!("{e}"));
+    let input = input.to_string_lossy().into_owned();
+    let density = |args: &[&str]| -> Vec<f64> {
+        let out = snnc(&[&["sim", &program, "--input", &input][..], args].concat());
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix("layer ").and_then(|l| l.rsplit("error density ").next()))
+            .map(|v| v.trim().parse().unwrap_or_else(|e| panic!("{v}: {e}")))
+            .collect()
+    };
+    let with_targets = density(&["--model", &repo("models/digits.snn")]);
+    assert_eq!(with_targets.len(), 2);
+    assert!(with_targets.iter().all(|&d| d > 0.0), "{with_targets:?}");
+}

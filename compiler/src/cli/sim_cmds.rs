@@ -37,7 +37,9 @@ pub struct SimArgs {
     #[arg(long)]
     json: bool,
     /// The model the program was compiled from: adds a comparison of the simulated totals
-    /// with the mapping report's estimates (run with the rates this run measured).
+    /// with the mapping report's estimates (run with the rates this run measured), and
+    /// gives every sample a one-hot target (class = sample index mod classes). Without it
+    /// the targets stay zero, and a cross-entropy loss then back-propagates no error.
     #[arg(long)]
     model: Option<PathBuf>,
 }
@@ -54,6 +56,10 @@ pub fn sim(args: &SimArgs) -> Result<(), Failure> {
             .write_symbol("input", &bytes)
             .map_err(|e| Failure::Input(format!("error: {}: {e}\n", path.display())))?;
     }
+    if let Some(model) = &args.model {
+        let classes = super::model_cmds::load_graph(model)?.classes() as usize;
+        write_targets(&mut machine, &program, classes)?;
+    }
     let mut last = None;
     for _ in 0..args.steps.max(1) {
         last = Some(machine.run().map_err(|e| Failure::Input(format!("error: the program failed: {e}\n")))?);
@@ -68,6 +74,17 @@ pub fn sim(args: &SimArgs) -> Result<(), Failure> {
     }
     print(&out);
     Ok(())
+}
+
+/// One-hot targets for every sample slot of the `target` symbol (`[S][B][classes]` FP16):
+/// slot `i` is of class `i mod classes`.
+fn write_targets(machine: &mut Machine, program: &isa::Program, classes: usize) -> Result<(), Failure> {
+    let Some(sym) = program.symbols.iter().find(|s| s.name == "target") else { return Ok(()) };
+    let classes = classes.max(1);
+    let slots = sym.len as usize / 2 / classes;
+    let onehot: Vec<f32> =
+        (0..slots * classes).map(|i| f32::from(u8::from(i % classes == (i / classes) % classes))).collect();
+    machine.write_f16("target", &onehot).map_err(|e| Failure::Input(format!("error: {e}\n")))
 }
 
 /// Simulated totals against the mapping pass's estimates for the same model and chip, with
