@@ -122,18 +122,25 @@ pub fn lif_forward_step<S: Storage>(
     spike_offset: usize,
 ) -> usize {
     assert!(x.len() == v.len() && x.len() == h.len(), "lif vector lengths");
-    let beta = S::from_f32(p.beta);
-    let thr = S::from_f32(p.threshold);
+    let beta = S::from_f32(p.beta).to_f32();
+    let thr = S::from_f32(p.threshold).to_f32();
+    // `H = fl(fl(β·V) + X)`: the product of two stored values and the sum are formed in f32
+    // and rounded to storage a slice at a time (the same roundings as `add(mul(β, v), x)`).
+    let mut a: Vec<f32> = v.iter().map(|&vi| beta * vi.to_f32()).collect();
+    S::from_f32_slice(&a, h);
+    for ((ai, hi), xi) in a.iter_mut().zip(h.iter()).zip(x) {
+        *ai = hi.to_f32() + xi.to_f32();
+    }
+    S::from_f32_slice(&a, h);
     let mut fired = 0;
     for i in 0..x.len() {
-        let hi = add(mul(beta, v[i]), x[i]);
-        let s = hi.to_f32() >= thr.to_f32();
-        h[i] = hi;
+        let hi = h[i].to_f32();
+        let s = hi >= thr;
         spikes.set(spike_offset + i, s);
         v[i] = match (s, p.reset) {
-            (false, _) => hi,
+            (false, _) => h[i],
             (true, Reset::Hard { v_reset }) => S::from_f32(v_reset),
-            (true, Reset::Soft) => sub(hi, thr),
+            (true, Reset::Soft) => S::from_f32(hi - thr),
         };
         fired += usize::from(s);
     }

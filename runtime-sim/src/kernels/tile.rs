@@ -13,7 +13,7 @@
 //! hardware's, not the data's.
 
 use super::{Input, OpCount};
-use crate::fp::{Accum, Storage, acc_add, acc_mac};
+use crate::fp::{Accum, Storage, acc_add, acc_mac, axpy};
 use crate::spikes::SpikeSlice;
 
 /// `out[j] = (out[j] if acc) + sum_i x[i] * w[i*n + j]`, one rounding per output.
@@ -49,24 +49,16 @@ pub fn linear_kn_forward<S: Storage>(
     } else {
         input.for_each_nonzero(|i, x| {
             S::to_f32_slice(&w[i * n..(i + 1) * n], row);
-            mac_row::<S>(sums, row, x, mode);
+            axpy::<S>(sums, row, x, mode);
         })
     } as u64;
-    for (o, &a) in out.iter_mut().zip(sums.iter()) {
-        *o = S::from_f32(if acc { acc_add::<S>(a, o.to_f32(), mode) } else { a });
+    if acc {
+        for (a, o) in sums.iter_mut().zip(out.iter()) {
+            *a = acc_add::<S>(*a, o.to_f32(), mode);
+        }
     }
+    S::from_f32_slice(sums, out);
     count(ops, nonzero * n as u64, (input.len() * n) as u64, dense);
-}
-
-/// `sums[j] += row[j] * x` for every `j`, as [`acc_mac`] computes it. The accumulator mode
-/// is decided once per row, so the wide-accumulator loop is a plain multiply-add the
-/// compiler vectorises.
-#[inline]
-fn mac_row<S: Storage>(sums: &mut [f32], row: &[f32], x: f32, mode: Accum) {
-    match mode {
-        Accum::F32 => sums.iter_mut().zip(row).for_each(|(a, &w)| *a += w * x),
-        Accum::Storage => sums.iter_mut().zip(row).for_each(|(a, &w)| *a = acc_mac::<S>(*a, w, x, mode)),
-    }
 }
 
 /// `out[i] = (out[i] if acc) + sum_j err[j] * w[i*n + j]` over the errors the engine
