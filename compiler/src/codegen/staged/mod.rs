@@ -15,10 +15,12 @@
 //! - **BP phase**, layer by layer from the loss: the gradient soma of every tile in reverse
 //!   time (dL/dH and its nonzero bitmap to DRAM), a barrier, then the errors of the layer
 //!   below, computed per input chunk from the dL/dH of all tiles, and another barrier.
-//! - **WG**, per layer, as soon as its dL/dH is in DRAM: every core accumulates the weight
-//!   gradient of the weight blocks of its own tiles over the batch, waits until the errors of
-//!   the layer below have been computed with the old weights, and updates its blocks (FP32
-//!   masters and state streamed through `opt`). A last barrier ends the step.
+//! - **WG**, per layer, once BP has stored its dL/dH and computed the errors of the layer
+//!   below with the old weights: every core accumulates the weight gradient of the weight
+//!   blocks of its own tiles over the batch and updates each block (FP32 masters and state
+//!   streamed through `opt`); BP waits for it before the next layer, because both use the
+//!   FP buffers. A last barrier ends the step. (Overlapping WG with the next layer's BP is
+//!   left for later: it needs disjoint buffers.)
 //!
 //! Partial sums of a conv tile are summed per input chunk in FP16 (a linear tile: per
 //! weight row chunk), as the chip's 16-bit partial-sum buffer does; the resident generator
