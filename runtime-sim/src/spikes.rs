@@ -68,18 +68,19 @@ impl SpikeBits {
         *w = if value { *w | mask } else { *w & !mask };
     }
 
-    /// Writes the bits of `bytes` (bit `k` of byte `j` is element `start + 8j + k`), clipped
-    /// at the end: a byte at a time when `start` is byte-aligned, as DMA transfers are.
-    pub fn write_bytes(&mut self, start: usize, bytes: &[u8]) {
-        let n = (bytes.len() * 8).min(self.len.saturating_sub(start));
-        let whole = if start % 8 == 0 { n / 8 } else { 0 };
-        for (j, &byte) in bytes[..whole].iter().enumerate() {
-            let at = start + 8 * j;
-            let w = &mut self.words[at / 64];
-            let shift = at % 64;
-            *w = (*w & !(0xffu64 << shift)) | (u64::from(byte) << shift);
-        }
-        (whole * 8..n).for_each(|k| self.set(start + k, (bytes[k / 8] >> (k % 8)) & 1 == 1));
+    /// Writes the first `bits` bits of `bytes` (bit `k` of byte `j` is element
+    /// `start + 8j + k`), clipped at the end, leaving every other bit alone.
+    pub fn write_bytes(&mut self, start: usize, bytes: &[u8], bits: usize) {
+        let n = bits.min(bytes.len() * 8).min(self.len.saturating_sub(start));
+        let words: Vec<u64> = bytes
+            .chunks(8)
+            .map(|c| {
+                let mut w = [0u8; 8];
+                w[..c.len()].copy_from_slice(c);
+                u64::from_le_bytes(w)
+            })
+            .collect();
+        self.write_bits(start, &words, n);
     }
 
     /// Up to 64 bits from bit `at`, in the low bits of the result.
@@ -245,7 +246,7 @@ mod tests {
         for start in [0usize, 3, 8, 61, 64] {
             let mut fast = super::SpikeBits::zeros(90);
             fast.set(start.saturating_sub(1), true);
-            fast.write_bytes(start, &bytes);
+            fast.write_bytes(start, &bytes, 24);
             let mut slow = super::SpikeBits::zeros(90);
             slow.set(start.saturating_sub(1), true);
             for k in 0..24.min(90 - start) {

@@ -12,7 +12,7 @@
 
 use super::CodegenError;
 use super::alloc::Buffers;
-use super::emit::{B, CHAN_ERRORS, CHAN_SPIKES, Code, T, TILE, at, fwd, rev, stride};
+use super::emit::{B, CHAN_ERRORS, CHAN_SPIKES, Code, T, TILE, at, fwd, h16, rev, stride};
 use super::fp::per_sample;
 use super::plan::{Input, Plan, Unit};
 use crate::graph::{Layer, LayerGraph};
@@ -272,9 +272,8 @@ fn input_at(cu: &ConvUnit) -> Access {
 
 /// Conv dimensions as the instructions take them (checked against the fields when planning).
 fn dims(g: &Geom) -> (u16, u16, u16, u16, u8, u8) {
-    let h = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
     let b = |v: u32| u8::try_from(v).unwrap_or(u8::MAX);
-    (h(g.cin), h(g.cout), h(g.hp()), h(g.wp()), b(g.k), b(g.stride))
+    (h16(g.cin), h16(g.cout), h16(g.hp()), h16(g.wp()), b(g.k), b(g.stride))
 }
 
 /// `fp.conv` of timestep `r0` into the synaptic input of one timestep, which it returns.
@@ -315,7 +314,7 @@ pub(super) fn fp_sample(p: &Plan, u: &Unit, cu: &ConvUnit, c: &mut Code) {
         c.store(per_t(d.v), at(Buf::FpMem, u.v, n), row);
     }
     if let Some(pool) = cu.pool {
-        let (c16, oh, ow) = (dims_u16(cu.g.cout), dims_u16(cu.g.oh), dims_u16(cu.g.ow));
+        let (c16, oh, ow) = (h16(cu.g.cout), h16(cu.g.oh), h16(cu.g.ow));
         let pk = u8::try_from(pool.k).unwrap_or(u8::MAX);
         let (src, dst) = (fwd(Buf::FpSpk, u.spk, n, n), fwd(cu.pooled.0, cu.pooled.1, pool.len, pool.len));
         c.push(Instr::FpPool { kind: pool.kind, src, dst, c: c16, ih: oh, iw: ow, k: pk });
@@ -347,10 +346,6 @@ fn keep_fp(p: &Plan, u: &Unit, cu: &ConvUnit, c: &mut Code) {
         let bytes = u64::from(tn) * 2;
         c.store(DramAddr::new(h).with(B, stride(bytes)), at(Buf::FpMem, u.h, tn), bytes);
     }
-}
-
-fn dims_u16(v: u32) -> u16 {
-    u16::try_from(v).unwrap_or(u16::MAX)
 }
 
 /// The BP work of one sample: the errors from the next core, pooling backward and the
@@ -394,7 +389,7 @@ fn pool_back(p: &Plan, u: &Unit, cu: &ConvUnit, pool: Pool, c: &mut Code) -> Acc
     let (n, t) = (u.n, p.t);
     let dx = at(cu.ds_full.0, cu.ds_full.1, n);
     let x = (pool.kind == PoolKind::Max).then(|| rev(Buf::FpSpk, u.spk, n, n, t));
-    let (ch, ih, iw) = (dims_u16(cu.g.cout), dims_u16(cu.g.oh), dims_u16(cu.g.ow));
+    let (ch, ih, iw) = (h16(cu.g.cout), h16(cu.g.oh), h16(cu.g.ow));
     let k = u8::try_from(pool.k).unwrap_or(u8::MAX);
     let dy = rev(Buf::BpErr, u.ds, pool.len, pool.len, t);
     c.push(Instr::BpPool { kind: pool.kind, dy, dx: dx.clone(), x, c: ch, ih, iw, k });

@@ -69,6 +69,12 @@ pub(super) fn at(buf: Buf, off: u32, len: u32) -> Access {
     Access::new(buf, off, len)
 }
 
+/// A count as a `u16` operand (code generation keeps such counts within the field; the
+/// verifier would report one that is not).
+pub(super) fn h16(v: u32) -> u16 {
+    u16::try_from(v).unwrap_or(u16::MAX)
+}
+
 /// A signed stride from an element or byte count (counts here are far below `i32::MAX`;
 /// the verifier would report one that is not).
 pub(super) fn stride(v: u64) -> i32 {

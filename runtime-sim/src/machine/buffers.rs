@@ -142,10 +142,8 @@ impl<S: Storage> BufData<S> {
     pub(crate) fn chunk(&self, r: std::ops::Range<usize>) -> Chunk {
         match self {
             BufData::Bits(b) => {
-                let mut out = vec![0u8; r.len().div_ceil(8)];
-                for (k, i) in r.clone().enumerate() {
-                    out[k / 8] |= u8::from(b.get(i)) << (k % 8);
-                }
+                let words = b.read_bits(r.start, r.len());
+                let out = words.iter().flat_map(|w| w.to_le_bytes()).take(r.len().div_ceil(8)).collect();
                 Chunk::Bytes(out, r.len())
             }
             _ => Chunk::Vals(self.vals(r), self.elem_bits()),
@@ -177,31 +175,22 @@ impl<S: Storage> BufData<S> {
                 (BufData::Bits(a), BufData::Bits(b)) => b.write_bits(to, &a.read_bits(from, len), len),
                 (BufData::Half(a), BufData::Half(b)) => b[to..to + len].copy_from_slice(&a[from..from + len]),
                 (BufData::Word(a), BufData::Word(b)) => b[to..to + len].copy_from_slice(&a[from..from + len]),
-                (a, b) => {
-                    let chunk = a.chunk(from..from + len);
-                    b.put_chunk_exact(to, chunk);
-                }
+                (a, b) => b.put_chunk(to, a.chunk(from..from + len)),
             }
         }
     }
 
-    /// Writes a chunk from `start`; the caller has checked that its bits fit the range.
+    /// Writes a chunk from `start`, exactly as many elements as it carries (a 1-bit chunk
+    /// whose length is not a multiple of 8 leaves the bits after it alone); the caller has
+    /// checked that its bits fit the range.
     pub(crate) fn put_chunk(&mut self, start: usize, chunk: Chunk) {
-        match chunk {
-            Chunk::Vals(v, w) if w == self.elem_bits() => self.set_vals(start, &v),
-            other => self.put_bytes(start, &other.into_bytes()),
-        }
-    }
-
-    /// Writes a chunk from `start`, exactly as many elements as it carries: unlike
-    /// [`put_chunk`](Self::put_chunk), a 1-bit chunk whose length is not a multiple of 8
-    /// leaves the bits after it alone (`pad` writes rows of any width next to each other).
-    pub(crate) fn put_chunk_exact(&mut self, start: usize, chunk: Chunk) {
         match (self, chunk) {
-            (BufData::Bits(b), Chunk::Bytes(bytes, bits)) => {
-                (0..bits).for_each(|k| b.set(start + k, (bytes[k / 8] >> (k % 8)) & 1 == 1));
+            (data, Chunk::Vals(v, w)) if w == data.elem_bits() => data.set_vals(start, &v),
+            (BufData::Bits(b), other) => {
+                let bits = other.bits();
+                b.write_bytes(start, &other.into_bytes(), bits);
             }
-            (data, chunk) => data.put_chunk(start, chunk),
+            (data, other) => data.put_bytes(start, &other.into_bytes()),
         }
     }
 
@@ -209,7 +198,7 @@ impl<S: Storage> BufData<S> {
     /// (for 1-bit buffers: every bit of the bytes, up to the buffer's end).
     fn put_bytes(&mut self, start: usize, bytes: &[u8]) {
         match self {
-            BufData::Bits(b) => b.write_bytes(start, bytes),
+            BufData::Bits(b) => b.write_bytes(start, bytes, bytes.len() * 8),
             BufData::Half(d) => {
                 for (o, c) in d[start..].iter_mut().zip(bytes.chunks_exact(2)) {
                     *o = S::from_f16(f16::from_le_bytes([c[0], c[1]]));

@@ -6,9 +6,9 @@ use super::fp::per_sample_staged;
 use super::plan::{Kind, Plan, Unit};
 use super::tiles::{ConvGeom, ConvTiling};
 use super::{
-    BAR_BP, Bump, Span, TOK_FP_DONE, TOK_IG, TOK_UPDATED, TOK_WG_DONE, bt_addr, bt_buf, bt_rev, cfg_neuron, h16, owned,
+    BAR_BP, Bump, Span, TOK_FP_DONE, TOK_IG, TOK_UPDATED, TOK_WG_DONE, bt_addr, bt_buf, bt_rev, cfg_neuron, owned,
 };
-use crate::codegen::emit::{B, Code, STEP, T, TILE, at, stride, tiles};
+use crate::codegen::emit::{B, Code, STEP, T, TILE, at, h16, stride, tiles};
 use isa::{Access, Buf, DramAddr, Instr, PoolKind, Stream};
 
 /// The BP instructions of `core`.
@@ -237,17 +237,18 @@ fn conv_errors(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, (j, prev_ds): (
         let src = on_tile(DramAddr::new(u.w_addr + j * cc2 * kk * 2), cob * g.cin * kk * 2);
         let wa = at(Buf::BpW, w, cob * cc2 * kk);
         c.push(Instr::DmaLoad { dst: wa.clone(), src, rows: h16(cob), row: cc2 * kk * 2, stride: g.cin * kk * 2 });
+        let (cin, cout, ih, iw, kh, kw, stride) = g.operands(cc2, cob, g.hp());
         c.push(Instr::BpConv {
             err,
             w: wa,
             out: out.clone(),
-            cin: h16(cc2),
-            cout: h16(cob),
-            ih: h16(g.hp()),
-            iw: h16(g.wp()),
-            kh: g.k as u8,
-            kw: g.k as u8,
-            stride: g.s as u8,
+            cin,
+            cout,
+            ih,
+            iw,
+            kh,
+            kw,
+            stride,
             acc: true,
             nz: Some(nz),
         });

@@ -3,8 +3,8 @@
 
 use super::plan::{Kind, Plan, Src, Unit};
 use super::tiles::{ConvGeom, ConvTiling};
-use super::{BAR_FP, Bump, Span, TOK_FP_DONE, TOK_UPDATED, bt_addr, bt_buf, cfg_neuron, h16, owned};
-use crate::codegen::emit::{B, Code, STEP, T, TILE, at, stride, tiles};
+use super::{BAR_FP, Bump, Span, TOK_FP_DONE, TOK_UPDATED, bt_addr, bt_buf, cfg_neuron, owned};
+use crate::codegen::emit::{B, Code, STEP, T, TILE, at, h16, stride, tiles};
 use isa::{Access, Buf, DramAddr, Instr, PoolKind, Stream};
 
 /// The FP instructions of `core`.
@@ -178,17 +178,18 @@ fn conv_tile(
         if !t.resident {
             conv_weights(u, g, t, (cb, j), at(Buf::FpW, 0, wc), c);
         }
+        let (cin, cout, ih, iw, kh, kw, stride) = g.operands(t.cc, t.co, ih);
         c.push(Instr::FpConv {
             spk,
             w: at(Buf::FpW, w, wc),
             out: x.clone(),
-            cin: h16(t.cc),
-            cout: h16(t.co),
-            ih: h16(ih),
-            iw: h16(g.wp()),
-            kh: g.k as u8,
-            kw: g.k as u8,
-            stride: g.s as u8,
+            cin,
+            cout,
+            ih,
+            iw,
+            kh,
+            kw,
+            stride,
             acc: j > 0 || u.biases > 0,
             skip: !u.src.dense,
         });

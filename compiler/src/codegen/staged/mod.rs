@@ -160,11 +160,6 @@ fn owned(count: u32, core: u16, cores: u16) -> impl Iterator<Item = u32> {
     (u32::from(core)..count).step_by(usize::from(cores.max(1)))
 }
 
-/// `v` as a `u16` operand (tile sizes are chosen far below the limit).
-fn h16(v: u32) -> u16 {
-    u16::try_from(v).unwrap_or(u16::MAX)
-}
-
 /// How a staged program cuts each layer and spreads it over the cores.
 pub(super) fn describe(graph: &LayerGraph, chip: &ChipDesc) -> Result<String, CodegenError> {
     use std::fmt::Write as _;

@@ -99,9 +99,16 @@ pub(super) struct Unit {
 impl Unit {
     /// Elements per timestep the unit sends on.
     pub(super) fn out_len(&self) -> u32 {
-        match &self.kind {
+        self.kind.out_len(self.n)
+    }
+}
+
+impl Kind {
+    /// Elements per timestep a layer with `n` outputs sends on: its pooled map, if it pools.
+    fn out_len(&self, n: u32) -> u32 {
+        match self {
             Kind::Conv { g, pool: Some((_, k)), .. } => g.cout * (g.oh / k) * (g.ow / k),
-            _ => self.n,
+            _ => n,
         }
     }
 }
@@ -262,16 +269,13 @@ impl Ctx<'_> {
         let dh = dram.tensor(&format!("{nn}.delta"), bits * 2)?;
         let nz = dram.tensor(&format!("{nn}.delta_mask"), bits.div_ceil(8))?;
         let pooled_bits = matches!(kind, Kind::Conv { pool: Some((PoolKind::Max, _)), .. });
+        let out_len = kind.out_len(n);
         let pooled = match &kind {
-            Kind::Conv { g, pool: Some((_, pk)), .. } => {
-                let bits = bt * u64::from(g.cout * (g.oh / pk) * (g.ow / pk)) * if pooled_bits { 1 } else { 16 };
+            Kind::Conv { pool: Some(_), .. } => {
+                let bits = bt * u64::from(out_len) * if pooled_bits { 1 } else { 16 };
                 Some(dram.tensor(&format!("{nn}.pooled_spikes"), bits.div_ceil(8))?)
             }
             _ => None,
-        };
-        let out_len = match &kind {
-            Kind::Conv { g, pool: Some((_, pk)), .. } => g.cout * (g.oh / pk) * (g.ow / pk),
-            _ => n,
         };
         let ds = if self.last { 0 } else { dram.tensor(&format!("{nn}.err"), bt * u64::from(out_len) * 2)? };
         let sum = if self.last { dram.tensor(&format!("{nn}.spike_sum"), u64::from(self.b * n) * 4)? } else { 0 };

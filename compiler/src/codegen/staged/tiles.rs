@@ -1,6 +1,8 @@
 //! Tile sizes of a staged program: how a conv or linear layer is cut so that every piece of
 //! its working set fits the buffer it lives in. Pure arithmetic, tested on its own.
 
+use crate::codegen::emit::h16;
+
 /// The largest divisor of `n` that is at most `cap` and satisfies `ok`, if any.
 pub(super) fn divisor(n: u32, cap: u64, ok: impl Fn(u32) -> bool) -> Option<u32> {
     (1..=n).rev().find(|&d| n % d == 0 && u64::from(d) <= cap && ok(d))
@@ -56,6 +58,13 @@ impl ConvGeom {
     /// Output elements per timestep.
     pub(super) fn outputs(&self) -> u32 {
         self.cout * self.oh * self.ow
+    }
+
+    /// The shape operands of `fp.conv`, `bp.conv` and `wg.conv` for `cin` input and `cout`
+    /// output channels over `ih` padded input rows: `(cin, cout, ih, iw, kh, kw, stride)`.
+    pub(super) fn operands(&self, cin: u32, cout: u32, ih: u32) -> (u16, u16, u16, u16, u8, u8, u8) {
+        let byte = |v: u32| u8::try_from(v).unwrap_or(u8::MAX);
+        (h16(cin), h16(cout), h16(ih), h16(self.wp()), byte(self.k), byte(self.k), byte(self.s))
     }
 }
 

@@ -6,8 +6,8 @@
 use super::fp::ConvIn;
 use super::plan::{Kind, Plan, Unit};
 use super::tiles::{ConvGeom, ConvTiling};
-use super::{Bump, Span, TOK_IG, TOK_WG_DONE, bt_addr, bt_buf, h16, owned};
-use crate::codegen::emit::{B, Code, STEP, T, TILE, at, stride, tiles};
+use super::{Bump, Span, TOK_IG, TOK_WG_DONE, bt_addr, bt_buf, owned};
+use crate::codegen::emit::{B, Code, STEP, T, TILE, at, h16, stride, tiles};
 use isa::{Access, Buf, DramAddr, Instr, OptKind, Stream};
 
 /// The WG instructions of `core`.
@@ -136,18 +136,19 @@ fn conv(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, core: u16, c: &mut Cod
             c.load(m.clone(), bt_addr(p, u.nz + off / 8, u.n / 8), u64::from(tile / 8));
             for j in 0..chunks {
                 let (spk, ih) = input.load(p, u, g, t, (j, rb), c);
+                let (cin, cout, ih, iw, kh, kw, stride) = g.operands(t.cc, t.co, ih);
                 c.push(Instr::WgConv {
                     spk,
                     err: e.clone(),
                     dw: at(gbuf, goff + j * wc, wc),
                     db: (j == 0 && biases > 0).then(|| at(gbuf, db, t.co)),
-                    cin: h16(t.cc),
-                    cout: h16(t.co),
-                    ih: h16(ih),
-                    iw: h16(g.wp()),
-                    kh: g.k as u8,
-                    kw: g.k as u8,
-                    stride: g.s as u8,
+                    cin,
+                    cout,
+                    ih,
+                    iw,
+                    kh,
+                    kw,
+                    stride,
                     skip: !u.src.dense,
                     nz: Some(m.clone()),
                 });
