@@ -19,22 +19,23 @@ impl SpikeBits {
         SpikeBits { len, words: vec![0; len.div_ceil(64)] }
     }
 
+    /// Packs `len` bits, bit `i` being `bit(i)`, a word at a time.
+    pub fn from_fn(len: usize, mut bit: impl FnMut(usize) -> bool) -> Self {
+        let words = (0..len)
+            .step_by(64)
+            .map(|base| (base..len.min(base + 64)).fold(0u64, |w, i| w | (u64::from(bit(i)) << (i - base))))
+            .collect();
+        SpikeBits { len, words }
+    }
+
     /// Packs a slice of booleans.
     pub fn from_bools(bits: &[bool]) -> Self {
-        let mut s = Self::zeros(bits.len());
-        for (i, &b) in bits.iter().enumerate() {
-            s.set(i, b);
-        }
-        s
+        Self::from_fn(bits.len(), |i| bits[i])
     }
 
     /// Packs values, a bit being set where the value is non-zero.
     pub fn from_nonzero(values: &[f32]) -> Self {
-        let mut s = Self::zeros(values.len());
-        for (i, &v) in values.iter().enumerate() {
-            s.set(i, v != 0.0);
-        }
-        s
+        Self::from_fn(values.len(), |i| values[i] != 0.0)
     }
 
     /// Number of bits.
@@ -171,6 +172,11 @@ impl<'a> SpikeSlice<'a> {
         self.ones().count()
     }
 
+    /// A copy of the window as a tensor of its own, a word at a time.
+    pub fn to_bits(&self) -> SpikeBits {
+        SpikeBits { len: self.len, words: self.bits.read_bits(self.offset, self.len) }
+    }
+
     /// The indices (relative to the window) of the set bits, in increasing order.
     pub fn ones(&self) -> Ones<'a> {
         let start = self.offset;
@@ -269,6 +275,21 @@ mod tests {
             assert_eq!(bits.slice(off, len).count_ones(), want.len());
         }
         assert_eq!(bits.count_ones(), pattern.iter().filter(|&&b| b).count());
+    }
+
+    /// Packing a word at a time and copying a window out give the bits one by one would.
+    #[test]
+    fn packed_construction_and_window_copies_hold_every_bit() {
+        let pattern: Vec<bool> = (0..200).map(|i| i % 5 == 0 || i % 13 == 4).collect();
+        let bits = SpikeBits::from_bools(&pattern);
+        assert_eq!(bits.len(), 200);
+        assert!((0..200).all(|i| bits.get(i) == pattern[i]));
+        assert_eq!(bits.words().len(), 4);
+        for (off, len) in [(0, 200), (5, 60), (63, 2), (64, 64), (100, 100), (10, 0), (7, 130)] {
+            let copy = bits.slice(off, len).to_bits();
+            assert_eq!(copy, SpikeBits::from_bools(&pattern[off..off + len]), "window {off}+{len}");
+        }
+        assert_eq!(SpikeBits::from_nonzero(&[0.0, -0.0, 2.0, f32::NAN]).to_f32(), [0.0, 0.0, 1.0, 1.0]);
     }
 
     #[test]

@@ -89,6 +89,18 @@ impl Surrogate {
         }
     }
 
+    /// [`grad`](Self::grad) of every element, in place, with the surrogate chosen once so
+    /// the loop is one formula.
+    pub fn grad_slice(&self, x: &mut [f32]) {
+        match *self {
+            Surrogate::Atan { .. } => x.iter_mut().for_each(|v| *v = self.grad(*v)),
+            Surrogate::Sigmoid { .. } => x.iter_mut().for_each(|v| *v = self.grad(*v)),
+            Surrogate::Rect { .. } => x.iter_mut().for_each(|v| *v = self.grad(*v)),
+            Surrogate::Triangle { .. } => x.iter_mut().for_each(|v| *v = self.grad(*v)),
+            Surrogate::FastSigmoid { .. } => x.iter_mut().for_each(|v| *v = self.grad(*v)),
+        }
+    }
+
     /// Whether the derivative is exactly zero outside a window, so the gradient soma's output
     /// error is sparse and a 1-bit mask describes where it can be non-zero.
     pub fn is_windowed(&self) -> bool {
@@ -111,6 +123,11 @@ pub struct LifParams {
     pub surrogate: Surrogate,
 }
 
+/// Elements the soma kernels process per pass: each operation runs over a block of this
+/// many f32 values and the block is rounded to storage in one slice conversion, which keeps
+/// the operation order (and every rounding) of the element-wise definition.
+pub(crate) const SOMA_BLOCK: usize = 64;
+
 /// One LIF timestep over a vector. `v` holds V[t−1] on entry and V[t] on exit; `h` receives
 /// H[t]; bit `spike_offset + i` of `spikes` receives S[t][i]. Returns the number of spikes.
 pub fn lif_forward_step<S: Storage>(
@@ -122,27 +139,36 @@ pub fn lif_forward_step<S: Storage>(
     spike_offset: usize,
 ) -> usize {
     assert!(x.len() == v.len() && x.len() == h.len(), "lif vector lengths");
-    let beta = S::from_f32(p.beta).to_f32();
-    let thr = S::from_f32(p.threshold).to_f32();
-    // `H = fl(fl(β·V) + X)`: the product of two stored values and the sum are formed in f32
-    // and rounded to storage a slice at a time (the same roundings as `add(mul(β, v), x)`).
-    let mut a: Vec<f32> = v.iter().map(|&vi| beta * vi.to_f32()).collect();
-    S::from_f32_slice(&a, h);
-    for ((ai, hi), xi) in a.iter_mut().zip(h.iter()).zip(x) {
-        *ai = hi.to_f32() + xi.to_f32();
-    }
-    S::from_f32_slice(&a, h);
+    let beta = S::round(p.beta);
+    let thr = S::round(p.threshold);
+    let (mut a, mut b) = ([0.0f32; SOMA_BLOCK], [0.0f32; SOMA_BLOCK]);
     let mut fired = 0;
-    for i in 0..x.len() {
-        let hi = h[i].to_f32();
-        let s = hi >= thr;
-        spikes.set(spike_offset + i, s);
-        v[i] = match (s, p.reset) {
-            (false, _) => h[i],
-            (true, Reset::Hard { v_reset }) => S::from_f32(v_reset),
-            (true, Reset::Soft) => S::from_f32(hi - thr),
-        };
-        fired += usize::from(s);
+    for start in (0..x.len()).step_by(SOMA_BLOCK) {
+        let m = SOMA_BLOCK.min(x.len() - start);
+        let (a, b) = (&mut a[..m], &mut b[..m]);
+        let (vs, hs) = (&mut v[start..start + m], &mut h[start..start + m]);
+        // `H = fl(fl(β·V) + X)`: the product of two stored values and the sum are formed in
+        // f32 and rounded to storage (the same roundings as `add(mul(β, v), x)`).
+        S::to_f32_slice(vs, a);
+        a.iter_mut().for_each(|ai| *ai *= beta);
+        S::round_slice(a);
+        S::to_f32_slice(&x[start..start + m], b);
+        a.iter_mut().zip(b.iter()).for_each(|(ai, bi)| *ai += *bi);
+        S::round_slice(a);
+        S::from_f32_slice(a, hs);
+        let word = a.iter().enumerate().fold(0u64, |w, (i, &hi)| w | (u64::from(hi >= thr) << i));
+        spikes.write_bits(spike_offset + start, &[word], m);
+        fired += word.count_ones() as usize;
+        for (i, (bi, &hi)) in b.iter_mut().zip(a.iter()).enumerate() {
+            *bi = match (word >> i & 1 == 1, p.reset) {
+                (false, _) => hi,
+                (true, Reset::Hard { v_reset }) => S::round(v_reset),
+                (true, Reset::Soft) => hi - thr,
+            };
+        }
+        // `H − θ` is the one operation above that can round; the others are stored values.
+        S::round_slice(b);
+        S::from_f32_slice(b, vs);
     }
     fired
 }

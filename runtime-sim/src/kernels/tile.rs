@@ -23,7 +23,7 @@ use crate::spikes::SpikeSlice;
 /// once), so a program that preloads the bias into `out` matches it bit for bit.
 ///
 /// Only non-zero inputs are accumulated; with `dense` the zero ones still count as executed
-/// work (the engine visited them), otherwise as skipped. `scratch` is an f32 accumulator row.
+/// work (the engine visited them), otherwise as skipped. `scratch` holds f32 working rows.
 #[allow(clippy::too_many_arguments)]
 pub fn linear_kn_forward<S: Storage>(
     mode: Accum,
@@ -35,10 +35,8 @@ pub fn linear_kn_forward<S: Storage>(
     scratch: &mut Vec<f32>,
     ops: &mut OpCount,
 ) {
-    let n = out.len();
-    scratch.clear();
-    scratch.resize(2 * n, 0.0);
-    let (sums, row) = scratch.split_at_mut(n);
+    let (k, n) = (input.len(), out.len());
+    let (sums, row) = zeroed_rows(scratch, n, n);
     let nonzero = if n == 1 {
         // A one-column tile (a weight column of a layer wider than `fp.w`) is a dot product:
         // the same multiply-adds in the same order, without a row per input.
@@ -58,11 +56,16 @@ pub fn linear_kn_forward<S: Storage>(
         }
     }
     S::from_f32_slice(sums, out);
-    count(ops, nonzero * n as u64, (input.len() * n) as u64, dense);
+    count(ops, nonzero * n as u64, (k * n) as u64, dense);
 }
 
 /// `out[i] = (out[i] if acc) + sum_j err[j] * w[i*n + j]` over the errors the engine
 /// processes: those whose `nz` bit is set, or every one when there is no bitmap.
+///
+/// Each output's sum runs over `j` in increasing order, as a dot product would; the kernel
+/// keeps that order but works a column at a time over all outputs (the weights widened and
+/// transposed once into `scratch`), which vectorises.
+#[allow(clippy::too_many_arguments)]
 pub fn linear_kn_backward<S: Storage>(
     mode: Accum,
     w: &[S],
@@ -70,26 +73,32 @@ pub fn linear_kn_backward<S: Storage>(
     nz: Option<SpikeSlice<'_>>,
     out: &mut [S],
     acc: bool,
+    scratch: &mut Vec<f32>,
     ops: &mut OpCount,
 ) {
-    let n = err.len();
-    for (i, o) in out.iter_mut().enumerate() {
-        let row = &w[i * n..(i + 1) * n];
-        let mut a = if acc { o.to_f32() } else { 0.0 };
-        let mut mac = |j: usize| {
-            let g = err[j].to_f32();
-            if g != 0.0 {
-                a = acc_mac::<S>(a, g, row[j].to_f32(), mode);
-            }
-        };
-        match nz {
-            Some(bits) => bits.ones().for_each(&mut mac),
-            None => (0..n).for_each(&mut mac),
-        }
-        *o = S::from_f32(a);
+    let (k, n) = (out.len(), err.len());
+    let (sums, rest) = zeroed_rows(scratch, k, n + k * n);
+    let (row, cols) = rest.split_at_mut(n);
+    for i in 0..k {
+        S::to_f32_slice(&w[i * n..(i + 1) * n], row);
+        row.iter().enumerate().for_each(|(j, &v)| cols[j * k + i] = v);
     }
+    if acc {
+        S::to_f32_slice(out, sums);
+    }
+    let mut mac = |j: usize| {
+        let g = err[j].to_f32();
+        if g != 0.0 {
+            axpy::<S>(sums, &cols[j * k..(j + 1) * k], g, mode);
+        }
+    };
+    match nz {
+        Some(bits) => bits.ones().for_each(&mut mac),
+        None => (0..n).for_each(&mut mac),
+    }
+    S::from_f32_slice(sums, out);
     let processed = nz.map_or(n, |b| b.count_ones()) as u64;
-    count(ops, processed * out.len() as u64, (n * out.len()) as u64, false);
+    count(ops, processed * k as u64, (n * k) as u64, false);
 }
 
 /// `dw[i*n + j] += x[i] * err[j]` for non-zero inputs and processed errors (`nz` bits set,
@@ -108,14 +117,40 @@ pub fn linear_kn_weight_grad<S: Storage>(
         Some(bits) => bits.ones().map(|j| (j, err[j].to_f32())).collect(),
         None => err.iter().enumerate().map(|(j, g)| (j, g.to_f32())).filter(|&(_, g)| g != 0.0).collect(),
     };
-    let nonzero = input.for_each_nonzero(|i, x| {
-        let row = &mut dw[i * n..(i + 1) * n];
-        for &(j, g) in &cols {
-            row[j] = acc_mac::<S>(row[j], g, x, mode);
-        }
-    }) as u64;
+    let nonzero = if cols.len() == n {
+        // Every error is processed: a whole row at a time, which vectorises.
+        let g: Vec<f32> = cols.iter().map(|&(_, g)| g).collect();
+        input.for_each_nonzero(|i, x| mac_row::<S>(&mut dw[i * n..(i + 1) * n], &g, x, mode))
+    } else {
+        input.for_each_nonzero(|i, x| {
+            let row = &mut dw[i * n..(i + 1) * n];
+            for &(j, g) in &cols {
+                row[j] = acc_mac::<S>(row[j], g, x, mode);
+            }
+        })
+    } as u64;
     let rows = if dense { input.len() as u64 } else { nonzero };
     count(ops, rows * cols.len() as u64, (input.len() * n) as u64, false);
+}
+
+/// Splits `scratch` into a zeroed accumulator row of `zeroed` elements and a working area
+/// of `rest` elements whose contents are left as they are (every user overwrites them).
+fn zeroed_rows(scratch: &mut Vec<f32>, zeroed: usize, rest: usize) -> (&mut [f32], &mut [f32]) {
+    if scratch.len() < zeroed + rest {
+        scratch.resize(zeroed + rest, 0.0);
+    }
+    let (sums, more) = scratch.split_at_mut(zeroed);
+    sums.fill(0.0);
+    (sums, &mut more[..rest])
+}
+
+/// `row[j] = acc_mac(row[j], g[j], x)` for every `j`, the mode decided once.
+#[inline]
+fn mac_row<S: Storage>(row: &mut [f32], g: &[f32], x: f32, mode: Accum) {
+    match mode {
+        Accum::F32 => row.iter_mut().zip(g).for_each(|(r, &g)| *r += g * x),
+        Accum::Storage => row.iter_mut().zip(g).for_each(|(r, &g)| *r = acc_mac::<S>(*r, g, x, mode)),
+    }
 }
 
 /// Records `executed` of `total` operations; with `dense` everything counts as executed.
@@ -157,6 +192,39 @@ mod tests {
         }
     }
 
+    /// Sparse inputs take the row-at-a-time path and dense ones the whole-tile path; every
+    /// error processed takes the whole-row weight-gradient path. All match the golden kernels.
+    #[test]
+    fn sparse_and_dense_paths_match_golden_layout_kernels() {
+        let (w, wt, _, e) = data();
+        let full: Vec<f16> = e.iter().map(|v| if v.to_f32() == 0.0 { f16::ONE } else { *v }).collect();
+        for pattern in [vec![3usize, 30], (0..K).collect()] {
+            let s = SpikeBits::from_fn(K, |i| pattern.contains(&i));
+            for mode in [Accum::F32, Accum::Storage] {
+                let (mut want, mut got) = (vec![f16::ZERO; N], vec![f16::ZERO; N]);
+                let (mut a, mut b) = (OpCount::default(), OpCount::default());
+                linear_forward(mode, &wt, None, Input::Spikes(s.slice(0, K)), &mut want, &mut a);
+                linear_kn_forward(
+                    mode,
+                    &w,
+                    Input::Spikes(s.slice(0, K)),
+                    &mut got,
+                    false,
+                    false,
+                    &mut Vec::new(),
+                    &mut b,
+                );
+                assert_eq!((got, a), (want, b));
+                let (mut want, mut got) = (vec![0.0f32; K * N], vec![0.0f32; K * N]);
+                let (mut a, mut b) = (OpCount::default(), OpCount::default());
+                linear_weight_grad(mode, &full, Input::Spikes(s.slice(0, K)), &mut want, &mut a);
+                linear_kn_weight_grad(mode, Input::Spikes(s.slice(0, K)), &full, None, &mut got, false, &mut b);
+                let want_t: Vec<f32> = (0..K * N).map(|t| want[(t % N) * K + t / N]).collect();
+                assert_eq!((got, b), (want_t, a));
+            }
+        }
+    }
+
     /// A bias preloaded into `out` with `acc` is added after the products, in the same
     /// accumulator: the golden fc layer's `x·Wᵀ + b`, bit for bit.
     #[test]
@@ -179,7 +247,7 @@ mod tests {
         let (mut a, mut b) = (OpCount::default(), OpCount::default());
         linear_backward_input(Accum::F32, &wt, &e, &mut want, &mut [0.0; K], &mut a);
         let nz = SpikeBits::from_nonzero(&e.iter().map(|v| v.to_f32()).collect::<Vec<_>>());
-        linear_kn_backward(Accum::F32, &w, &e, Some(nz.slice(0, N)), &mut got, false, &mut b);
+        linear_kn_backward(Accum::F32, &w, &e, Some(nz.slice(0, N)), &mut got, false, &mut Vec::new(), &mut b);
         assert_eq!((got, a), (want, b));
         let (mut want, mut got) = (vec![0.0f32; K * N], vec![0.0f32; K * N]);
         let (mut a, mut b) = (OpCount::default(), OpCount::default());

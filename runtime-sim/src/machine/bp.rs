@@ -8,15 +8,16 @@
 
 use super::engine::{ConvDims, width_msg};
 use super::exec::{Exec, Flow, Step};
-use crate::fp::{Storage, add, mul, sub};
+use crate::fp::{Storage, add};
 use crate::kernels::OpCount;
 use crate::kernels::grad::{conv2d_backward_input, readout_backward_step};
 use crate::kernels::loss::{LossKind as KLoss, loss_value, output_grad_row};
 use crate::kernels::pool::{avgpool_backward, maxpool_backward};
-use crate::kernels::soma::{LifParams, Reset, Surrogate as Sg};
+use crate::kernels::soma::{LifParams, Reset, SOMA_BLOCK, Surrogate as Sg};
 use crate::kernels::tile::linear_kn_backward;
 use crate::spikes::SpikeBits;
 use isa::{Access, LossKind, PoolKind};
+use std::ops::Range;
 
 /// Operands of `bp.soma`.
 pub(crate) struct SomaOps<'a> {
@@ -48,7 +49,8 @@ impl<S: Storage> Exec<'_, S> {
         }
         let o = self.span("out", out)?;
         let mode = self.st.mode;
-        let ops = self.with_taken(o.slot, |ex, data| {
+        let mut scratch = std::mem::take(&mut self.st.scratch);
+        let r = self.with_taken(o.slot, |ex, data| {
             let e = ex.read("err", err, Some((o.slot, data)))?;
             let wv = ex.read("w", w, Some((o.slot, data)))?;
             let z = ex.read_opt("nz", nz, Some((o.slot, data)))?;
@@ -56,9 +58,11 @@ impl<S: Storage> Exec<'_, S> {
             let zb = z.as_ref().map(|z| z.bits()).transpose().map_err(|m| ex.bad(m))?;
             let dst = data.as_half_mut().ok_or_else(|| ex.bad(width_msg("out", 16)))?;
             let mut ops = OpCount::default();
-            linear_kn_backward(mode, wh, eh, zb, &mut dst[o.range()], acc, &mut ops);
+            linear_kn_backward(mode, wh, eh, zb, &mut dst[o.range()], acc, &mut scratch, &mut ops);
             Ok(ops)
-        })?;
+        });
+        self.st.scratch = scratch;
+        let ops = r?;
         let mut a = vec![self.touch(err.buf, n), self.touch(w.buf, ops.executed as usize), self.touch(out.buf, k)];
         if let Some(z) = nz {
             a.push(self.touch(z.buf, n));
@@ -156,9 +160,10 @@ impl<S: Storage> Exec<'_, S> {
         }
         self.set_half("dv", o.dv, &dv)?;
         self.set_half("dh", o.dh, &dh)?;
-        let nonzero = dh.iter().filter(|v| v.to_f32() != 0.0).count();
+        let nz = SpikeBits::from_fn(n, |i| dh[i].to_f32() != 0.0);
+        let nonzero = nz.count_ones();
         if let Some(a) = o.nz {
-            self.set_bits("nz", a, &SpikeBits::from_bools(&dh.iter().map(|v| v.to_f32() != 0.0).collect::<Vec<_>>()))?;
+            self.set_bits("nz", a, &nz)?;
         }
         self.layer(|l| {
             l.error_elems += n as u64;
@@ -240,11 +245,11 @@ fn lif_backward<S: Storage>(
     gv: &mut [S],
     gh: &mut [S],
 ) -> Result<(), String> {
-    let thr = S::from_f32(p.threshold);
-    let (beta, one) = (S::from_f32(p.beta), S::from_f32(1.0));
+    const B: usize = SOMA_BLOCK;
+    let beta = S::round(p.beta);
     let rect = match (p.surrogate, saved.h, saved.mask) {
         (_, Some(_), _) => None,
-        (Sg::Rect { width }, None, Some(_)) => Some(S::from_f32(1.0 / width)),
+        (Sg::Rect { width }, None, Some(_)) => Some(S::round(1.0 / width)),
         _ => return Err("`bp.soma` needs `h`, or `mask` with the rect surrogate".into()),
     };
     let needs_spk = matches!(p.reset, Reset::Hard { .. });
@@ -254,32 +259,86 @@ fn lif_backward<S: Storage>(
     if !p.detach_reset && needs_spk && saved.h.is_none() {
         return Err("`bp.soma` with hard reset through the reset path needs `h`".into());
     }
-    for i in 0..ds.len() {
-        let sg = match (saved.h, rect, saved.mask) {
-            (Some(h), _, _) => S::from_f32(p.surrogate.grad(sub(h[i], thr).to_f32())),
-            (None, Some(r), Some(m)) => {
-                if m.get(i) {
-                    r
-                } else {
-                    S::default()
-                }
-            }
-            _ => S::default(),
-        };
-        let dvdh = match p.reset {
-            Reset::Hard { v_reset } => {
-                let keep = if saved.spk.is_some_and(|s| s.get(i)) { S::default() } else { one };
-                match saved.h.filter(|_| !p.detach_reset) {
-                    Some(h) => add(keep, mul(sub(S::from_f32(v_reset), h[i]), sg)),
-                    None => keep,
-                }
-            }
-            Reset::Soft if p.detach_reset => one,
-            Reset::Soft => sub(one, mul(thr, sg)),
-        };
-        let g = add(mul(ds[i], sg), mul(gv[i], dvdh));
-        gh[i] = g;
-        gv[i] = mul(beta, g);
+    let (mut sg, mut dvdh, mut a, mut b) = ([0.0f32; B], [0.0f32; B], [0.0f32; B], [0.0f32; B]);
+    for start in (0..ds.len()).step_by(B) {
+        let m = B.min(ds.len() - start);
+        let r = start..start + m;
+        let (sg, dvdh, a, b) = (&mut sg[..m], &mut dvdh[..m], &mut a[..m], &mut b[..m]);
+        surrogate_block(p, saved, rect, r.clone(), sg);
+        reset_block(p, saved, r.clone(), sg, dvdh);
+        // g = fl(fl(dS·sg) + fl(dV·dV/dH)), then dV for the step before = fl(β·g).
+        S::to_f32_slice(&ds[r.clone()], a);
+        a.iter_mut().zip(sg.iter()).for_each(|(x, s)| *x *= s);
+        S::round_slice(a);
+        S::to_f32_slice(&gv[r.clone()], b);
+        b.iter_mut().zip(dvdh.iter()).for_each(|(x, d)| *x *= d);
+        S::round_slice(b);
+        a.iter_mut().zip(b.iter()).for_each(|(x, y)| *x += y);
+        S::round_slice(a);
+        S::from_f32_slice(a, &mut gh[r.clone()]);
+        a.iter_mut().for_each(|x| *x *= beta);
+        S::round_slice(a);
+        S::from_f32_slice(a, &mut gv[r]);
     }
     Ok(())
+}
+
+/// The surrogate derivative of elements `r`, rounded to storage: `fl(sg(fl(H − θ)))` from
+/// the saved H, or the rect height where the saved 1-bit mask is set.
+fn surrogate_block<S: Storage>(
+    p: &LifParams,
+    saved: &Saved<'_, S>,
+    rect: Option<f32>,
+    r: Range<usize>,
+    sg: &mut [f32],
+) {
+    match (saved.h, rect, saved.mask) {
+        (Some(h), _, _) => {
+            let thr = S::round(p.threshold);
+            S::to_f32_slice(&h[r], sg);
+            sg.iter_mut().for_each(|x| *x -= thr);
+            S::round_slice(sg);
+            p.surrogate.grad_slice(sg);
+            S::round_slice(sg);
+        }
+        (None, Some(height), Some(mask)) => {
+            sg.iter_mut().zip(r).for_each(|(x, i)| *x = if mask.get(i) { height } else { 0.0 });
+        }
+        _ => sg.fill(0.0),
+    }
+}
+
+/// dV/dH of elements `r` given their surrogate `sg`: 1 with a detached soft reset,
+/// `1 − θ·sg` through a soft reset, and with a hard reset 0 where the neuron fired (plus
+/// `(v_reset − H)·sg` through the reset path when it is not detached). Each operation is
+/// rounded to storage.
+fn reset_block<S: Storage>(p: &LifParams, saved: &Saved<'_, S>, r: Range<usize>, sg: &[f32], dvdh: &mut [f32]) {
+    match p.reset {
+        Reset::Hard { v_reset } => {
+            let spk = saved.spk;
+            dvdh.iter_mut()
+                .zip(r.clone())
+                .for_each(|(d, i)| *d = if spk.is_some_and(|s| s.get(i)) { 0.0 } else { 1.0 });
+            if let Some(h) = saved.h.filter(|_| !p.detach_reset) {
+                let mut t = [0.0f32; SOMA_BLOCK];
+                let t = &mut t[..dvdh.len()];
+                S::to_f32_slice(&h[r], t);
+                let v_reset = S::round(v_reset);
+                t.iter_mut().for_each(|x| *x = v_reset - *x);
+                S::round_slice(t);
+                t.iter_mut().zip(sg).for_each(|(x, s)| *x *= s);
+                S::round_slice(t);
+                dvdh.iter_mut().zip(t.iter()).for_each(|(d, x)| *d += x);
+                S::round_slice(dvdh);
+            }
+        }
+        Reset::Soft if p.detach_reset => dvdh.fill(1.0),
+        Reset::Soft => {
+            let thr = S::round(p.threshold);
+            dvdh.iter_mut().zip(sg).for_each(|(d, s)| *d = thr * s);
+            S::round_slice(dvdh);
+            dvdh.iter_mut().for_each(|d| *d = 1.0 - *d);
+            S::round_slice(dvdh);
+        }
+    }
 }

@@ -79,7 +79,7 @@ pub(crate) fn width_msg(name: &str, bits: u32) -> String {
 /// Sets a buffer range from bits (the caller has checked the width and range).
 pub(crate) fn put_bits<S: Storage>(data: &mut BufData<S>, sp: Span, bits: &SpikeBits) {
     if let Some(b) = data.as_bits_mut() {
-        (0..sp.len).for_each(|i| b.set(sp.start + i, bits.get(i)));
+        b.write_bits(sp.start, bits.words(), sp.len.min(bits.len()));
     }
 }
 
@@ -138,7 +138,7 @@ impl<S: Storage> Exec<'_, S> {
     pub(crate) fn bits_vec(&self, name: &'static str, a: &Access) -> Result<SpikeBits, SimError> {
         let o = self.read(name, a, None)?;
         let s = o.bits().map_err(|m| self.bad(m))?;
-        Ok(SpikeBits::from_bools(&(0..s.len()).map(|i| s.get(i)).collect::<Vec<_>>()))
+        Ok(s.to_bits())
     }
 
     /// A copy of a 32-bit range.
