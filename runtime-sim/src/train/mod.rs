@@ -268,12 +268,25 @@ impl<'a> Trainer<'a> {
         let order = epoch_order(&self.split.train, self.config.seed, u64::from(epoch));
         let all = batches(&order, self.config.batch, Remainder::Drop);
         let (mut cost, mut tally, mut loss_sum) = (Cost::default(), Tally::default(), 0.0);
-        for (r, group) in all.chunks(self.steps).enumerate() {
+        let groups: Vec<&[Batch]> = all.chunks(self.steps).collect();
+        let (per_epoch, steps) = (self.batches as u64, self.steps);
+        let stream = move |r: usize| u64::from(epoch - 1) * per_epoch + (r * steps) as u64;
+        let (data, timesteps) = (self.data, self.config.timesteps);
+        // The host encodes the next run's batches on a second thread while the chip runs.
+        let mut next = groups.first().map(|g| encode_group(data, timesteps, g, stream(0)));
+        for (r, group) in groups.iter().enumerate() {
             if stop.requested() {
                 return Ok(EpochOutcome::Interrupted { train: cost });
             }
-            let first_stream = u64::from(epoch - 1) * self.batches as u64 + (r * self.steps) as u64;
-            let (stats, loss) = self.train_run(group, first_stream, &mut tally)?;
+            let encoded = next.take().unwrap_or_else(|| encode_group(data, timesteps, group, stream(r)))?;
+            let (stats, loss) = std::thread::scope(|sc| {
+                let ahead =
+                    groups.get(r + 1).map(|g| sc.spawn(move || encode_group(data, timesteps, g, stream(r + 1))));
+                let ran = self.train_run(group, encoded, &mut tally);
+                // Should the encoder thread die, the next run encodes on this thread instead.
+                next = ahead.and_then(|h| h.join().ok());
+                ran
+            })?;
             cost.add(&stats, group.len());
             loss_sum += loss;
             let batch = (r + 1) * self.steps;
@@ -303,20 +316,31 @@ impl<'a> Trainer<'a> {
         Ok(EpochOutcome::Done(EpochReport { record, train: cost, eval }))
     }
 
-    /// One training run over `group` (exactly `S` batches): the summed loss of its steps.
-    fn train_run(&mut self, group: &[Batch], stream: u64, tally: &mut Tally) -> Result<(RunStats, f64), TrainError> {
+    /// One training run over `group` (exactly `S` batches, already encoded): the summed
+    /// loss of its steps.
+    fn train_run(
+        &mut self,
+        group: &[Batch],
+        encoded: Encoded,
+        tally: &mut Tally,
+    ) -> Result<(RunStats, f64), TrainError> {
         let request = ProgramRequest { steps: self.steps as u32, first_step: self.step, train: true };
         let program = (self.programs)(request).map_err(TrainError::Program)?;
         self.machine.load_code(&program)?;
-        self.write_batches(group, stream)?;
+        encoded.write(&mut self.machine)?;
         let stats = self.machine.run()?;
         self.step += self.steps as u32;
         let loss: f64 = self.machine.read_f32("loss")?.iter().map(|&l| f64::from(l)).sum();
-        self.count(group, tally)?;
+        count(self.data, self.config.classes, group, &self.machine.read_f32("output")?, tally);
         Ok((stats, loss))
     }
 
     /// Accuracy on the test split with the inference program, and its cost.
+    ///
+    /// Evaluation runs do not depend on each other (each starts from the trained weights
+    /// and sets every state it reads), so they are spread over the host's threads, each on
+    /// its own copy of the machine. Costs are added in run order, so the totals do not
+    /// depend on the thread count.
     fn evaluate(&mut self) -> Result<(Cost, Tally), TrainError> {
         let (b, s) = (self.config.batch, self.steps);
         let mut all = batches(&self.split.test, b, Remainder::Pad);
@@ -324,41 +348,89 @@ impl<'a> Trainer<'a> {
         all.resize(all.len().div_ceil(s) * s, Batch::new(Vec::new(), b));
         let eval = self.eval.clone();
         self.machine.load_code(&eval)?;
+        let runs: Vec<(usize, &[Batch])> = all.chunks(s).enumerate().collect();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, runs.len().max(1));
+        let (data, timesteps) = (self.data, self.config.timesteps);
+        let machine = &self.machine;
+        let shares: Vec<Result<Vec<EvalRun>, TrainError>> = std::thread::scope(|sc| {
+            let handles: Vec<_> = runs
+                .chunks(runs.len().div_ceil(threads).max(1))
+                .map(|share| {
+                    let mut m = machine.clone();
+                    sc.spawn(move || {
+                        share.iter().map(|&(r, group)| eval_run(&mut m, data, timesteps, group, r, s)).collect()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(panicked()))).collect()
+        });
         let (mut cost, mut tally) = (Cost::default(), Tally::default());
-        for (r, group) in all.chunks(s).enumerate() {
-            // A stream range of its own, the same every epoch, so epochs are compared on
-            // the same test spikes.
-            self.write_batches(group, (1 << 48) + (r * s) as u64)?;
-            cost.add(&self.machine.run()?, s);
-            self.count(group, &mut tally)?;
+        for ((stats, output), (_, group)) in
+            shares.into_iter().collect::<Result<Vec<_>, _>>()?.into_iter().flatten().zip(&runs)
+        {
+            cost.add(&stats, s);
+            count(self.data, self.config.classes, group, &output, &mut tally);
         }
         Ok((cost, tally))
     }
+}
 
-    /// Writes the inputs and targets of `group` (batch `i` uses generator stream
-    /// `stream + i`).
-    fn write_batches(&mut self, group: &[Batch], stream: u64) -> Result<(), TrainError> {
-        let (mut input, mut target) = (Vec::new(), Vec::new());
-        for (i, batch) in group.iter().enumerate() {
-            input.extend(self.data.input_bytes(batch, self.config.timesteps, stream + i as u64)?);
-            target.extend(self.data.target_bytes(batch)?);
-        }
-        self.machine.write_symbol("input", &input)?;
-        self.machine.write_symbol("target", &target)?;
+/// An evaluation run's cost and output sums.
+type EvalRun = (RunStats, Vec<f32>);
+
+/// A run's batches as the bytes of the `input` and `target` tensors.
+struct Encoded {
+    input: Vec<u8>,
+    target: Vec<u8>,
+}
+
+impl Encoded {
+    fn write(&self, machine: &mut Machine) -> Result<(), TrainError> {
+        machine.write_symbol("input", &self.input)?;
+        machine.write_symbol("target", &self.target)?;
         Ok(())
     }
+}
 
-    /// Counts the right predictions of `group` from the `output` sums.
-    fn count(&self, group: &[Batch], tally: &mut Tally) -> Result<(), TrainError> {
-        let out = self.machine.read_f32("output")?;
-        let c = self.config.classes;
-        let slots = group.iter().flat_map(|b| self.data.labels(b));
-        for (sums, label) in out.chunks_exact(c.max(1)).zip(slots) {
-            let Some(label) = label else { continue };
-            tally.seen += 1;
-            tally.correct += usize::from(argmax(sums) == label as usize);
-        }
-        Ok(())
+/// Encodes the inputs and targets of `group` (batch `i` uses generator stream
+/// `stream + i`).
+fn encode_group(data: &TrainData, timesteps: usize, group: &[Batch], stream: u64) -> Result<Encoded, TrainError> {
+    let (mut input, mut target) = (Vec::new(), Vec::new());
+    for (i, batch) in group.iter().enumerate() {
+        input.extend(data.input_bytes(batch, timesteps, stream + i as u64)?);
+        target.extend(data.target_bytes(batch)?);
+    }
+    Ok(Encoded { input, target })
+}
+
+/// Evaluation run `r` of `steps` batches on `machine`: its cost and output sums. Each run
+/// has a generator stream range of its own, the same every epoch, so epochs are compared
+/// on the same test spikes.
+fn eval_run(
+    machine: &mut Machine,
+    data: &TrainData,
+    timesteps: usize,
+    group: &[Batch],
+    r: usize,
+    steps: usize,
+) -> Result<EvalRun, TrainError> {
+    encode_group(data, timesteps, group, (1 << 48) + (r * steps) as u64)?.write(machine)?;
+    let stats = machine.run()?;
+    Ok((stats, machine.read_f32("output")?))
+}
+
+/// A worker thread died: a bug in the simulator, reported rather than propagated as a panic.
+fn panicked() -> TrainError {
+    TrainError::Program("an evaluation thread panicked".into())
+}
+
+/// Counts the right predictions of `group` from its `output` sums.
+fn count(data: &TrainData, classes: usize, group: &[Batch], output: &[f32], tally: &mut Tally) {
+    let slots = group.iter().flat_map(|b| data.labels(b));
+    for (sums, label) in output.chunks_exact(classes.max(1)).zip(slots) {
+        let Some(label) = label else { continue };
+        tally.seen += 1;
+        tally.correct += usize::from(argmax(sums) == label as usize);
     }
 }
 
