@@ -148,6 +148,12 @@ pub fn conv2d_backward_input<S: Storage>(
     assert_eq!(weight.len(), shape.weight_len(), "conv weight shape");
     assert_eq!(gout.len(), shape.out_len(), "conv gradient shape");
     assert!(gin.len() == shape.in_len() && acc.len() == gin.len(), "conv input-gradient shape");
+    let nonzero = gout.iter().filter(|g| g.to_f32() != 0.0).count();
+    if shape.stride == 1 && 4 * nonzero >= gout.len() {
+        conv2d_backward_input_rows(mode, shape, weight, gout, acc, ops);
+        store(acc, gin);
+        return;
+    }
     let (cin, plane) = (shape.cin, shape.h * shape.w);
     // Channel-last accumulators and weights ([iy][ix][ci], [co][ky][kx][ci]) make the
     // innermost loop, over input channels, contiguous; each accumulator still receives its
@@ -194,8 +200,66 @@ pub fn conv2d_backward_input<S: Storage>(
     store(acc, gin);
 }
 
+/// [`conv2d_backward_input`] for stride 1 and dense errors, into `acc` (`[cin,h,w]`).
+///
+/// For one tap and one output channel, each input gradient receives exactly one term, so
+/// looping over taps, then output channels, keeps every accumulator's (ky, kx, co) order
+/// while the innermost loop runs along an output row, which vectorises. Zero errors are
+/// multiplied too: their products are ±0, which leave an accumulator as it is (it starts
+/// at +0 and a sum of non-zero terms is never −0); only the counts skip them.
+fn conv2d_backward_input_rows<S: Storage>(
+    mode: Accum,
+    shape: &Conv2dShape,
+    weight: &[S],
+    gout: &[S],
+    acc: &mut [f32],
+    ops: &mut OpCount,
+) {
+    let (cin, cout, h, w) = (shape.cin, shape.cout, shape.h, shape.w);
+    let (oh, ow, taps) = (shape.oh(), shape.ow(), shape.kh * shape.kw);
+    let mut g = vec![0.0f32; gout.len()];
+    S::to_f32_slice(gout, &mut g);
+    acc.fill(0.0);
+    let mut executed = 0u64;
+    for ky in 0..shape.kh {
+        for kx in 0..shape.kw {
+            // Output columns whose input column `ox + kx − pad` lies inside the map.
+            let ox0 = shape.pad.saturating_sub(kx);
+            let ox1 = ow.min((w + shape.pad).saturating_sub(kx));
+            if ox0 >= ox1 {
+                continue;
+            }
+            let ix0 = ox0 + kx - shape.pad;
+            for co in 0..cout {
+                for oy in 0..oh {
+                    let Some(iy) = shape.input_coord(oy, ky, h) else { continue };
+                    let grow = &g[(co * oh + oy) * ow..][ox0..ox1];
+                    executed += (grow.iter().filter(|v| **v != 0.0).count() * cin) as u64;
+                    for ci in 0..cin {
+                        let wv = weight[(co * cin + ci) * taps + ky * shape.kw + kx].to_f32();
+                        let a = &mut acc[(ci * h + iy) * w + ix0..][..ox1 - ox0];
+                        axpy::<S>(a, grow, wv, mode);
+                    }
+                }
+            }
+        }
+    }
+    let total: u64 =
+        (0..oh * ow).map(|p| (shape.taps_in_bounds(p / ow, p % ow) * cin) as u64).sum::<u64>() * cout as u64;
+    ops.executed += executed;
+    ops.skipped += total - executed;
+}
+
 /// conv weight gradient of one row, accumulated: `acc[co,ci,ky,kx] += Σ_{oy,ox}
 /// gout[co,oy,ox]·x[ci,iy,ix]`. Zero errors and zero inputs are skipped.
+///
+/// Each accumulator receives its terms in increasing output position, as the direct loop
+/// would. The work is organised around the non-zero inputs (spike maps are mostly zeros):
+/// for each output position and tap, every non-zero input channel adds the position's
+/// error column (all output channels, channel-last) to its accumulators. The terms this
+/// adds and the direct loop skips are zero errors times an input, and the direct loop adds
+/// zero inputs times an error; both are ±0, which leave an accumulator as it is (they
+/// start at +0 and a sum of non-zero terms is never −0).
 pub fn conv2d_weight_grad<S: Storage>(
     mode: Accum,
     shape: &Conv2dShape,
@@ -207,46 +271,80 @@ pub fn conv2d_weight_grad<S: Storage>(
     assert_eq!(gout.len(), shape.out_len(), "conv gradient shape");
     assert_eq!(input.len(), shape.in_len(), "conv input shape");
     assert_eq!(acc.len(), shape.weight_len(), "conv weight-gradient shape");
-    let (oh, ow, cin, plane) = (shape.oh(), shape.ow(), shape.cin, shape.h * shape.w);
+    let (oh, ow, cin, cout) = (shape.oh(), shape.ow(), shape.cin, shape.cout);
     let taps = shape.kh * shape.kw;
-    // Channel-last input and accumulators ([iy][ix][ci], [co][ky][kx][ci]) make the inner
-    // loop, over input channels, contiguous. A zero input adds a zero product, which leaves
-    // an accumulator as it is (they start at +0 and never become -0), so only the count of
-    // executed operations needs the non-zero inputs.
-    let mut x = vec![0.0f32; input.len()];
-    let mut nonzero = vec![0u64; plane];
-    input.for_each_nonzero(|i, v| {
-        let (ci, pos) = (i / plane, i % plane);
-        x[pos * cin + ci] = v;
-        nonzero[pos] += 1;
-    });
-    let mut at = vec![0.0f32; acc.len()];
-    for (i, &a) in acc.iter().enumerate() {
-        let (co, ci, tap) = (i / (cin * taps), i / taps % cin, i % taps);
-        at[(co * taps + tap) * cin + ci] = a;
+    let inputs = NonzeroByPosition::new(&input, shape.h * shape.w);
+    // Error columns `[oy][ox][co]` and accumulators `[ky][kx][ci][co]`, both channel-last.
+    let mut cols = vec![0.0f32; gout.len()];
+    for (i, g) in gout.iter().enumerate() {
+        cols[(i % (oh * ow)) * cout + i / (oh * ow)] = g.to_f32();
     }
-    for (o, g) in gout.iter().enumerate() {
-        let (co, oy, ox) = (o / (oh * ow), o / ow % oh, o % ow);
-        let g = g.to_f32();
-        if g == 0.0 {
-            ops.skipped += (cin * shape.taps_in_bounds(oy, ox)) as u64;
-            continue;
-        }
-        for ky in 0..shape.kh {
-            let Some(iy) = shape.input_coord(oy, ky, shape.h) else { continue };
-            for kx in 0..shape.kw {
-                let Some(ix) = shape.input_coord(ox, kx, shape.w) else { continue };
-                let pos = iy * shape.w + ix;
-                let a = &mut at[(co * taps + ky * shape.kw + kx) * cin..][..cin];
-                axpy::<S>(a, &x[pos * cin..][..cin], g, mode);
-                ops.executed += nonzero[pos];
-                ops.skipped += cin as u64 - nonzero[pos];
+    let mut at = vec![0.0f32; acc.len()];
+    let index = |co: usize, ci: usize, tap: usize| (co * cin + ci) * taps + tap;
+    for co in 0..cout {
+        for ci in 0..cin {
+            for tap in 0..taps {
+                at[(tap * cin + ci) * cout + co] = acc[index(co, ci, tap)];
             }
         }
     }
-    for (i, a) in acc.iter_mut().enumerate() {
-        let (co, ci, tap) = (i / (cin * taps), i / taps % cin, i % taps);
-        *a = at[(co * taps + tap) * cin + ci];
+    for o in 0..oh * ow {
+        let col = &cols[o * cout..][..cout];
+        let errors = col.iter().filter(|g| **g != 0.0).count();
+        for ky in 0..shape.kh {
+            let Some(iy) = shape.input_coord(o / ow, ky, shape.h) else { continue };
+            for kx in 0..shape.kw {
+                let Some(ix) = shape.input_coord(o % ow, kx, shape.w) else { continue };
+                let pos = iy * shape.w + ix;
+                let nonzero = inputs.at(pos);
+                ops.executed += (errors * nonzero.len()) as u64;
+                ops.skipped += (errors * (cin - nonzero.len()) + (cout - errors) * cin) as u64;
+                if errors == 0 {
+                    continue;
+                }
+                let tap = ky * shape.kw + kx;
+                for &(ci, x) in nonzero {
+                    axpy::<S>(&mut at[(tap * cin + ci) * cout..][..cout], col, x, mode);
+                }
+            }
+        }
+    }
+    for co in 0..cout {
+        for ci in 0..cin {
+            for tap in 0..taps {
+                acc[index(co, ci, tap)] = at[(tap * cin + ci) * cout + co];
+            }
+        }
+    }
+}
+
+/// The non-zero elements of a `[c][positions]` input, grouped by position in increasing
+/// channel order: `(channel, value)`.
+struct NonzeroByPosition {
+    starts: Vec<usize>,
+    entries: Vec<(usize, f32)>,
+}
+
+impl NonzeroByPosition {
+    fn new<S: Storage>(input: &Input<'_, S>, positions: usize) -> Self {
+        let mut starts = vec![0usize; positions + 1];
+        input.for_each_nonzero(|i, _| starts[i % positions + 1] += 1);
+        for p in 0..positions {
+            starts[p + 1] += starts[p];
+        }
+        let mut next = starts.clone();
+        let mut entries = vec![(0usize, 0.0f32); starts[positions]];
+        // The input is channel-major, so each position's entries arrive in channel order.
+        input.for_each_nonzero(|i, v| {
+            let p = i % positions;
+            entries[next[p]] = (i / positions, v);
+            next[p] += 1;
+        });
+        NonzeroByPosition { starts, entries }
+    }
+
+    fn at(&self, pos: usize) -> &[(usize, f32)] {
+        &self.entries[self.starts[pos]..self.starts[pos + 1]]
     }
 }
 
@@ -302,6 +400,100 @@ mod tests {
                         f(co, ci, ky, kx, (co * s.oh() + oy) * s.ow() + ox, (ci * s.h + iy) * s.w + ix);
                     }
                 }
+            }
+        }
+    }
+
+    /// With inexact values the order of the terms matters: the weight gradient must add
+    /// them per accumulator in increasing output position, as the direct loop does, and
+    /// count as executed exactly the (non-zero error, non-zero input) pairs.
+    #[test]
+    fn conv_weight_grad_keeps_the_direct_order_and_counts() {
+        use half::f16;
+        let shape = Conv2dShape { cin: 3, cout: 5, h: 6, w: 5, kh: 3, kw: 3, stride: 1, pad: 1 };
+        let g: Vec<f16> = (0..shape.out_len())
+            .map(|i| f16::from_f32(if i % 4 == 1 { 0.0 } else { ((i * 37 % 101) as f32 - 50.0) / 77.0 }))
+            .collect();
+        let spikes = SpikeBits::from_fn(shape.in_len(), |i| i % 3 == 0 || i % 7 == 2);
+        let dense: Vec<f16> =
+            (0..shape.in_len()).map(|i| f16::from_f32(if i % 5 == 0 { 0.0 } else { 0.3 - i as f32 / 41.0 })).collect();
+        for mode in [Accum::F32, Accum::Storage] {
+            for input in [Input::Spikes(spikes.slice(0, shape.in_len())), Input::Dense(&dense)] {
+                // Accumulators of a storage-width datapath hold storage values.
+                let start: Vec<f32> = (0..shape.weight_len()).map(|i| f16::from_f32(i as f32 / 9.0).to_f32()).collect();
+                let (mut want, mut want_ops) = (start.clone(), OpCount::default());
+                for co in 0..shape.cout {
+                    for o in 0..shape.oh() * shape.ow() {
+                        let gv = g[co * shape.oh() * shape.ow() + o].to_f32();
+                        for ci in 0..shape.cin {
+                            for (ky, kx) in (0..3).flat_map(|y| (0..3).map(move |x| (y, x))) {
+                                let iy = shape.input_coord(o / shape.ow(), ky, shape.h);
+                                let ix = shape.input_coord(o % shape.ow(), kx, shape.w);
+                                let (Some(iy), Some(ix)) = (iy, ix) else { continue };
+                                let xv = input.nonzero((ci * shape.h + iy) * shape.w + ix);
+                                match (gv != 0.0, xv) {
+                                    (true, Some(xv)) => {
+                                        let wi = ((co * shape.cin + ci) * 3 + ky) * 3 + kx;
+                                        want[wi] = acc_mac::<f16>(want[wi], gv, xv, mode);
+                                        want_ops.executed += 1;
+                                    }
+                                    _ => want_ops.skipped += 1,
+                                }
+                            }
+                        }
+                    }
+                }
+                let (mut got, mut ops) = (start.clone(), OpCount::default());
+                conv2d_weight_grad(mode, &shape, &g, input, &mut got, &mut ops);
+                assert_eq!(
+                    got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    want.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                );
+                assert_eq!(ops, want_ops);
+            }
+        }
+    }
+
+    /// Both ways of propagating errors (row-wise for dense errors, per non-zero error for
+    /// sparse ones) sum every input gradient in (ky, kx, co) order, as the direct loop does.
+    #[test]
+    fn conv_input_grad_keeps_the_direct_order_dense_or_sparse() {
+        use half::f16;
+        let shape = Conv2dShape { cin: 3, cout: 4, h: 6, w: 7, kh: 3, kw: 3, stride: 1, pad: 1 };
+        let w: Vec<f16> =
+            (0..shape.weight_len()).map(|i| f16::from_f32(((i * 53 % 97) as f32 - 48.0) / 61.0)).collect();
+        for every in [1usize, 2, 9] {
+            let g: Vec<f16> = (0..shape.out_len())
+                .map(|i| f16::from_f32(if i % every != 0 { 0.0 } else { ((i * 37 % 101) as f32 - 50.0) / 77.0 }))
+                .collect();
+            for mode in [Accum::F32, Accum::Storage] {
+                let (mut want, mut want_ops) = (vec![0.0f32; shape.in_len()], OpCount::default());
+                for (ky, kx) in (0..3).flat_map(|y| (0..3).map(move |x| (y, x))) {
+                    for co in 0..shape.cout {
+                        for o in 0..shape.oh() * shape.ow() {
+                            let iy = shape.input_coord(o / shape.ow(), ky, shape.h);
+                            let ix = shape.input_coord(o % shape.ow(), kx, shape.w);
+                            let (Some(iy), Some(ix)) = (iy, ix) else { continue };
+                            let gv = g[co * shape.oh() * shape.ow() + o].to_f32();
+                            for ci in 0..shape.cin {
+                                if gv == 0.0 {
+                                    want_ops.skipped += 1;
+                                    continue;
+                                }
+                                let i = (ci * shape.h + iy) * shape.w + ix;
+                                let wv = w[((co * shape.cin + ci) * 3 + ky) * 3 + kx].to_f32();
+                                want[i] = acc_mac::<f16>(want[i], gv, wv, mode);
+                                want_ops.executed += 1;
+                            }
+                        }
+                    }
+                }
+                let (mut gin, mut acc, mut ops) =
+                    (vec![f16::ZERO; shape.in_len()], vec![0.0f32; shape.in_len()], OpCount::default());
+                conv2d_backward_input(mode, &shape, &w, &g, &mut gin, &mut acc, &mut ops);
+                let want16: Vec<f16> = want.iter().map(|v| f16::from_f32(*v)).collect();
+                assert_eq!(gin, want16, "errors every {every}, {mode:?}");
+                assert_eq!(ops, want_ops);
             }
         }
     }

@@ -8,7 +8,7 @@
 
 use super::engine::{ConvDims, width_msg};
 use super::exec::{Exec, Flow, Step};
-use crate::fp::{Storage, add};
+use crate::fp::{Storage, add_assign_slice};
 use crate::kernels::OpCount;
 use crate::kernels::grad::{conv2d_backward_input, readout_backward_step};
 use crate::kernels::loss::{LossKind as KLoss, loss_value, output_grad_row};
@@ -95,7 +95,11 @@ impl<S: Storage> Exec<'_, S> {
             let (mut tmp, mut psum) = (vec![S::default(); dst.len()], vec![0.0f32; dst.len()]);
             let mut ops = OpCount::default();
             conv2d_backward_input(mode, &shape, wh, &e, &mut tmp, &mut psum, &mut ops);
-            dst.iter_mut().zip(&tmp).for_each(|(d, t)| *d = if acc { add(*d, *t) } else { *t });
+            if acc {
+                add_assign_slice(dst, &tmp);
+            } else {
+                dst.copy_from_slice(&tmp);
+            }
             Ok(ops)
         })?;
         let a = [

@@ -3,7 +3,7 @@
 
 use super::engine::{ConvDims, width_msg};
 use super::exec::{Exec, Flow, Step};
-use crate::fp::{Storage, add};
+use crate::fp::{Storage, add, add_assign_slice};
 use crate::kernels::OpCount;
 use crate::kernels::accumulate::conv2d_forward;
 use crate::kernels::pool::{avgpool_forward, maxpool_forward};
@@ -84,7 +84,11 @@ impl<S: Storage> Exec<'_, S> {
             let mut ops = OpCount::default();
             let mut tmp = vec![S::default(); dst.len()];
             conv2d_forward(mode, &shape, wh, None, input, &mut tmp, &mut ops);
-            dst.iter_mut().zip(&tmp).for_each(|(d, t)| *d = if acc { add(*d, *t) } else { *t });
+            if acc {
+                add_assign_slice(dst, &tmp);
+            } else {
+                dst.copy_from_slice(&tmp);
+            }
             Ok((ops, x.is_bits()))
         })?;
         if !skip {
