@@ -231,7 +231,7 @@ pub fn acc_mac<S: Storage>(acc: f32, a: f32, b: f32, mode: Accum) -> f32 {
 /// `acc[i] = acc_mac(acc[i], w[i], x)` for every `i`: the inner loop of the conv kernels,
 /// with the accumulator mode decided once so the f32 case vectorises. Each element sees
 /// exactly the operations (and roundings) of [`acc_mac`].
-#[inline]
+#[inline(always)]
 pub fn axpy<S: Storage>(acc: &mut [f32], w: &[f32], x: f32, mode: Accum) {
     match mode {
         Accum::F32 => {
