@@ -65,16 +65,28 @@ fn large_model_summaries_or_errors() {
     }
 }
 
+/// Models that code generation does not support yet (their errors are pinned above).
+const UNSUPPORTED: &[&str] = &["resnet18_imagenet", "resnet50_imagenet"];
+
 #[test]
 fn every_compiled_program_verifies_reassembles_and_repeats() {
     let chip = ChipDesc::default();
     for model in SMALL.iter().chain(LARGE) {
         let g = graph(model);
-        let Ok(p) = compile(&g) else { continue };
+        let compiled = compile(&g);
+        if UNSUPPORTED.contains(model) {
+            assert!(compiled.is_err(), "{model} compiles now: move it out of UNSUPPORTED");
+            continue;
+        }
+        let p = compiled.unwrap_or_else(|e| panic!("{model}: {e}"));
         let violations = isa::verify::verify(&p, &chip);
         assert!(violations.is_empty(), "{model}: {violations:?}");
         let again = compile(&g).unwrap_or_else(|e| panic!("{model}: {e}"));
         assert_eq!(p.to_bytes(), again.to_bytes(), "{model}: compiling twice differs");
+        // The listing round trip of every instruction and symbol, with the initial data cut
+        // short: the hex of vgg16_imagenet's 830 MB of weights checks nothing more.
+        let mut p = p;
+        p.data.iter_mut().for_each(|d| d.bytes.truncate(1 << 16));
         let text = isa::asm::print(&p);
         let back = isa::asm::assemble(&text).unwrap_or_else(|e| panic!("{model}: {e:?}"));
         assert_eq!(back, p, "{model}: listing round trip");

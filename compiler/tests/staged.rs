@@ -46,11 +46,15 @@ fn run(program: &Program, chip: &ChipDesc, names: &[String]) -> Vec<Vec<u8>> {
 /// Trains `model` for two steps as a resident program on `chip` and as a staged program on
 /// `staged_chip`, and checks the losses, outputs and weights are bit for bit the same.
 fn same_training(model: &str, chip: &ChipDesc, staged_chip: &ChipDesc) {
-    let g = graph(model);
+    same_training_graph(model, &graph(model), chip, staged_chip);
+}
+
+/// [`same_training`] of a layer graph.
+fn same_training_graph(model: &str, g: &LayerGraph, chip: &ChipDesc, staged_chip: &ChipDesc) {
     let options = CodegenOptions { steps: 2, outputs: true, ..CodegenOptions::default() };
-    let placement = Placement::default_for(&g, chip).unwrap_or_else(|e| panic!("{e}"));
-    let resident = codegen::compile_placed(&g, chip, &placement, &options).unwrap_or_else(|e| panic!("{e}"));
-    let staged = codegen::compile_staged(&g, staged_chip, &options).unwrap_or_else(|e| panic!("{e}"));
+    let placement = Placement::default_for(g, chip).unwrap_or_else(|e| panic!("{e}"));
+    let resident = codegen::compile_placed(g, chip, &placement, &options).unwrap_or_else(|e| panic!("{e}"));
+    let staged = codegen::compile_staged(g, staged_chip, &options).unwrap_or_else(|e| panic!("{e}"));
     let mut names: Vec<String> = ["loss", "output"].iter().map(|s| s.to_string()).collect();
     for l in g.layers().iter().filter(|l| l.op.has_weights()) {
         names.push(format!("{}.weight", l.name));
@@ -105,8 +109,8 @@ fn conv_models_train_identically_staged() {
 fn row_blocks_and_channel_tiles_over_many_cores_train_identically() {
     // Tiles over output channels and rows, spread over the cores, do not change how any sum
     // is rounded (only chunks of the inputs do, and these buffers hold them whole): a
-    // 128-element `fp.psum` cuts conv16_maxpool_ce's first layer into blocks of 8 rows and
-    // its second into blocks of 2 channels.
+    // 128-element `fp.psum` cuts conv16_maxpool_ce's first layer into blocks of 8 rows (each
+    // reading a window of 10 input rows) and its second into blocks of 2 channels.
     let mut chip = ChipDesc::default();
     for engine in [&mut chip.engines.fp, &mut chip.engines.bp] {
         if let Some(w) = engine.buffers.get_mut("w") {
@@ -118,7 +122,10 @@ fn row_blocks_and_channel_tiles_over_many_cores_train_identically() {
         psum.bits = 128 * 16;
     }
     let text = codegen::placement_text(&graph("conv16_maxpool_ce"), &small).unwrap_or_else(|e| panic!("{e}"));
-    assert!(text.contains("c1 + s1: conv 1x16x16 -> 8x16x16; 16 tiles of 1 ch x 8 rows"), "{text}");
+    assert!(
+        text.contains("c1 + s1: conv 1x16x16 -> 8x16x16; 16 tiles of 1 ch x 8 rows, input chunks of 1 ch x 10 rows"),
+        "{text}"
+    );
     assert!(text.contains("c2 + s2: conv 8x8x8 -> 16x8x8; 8 tiles of 2 ch x 8 rows"), "{text}");
     same_training("conv16_maxpool_ce", &chip, &small);
 }
@@ -160,4 +167,92 @@ fn chunked_sums_train_like_whole_ones() {
         assert!(na > 0.0, "{name}: no update");
         assert!(cosine > 0.99 && (nb / na - 1.0).abs() < 0.05, "{name}: cosine {cosine}, norms {na} vs {nb}");
     }
+}
+
+/// A model whose maps are cut into row windows on a chip with small `fp.in`, `fp.mem`,
+/// `fp.psum` and `bp.delta`: `encoding` and `stride` vary the second conv's input (spikes
+/// or FP16) and step.
+fn windowed_model(encoding: &str, stride: u32) -> LayerGraph {
+    let text = format!(
+        "model rows {{
+  timesteps = 4
+  batch = 2
+  neuron = lif(beta = 0.75, threshold = 1.0, reset = hard, detach_reset = true, surrogate = atan(2.0))
+  init = uniform(gain = 3.0, seed = 5)
+  x = input(shape = [1, 16, 16], encoding = {encoding})
+  c1 = conv2d(x, out = 2, kernel = 3, stride = 1, padding = 1, bias = false)
+  s1 = lif(c1)
+  c2 = conv2d(s1, out = 4, kernel = 3, stride = {stride}, padding = 1, bias = false)
+  s2 = lif(c2)
+  p2 = avgpool(s2, kernel = 2, stride = 2)
+  flat = flatten(p2)
+  f3 = linear(flat, out = 10, bias = false)
+  s3 = lif(f3)
+  loss = ce_rate(s3)
+  optimizer = sgd(lr = 0.5, momentum = 0.9)
+}}
+"
+    );
+    snnc::compile_graph(&text).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+/// The default chip with buffers of `elems` elements (bits of 1-bit buffers).
+fn with_buffers(chip: &ChipDesc, sizes: &[(&str, &str, u64)]) -> ChipDesc {
+    let mut chip = chip.clone();
+    for &(engine, name, elems) in sizes {
+        let e = match engine {
+            "fp" => &mut chip.engines.fp,
+            _ => &mut chip.engines.bp,
+        };
+        let b = e.buffers.get_mut(name).unwrap_or_else(|| panic!("{engine}.{name}"));
+        b.bits = elems * u64::from(b.elem_bits);
+    }
+    chip
+}
+
+#[test]
+fn row_windows_of_inputs_and_errors_train_like_whole_maps() {
+    // A 256-bit `fp.in` holds no padded 18 x 18 channel, so every conv tile reads a window of
+    // its input rows (on one core, a 64-element `fp.psum` makes the tiles 2 rows of 2
+    // channels, stored channel by channel, whose window of 2 x 4 rows holds every input
+    // channel, so no sum is cut into chunks); a 512-element `bp.delta` cuts the errors of
+    // `s1` into single input rows, each from the 3 error rows that reach it. The 10
+    // outputs become 2 tiles of 5. Weight buffers of 2560 elements hold the classifier's
+    // weights whole on both chips.
+    let g = windowed_model("bernoulli(max_rate = 0.8, seed = 5)", 1);
+    let chip = with_buffers(&ChipDesc::default(), &[("fp", "w", 2560), ("bp", "w", 2560)]);
+    let mut small = with_buffers(&chip, &[("fp", "in", 256), ("fp", "psum", 64), ("bp", "delta", 512)]);
+    small.cores.truncate(1);
+    small.noc.width = 1;
+    small.noc.height = 1;
+    let text = codegen::placement_text(&g, &small).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        text.contains("c1 + s1: conv 1x16x16 -> 2x16x16; 8 tiles of 2 ch x 2 rows, input chunks of 1 ch x 4 rows"),
+        "{text}"
+    );
+    assert!(
+        text.contains("c2 + s2: conv 2x16x16 -> 4x16x16; 16 tiles of 2 ch x 2 rows, input chunks of 2 ch x 4 rows"),
+        "{text}"
+    );
+    assert!(text.contains("errors: chunks of 2 ch x 1 rows x blocks of 4 ch"), "{text}");
+    assert!(text.contains("f3 + s3: linear 256 -> 10; 2 tiles of 5 outputs"), "{text}");
+    same_training_graph("rows", &g, &chip, &small);
+}
+
+#[test]
+fn row_windows_of_dense_inputs_with_a_stride_train_like_whole_maps() {
+    // FP16 input currents are windowed in `fp.mem` (a quarter of it per padded chunk), on 20
+    // cores in tiles of one channel, and a stride of 2 makes the windows of the errors of
+    // `s1` overlap unevenly.
+    let g = windowed_model("current(scale = 1.0)", 2);
+    let chip = with_buffers(&ChipDesc::default(), &[("fp", "w", 2560), ("bp", "w", 2560)]);
+    let small = with_buffers(&chip, &[("fp", "mem", 1024), ("fp", "psum", 64), ("bp", "delta", 512)]);
+    let text = codegen::placement_text(&g, &small).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        text.contains("c1 + s1: conv 1x16x16 -> 2x16x16; 8 tiles of 1 ch x 4 rows, input chunks of 1 ch x 6 rows"),
+        "{text}"
+    );
+    assert!(text.contains("c2 + s2: conv 2x16x16 -> 4x8x8; 4 tiles of 1 ch x 8 rows"), "{text}");
+    assert!(text.contains("errors: chunks of 2 ch x 4 rows x blocks of 4 ch"), "{text}");
+    same_training_graph("rows_dense", &g, &chip, &small);
 }

@@ -62,6 +62,13 @@ impl Dram {
         Ok(addr)
     }
 
+    /// Names `bytes` at `addr`, a part of a tensor already reserved (a view of a region that
+    /// tensors share in turn).
+    pub(super) fn alias(&mut self, name: &str, addr: u32, bytes: u64) {
+        let len = u32::try_from(bytes).unwrap_or(u32::MAX);
+        self.symbols.push(Symbol { name: name.to_string(), kind: SymbolKind::Tensor, addr, len });
+    }
+
     /// Attaches initial contents to the tensor at `addr`.
     pub(super) fn init(&mut self, name: &str, kind: DataKind, addr: u32, bytes: Vec<u8>) {
         self.data.push(DataSegment { name: name.to_string(), kind, addr, bytes });

@@ -6,7 +6,8 @@ use super::fp::per_sample_staged;
 use super::plan::{Kind, Plan, Unit};
 use super::tiles::{ConvGeom, ConvTiling};
 use super::{
-    BAR_BP, Bump, Span, TOK_FP_DONE, TOK_IG, TOK_UPDATED, TOK_WG_DONE, bt_addr, bt_buf, bt_rev, cfg_neuron, owned,
+    BAR_BP, Bump, Slab, Span, TOK_FP_DONE, TOK_IG, TOK_UPDATED, TOK_WG_DONE, bt_addr, bt_buf, bt_rev, cfg_neuron,
+    conv_tiles, owned,
 };
 use crate::codegen::emit::{B, Code, STEP, T, TILE, at, h16, stride, tiles};
 use isa::{Access, Buf, DramAddr, Instr, PoolKind, Stream};
@@ -21,10 +22,8 @@ pub(super) fn stream(p: &Plan, core: u16, spans: &mut Vec<Span>) -> Code {
         cfg_neuron(u, &mut c);
         match &u.kind {
             Kind::Conv { g, t, pool } => {
-                for cb in owned(g.cout / t.co, core, p.cores) {
-                    for rb in 0..g.oh / t.rows {
-                        conv_soma(p, u, g, t, *pool, (cb, rb), &mut c);
-                    }
+                for tile in conv_tiles(g, t, core, p.cores) {
+                    conv_soma(p, u, g, t, *pool, tile, &mut c);
                 }
             }
             Kind::Linear { t } => {
@@ -36,6 +35,11 @@ pub(super) fn stream(p: &Plan, core: u16, spans: &mut Vec<Span>) -> Code {
         c.push(Instr::Barrier { id: BAR_BP, count: p.cores });
         if let Some(prev_ds) = u.prev_ds {
             match &u.kind {
+                Kind::Conv { g, t, .. } if t.rows2 < g.h => {
+                    for item in owned((g.cin / t.cc2) * (g.h / t.rows2), core, p.cores) {
+                        super::rows::conv_errors(p, u, g, t, (item, prev_ds), &mut c);
+                    }
+                }
                 Kind::Conv { g, t, .. } => {
                     for j in owned(g.cin / t.cc2, core, p.cores) {
                         conv_errors(p, u, g, t, (j, prev_ds), &mut c);
@@ -76,7 +80,7 @@ fn conv_soma(
     let (mask, nz, h, spk) =
         (r.take(Buf::FpMask, tile), r.take(Buf::FpMask, tile), r.take(Buf::FpMem, tile), r.take(Buf::FpSpk, tile));
     let (n, cfg) = (u.n, u.neuron);
-    let off = cb * t.co * g.oh * g.ow + rb * t.rows * g.ow;
+    let (bits1, bits16) = (Slab::new(g, t, (cb, rb), 1, 1), Slab::new(g, t, (cb, rb), 16, 1));
     let spikes = at(Buf::FpSpk, spk, tile);
     // The soma's reset path reads the spikes (hard reset zeroes dL/dV where one fired).
     let need_spikes = true;
@@ -84,13 +88,14 @@ fn conv_soma(
     c.fill(at(Buf::BpVgrad, dv, tile), 0.0);
     c.open(T, p.t);
     if need_spikes {
-        c.load(spikes.clone(), bt_rev(p, u.spikes + off / 8, n / 8), u64::from(tile / 8));
+        bits1.load(spikes.clone(), bt_rev(p, u.spikes + bits1.first, n / 8), c);
     }
     let ds_at = match pool {
         Some((kind, k)) => {
             let plen = tile / (k * k);
             let dy = at(Buf::BpErr, ds, plen);
-            c.load(dy.clone(), bt_rev(p, u.ds + off / (k * k) * 2, u.out_len() * 2), u64::from(plen) * 2);
+            let pooled = Slab::new(g, t, (cb, rb), 16, k);
+            pooled.load(dy.clone(), bt_rev(p, u.ds + pooled.first, u.out_len() * 2), c);
             let dx = at(Buf::BpPsum, full, tile);
             let x = (kind == PoolKind::Max).then(|| spikes.clone());
             let (ch, ih, iw) = (h16(t.co), h16(t.rows), h16(g.ow));
@@ -99,15 +104,15 @@ fn conv_soma(
         }
         None => {
             let a = at(Buf::BpErr, ds, tile);
-            c.load(a.clone(), bt_rev(p, u.ds + off * 2, n * 2), u64::from(tile) * 2);
+            bits16.load(a.clone(), bt_rev(p, u.ds + bits16.first, n * 2), c);
             a
         }
     };
     if cfg.keep_mask {
-        c.load(at(Buf::FpMask, mask, tile), bt_rev(p, u.mask + off / 8, n / 8), u64::from(tile / 8));
+        bits1.load(at(Buf::FpMask, mask, tile), bt_rev(p, u.mask + bits1.first, n / 8), c);
     }
     if cfg.keep_h {
-        c.load(at(Buf::FpMem, h, tile), bt_rev(p, u.h + off * 2, n * 2), u64::from(tile) * 2);
+        bits16.load(at(Buf::FpMem, h, tile), bt_rev(p, u.h + bits16.first, n * 2), c);
     }
     let (dh_at, nz_at) = (at(Buf::BpDelta, dh, tile), at(Buf::FpMask, nz, tile));
     c.push(Instr::BpSoma {
@@ -122,8 +127,8 @@ fn conv_soma(
         cfg: 0,
         fire: true,
     });
-    c.store(bt_rev(p, u.dh + off * 2, n * 2), dh_at, u64::from(tile) * 2);
-    c.store(bt_rev(p, u.nz + off / 8, n / 8), nz_at, u64::from(tile / 8));
+    bits16.store(bt_rev(p, u.dh + bits16.first, n * 2), dh_at, c);
+    bits1.store(bt_rev(p, u.nz + bits1.first, n / 8), nz_at, c);
     c.close(T);
     c.close(B);
 }
@@ -135,8 +140,10 @@ fn linear_soma(p: &Plan, u: &Unit, nt: u32, c: &mut Code) {
     let (bt, nb, cfg, n) = (p.t * p.b, t.nb, u.neuron, u.n);
     let n0 = nt * nb;
     let mut r = Bump::default();
+    // The output layer's loss gradient covers all `n` outputs of a sample.
+    let ds_len = if u.output { n } else { bt * nb };
     let (ds, tgt, dv, dh) =
-        (r.take(Buf::BpErr, bt * nb), r.take(Buf::BpErr, n), r.take(Buf::BpVgrad, nb), r.take(Buf::BpDelta, bt * nb));
+        (r.take(Buf::BpErr, ds_len), r.take(Buf::BpErr, n), r.take(Buf::BpVgrad, nb), r.take(Buf::BpDelta, bt * nb));
     let (mask, nz, h, spk) = (
         r.take(Buf::FpMask, bt * nb),
         r.take(Buf::FpMask, bt * nb),
@@ -161,18 +168,20 @@ fn linear_soma(p: &Plan, u: &Unit, nt: u32, c: &mut Code) {
         let (dst, src) = (at(Buf::FpSpk, spk, bt * nb), DramAddr::new(u.spikes + n0 / 8));
         c.push(Instr::DmaLoad { dst, src, rows: h16(bt), row: nb / 8, stride: n / 8 });
     }
-    if u.output {
+    // Every tile computes the loss gradient of its samples; the first also the loss.
+    let keep_loss = u.output && nt == 0;
+    if keep_loss {
         c.fill(at(Buf::WgGrad, n, 1), 0.0);
     }
     c.open(B, p.b);
     if u.output {
-        loss(p, u, (ds, tgt), c);
+        loss(p, u, (ds, tgt), keep_loss, c);
     }
     c.fill(at(Buf::BpVgrad, dv, nb), 0.0);
     c.open(T, p.t);
     let back = |buf: Buf, base: u32| bt_buf(p, buf, base, nb, true);
     c.push(Instr::BpSoma {
-        ds: if u.output { at(Buf::BpErr, ds, n) } else { back(Buf::BpErr, ds) },
+        ds: if u.output { at(Buf::BpErr, ds + n0, nb) } else { back(Buf::BpErr, ds) },
         h: cfg.keep_h.then(|| back(Buf::FpMem, h)),
         mask: cfg.keep_mask.then(|| back(Buf::FpMask, mask)),
         spk: need_spikes.then(|| back(Buf::FpSpk, spk)),
@@ -188,15 +197,15 @@ fn linear_soma(p: &Plan, u: &Unit, nt: u32, c: &mut Code) {
     let src = at(Buf::BpDelta, dh, bt * nb);
     c.push(Instr::DmaStore { dst: DramAddr::new(u.dh + n0 * 2), src, rows: h16(bt), row: nb * 2, stride: n * 2 });
     c.store(block(u.nz, 1), at(Buf::FpMask, nz, bt * nb), u64::from(bt * nb / 8));
-    if u.output {
+    if keep_loss {
         // The loss cell is stored now: WG reuses `wg.grad` for this layer's gradients.
         c.store(DramAddr::new(p.loss_addr).with(STEP, 4), at(Buf::WgGrad, n, 1), 4);
     }
 }
 
-/// The loss of sample `r1` and its gradient, the same for every timestep; the loss value
-/// accumulates over the batch in `wg.grad[n]`.
-fn loss(p: &Plan, u: &Unit, (ds, tgt): (u32, u32), c: &mut Code) {
+/// The loss gradient of sample `r1`, the same for every timestep; with `keep`, the loss
+/// value too, accumulated over the batch in `wg.grad[n]`.
+fn loss(p: &Plan, u: &Unit, (ds, tgt): (u32, u32), keep: bool, c: &mut Code) {
     let n = u.n;
     let cell = at(Buf::WgGrad, n, 1);
     let bytes = u64::from(n) * 4;
@@ -208,7 +217,7 @@ fn loss(p: &Plan, u: &Unit, (ds, tgt): (u32, u32), c: &mut Code) {
         x: at(Buf::WgGrad, 0, n),
         target: at(Buf::BpErr, tgt, n),
         out: at(Buf::BpErr, ds, n),
-        loss: Some(cell),
+        loss: keep.then_some(cell),
         n: h16(n),
         t: h16(p.t),
         b: h16(p.b),

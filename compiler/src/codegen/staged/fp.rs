@@ -3,7 +3,7 @@
 
 use super::plan::{Kind, Plan, Src, Unit};
 use super::tiles::{ConvGeom, ConvTiling};
-use super::{BAR_FP, Bump, Span, TOK_FP_DONE, TOK_UPDATED, bt_addr, bt_buf, cfg_neuron, owned};
+use super::{BAR_FP, Bump, Slab, Span, TOK_FP_DONE, TOK_UPDATED, bt_addr, bt_buf, cfg_neuron, conv_tiles, owned};
 use crate::codegen::emit::{B, Code, STEP, T, TILE, at, h16, stride, tiles};
 use isa::{Access, Buf, DramAddr, Instr, PoolKind, Stream};
 
@@ -39,6 +39,9 @@ pub(super) fn input_addr(p: &Plan, src: &Src, first: u32) -> DramAddr {
 
 /// Where a conv layer's streamed input chunk lives: the padded chunk `fp.conv`/`wg.conv`
 /// read, and the dense stage it is loaded into (the same region when there is no padding).
+/// Row-block tiles hold only the window of padded rows their block reads; the region then
+/// keeps `p` spare rows on either side (see [`ConvGeom::window_len`]), and `padded` is its
+/// first window row.
 pub(super) struct ConvIn {
     pub(super) padded: (Buf, u32),
     pub(super) stage: (Buf, u32),
@@ -56,14 +59,27 @@ impl ConvIn {
         stage_buf: Buf,
     ) -> ConvIn {
         let (pbuf, sbuf) = if dense { (Buf::FpMem, Buf::FpMem) } else { (spk_buf, stage_buf) };
-        let padded = (pbuf, r.take(pbuf, t.cc * g.hp() * g.wp()));
-        let stage = if g.p > 0 { (sbuf, r.take(sbuf, t.cc * g.h * g.w)) } else { padded };
+        let (padded, rows) = if t.windowed(g) {
+            let wh = g.in_window(t.rows, 0).1;
+            let len = u32::try_from(g.window_len(t.cc, wh)).unwrap_or(u32::MAX);
+            ((pbuf, r.take(pbuf, len) + g.p * g.wp()), wh.min(g.h))
+        } else {
+            ((pbuf, r.take(pbuf, t.cc * g.hp() * g.wp())), g.h)
+        };
+        let stage = if g.p > 0 { (sbuf, r.take(sbuf, t.cc * rows * g.w)) } else { padded };
         ConvIn { padded, stage }
     }
 
-    /// Zeroes the padded chunk's border (the chunks only ever write its interior).
+    /// Zeroes the padded chunk's border (the chunks only ever write its interior), and the
+    /// spare rows of a window region.
     pub(super) fn zero_border(&self, g: &ConvGeom, t: &ConvTiling, c: &mut Code) {
-        if g.p > 0 {
+        if g.p == 0 {
+            return;
+        }
+        if t.windowed(g) {
+            let len = u32::try_from(g.window_len(t.cc, g.in_window(t.rows, 0).1)).unwrap_or(u32::MAX);
+            c.fill(at(self.padded.0, self.padded.1 - g.p * g.wp(), len), 0.0);
+        } else {
             c.fill(at(self.padded.0, self.padded.1, t.cc * g.hp() * g.wp()), 0.0);
         }
     }
@@ -79,6 +95,9 @@ impl ConvIn {
         (j, rb): (u32, u32),
         c: &mut Code,
     ) -> (Access, u32) {
+        if t.windowed(g) {
+            return super::rows::load_window(self, p, u, g, t, (j, rb), c);
+        }
         let chunk = t.cc * g.h * g.w;
         c.load(at(self.stage.0, self.stage.1, chunk), input_addr(p, &u.src, j * chunk), u64::from(u.src.bytes(chunk)));
         if g.p > 0 {
@@ -92,9 +111,7 @@ impl ConvIn {
                 extract: false,
             });
         }
-        // Whole maps read the whole padded chunk; a row block (one channel) its window.
-        let (ih, first) = if t.rows == g.oh { (g.hp(), 0) } else { ((t.rows - 1) * g.s + g.k, rb * t.rows * g.s) };
-        (at(self.padded.0, self.padded.1 + first * g.wp(), t.cc * ih * g.wp()), ih)
+        (at(self.padded.0, self.padded.1, t.cc * g.hp() * g.wp()), g.hp())
     }
 }
 
@@ -120,10 +137,8 @@ fn conv(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, pool: Option<(PoolKind
         bias: r.take(Buf::FpMem, tile),
     };
     regs.input.zero_border(g, t, c);
-    for cb in owned(g.cout / t.co, core, p.cores) {
-        for rb in 0..g.oh / t.rows {
-            conv_tile(p, u, g, t, pool, &regs, (cb, rb), c);
-        }
+    for tile in conv_tiles(g, t, core, p.cores) {
+        conv_tile(p, u, g, t, pool, &regs, tile, c);
     }
 }
 
@@ -207,13 +222,14 @@ fn conv_tile(
         cfg: 0,
         fire: true,
     });
-    let off = cb * t.co * g.oh * g.ow + rb * t.rows * g.ow;
-    c.store(bt_addr(p, u.spikes + off / 8, u.n / 8), spk.clone(), u64::from(tile / 8));
+    let slab = |bits: u32, k: u32| Slab::new(g, t, (cb, rb), bits, k);
+    let (bits1, bits16) = (slab(1, 1), slab(16, 1));
+    bits1.store(bt_addr(p, u.spikes + bits1.first, u.n / 8), spk.clone(), c);
     if cfg.keep_mask {
-        c.store(bt_addr(p, u.mask + off / 8, u.n / 8), at(Buf::FpMask, r.mask, tile), u64::from(tile / 8));
+        bits1.store(bt_addr(p, u.mask + bits1.first, u.n / 8), at(Buf::FpMask, r.mask, tile), c);
     }
     if cfg.keep_h {
-        c.store(bt_addr(p, u.h + off * 2, u.n * 2), at(Buf::FpMem, r.h, tile), u64::from(tile) * 2);
+        bits16.store(bt_addr(p, u.h + bits16.first, u.n * 2), at(Buf::FpMem, r.h, tile), c);
     }
     if let (Some((kind, k)), Some(addr)) = (pool, u.pooled) {
         let plen = tile / (k * k);
@@ -221,8 +237,8 @@ fn conv_tile(
         let dst = at(buf, r.pooled, plen);
         let (ch, ih, iw) = (h16(t.co), h16(t.rows), h16(g.ow));
         c.push(Instr::FpPool { kind, src: spk, dst: dst.clone(), c: ch, ih, iw, k: k as u8 });
-        let (poff, row) = (off / (k * k) * bits / 8, u.out_len() * bits / 8);
-        c.store(bt_addr(p, addr + poff, row), dst, u64::from(plen * bits / 8));
+        let pooled = slab(bits, k);
+        pooled.store(bt_addr(p, addr + pooled.first, u.out_len() * bits / 8), dst, c);
     }
     c.close(T);
     c.close(B);
@@ -288,7 +304,7 @@ fn linear(p: &Plan, u: &Unit, core: u16, c: &mut Code) {
             c.close(T);
             c.close(B);
         });
-        linear_soma(p, u, (x, v, h, spk, mask), c);
+        linear_soma(p, u, n0, (x, v, h, spk, mask), c);
         let cfg = u.neuron;
         let block = |base: u32, bits: u32| DramAddr::new(base + nt * bt * nb * bits / 8);
         if cfg.fire && !u.output {
@@ -314,13 +330,13 @@ fn linear(p: &Plan, u: &Unit, core: u16, c: &mut Code) {
 
 /// The soma of a linear tile for every sample and timestep; on the output layer also the
 /// sums over time the loss reads (stored per sample) and the `output` store.
-fn linear_soma(p: &Plan, u: &Unit, (x, v, h, spk, mask): (u32, u32, u32, u32, u32), c: &mut Code) {
+fn linear_soma(p: &Plan, u: &Unit, n0: u32, (x, v, h, spk, mask): (u32, u32, u32, u32, u32), c: &mut Code) {
     let Kind::Linear { t } = &u.kind else { return };
     let (nb, cfg) = (t.nb, u.neuron);
     c.open(B, p.b);
     c.fill(at(Buf::FpMem, v, nb), 0.0);
     if u.output {
-        c.fill(at(Buf::WgGrad, 0, u.n), 0.0);
+        c.fill(at(Buf::WgGrad, 0, nb), 0.0);
     }
     c.open(T, p.t);
     c.push(Instr::FpLif {
@@ -336,15 +352,17 @@ fn linear_soma(p: &Plan, u: &Unit, (x, v, h, spk, mask): (u32, u32, u32, u32, u3
     });
     if u.output {
         let src = if cfg.fire { bt_buf(p, Buf::FpSpk, spk, nb, false) } else { at(Buf::FpMem, v, nb) };
-        c.push(Instr::FpSum { dst: at(Buf::WgGrad, 0, u.n), src });
+        c.push(Instr::FpSum { dst: at(Buf::WgGrad, 0, nb), src });
     }
     c.close(T);
     if u.output {
-        let bytes = u64::from(u.n) * 4;
-        let sums = at(Buf::WgGrad, 0, u.n);
-        c.store(DramAddr::new(u.sum).with(B, stride(bytes)), sums.clone(), bytes);
+        // The tile's outputs of sample `r1` in the `[B][n]` sums (and outputs).
+        let (bytes, first) = (u64::from(u.n) * 4, n0 * 4);
+        let sums = at(Buf::WgGrad, 0, nb);
+        let sum_at = DramAddr::new(u.sum + first).with(B, stride(bytes));
+        c.store(sum_at, sums.clone(), u64::from(nb) * 4);
         if let Some(out) = p.output {
-            c.store(per_sample_staged(p, out, bytes), sums, bytes);
+            c.store(per_sample_staged(p, out + first, bytes), sums, u64::from(nb) * 4);
         }
     }
     c.close(B);

@@ -9,12 +9,14 @@
 //!
 //! - **FP phase**, layer by layer: every core computes its tiles of the layer for every
 //!   sample and timestep (conv tiles: a block of output channels and rows, the input
-//!   streamed in channel chunks and zero-bordered with `pad`; linear tiles: a block of
-//!   outputs, the weights streamed in row chunks), runs the soma and stores spikes, masks
-//!   and the pooled map. A chip-wide barrier ends each layer.
+//!   streamed in channel chunks and zero-bordered with `pad`, and for maps too large for
+//!   whole ones only the window of input rows a block of rows reads, `rows.rs`; linear
+//!   tiles: a block of outputs, the weights streamed in row chunks), runs the soma and
+//!   stores spikes, masks and the pooled map. A chip-wide barrier ends each layer.
 //! - **BP phase**, layer by layer from the loss: the gradient soma of every tile in reverse
 //!   time (dL/dH and its nonzero bitmap to DRAM), a barrier, then the errors of the layer
-//!   below, computed per input chunk from the dL/dH of all tiles, and another barrier.
+//!   below, computed per input chunk (and, for large maps, block of input rows) from the
+//!   dL/dH of all tiles, and another barrier.
 //! - **WG**, per layer, once BP has stored its dL/dH and computed the errors of the layer
 //!   below with the old weights: every core accumulates the weight gradient of the weight
 //!   blocks of its own tiles over the batch and updates each block (FP32 masters and state
@@ -26,17 +28,19 @@
 //! weight row chunk), as the chip's 16-bit partial-sum buffer does; the resident generator
 //! rounds each output once, which the golden parity cases need.
 //!
-//! DRAM tensors between layers are sample-major (`[B][T][features]`); the symbols `input`,
+//! DRAM tensors between layers are sample-major (`[B][T][features]`; the FP16 gradients of
+//! layers two apart share a region, see `plan.rs`); the symbols `input`,
 //! `target`, `loss`, `output` and the weights, masters and optimizer state keep the names and
 //! layouts of the resident generator, so `snnc train` drives both kinds of program alike.
 
 mod bp;
 mod fp;
 mod plan;
+mod rows;
 mod tiles;
 mod wg;
 
-use super::emit::Code;
+use super::emit::{self, Code};
 use super::{CodegenError, CodegenOptions};
 use crate::graph::LayerGraph;
 use isa::{ChipDesc, Instr, Program, Stream, Symbol, SymbolKind};
@@ -141,6 +145,38 @@ fn bt_buf(p: &Plan, buf: isa::Buf, base: u32, len: u32, reverse: bool) -> isa::A
     }
 }
 
+/// The part of a `[B][T][C][oh][ow]` tensor (of `bits`-bit elements, or of its `k x k`
+/// pooled map) that conv tile `(cb, rb)` covers, as one DMA moves it: `co` channels of
+/// `rows` rows each, one contiguous run when the tile is whole maps or one channel.
+struct Slab {
+    /// First byte within a `(b, t)` slab of the tensor.
+    first: u32,
+    rows: u16,
+    row: u32,
+    stride: u32,
+}
+
+impl Slab {
+    fn new(g: &tiles::ConvGeom, t: &tiles::ConvTiling, (cb, rb): (u32, u32), bits: u32, k: u32) -> Slab {
+        let (plane, part) = ((g.oh / k) * (g.ow / k), (t.rows / k) * (g.ow / k));
+        let first = (cb * t.co * plane + rb * part) * bits / 8;
+        if t.rows == g.oh || t.co == 1 {
+            let row = t.co * part * bits / 8;
+            Slab { first, rows: 1, row, stride: row }
+        } else {
+            Slab { first, rows: emit::h16(t.co), row: part * bits / 8, stride: plane * bits / 8 }
+        }
+    }
+
+    fn load(&self, dst: isa::Access, src: isa::DramAddr, c: &mut Code) {
+        c.push(Instr::DmaLoad { dst, src, rows: self.rows, row: self.row, stride: self.stride });
+    }
+
+    fn store(&self, dst: isa::DramAddr, src: isa::Access, c: &mut Code) {
+        c.push(Instr::DmaStore { dst, src, rows: self.rows, row: self.row, stride: self.stride });
+    }
+}
+
 /// `cfg.neuron` slot 0 for a layer (FP and BP phases of a core never overlap).
 fn cfg_neuron(u: &plan::Unit, c: &mut Code) {
     let n = u.neuron;
@@ -160,6 +196,20 @@ fn owned(count: u32, core: u16, cores: u16) -> impl Iterator<Item = u32> {
     (u32::from(core)..count).step_by(usize::from(cores.max(1)))
 }
 
+/// The tiles `(cb, rb)` of a conv layer core `core` owns in FP and BP: round robin over
+/// all tiles (row blocks of a channel block one after another), so that layers of a few
+/// large channel blocks still spread over every core. (WG owns whole channel blocks: a
+/// block's weight gradient sums over all its rows.)
+fn conv_tiles(
+    g: &tiles::ConvGeom,
+    t: &tiles::ConvTiling,
+    core: u16,
+    cores: u16,
+) -> impl Iterator<Item = (u32, u32)> + use<> {
+    let rbs = (g.oh / t.rows).max(1);
+    owned((g.cout / t.co) * rbs, core, cores).map(move |i| (i / rbs, i % rbs))
+}
+
 /// How a staged program cuts each layer and spreads it over the cores.
 pub(super) fn describe(graph: &LayerGraph, chip: &ChipDesc) -> Result<String, CodegenError> {
     use std::fmt::Write as _;
@@ -169,7 +219,7 @@ pub(super) fn describe(graph: &LayerGraph, chip: &ChipDesc) -> Result<String, Co
         let _ = match &u.kind {
             plan::Kind::Conv { g, t, .. } => writeln!(
                 s,
-                "{} + {}: conv {}x{}x{} -> {}x{}x{}; {} tiles of {} ch x {} rows, input chunks of {} ch{}; {}",
+                "{} + {}: conv {}x{}x{} -> {}x{}x{}; {} tiles of {} ch x {} rows, input chunks of {} ch{}{}; {}",
                 u.weight_name,
                 u.neuron_name,
                 g.cin,
@@ -182,9 +232,12 @@ pub(super) fn describe(graph: &LayerGraph, chip: &ChipDesc) -> Result<String, Co
                 t.co,
                 t.rows,
                 t.cc,
+                if t.windowed(g) { format!(" x {} rows", g.in_window(t.rows, 0).1) } else { String::new() },
                 if t.resident { ", weights resident" } else { ", weights streamed" },
                 if t.cc2 == 0 {
                     "no errors below".to_string()
+                } else if t.rows2 < g.h {
+                    format!("errors: chunks of {} ch x {} rows x blocks of {} ch", t.cc2, t.rows2, t.cob)
                 } else {
                     format!("errors: chunks of {} ch x blocks of {} ch", t.cc2, t.cob)
                 }

@@ -145,8 +145,7 @@ impl Plan {
         let mut out: Vec<Unit> = Vec::new();
         for (i, &(w, nl)) in chain.iter().enumerate() {
             let ctx = Ctx { graph, options, t, b, caps, opt, last: i + 1 == chain.len(), first: i == 0 };
-            let mut u = ctx.unit(graph.layer(w), graph.layer(nl), src, &mut dram)?;
-            u.prev_ds = out.last().map(|p| p.ds);
+            let u = ctx.unit(graph.layer(w), graph.layer(nl), src, &mut dram)?;
             src = Src {
                 addr: u.pooled.unwrap_or(u.spikes),
                 step_bytes: 0,
@@ -156,6 +155,7 @@ impl Plan {
             src.row_bytes = src.bytes(u.out_len());
             out.push(u);
         }
+        gradients(&mut out, t * b, &mut dram)?;
         let opt_region = opt_region(&out, opt);
         let need = u64::from(opt_region) * u64::from(cores);
         let have = buffer_elems(chip, Buf::Opt);
@@ -203,7 +203,37 @@ fn caps(chip: &ChipDesc, cores: u16) -> Caps {
         delta: e(Buf::BpDelta),
         wgerr: e(Buf::WgErr).min(e(Buf::WgGrad)),
         opt: e(Buf::Opt) / u64::from(cores.max(1)),
+        cores: u64::from(cores.max(1)),
     }
+}
+
+/// Places every unit's FP16 gradients in DRAM: its dL/dH (`.delta`) and the dL/dS of what it
+/// sends on (`.err`). BP needs them only while it works on the unit and the one above it, so
+/// units of even and odd index take turns in two regions of each kind (the largest
+/// gradients of ImageNet-sized nets would not fit the address space otherwise). A region is
+/// reused only after every core has finished with it: a core moves on past a unit once its
+/// WG stream has updated it, and two units later only after the barriers of the unit between.
+fn gradients(units: &mut [Unit], bt: u32, dram: &mut Dram) -> Result<(), CodegenError> {
+    let bt = u64::from(bt);
+    let delta = |u: &Unit| bt * u64::from(u.n) * 2;
+    let err = |u: &Unit| if u.output { 0 } else { bt * u64::from(u.out_len()) * 2 };
+    let turns = |size: &dyn Fn(&Unit) -> u64, name: &str, dram: &mut Dram| -> Result<[u32; 2], CodegenError> {
+        let bytes = |parity: usize| units.iter().skip(parity).step_by(2).map(size).max().unwrap_or(0);
+        Ok([dram.tensor(&format!("{name}0"), bytes(0))?, dram.tensor(&format!("{name}1"), bytes(1))?])
+    };
+    let regions = [turns(&delta, "bp.delta", dram)?, turns(&err, "bp.err", dram)?];
+    for (i, u) in units.iter_mut().enumerate() {
+        (u.dh, u.ds) = (regions[0][i % 2], if u.output { 0 } else { regions[1][i % 2] });
+        let name = &u.neuron_name;
+        dram.alias(&format!("{name}.delta"), u.dh, delta(u));
+        if !u.output {
+            dram.alias(&format!("{name}.err"), u.ds, err(u));
+        }
+    }
+    for i in 1..units.len() {
+        units[i].prev_ds = Some(units[i - 1].ds);
+    }
+    Ok(())
 }
 
 /// The `opt` elements one core needs: the largest per-layer set of a master chunk, its
@@ -266,7 +296,6 @@ impl Ctx<'_> {
         let spikes = dram.tensor(&format!("{nn}.spikes"), bits.div_ceil(8))?;
         let mask = dram.tensor(&format!("{nn}.mask"), bits.div_ceil(8))?;
         let h = if neuron.keep_h { dram.tensor(&format!("{nn}.membrane"), bits * 2)? } else { 0 };
-        let dh = dram.tensor(&format!("{nn}.delta"), bits * 2)?;
         let nz = dram.tensor(&format!("{nn}.delta_mask"), bits.div_ceil(8))?;
         let pooled_bits = matches!(kind, Kind::Conv { pool: Some((PoolKind::Max, _)), .. });
         let out_len = kind.out_len(n);
@@ -277,7 +306,6 @@ impl Ctx<'_> {
             }
             _ => None,
         };
-        let ds = if self.last { 0 } else { dram.tensor(&format!("{nn}.err"), bt * u64::from(out_len) * 2)? };
         let sum = if self.last { dram.tensor(&format!("{nn}.spike_sum"), u64::from(self.b * n) * 4)? } else { 0 };
         let grad_in_opt = match &kind {
             Kind::Conv { g, t, .. } => u64::from(t.co * g.cin * g.kk() + t.co) > self.caps.wgerr,
@@ -298,11 +326,11 @@ impl Ctx<'_> {
             spikes,
             mask,
             h,
-            dh,
+            dh: 0,
             nz,
             pooled,
             pooled_bits,
-            ds,
+            ds: 0,
             sum,
             prev_ds: None,
             grad_in_opt,

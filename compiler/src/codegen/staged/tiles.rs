@@ -23,6 +23,8 @@ pub(super) struct Caps {
     pub(super) wgerr: u64,
     /// One core's share of `opt`.
     pub(super) opt: u64,
+    /// Cores the tiles spread over.
+    pub(super) cores: u64,
 }
 
 /// Convolution geometry: input `cin x h x w`, output `cout x oh x ow`, kernel `k`, stride `s`,
@@ -60,6 +62,33 @@ impl ConvGeom {
         self.cout * self.oh * self.ow
     }
 
+    /// Padded input rows an output row block reads: block `rb` of `rows` output rows reads
+    /// `len` rows from padded row `first`; returns `(first, len)`.
+    pub(super) fn in_window(&self, rows: u32, rb: u32) -> (u32, u32) {
+        (rb * rows * self.s, (rows - 1) * self.s + self.k)
+    }
+
+    /// Elements of a region holding `cc` padded input windows of `wh` rows, with `p` spare
+    /// rows before and after, so that `pad` may address the border rows of the first and
+    /// last window (which it never writes).
+    pub(super) fn window_len(&self, cc: u32, wh: u32) -> u64 {
+        u64::from(self.wp()) * (u64::from(cc) * u64::from(wh) + 2 * u64::from(self.p))
+    }
+
+    /// The input-gradient window of block `blk` of `rows` dense input rows: the error rows
+    /// that reach it and the padded rows `bp.conv` writes from them.
+    pub(super) fn err_window(&self, rows: u32, blk: u32) -> ErrWindow {
+        let a = blk * rows + self.p;
+        let b = a + rows;
+        // Output row r reads padded rows [r*s, r*s + k).
+        let r0 = (a + 1).saturating_sub(self.k).div_ceil(self.s.max(1));
+        let r1 = ((b - 1) / self.s.max(1) + 1).min(self.oh);
+        let start = r0 * self.s;
+        // The window reaches the block's last row even where no error row does (a stride
+        // that skips the bottom rows); the extra rows keep `bp.conv`'s output height.
+        let ih = b.max(r1.saturating_sub(1) * self.s + self.k).saturating_sub(start);
+        ErrWindow { r0, r1, start, ih, a }
+    }
     /// The shape operands of `fp.conv`, `bp.conv` and `wg.conv` for `cin` input and `cout`
     /// output channels over `ih` padded input rows: `(cin, cout, ih, iw, kh, kw, stride)`.
     pub(super) fn operands(&self, cin: u32, cout: u32, ih: u32) -> (u16, u16, u16, u16, u8, u8, u8) {
@@ -68,25 +97,44 @@ impl ConvGeom {
     }
 }
 
+/// The padded input-gradient rows one block of dense input rows needs: error rows
+/// `[r0, r1)` write padded rows `[start, start + ih)`, which hold the block's rows from
+/// padded row `a` on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct ErrWindow {
+    pub(super) r0: u32,
+    pub(super) r1: u32,
+    pub(super) start: u32,
+    pub(super) ih: u32,
+    pub(super) a: u32,
+}
+
 /// How a conv layer is cut.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct ConvTiling {
-    /// Output channels and rows per tile (a tile is `co x rows x ow`; either `rows = oh` or
-    /// `co = 1`, so a tile is contiguous in `[C][H][W]`).
+    /// Output channels and rows per tile (a tile is `co x rows x ow`; row blocks, `rows <
+    /// oh`, read windows of the input rows).
     pub(super) co: u32,
     pub(super) rows: u32,
-    /// Input channels per streamed chunk (1 when tiles are row blocks).
+    /// Input channels per streamed chunk.
     pub(super) cc: u32,
     /// Whether a tile's weights for all chunks fit `fp.w` at once.
     pub(super) resident: bool,
     /// Input channels per chunk of the input-gradient pass, and output channels per block.
     pub(super) cc2: u32,
     pub(super) cob: u32,
+    /// Dense input rows per block of the input-gradient pass (`h`: whole maps).
+    pub(super) rows2: u32,
 }
 
 impl ConvTiling {
     pub(super) fn tile(&self, g: &ConvGeom) -> u32 {
         self.co * self.rows * g.ow
+    }
+
+    /// Whether tiles are row blocks, which load windows of the input rows.
+    pub(super) fn windowed(&self, g: &ConvGeom) -> bool {
+        self.rows < g.oh
     }
 }
 
@@ -134,25 +182,70 @@ pub(super) fn conv(
     let best = pairs.min_by_key(cost);
     let (co, rows, cc) = match best {
         Some((co, cc)) => (co, g.oh, cc),
-        None => {
-            // Row blocks of one channel, one input channel at a time.
-            let rows = divisor(g.oh, caps.psum / u64::from(g.ow.max(1)), |r| (r * g.ow) % 8 == 0 && pool_ok(1, r))
-                .ok_or_else(|| "no block of output rows fits `fp.psum`".to_string())?;
-            if !chunk_ok(1) || kk > caps.fpw {
-                return Err("one padded input channel does not fit `fp.in`".into());
-            }
-            (1, rows, 1)
-        }
+        None => row_blocks(g, dense, &pool_ok, caps)?,
     };
     let resident = u64::from(co) * u64::from(g.cin) * kk <= caps.fpw;
-    let (cc2, cob) = if errors { conv_igrad(g, caps)? } else { (0, 0) };
-    Ok(ConvTiling { co, rows, cc, resident, cc2, cob })
+    let (cc2, cob, rows2) = if errors { conv_igrad(g, caps)? } else { (0, 0, g.h) };
+    Ok(ConvTiling { co, rows, cc, resident, cc2, cob, rows2 })
+}
+
+/// Row blocks of `co` output channels, for maps too large for whole ones: each tile reads
+/// a window of its input rows (with the halo the kernel needs) in chunks of channels. The
+/// tile and chunk that read the least from DRAM on the busiest core win (every tile reads
+/// its window of all input channels, and halos are read twice); ties: the larger chunk,
+/// which rounds the partial sums less often. Returns `(co, rows, cc)` with `rows < oh`.
+fn row_blocks(
+    g: &ConvGeom,
+    dense: bool,
+    pool_ok: &dyn Fn(u32, u32) -> bool,
+    caps: &Caps,
+) -> Result<(u32, u32, u32), String> {
+    // Windows of spikes start and end on whole bytes when rows are.
+    if !dense && g.w % 8 != 0 {
+        return Err("row windows of a spike map whose rows are not whole bytes".into());
+    }
+    let in_cap = if dense { caps.mem / 4 } else { caps.fpin };
+    let (kk, bytes) = (u64::from(g.kk()), if dense { 2 } else { 1 });
+    let fits = |(co, r): (u32, u32)| {
+        let tile = u64::from(co) * u64::from(r * g.ow);
+        // A tile of several channels is stored channel by channel: each part of every map
+        // (spikes, pooled spikes) must be whole bytes.
+        let parts_ok = co == 1 || ((r * g.ow) % 8 == 0 && (g.oh * g.ow) % 8 == 0 && pool_ok(1, r) && pool_ok(1, g.oh));
+        let ok = tile <= caps.psum && tile % 8 == 0 && pool_ok(co, r) && parts_ok;
+        let wh = g.in_window(r, 0).1;
+        let weights = u64::from(co) * u64::from(g.cin) * kk;
+        let grads = weights + u64::from(co);
+        let opt_ok = |cc: u32| grads <= caps.wgerr || grads + 3 * u64::from(co * cc) * kk <= caps.opt;
+        let cap = caps.fpw / (u64::from(co) * kk);
+        let cc = divisor(g.cin, cap, |cc| g.window_len(cc, wh) <= in_cap && opt_ok(cc));
+        let streamed = if weights <= caps.fpw { 0 } else { weights * 2 };
+        let window = u64::from(g.cin) * u64::from(wh) * u64::from(g.w) * bytes / 8;
+        // WG owns whole channel blocks, so the busiest core reads the windows of its share
+        // of the blocks; then the total, then the larger chunk.
+        let per_block = u64::from(g.oh / r) * (window + streamed);
+        let busiest = u64::from(g.cout / co).div_ceil(caps.cores.max(1)) * per_block;
+        let cost = u64::from(g.cout / co) * per_block;
+        cc.filter(|_| ok).map(|cc| (busiest, cost, u32::MAX - cc, co, r, cc))
+    };
+    let divisors = |n: u32| (1..=n).filter(move |d| n % d == 0);
+    let pairs = divisors(g.cout).flat_map(|co| divisors(g.oh).filter(|&r| r < g.oh).map(move |r| (co, r)));
+    let best = pairs.filter_map(fits).min();
+    best.map(|(_, _, _, co, r, cc)| (co, r, cc))
+        .ok_or_else(|| "no block of output rows and window of input rows fit `fp.psum` and `fp.in`".to_string())
 }
 
 /// Chunks of the input-gradient pass: `cc2` input channels (padded and dense gradient in
-/// `bp.delta`) against blocks of `cob` output channels' dL/dH (whole maps, also in
-/// `bp.delta`) and weights (`bp.w`).
-fn conv_igrad(g: &ConvGeom, caps: &Caps) -> Result<(u32, u32), String> {
+/// `bp.delta`) against blocks of `cob` output channels' dL/dH (also in `bp.delta`) and
+/// weights (`bp.w`), over whole maps or, when they do not fit, blocks of `rows2` input rows.
+fn conv_igrad(g: &ConvGeom, caps: &Caps) -> Result<(u32, u32, u32), String> {
+    conv_igrad_whole(g, caps)
+        .map(|(cc2, cob)| (cc2, cob, g.h))
+        .or_else(|| conv_igrad_rows(g, caps))
+        .ok_or_else(|| "no chunk of the error map and block of output channels fit `bp.delta` and `bp.w`".to_string())
+}
+
+/// The input-gradient chunks over whole maps, if they fit.
+fn conv_igrad_whole(g: &ConvGeom, caps: &Caps) -> Option<(u32, u32)> {
     let plane = u64::from(g.hp() * g.wp());
     let kk = u64::from(g.kk());
     let whole = g.oh * g.ow;
@@ -166,11 +259,44 @@ fn conv_igrad(g: &ConvGeom, caps: &Caps) -> Result<(u32, u32), String> {
         });
         cob.filter(|_| grads <= caps.delta / 2).map(|cob| (cc2, cob))
     };
-    (1..=g.cin)
-        .rev()
-        .filter(|c| g.cin % c == 0)
-        .find_map(fits)
-        .ok_or_else(|| "no chunk of the error map and block of output channels fit `bp.delta` and `bp.w`".to_string())
+    (1..=g.cin).rev().filter(|c| g.cin % c == 0).find_map(fits)
+}
+
+/// The input-gradient chunks over blocks of input rows, each computed from the error rows
+/// that reach it. The largest block of output channels wins (each block is one more FP16
+/// sum of the gradient, so with all of them a window sums exactly as a whole map does),
+/// then the chunk and block of rows that read the least from DRAM (every chunk reads the
+/// error rows of all output channels, halos twice), then the larger of them.
+fn conv_igrad_rows(g: &ConvGeom, caps: &Caps) -> Option<(u32, u32, u32)> {
+    // Nonzero bitmaps of error rows are loaded in whole bytes; a stride beyond the kernel
+    // would leave rows that no error reaches before a window.
+    if g.ow % 8 != 0 || g.s > g.k {
+        return None;
+    }
+    let kk = u64::from(g.kk());
+    let r8 = |n: u64| n.div_ceil(8) * 8;
+    let blocks = |rows: u32| (0..g.h / rows).map(move |b| g.err_window(rows, b));
+    // `(DRAM bytes, -(rows x channels))` of a chunk and block of rows, if they fit.
+    let cost = |cc2: u32, cob: u32, rows: u32| {
+        let ok = blocks(rows).all(|e| e.r1 > e.r0 && e.start <= e.a);
+        let ih = blocks(rows).map(|e| e.ih).max().unwrap_or(0);
+        let er = blocks(rows).map(|e| e.r1 - e.r0).max().unwrap_or(0);
+        let grads = r8(g.window_len(cc2, ih)) + r8(u64::from(cc2) * u64::from(rows * g.w));
+        let errs = r8(u64::from(cob) * u64::from(er * g.ow));
+        let fit = grads + errs <= caps.delta && u64::from(cob) * u64::from(cc2) * kk <= caps.bpw;
+        // Per chunk and block: the error rows (FP16 and their bitmap) and the weights.
+        let weights = u64::from(g.cout) * u64::from(cc2) * kk * 2;
+        let read = |e: ErrWindow| u64::from(g.cout) * u64::from((e.r1 - e.r0) * g.ow) * 17 / 8 + weights;
+        let bytes = u64::from(g.cin / cc2) * blocks(rows).map(read).sum::<u64>();
+        (ok && fit).then_some((bytes, u64::MAX - u64::from(cc2) * u64::from(rows)))
+    };
+    let divisors = |n: u32| (1..=n).rev().filter(move |d| n % d == 0);
+    divisors(g.cout).find_map(|cob| {
+        let rows = divisors(g.h).filter(|&r| r < g.h);
+        let pairs = divisors(g.cin).flat_map(|cc2| rows.clone().map(move |r| (cc2, r)));
+        let best = pairs.filter_map(|(cc2, rows)| cost(cc2, cob, rows).map(|c| (c, rows, cc2))).min();
+        best.map(|(_, rows, cc2)| (cc2, cob, rows))
+    })
 }
 
 /// How a linear layer (`k` inputs, `n` outputs) is cut, for `bt = B x T` sample-steps.
@@ -193,12 +319,15 @@ pub(super) struct LinearTiling {
 pub(super) fn linear(k: u32, n: u32, bt: u32, dense: bool, output: bool, caps: &Caps) -> Result<LinearTiling, String> {
     let bt64 = u64::from(bt);
     let bits_ok = |e: u32| dense || e % 8 == 0;
-    let nb = if output {
-        (bt64 * u64::from(n) <= caps.psum && u64::from(n) <= caps.fpw).then_some(n)
-    } else {
-        divisor(n, (caps.psum / bt64).min(caps.fpw), |d| d % 8 == 0 && (bt * d) % 8 == 0)
+    // The output layer's spikes are stored per tile, so its tiles need not be whole bytes;
+    // its loss reads the sums of all outputs of a sample at once, in `wg.grad`.
+    if output && u64::from(n) >= caps.wgerr {
+        return Err(format!("the loss over {n} outputs does not fit `wg.grad`"));
     }
-    .ok_or_else(|| format!("no block of the {n} outputs with all {bt} sample-steps fits `fp.psum`"))?;
+    // Leave `fp.w` room for a chunk of at least one byte of spike rows.
+    let rows_min = if dense { 1 } else { 8 };
+    let nb = divisor(n, (caps.psum / bt64).min(caps.fpw / rows_min), |d| (output || d % 8 == 0) && (bt * d) % 8 == 0)
+        .ok_or_else(|| format!("no block of the {n} outputs with all {bt} sample-steps fits `fp.psum`"))?;
     let in_cap = if dense { caps.mem / 2 } else { caps.fpin };
     let kc = divisor(k, caps.fpw / u64::from(nb), |d| bits_ok(d) && bt64 * u64::from(d) <= in_cap)
         .ok_or_else(|| "no chunk of weight rows fits `fp.w`".to_string())?;
@@ -229,6 +358,7 @@ mod tests {
             delta: 65536,
             wgerr: 4096,
             opt: 1572864 / 20,
+            cores: 20,
         }
     }
 
@@ -254,7 +384,6 @@ mod tests {
         ] {
             let t = conv(&g, dense, pool, true, &caps()).unwrap_or_else(|e| panic!("{g:?}: {e}"));
             assert!(u64::from(t.tile(&g)) <= 4096, "{g:?} {t:?}");
-            assert!(t.rows == g.oh || (t.co == 1 && t.cc == 1), "{t:?}");
             assert_eq!(g.cout % t.co, 0);
             assert_eq!(g.oh % t.rows, 0);
             assert_eq!(g.cin % t.cc, 0);
@@ -268,8 +397,41 @@ mod tests {
 
     #[test]
     fn a_big_feature_map_is_cut_into_row_blocks() {
+        // Blocks of 2 channels x 16 rows fill `fp.psum`; their window of 18 padded rows holds
+        // both input channels, and the 16 channel blocks leave no core with two of them.
         let t = conv(&vgg(2, 32, 128), false, Some((2, true)), false, &caps()).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((t.co, t.rows, t.cc), (1, 32, 1));
+        assert_eq!((t.co, t.rows, t.cc), (2, 16, 2));
+        assert!(t.windowed(&vgg(2, 32, 128)));
+    }
+
+    #[test]
+    fn imagenet_maps_are_read_in_windows_that_fit() {
+        // VGG-16's first stages: one padded 226 x 226 channel exceeds `fp.in`.
+        for (g, dense) in [(vgg(3, 64, 224), true), (vgg(64, 64, 224), false), (vgg(64, 128, 112), true)] {
+            let t = conv(&g, dense, None, true, &caps()).unwrap_or_else(|e| panic!("{g:?}: {e}"));
+            let wh = g.in_window(t.rows, 0).1;
+            let cap = if dense { 65536 / 4 } else { 18496 };
+            assert!(t.windowed(&g) && g.window_len(t.cc, wh) <= cap, "{g:?} {t:?}");
+            assert!(t.rows * g.ow <= 4096 && g.oh % t.rows == 0 && g.cin % t.cc == 0, "{t:?}");
+            assert!(t.rows2 <= g.h && g.h % t.rows2 == 0 && g.cin % t.cc2 == 0 && g.cout % t.cob == 0, "{t:?}");
+        }
+    }
+
+    #[test]
+    fn error_windows_cover_the_rows_that_reach_a_block() {
+        // 3x3, padding 1, stride 1: input rows 4..8 are padded rows 5..9, reached by output
+        // rows 3..9 (row r reads r..r+3), whose transpose writes padded rows 3..11.
+        let g = vgg(1, 1, 16);
+        let e = g.err_window(4, 1);
+        assert_eq!(e, ErrWindow { r0: 3, r1: 9, start: 3, ih: 8, a: 5 });
+        // The first block starts at the top border; the last ends at the bottom one.
+        assert_eq!(g.err_window(4, 0), ErrWindow { r0: 0, r1: 5, start: 0, ih: 7, a: 1 });
+        assert_eq!(g.err_window(4, 3), ErrWindow { r0: 11, r1: 16, start: 11, ih: 7, a: 13 });
+        // Stride 2 without padding over 16 rows (7 output rows): row 15 is reached by no
+        // output row, yet the window of the last block still covers it.
+        let s2 = ConvGeom { s: 2, p: 0, oh: 7, ow: 7, ..g };
+        assert_eq!(s2.err_window(4, 3), ErrWindow { r0: 5, r1: 7, start: 10, ih: 6, a: 12 });
+        assert_eq!(s2.in_window(4, 1), (8, 9));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use super::fp::ConvIn;
 use super::plan::{Kind, Plan, Unit};
 use super::tiles::{ConvGeom, ConvTiling};
-use super::{Bump, Span, TOK_IG, TOK_WG_DONE, bt_addr, bt_buf, owned};
+use super::{Bump, Slab, Span, TOK_IG, TOK_WG_DONE, bt_addr, bt_buf, owned};
 use crate::codegen::emit::{B, Code, STEP, T, TILE, at, h16, stride, tiles};
 use isa::{Access, Buf, DramAddr, Instr, OptKind, Stream};
 
@@ -130,10 +130,10 @@ fn conv(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, core: u16, c: &mut Cod
         c.open(B, p.b);
         c.open(T, p.t);
         for rb in 0..g.oh / t.rows {
-            let off = cb * t.co * g.oh * g.ow + rb * t.rows * g.ow;
+            let (bits1, bits16) = (Slab::new(g, t, (cb, rb), 1, 1), Slab::new(g, t, (cb, rb), 16, 1));
             let (e, m) = (at(Buf::WgErr, err, tile), at(Buf::FpMask, nz, tile));
-            c.load(e.clone(), bt_addr(p, u.dh + off * 2, u.n * 2), u64::from(tile) * 2);
-            c.load(m.clone(), bt_addr(p, u.nz + off / 8, u.n / 8), u64::from(tile / 8));
+            bits16.load(e.clone(), bt_addr(p, u.dh + bits16.first, u.n * 2), c);
+            bits1.load(m.clone(), bt_addr(p, u.nz + bits1.first, u.n / 8), c);
             for j in 0..chunks {
                 let (spk, ih) = input.load(p, u, g, t, (j, rb), c);
                 let (cin, cout, ih, iw, kh, kw, stride) = g.operands(t.cc, t.co, ih);
