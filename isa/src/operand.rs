@@ -12,9 +12,11 @@ use std::fmt::Write as _;
 
 pub use crate::address::{Access, DramAddr, Term};
 
-/// How many loop counter registers a stream has (`r0` .. `r3`), which is also the deepest
-/// loop nesting and the most index terms an address can carry.
-pub const NUM_LOOP_REGS: usize = 4;
+/// How many loop counter registers a stream has (`r0` .. `r7`), which is also the deepest
+/// loop nesting and the most index terms an address can carry. Eight leave code generation
+/// a register for the tile a core works on besides step, sample, timestep and chunk, so a
+/// layer's tiles are a loop rather than unrolled code.
+pub const NUM_LOOP_REGS: usize = 8;
 /// How many signal/wait token counters each stream has.
 pub const NUM_TOKENS: u8 = 16;
 /// How many neuron / optimizer configuration slots a core has.
@@ -246,7 +248,11 @@ operand_enum!(
     R0 = "r0", /// Register 1.
     R1 = "r1", /// Register 2.
     R2 = "r2", /// Register 3.
-    R3 = "r3" }
+    R3 = "r3", /// Register 4.
+    R4 = "r4", /// Register 5.
+    R5 = "r5", /// Register 6.
+    R6 = "r6", /// Register 7.
+    R7 = "r7" }
 );
 
 operand_enum!(

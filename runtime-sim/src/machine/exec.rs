@@ -99,7 +99,7 @@ impl<S: Storage> Exec<'_, S> {
         stream_index(self.core, self.stream)
     }
 
-    pub(crate) fn regs(&self) -> [u32; 4] {
+    pub(crate) fn regs(&self) -> [u32; isa::NUM_LOOP_REGS] {
         self.st.streams[self.idx()].regs
     }
 
