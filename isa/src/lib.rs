@@ -70,6 +70,13 @@
 //!   dense layout, and `pad` places them into the zero border that `fp.conv` / `bp.conv` /
 //!   `wg.conv` read, in one instruction instead of one `copy` per row.
 //!
+//! The linear tiles (`fp.linear`, `bp.linear`, `wg.linear`) also take a row count and row
+//! strides: one instruction applies one weight tile to `rows` rows of input (the timesteps
+//! of a sample, say), row `r` finding each row-carrying operand `r * stride` elements past
+//! the one written. It means exactly `rows` single-row instructions in order, but the
+//! sequencer loads the tile once and issues once, as a hardware sequencer streaming rows
+//! past a stationary weight tile would.
+//!
 //! Neuron and optimizer constants are not operands of every soma or update: they are set
 //! once into a configuration slot by `cfg.neuron` / `cfg.opt` (carrying f32 constants and
 //! the reset / surrogate / optimizer kind), and instructions name the slot. This mirrors

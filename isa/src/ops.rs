@@ -162,17 +162,26 @@ macro_rules! for_each_op {
                 value: f32,
             };
             /// Linear tile, spike-driven: `out[j] (+)= sum_i spk[i] * w[i*n+j]`; a mux and an FP16 add per PE.
+            /// With `rows` > 1 the same weights serve `rows` input rows (timesteps, say): row `r` reads
+            /// `spk` at `r*spk_stride` and writes `out` at `r*out_stride` elements past row 0, exactly as
+            /// `rows` single-row instructions in order would.
             FpLinear fp_linear = "fp.linear" @ Fp {
-                /// Input spikes, `k` elements (1-bit; a 16-bit buffer means dense FP16 input).
+                /// Input spikes of row 0, `k` elements (1-bit; a 16-bit buffer means dense FP16 input).
                 spk: Access,
                 /// Weights, `k*n` elements, row-major k x n.
                 w: Access,
-                /// Partial sums, `n` elements.
+                /// Partial sums of row 0, `n` elements.
                 out: Access,
                 /// Input features.
                 k: u16,
                 /// Output features.
                 n: u16,
+                /// Number of rows (at least 1).
+                rows: u16,
+                /// Elements between the `spk` of consecutive rows.
+                spk_stride: u16,
+                /// Elements between the `out` of consecutive rows.
+                out_stride: u16,
                 /// Accumulate onto `out` instead of overwriting it.
                 acc: bool,
                 /// Scan the spike bitmap and skip zero spikes (counted as skipped work).
@@ -251,17 +260,25 @@ macro_rules! for_each_op {
                 src: Access,
             };
             /// Propagate errors through transposed weights: `out[i] (+)= sum_j err[j] * w[i*n+j]` (FP16 MAC).
+            /// With `rows` > 1, row `r` reads `err` (and `nz`) at `r*err_stride` and writes `out` at
+            /// `r*out_stride` elements past row 0, exactly as `rows` single-row instructions in order would.
             BpLinear bp_linear = "bp.linear" @ Bp {
-                /// Errors dL/dH of the layer above, `n` elements.
+                /// Errors dL/dH of the layer above for row 0, `n` elements.
                 err: Access,
                 /// Weights as `fp.linear` holds them (`k*n`, row-major k x n); the engine reads them transposed.
                 w: Access,
-                /// Errors dL/dS of this layer, `k` elements.
+                /// Errors dL/dS of this layer for row 0, `k` elements.
                 out: Access,
                 /// Output features of the forward layer.
                 n: u16,
                 /// Input features of the forward layer.
                 k: u16,
+                /// Number of rows (at least 1).
+                rows: u16,
+                /// Elements between the `err` (and the `nz`) of consecutive rows.
+                err_stride: u16,
+                /// Elements between the `out` of consecutive rows.
+                out_stride: u16,
                 /// Accumulate onto `out`.
                 acc: bool,
                 /// Nonzero bitmap of `err` (1-bit, `n` elements): zero errors are skipped.
@@ -356,10 +373,12 @@ macro_rules! for_each_op {
                 b: u16,
             };
             /// Accumulate the linear weight gradient `dw[i*n+j] += spk[i] * err[j]` (mux + add), and `db += err`.
+            /// With `rows` > 1, row `r` reads `spk` at `r*spk_stride` and `err` (and `nz`) at `r*err_stride`
+            /// elements past row 0 and accumulates into the same `dw` and `db`, rows in increasing order.
             WgLinear wg_linear = "wg.linear" @ Wg {
-                /// Input spikes of the forward layer, `k` elements.
+                /// Input spikes of the forward layer for row 0, `k` elements.
                 spk: Access,
-                /// Errors dL/dH, `n` elements.
+                /// Errors dL/dH for row 0, `n` elements.
                 err: Access,
                 /// Weight gradient accumulators, `k*n` elements.
                 dw: Access,
@@ -369,6 +388,12 @@ macro_rules! for_each_op {
                 k: u16,
                 /// Output features.
                 n: u16,
+                /// Number of rows (at least 1).
+                rows: u16,
+                /// Elements between the `spk` of consecutive rows.
+                spk_stride: u16,
+                /// Elements between the `err` (and the `nz`) of consecutive rows.
+                err_stride: u16,
                 /// Skip zero spikes.
                 skip: bool,
                 /// Nonzero bitmap of `err`: zero errors are skipped.

@@ -28,8 +28,9 @@ use crate::operand::{Operand, Stream};
 
 /// The program file magic.
 pub const MAGIC: [u8; 4] = *b"SNNC";
-/// The binary format version this build reads and writes.
-pub const FORMAT_VERSION: u16 = 1;
+/// The binary format version this build reads and writes. Version 2 added the row count and
+/// row strides of `fp.linear`, `bp.linear` and `wg.linear`.
+pub const FORMAT_VERSION: u16 = 2;
 const PRELUDE: usize = 16;
 
 /// A whole program for one chip.

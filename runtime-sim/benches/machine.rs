@@ -15,17 +15,17 @@ use std::time::Instant;
 const TILES: &str = "
 .stream fp
     loop r=r0 n=20000
-    fp.linear spk=fp.in[0:64] w=fp.w[0:1024] out=fp.psum[0:16] k=64 n=16 acc=true skip=true
+    fp.linear spk=fp.in[0:64] w=fp.w[0:1024] out=fp.psum[0:16] k=64 n=16 rows=1 spk_stride=0 out_stride=0 acc=true skip=true
     endloop r=r0
     halt
 .stream bp
     loop r=r0 n=20000
-    bp.linear err=bp.err[0:16] w=bp.w[0:1024] out=bp.psum[0:64] n=16 k=64 acc=false nz=fp.mask[0:16]
+    bp.linear err=bp.err[0:16] w=bp.w[0:1024] out=bp.psum[0:64] n=16 k=64 rows=1 err_stride=0 out_stride=0 acc=false nz=fp.mask[0:16]
     endloop r=r0
     halt
 .stream wg
     loop r=r0 n=20000
-    wg.linear spk=fp.in[0:64] err=bp.err[0:16] dw=wg.grad[0:1024] db=- k=64 n=16 skip=true nz=fp.mask[0:16]
+    wg.linear spk=fp.in[0:64] err=bp.err[0:16] dw=wg.grad[0:1024] db=- k=64 n=16 rows=1 spk_stride=0 err_stride=0 skip=true nz=fp.mask[0:16]
     endloop r=r0
     halt
 .stream dma
@@ -49,7 +49,7 @@ fn example(chip: &ChipDesc) -> Program {
 }
 
 fn tiles(chip: &ChipDesc) -> Program {
-    let mut text = format!(".version 1\n.chip cores=20 hash={:#018x}\n", chip.hash());
+    let mut text = format!(".version 2\n.chip cores=20 hash={:#018x}\n", chip.hash());
     for c in 0..20 {
         text += &format!(".core {c}\n{TILES}");
     }

@@ -4,7 +4,8 @@
 
 use super::conv;
 use super::emit::{
-    B, CHAN_ERRORS, Code, STEP, T, TOK_SAMPLE, TOK_UPDATED, TOK_WG_DONE, at, fwd, rev, stride, tiled, tiled_dram, tiles,
+    B, CHAN_ERRORS, Code, STEP, T, TOK_SAMPLE, TOK_UPDATED, TOK_WG_DONE, at, fwd, rev, rows_of, stride, tiled,
+    tiled_dram, tiles,
 };
 use super::fp::per_sample;
 use super::plan::{Plan, SUM_BUF, Unit};
@@ -112,8 +113,8 @@ fn keep_sample(p: &Plan, u: &Unit, c: &mut Code) {
 }
 
 /// dL/dS of the previous layer for every timestep into `bp.psum[gin + t*k ..]`, one row
-/// tile of the weights at a time: each tile keeps all n columns, so every input's error is
-/// one accumulation.
+/// tile of the weights at a time and one multi-row `bp.linear` per tile (a row per
+/// timestep): each tile keeps all n columns, so every input's error is one accumulation.
 fn errors_back(p: &Plan, u: &Unit, resident: bool, c: &mut Code) {
     let (k, n) = (u.k, u.n);
     tiles(c, k, if resident { k } else { u.bp_tile.max(1) }, |c, term, first, size| {
@@ -122,16 +123,31 @@ fn errors_back(p: &Plan, u: &Unit, resident: bool, c: &mut Code) {
             let src = tiled_dram(DramAddr::new(u.w_addr + first * n * 2), term, u64::from(n) * 2);
             c.load(at(Buf::BpW, 0, size * n), src, u64::from(size * n) * 2);
         }
-        c.open(T, p.t);
-        c.push(Instr::BpLinear {
-            err: fwd(Buf::BpDelta, u.delta, n, n),
+        let err = fwd(Buf::BpDelta, u.delta, n, n);
+        let out = tiled(fwd(Buf::BpPsum, u.gin + first, k, size), term, 1);
+        let nz = fwd(Buf::FpMask, u.nz, n, n);
+        let linear = |err, out, nz, rows, err_stride, out_stride| Instr::BpLinear {
+            err,
             w: at(Buf::BpW, 0, size * n),
-            out: tiled(fwd(Buf::BpPsum, u.gin + first, k, size), term, 1),
+            out,
             n: n as u16,
             k: size as u16,
+            rows,
+            err_stride,
+            out_stride,
             acc: false,
-            nz: Some(fwd(Buf::FpMask, u.nz, n, n)),
-        });
-        c.close(T);
+            nz: Some(nz),
+        };
+        // One instruction for all timesteps; `nz` rows move with `err` rows.
+        match rows_of(p.t, [&err, &out, &nz]) {
+            Some((rows, [(err, es), (out, os), (nz, zs)])) if zs == es => {
+                c.push(linear(err, out, nz, rows, es, os));
+            }
+            _ => {
+                c.open(T, p.t);
+                c.push(linear(err, out, nz, 1, 0, 0));
+                c.close(T);
+            }
+        }
     });
 }

@@ -92,6 +92,21 @@ pub(super) fn rev(buf: Buf, base: u32, step: u32, len: u32, steps: u32) -> Acces
     at(buf, last, len).with(T, -stride(u64::from(step)))
 }
 
+/// The multi-row form of per-timestep operands: each access without its `r0` term (row 0)
+/// and that term's stride as the row stride, with `t` as the row count. `None` when a count
+/// or stride does not fit the instruction's `u16` fields (or walks backwards): the caller
+/// then loops over the timesteps instead.
+pub(super) fn rows_of<const N: usize>(t: u32, ops: [&Access; N]) -> Option<(u16, [(Access, u16); N])> {
+    let rows = u16::try_from(t).ok().filter(|r| *r > 0)?;
+    let mut out = ops.map(|a| (a.clone(), 0u16));
+    for (row, a) in out.iter_mut().zip(ops) {
+        let step: i64 = a.terms.iter().filter(|x| x.reg == T).map(|x| i64::from(x.stride)).sum();
+        row.0.terms.retain(|x| x.reg != T);
+        row.1 = u16::try_from(step).ok()?;
+    }
+    Some((rows, out))
+}
+
 /// A tile loop: `full` tiles of `size`, then one of `rem` (if any); `body(code, tile_term,
 /// first, size)` emits one tile, where `tile_term` is `Some(size)` inside the loop over `r2`.
 pub(super) fn tiles(c: &mut Code, total: u32, size: u32, mut body: impl FnMut(&mut Code, Option<u32>, u32, u32)) {

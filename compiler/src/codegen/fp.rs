@@ -2,7 +2,9 @@
 //! layer per timestep (per output tile), then the soma per timestep, and pass spikes on.
 
 use super::conv;
-use super::emit::{B, CHAN_SPIKES, Code, STEP, T, TOK_SAMPLE, TOK_UPDATED, at, fwd, stride, tiled, tiled_dram, tiles};
+use super::emit::{
+    B, CHAN_SPIKES, Code, STEP, T, TOK_SAMPLE, TOK_UPDATED, at, fwd, rows_of, stride, tiled, tiled_dram, tiles,
+};
 use super::placement::buffer_elems;
 use super::plan::{Input, Plan, SUM_BUF, Unit};
 use isa::{Access, Buf, ChipDesc, DramAddr, Instr, Stream};
@@ -114,8 +116,9 @@ pub(super) fn spiking_input(u: &Unit) -> bool {
     !u.dense_in
 }
 
-/// Synaptic input of every timestep into `fp.psum[x + t*n ..]`, one output tile at a time:
-/// each tile keeps all k rows, so every output is one accumulation rounded once.
+/// Synaptic input of every timestep into `fp.psum[x + t*n ..]`, one output tile at a time
+/// and one multi-row `fp.linear` per tile (a row per timestep): each tile keeps all k rows,
+/// so every output is one accumulation rounded once.
 fn linear(p: &Plan, u: &Unit, resident: bool, c: &mut Code) {
     let (k, n) = (u.k, u.n);
     tiles(c, n, if resident { n } else { u.fp_tile.max(1) }, |c, term, first, size| {
@@ -125,18 +128,28 @@ fn linear(p: &Plan, u: &Unit, resident: bool, c: &mut Code) {
             let row = size * 2;
             c.push(Instr::DmaLoad { dst: at(Buf::FpW, 0, k * size), src, rows: k as u16, row, stride: n * 2 });
         }
-        c.open(T, p.t);
-        let out = tiled(fwd(Buf::FpPsum, u.x + first, n, size), term, 1);
-        c.push(Instr::FpLinear {
-            spk: input_at(u),
+        let (spk, out) = (input_at(u), tiled(fwd(Buf::FpPsum, u.x + first, n, size), term, 1));
+        let linear = |spk, out, rows, spk_stride, out_stride| Instr::FpLinear {
+            spk,
             w: at(Buf::FpW, 0, k * size),
             out,
             k: k as u16,
             n: size as u16,
+            rows,
+            spk_stride,
+            out_stride,
             acc: u.bias,
             skip: spiking_input(u),
-        });
-        c.close(T);
+        };
+        // One instruction for all timesteps: the engine keeps the weight tile for every row.
+        match rows_of(p.t, [&spk, &out]) {
+            Some((rows, [(spk, ss), (out, os)])) => c.push(linear(spk, out, rows, ss, os)),
+            None => {
+                c.open(T, p.t);
+                c.push(linear(spk, out, 1, 0, 0));
+                c.close(T);
+            }
+        }
     });
 }
 

@@ -10,15 +10,16 @@
 //! (1 by default), each over `batch` samples:
 //!
 //! - **FP** stream, per sample `b`: load (unit 0, from DRAM) or receive (from the previous
-//!   core over the NoC) the input spikes of all `T` timesteps; `fp.linear` per timestep into
-//!   partial sums (per output tile when the weights exceed `fp.w`, each output summed whole
+//!   core over the NoC) the input spikes of all `T` timesteps; one multi-row `fp.linear`
+//!   over all timesteps (a row each) into partial sums (per output tile when the weights exceed `fp.w`, each output summed whole
 //!   so it is rounded to FP16 once); then `fp.lif` per timestep, keeping `H` (smooth
 //!   surrogates, soft or non-detached reset), spikes and the rect mask; `fp.sum` of spikes or
 //!   membranes on the output unit; send the spikes of all `T` steps to the next core.
 //! - **BP** stream, per sample: `bp.loss` on the output unit (or receive dL/dS of all steps
-//!   from the next core), `bp.soma` in reverse time, then `bp.linear` per timestep (per row
-//!   tile of the weights) to the previous core's dL/dS, sent back over the NoC.
-//! - **WG** stream, per sample: `wg.linear` per timestep into FP32 accumulators; after the
+//!   from the next core), `bp.soma` in reverse time, then one multi-row `bp.linear` over
+//!   all timesteps (per row tile of the weights) to the previous core's dL/dS, sent back over the NoC.
+//! - **WG** stream, per sample: one multi-row `wg.linear` over all timesteps into FP32
+//!   accumulators; after the
 //!   batch `wg.step`, the chunked `wg.update` (FP32 masters and state in `opt`, the FP16
 //!   copy staged in `fp.w`), and stores of the updated weights, masters and state to DRAM.
 //!

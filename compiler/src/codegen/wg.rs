@@ -7,7 +7,7 @@
 //! through DRAM is left for later).
 
 use super::conv;
-use super::emit::{B, Code, STEP, T, TOK_SAMPLE, TOK_UPDATED, TOK_WG_DONE, at, fwd, tiled, tiled_dram, tiles};
+use super::emit::{B, Code, STEP, T, TOK_SAMPLE, TOK_UPDATED, TOK_WG_DONE, at, fwd, rows_of, tiled, tiled_dram, tiles};
 use super::fp::{input_at, spiking_input};
 use super::placement::buffer_elems;
 use super::plan::{Plan, Unit};
@@ -66,22 +66,35 @@ pub(super) fn stream(p: &Plan, u: &Unit, chip: &ChipDesc) -> Code {
     c
 }
 
-/// The weight gradient of one sample of a linear unit, accumulated over timesteps.
+/// The weight gradient of one sample of a linear unit, accumulated over timesteps (one
+/// multi-row `wg.linear`, a row per timestep).
 fn linear(p: &Plan, u: &Unit, c: &mut Code) {
     let (k, n) = (u.k, u.n);
     let (gbuf, g) = u.grad;
-    c.open(T, p.t);
-    c.push(Instr::WgLinear {
-        spk: input_at(u),
-        err: fwd(Buf::BpDelta, u.delta, n, n),
+    let (spk, err, nz) = (input_at(u), fwd(Buf::BpDelta, u.delta, n, n), fwd(Buf::FpMask, u.nz, n, n));
+    let linear = |spk, err, nz, rows, spk_stride, err_stride| Instr::WgLinear {
+        spk,
+        err,
         dw: at(gbuf, g, k * n),
         db: u.bias.then(|| at(gbuf, g + k * n, n)),
         k: k as u16,
         n: n as u16,
+        rows,
+        spk_stride,
+        err_stride,
         skip: spiking_input(u),
-        nz: Some(fwd(Buf::FpMask, u.nz, n, n)),
-    });
-    c.close(T);
+        nz: Some(nz),
+    };
+    // One instruction for all timesteps, accumulating in time order; `nz` rows move with
+    // `err` rows.
+    match rows_of(p.t, [&spk, &err, &nz]) {
+        Some((rows, [(spk, ss), (err, es), (nz, zs)])) if zs == es => c.push(linear(spk, err, nz, rows, ss, es)),
+        _ => {
+            c.open(T, p.t);
+            c.push(linear(spk, err, nz, 1, 0, 0));
+            c.close(T);
+        }
+    }
 }
 
 /// `wg.update` over all parameters in chunks that fit `fp.w`, each chunk's FP16 copy stored

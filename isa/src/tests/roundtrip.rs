@@ -85,7 +85,7 @@ fn opcodes_are_numbered_in_table_order_with_unique_mnemonics() {
 #[test]
 fn printing_is_deterministic_and_names_layers() {
     let text = "
-.version 1
+.version 2
 .chip cores=1 hash=0x0
 .core 0
 .stream fp
@@ -97,4 +97,21 @@ fn printing_is_deterministic_and_names_layers() {
     let printed = asm::print(&p);
     assert!(printed.contains("    ; layer \"fc1\"\n    fill dst=fp.psum[0:16] value=0\n"), "{printed}");
     assert_eq!(printed, asm::print(&asm::assemble(&printed).expect("reassembles")));
+}
+
+#[test]
+fn multi_row_operands_round_trip_in_text_and_binary() {
+    let lines = [
+        "fp.linear spk=fp.in[0:64] w=fp.w[0:1024] out=fp.psum[0+r2*16:16] k=64 n=16 rows=8 spk_stride=64 out_stride=128 acc=true skip=true",
+        "bp.linear err=bp.delta[0:10] w=bp.w[0:640] out=bp.psum[0:64] n=10 k=64 rows=8 err_stride=10 out_stride=128 acc=false nz=fp.mask[0:10]",
+        "wg.linear spk=fp.in[0:64] err=bp.delta[0:128] dw=opt[0:8192] db=- k=64 n=128 rows=8 spk_stride=64 err_stride=128 skip=true nz=fp.mask[0:128]",
+    ];
+    for line in lines {
+        let stream = &line[..2];
+        let text = format!(".version 2\n.chip cores=1 hash=0x0\n.core 0\n.stream {stream}\n    {line}\n");
+        let p = asm::assemble(&text).unwrap_or_else(|e| panic!("{line}: {e:?}"));
+        let instr = p.cores[0].streams.iter().flatten().next().cloned().expect("one instruction");
+        assert_eq!(instr.to_string(), line);
+        assert_eq!(Instr::from_bytes(&instr.to_bytes()), Ok(instr));
+    }
 }

@@ -6,7 +6,7 @@ use crate::{ChipDesc, Stream, asm};
 /// A small valid program: core 0 runs a linear layer forward (fp) and its weight gradient
 /// and update (wg) in a loop over 4 timesteps; core 0 sends spikes to core 1 over the NoC.
 const VALID: &str = "
-.version 1
+.version 2
 .chip cores=20 hash=HASH
 .core 0
 .stream fp
@@ -14,7 +14,7 @@ const VALID: &str = "
     fill dst=fp.mem[0:16] value=0
     loop r=r0 n=4
     dma.ld dst=fp.in[0:64] src=@0x0+r0*8 rows=1 row=8 stride=8
-    fp.linear spk=fp.in[0:64] w=fp.w[0:1024] out=fp.psum[0:16] k=64 n=16 acc=false skip=true
+    fp.linear spk=fp.in[0:64] w=fp.w[0:1024] out=fp.psum[0:16] k=64 n=16 rows=1 spk_stride=0 out_stride=0 acc=false skip=true
     fp.lif x=fp.psum[0:16] bias=- v=fp.mem[0:16] h=fp.mem[16+r0*16:16] spk=fp.spk[0+r0*16:16] mask=fp.mask[0+r0*16:16] n=16 cfg=0 fire=true
     signal core=0 stream=wg tok=0
     endloop r=r0
@@ -24,7 +24,7 @@ const VALID: &str = "
     wait tok=0 n=1
     copy dst=wg.spk[0:64] src=fp.in[0:64]
     fill dst=wg.err[0:16] value=0.5
-    wg.linear spk=wg.spk[0:64] err=wg.err[0:16] dw=wg.grad[0:1024] db=- k=64 n=16 skip=true nz=-
+    wg.linear spk=wg.spk[0:64] err=wg.err[0:16] dw=wg.grad[0:1024] db=- k=64 n=16 rows=1 spk_stride=0 err_stride=0 skip=true nz=-
     endloop r=r0
     cfg.opt slot=0 kind=sgd lr=0.1 m=0 beta2=0 eps=0 wd=0
     wg.update grad=wg.grad[0:1024] master=opt[0:1024] state=- w16=fp.w[0:1024] n=1024 cfg=0 scale=0.25 zero=true
@@ -173,7 +173,7 @@ fn dram_transfers_stay_inside_dram() {
 #[test]
 fn shapes_must_agree() {
     expect(
-        |s| s.replace("k=64 n=16 acc=false", "k=65 n=16 acc=false"),
+        |s| s.replace("k=64 n=16 rows=1", "k=65 n=16 rows=1"),
         K::Shape,
         fp(4),
         "operand `input` has 64 elements: expected 65",
@@ -315,5 +315,62 @@ fn symbols_point_at_what_exists() {
         K::Symbol,
         PROGRAM,
         "instructions 2..62 of core 0 fp, which has 9",
+    );
+}
+
+/// The `fp.linear` of the fp stream (instruction 4) with `rows`, `spk_stride` and `out_stride`.
+fn fp_rows(rows: u32, spk: u32, out: u32) -> impl Fn(&str) -> String {
+    move |s| {
+        s.replace(
+            "rows=1 spk_stride=0 out_stride=0 acc=false",
+            &format!("rows={rows} spk_stride={spk} out_stride={out} acc=false"),
+        )
+    }
+}
+
+/// The `wg.linear` of the wg stream (instruction 4) with rows, strides and an `nz` bitmap.
+fn wg_rows(rows: u32, spk: u32, err: u32) -> impl Fn(&str) -> String {
+    move |s| {
+        s.replace(
+            "rows=1 spk_stride=0 err_stride=0 skip=true nz=-",
+            &format!("rows={rows} spk_stride={spk} err_stride={err} skip=true nz=fp.mask[0:16]"),
+        )
+    }
+}
+
+#[test]
+fn multi_row_instructions_inside_their_buffers_verify() {
+    // fp.in holds 18,496 spikes and fp.psum 4096 sums: 4 rows of each fit easily.
+    let v = run(&listing(fp_rows(4, 64, 16)));
+    assert!(v.is_empty(), "{v:#?}");
+    let v = run(&listing(wg_rows(4, 64, 16)));
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+#[test]
+fn zero_rows_are_an_operand_range_violation() {
+    expect(fp_rows(0, 64, 16), K::OperandRange, fp(4), "operand `rows` is 0");
+    expect(wg_rows(0, 64, 16), K::OperandRange, wg(4), "operand `rows` is 0");
+}
+
+#[test]
+fn the_last_row_must_lie_inside_each_buffer() {
+    // Row 289 of `spk` starts at 289 * 64 = 18,496: just past fp.in.
+    expect(fp_rows(290, 64, 0), K::BufferBounds, fp(4), "operand `spk` in its last row (289)");
+    assert!(run(&listing(fp_rows(289, 64, 0))).is_empty());
+    // Row 256 of `out` ends at 256 * 16 + 16 = 4112 > 4096 sums.
+    expect(
+        fp_rows(257, 0, 16),
+        K::BufferBounds,
+        fp(4),
+        "operand `out` in its last row (256) spans elements 4096..4112",
+    );
+    // `nz` rows move with `err` rows: wg.err holds 4096 errors, fp.mask 65,536 bits.
+    expect(wg_rows(2, 0, 5000), K::BufferBounds, wg(4), "operand `err` in its last row (1)");
+    expect(
+        wg_rows(2, 0, 65530),
+        K::BufferBounds,
+        wg(4),
+        "operand `nz` in its last row (1) spans elements 65530..65546",
     );
 }

@@ -80,6 +80,7 @@ pub(crate) fn check_stream(
         let mult = loops.iter().fold(1u128, |m, l| m.saturating_mul(u128::from(l.n)));
         let ctx = Ctx { chip, at, loops: &loops };
         check_accesses(instr, &ctx, r);
+        super::rows::check(instr, &ctx, r);
         super::shape::check(instr, &ctx, r);
         record_sync(instr, chip, (core, stream), mult, at, sync, &mut barriers_seen);
         step_loops(instr, at, &mut loops, r);

@@ -23,6 +23,9 @@
 //!   (each from 0 to its loop's trip count - 1), and every register it uses is the counter
 //!   of an enclosing loop ([`ViolationKind::BufferBounds`], [`ViolationKind::UnboundRegister`]).
 //! - every DRAM transfer lies inside DRAM for all loop values ([`ViolationKind::DramBounds`]).
+//! - multi-row instructions (`fp.linear`, `bp.linear`, `wg.linear`) have `rows` at least 1
+//!   ([`ViolationKind::OperandRange`]), and the last row of each row-carrying operand (row 0
+//!   plus `(rows-1) * stride`) lies inside its buffer ([`ViolationKind::BufferBounds`]).
 //! - operand lengths agree with the shape fields (e.g. `fp.linear`: `spk` has `k`
 //!   elements, `w` has `k*n`, `out` has `n`), transfers move equal numbers of bits on
 //!   both sides, and spike/mask/bitmap operands name 1-bit buffers
@@ -46,6 +49,7 @@
 //!   equals the number of such streams ([`ViolationKind::Sync`]).
 
 mod flow;
+mod rows;
 mod shape;
 
 use crate::chip::ChipDesc;

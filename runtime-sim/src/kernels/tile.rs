@@ -50,13 +50,58 @@ pub fn linear_kn_forward<S: Storage>(
             axpy::<S>(sums, row, x, mode);
         })
     } as u64;
+    finish_forward(mode, sums, out, acc);
+    count(ops, nonzero * n as u64, (k * n) as u64, dense);
+}
+
+/// [`linear_kn_forward`] on weights already widened to f32 (by [`widen`]): the same sums in
+/// the same order, for an instruction that applies one tile to many rows and so widens it
+/// once rather than once per row and non-zero input.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_kn_forward_wide<S: Storage>(
+    mode: Accum,
+    w: &[f32],
+    input: Input<'_, S>,
+    out: &mut [S],
+    acc: bool,
+    dense: bool,
+    scratch: &mut Vec<f32>,
+    ops: &mut OpCount,
+) {
+    let (k, n) = (input.len(), out.len());
+    let (sums, _) = zeroed_rows(scratch, n, 0);
+    // `axpy` on one element is `acc_mac`, so a one-column tile needs no special case here.
+    let nonzero = input.for_each_nonzero(|i, x| axpy::<S>(sums, &w[i * n..(i + 1) * n], x, mode)) as u64;
+    finish_forward(mode, sums, out, acc);
+    count(ops, nonzero * n as u64, (k * n) as u64, dense);
+}
+
+/// Adds the prior outputs last when accumulating (the golden order of a biased layer), then
+/// rounds the sums into `out`.
+fn finish_forward<S: Storage>(mode: Accum, sums: &mut [f32], out: &mut [S], acc: bool) {
     if acc {
         for (a, o) in sums.iter_mut().zip(out.iter()) {
             *a = acc_add::<S>(*a, o.to_f32(), mode);
         }
     }
     S::from_f32_slice(sums, out);
-    count(ops, nonzero * n as u64, (k * n) as u64, dense);
+}
+
+/// Widens a weight tile to f32 into `wide` (resized to fit), for the `_wide` kernels.
+pub fn widen<S: Storage>(w: &[S], wide: &mut Vec<f32>) {
+    wide.resize(w.len(), 0.0);
+    S::to_f32_slice(w, wide);
+}
+
+/// Widens a `k x n` weight tile to f32 and transposes it into `cols` (resized to fit):
+/// `cols[j*k + i] = w[i*n + j]`, so that column `j` is contiguous for [`linear_kn_backward_cols`].
+pub fn transpose_wide<S: Storage>(w: &[S], k: usize, n: usize, cols: &mut Vec<f32>) {
+    cols.resize(k * n, 0.0);
+    for i in 0..k {
+        for (j, v) in w[i * n..(i + 1) * n].iter().enumerate() {
+            cols[j * k + i] = v.to_f32();
+        }
+    }
 }
 
 /// `out[i] = (out[i] if acc) + sum_j err[j] * w[i*n + j]` over the errors the engine
@@ -83,6 +128,40 @@ pub fn linear_kn_backward<S: Storage>(
         S::to_f32_slice(&w[i * n..(i + 1) * n], row);
         row.iter().enumerate().for_each(|(j, &v)| cols[j * k + i] = v);
     }
+    backward_sums(mode, cols, err, nz, sums, out, acc, ops);
+}
+
+/// [`linear_kn_backward`] on a tile already widened and transposed by [`transpose_wide`]:
+/// the same sums in the same order, for an instruction that applies one tile to many rows.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_kn_backward_cols<S: Storage>(
+    mode: Accum,
+    cols: &[f32],
+    err: &[S],
+    nz: Option<SpikeSlice<'_>>,
+    out: &mut [S],
+    acc: bool,
+    scratch: &mut Vec<f32>,
+    ops: &mut OpCount,
+) {
+    let (sums, _) = zeroed_rows(scratch, out.len(), 0);
+    backward_sums(mode, cols, err, nz, sums, out, acc, ops);
+}
+
+/// The column-at-a-time sums of the backward kernels over the transposed tile `cols`, from
+/// zeroed `sums`; rounds them into `out` and counts the work.
+#[allow(clippy::too_many_arguments)]
+fn backward_sums<S: Storage>(
+    mode: Accum,
+    cols: &[f32],
+    err: &[S],
+    nz: Option<SpikeSlice<'_>>,
+    sums: &mut [f32],
+    out: &mut [S],
+    acc: bool,
+    ops: &mut OpCount,
+) {
+    let (k, n) = (out.len(), err.len());
     if acc {
         S::to_f32_slice(out, sums);
     }
@@ -103,6 +182,9 @@ pub fn linear_kn_backward<S: Storage>(
 
 /// `dw[i*n + j] += x[i] * err[j]` for non-zero inputs and processed errors (`nz` bits set,
 /// or non-zero errors when there is no bitmap: the engine tests the error it muxes).
+///
+/// `cols` and `scratch` are working memory (the processed errors), reused across calls.
+#[allow(clippy::too_many_arguments)]
 pub fn linear_kn_weight_grad<S: Storage>(
     mode: Accum,
     input: Input<'_, S>,
@@ -110,21 +192,25 @@ pub fn linear_kn_weight_grad<S: Storage>(
     nz: Option<SpikeSlice<'_>>,
     dw: &mut [f32],
     dense: bool,
+    (cols, scratch): (&mut Vec<(usize, f32)>, &mut Vec<f32>),
     ops: &mut OpCount,
 ) {
     let n = err.len();
-    let cols: Vec<(usize, f32)> = match nz {
-        Some(bits) => bits.ones().map(|j| (j, err[j].to_f32())).collect(),
-        None => err.iter().enumerate().map(|(j, g)| (j, g.to_f32())).filter(|&(_, g)| g != 0.0).collect(),
-    };
+    cols.clear();
+    match nz {
+        Some(bits) => cols.extend(bits.ones().map(|j| (j, err[j].to_f32()))),
+        None => cols.extend(err.iter().enumerate().map(|(j, g)| (j, g.to_f32())).filter(|&(_, g)| g != 0.0)),
+    }
     let nonzero = if cols.len() == n {
         // Every error is processed: a whole row at a time, which vectorises.
-        let g: Vec<f32> = cols.iter().map(|&(_, g)| g).collect();
-        input.for_each_nonzero(|i, x| mac_row::<S>(&mut dw[i * n..(i + 1) * n], &g, x, mode))
+        scratch.clear();
+        scratch.extend(cols.iter().map(|&(_, g)| g));
+        let g = &scratch[..];
+        input.for_each_nonzero(|i, x| mac_row::<S>(&mut dw[i * n..(i + 1) * n], g, x, mode))
     } else {
         input.for_each_nonzero(|i, x| {
             let row = &mut dw[i * n..(i + 1) * n];
-            for &(j, g) in &cols {
+            for &(j, g) in cols.iter() {
                 row[j] = acc_mac::<S>(row[j], g, x, mode);
             }
         })
@@ -218,7 +304,8 @@ mod tests {
                 let (mut want, mut got) = (vec![0.0f32; K * N], vec![0.0f32; K * N]);
                 let (mut a, mut b) = (OpCount::default(), OpCount::default());
                 linear_weight_grad(mode, &full, Input::Spikes(s.slice(0, K)), &mut want, &mut a);
-                linear_kn_weight_grad(mode, Input::Spikes(s.slice(0, K)), &full, None, &mut got, false, &mut b);
+                let work = (&mut Vec::new(), &mut Vec::new());
+                linear_kn_weight_grad(mode, Input::Spikes(s.slice(0, K)), &full, None, &mut got, false, work, &mut b);
                 let want_t: Vec<f32> = (0..K * N).map(|t| want[(t % N) * K + t / N]).collect();
                 assert_eq!((got, b), (want_t, a));
             }
@@ -252,7 +339,8 @@ mod tests {
         let (mut want, mut got) = (vec![0.0f32; K * N], vec![0.0f32; K * N]);
         let (mut a, mut b) = (OpCount::default(), OpCount::default());
         linear_weight_grad(Accum::F32, &e, Input::Spikes(s.slice(0, K)), &mut want, &mut a);
-        linear_kn_weight_grad(Accum::F32, Input::Spikes(s.slice(0, K)), &e, None, &mut got, false, &mut b);
+        let work = (&mut Vec::new(), &mut Vec::new());
+        linear_kn_weight_grad(Accum::F32, Input::Spikes(s.slice(0, K)), &e, None, &mut got, false, work, &mut b);
         let want_t: Vec<f32> = (0..K * N).map(|t| want[(t % N) * K + t / N]).collect();
         assert_eq!((got, b), (want_t, a));
     }

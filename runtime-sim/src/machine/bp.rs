@@ -8,13 +8,14 @@
 
 use super::engine::{ConvDims, width_msg};
 use super::exec::{Exec, Flow, Step};
+use super::rows::Rows;
 use crate::fp::{Storage, add_assign_slice};
 use crate::kernels::OpCount;
 use crate::kernels::grad::{conv2d_backward_input, readout_backward_step};
 use crate::kernels::loss::{LossKind as KLoss, loss_value, output_grad_row};
 use crate::kernels::pool::{avgpool_backward, maxpool_backward};
 use crate::kernels::soma::{LifParams, Reset, SOMA_BLOCK, Surrogate as Sg};
-use crate::kernels::tile::linear_kn_backward;
+use crate::kernels::tile::{linear_kn_backward, linear_kn_backward_cols, transpose_wide};
 use crate::spikes::SpikeBits;
 use isa::{Access, LossKind, PoolKind};
 use std::ops::Range;
@@ -31,6 +32,11 @@ pub(crate) struct SomaOps<'a> {
 }
 
 impl<S: Storage> Exec<'_, S> {
+    /// `bp.linear` over `rows.count` rows; see [`Rows`] for the strides (`nz` rows move
+    /// with `err`). The weights are widened and transposed once for all rows unless they
+    /// share the output's buffer (then a row could change them, and each row reads them
+    /// afresh).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn linear_bwd(
         &mut self,
         err: &Access,
@@ -39,36 +45,65 @@ impl<S: Storage> Exec<'_, S> {
         (k, n): (u16, u16),
         acc: bool,
         nz: &Option<Access>,
+        rows: Rows,
     ) -> Step {
         let (k, n) = (usize::from(k), usize::from(n));
         self.need("err", err, n)?;
         self.need("w", w, k * n)?;
         self.need("out", out, k)?;
+        let count = self.row_count(rows.count)?;
+        self.rows_span("err", err, count, rows.first)?;
         if let Some(a) = nz {
             self.need("nz", a, n)?;
+            self.rows_span("nz", a, count, rows.first)?;
         }
-        let o = self.span("out", out)?;
+        let o = self.rows_span("out", out, count, rows.second)?;
+        let wide = count > 1 && self.span("w", w)?.slot != o.slot;
         let mode = self.st.mode;
-        let mut scratch = std::mem::take(&mut self.st.scratch);
+        let mut ws = self.take_row_state();
         let r = self.with_taken(o.slot, |ex, data| {
-            let e = ex.read("err", err, Some((o.slot, data)))?;
-            let wv = ex.read("w", w, Some((o.slot, data)))?;
-            let z = ex.read_opt("nz", nz, Some((o.slot, data)))?;
-            let (eh, wh) = (e.half().map_err(|m| ex.bad(m))?, wv.half().map_err(|m| ex.bad(m))?);
-            let zb = z.as_ref().map(|z| z.bits()).transpose().map_err(|m| ex.bad(m))?;
-            let dst = data.as_half_mut().ok_or_else(|| ex.bad(width_msg("out", 16)))?;
-            let mut ops = OpCount::default();
-            linear_kn_backward(mode, wh, eh, zb, &mut dst[o.range()], acc, &mut scratch, &mut ops);
-            Ok(ops)
+            if wide {
+                let wv = ex.read("w", w, None)?;
+                transpose_wide(wv.half().map_err(|m| ex.bad(m))?, k, n, &mut ws.wide);
+            }
+            let e0 = ex.read("err", err, Some((o.slot, data)))?;
+            let z0 = nz.as_ref().map(|a| ex.read("nz", a, Some((o.slot, data)))).transpose()?;
+            for r in 0..count {
+                let skip = Rows::skip(r, rows.first);
+                let e = ex.next_row(&e0, err, skip, (o.slot, data))?;
+                let z = match (nz, &z0) {
+                    (Some(a), Some(z0)) => Some(ex.next_row(z0, a, skip, (o.slot, data))?),
+                    _ => None,
+                };
+                let wv = if wide { None } else { Some(ex.read("w", w, Some((o.slot, data)))?) };
+                let eh = e.half().map_err(|m| ex.bad(m))?;
+                let zb = z.as_ref().map(|z| z.bits()).transpose().map_err(|m| ex.bad(m))?;
+                let dst = data.as_half_mut().ok_or_else(|| ex.bad(width_msg("out", 16)))?;
+                let at = o.start + Rows::skip(r, rows.second);
+                let dst = &mut dst[at..at + k];
+                let mut ops = OpCount::default();
+                match &wv {
+                    None => linear_kn_backward_cols(mode, &ws.wide, eh, zb, dst, acc, &mut ws.scratch, &mut ops),
+                    Some(wv) => {
+                        let wh = wv.half().map_err(|m| ex.bad(m))?;
+                        linear_kn_backward(mode, wh, eh, zb, dst, acc, &mut ws.scratch, &mut ops);
+                    }
+                }
+                ws.ops.push(ops);
+            }
+            Ok(())
         });
-        self.st.scratch = scratch;
-        let ops = r?;
-        let mut a = vec![self.touch(err.buf, n), self.touch(w.buf, ops.executed as usize), self.touch(out.buf, k)];
-        if let Some(z) = nz {
-            a.push(self.touch(z.buf, n));
-        }
+        self.put_row_state(ws);
+        r?;
         let pj = self.mac_pj();
-        self.engine(ops, pj, &a);
+        self.charge_rows(pj, |ex, ops| {
+            [
+                ex.touch(err.buf, n),
+                ex.touch(w.buf, ops.executed as usize),
+                ex.touch(out.buf, k),
+                nz.as_ref().map_or(0, |z| ex.touch(z.buf, n)),
+            ]
+        });
         Ok(Flow::Next)
     }
 

@@ -5,7 +5,8 @@
 //! calling a kernel (the kernels assert, and a simulated program must never panic), runs
 //! the kernel on the buffers, and charges its cost: one issue cycle plus the larger of the
 //! compute cycles (executed operations over the PE array) and the busiest buffer's accesses
-//! (spread over the array's columns, one bank each). Tile outputs are taken out of the
+//! (spread over the array's columns, one bank each). A multi-row linear tile pays the issue
+//! cycle once and the rest row by row (see `rows.rs`). Tile outputs are taken out of the
 //! buffer table while the kernel writes them, so inputs are borrowed without copies; an
 //! input in the same buffer as the output reads a copy taken first.
 
@@ -41,6 +42,15 @@ impl ConvDims {
     }
 }
 
+/// The cost of an engine instruction summed over its rows (one row for most).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct RowCost {
+    /// Compute or port cycles, whichever bound each row, summed.
+    cycles: u64,
+    /// Operations of all rows.
+    ops: OpCount,
+}
+
 /// A resolved input operand: its buffer (borrowed, or a copy when it is also the output)
 /// and range.
 pub(crate) struct Opnd<'b, S: Storage> {
@@ -69,6 +79,23 @@ impl<S: Storage> Opnd<'_, S> {
 
     pub(crate) fn is_bits(&self) -> bool {
         self.data.as_bits().is_some()
+    }
+
+    /// The operand's name, for messages.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Whether this is a copy of the output buffer taken before the kernel wrote it.
+    pub(crate) fn is_copy(&self) -> bool {
+        matches!(self.data, Cow::Owned(_))
+    }
+
+    /// The same operand `skip` elements further on, borrowing the same data; the caller
+    /// has checked the bounds of the range it moves to.
+    pub(crate) fn shifted(&self, skip: usize) -> Opnd<'_, S> {
+        let sp = Span { start: self.sp.start + skip, ..self.sp };
+        Opnd { name: self.name, data: Cow::Borrowed(&*self.data), sp }
     }
 }
 
@@ -99,21 +126,23 @@ impl<S: Storage> Exec<'_, S> {
         a: &Access,
         taken: Option<(usize, &BufData<S>)>,
     ) -> Result<Opnd<'b, S>, SimError> {
-        let sp = self.span(name, a)?;
+        self.read_row(name, a, 0, taken)
+    }
+
+    /// Resolves the input row `skip` elements past the access's first element.
+    pub(crate) fn read_row<'b>(
+        &'b self,
+        name: &'static str,
+        a: &Access,
+        skip: usize,
+        taken: Option<(usize, &BufData<S>)>,
+    ) -> Result<Opnd<'b, S>, SimError> {
+        let sp = self.span_row(name, a, skip)?;
         let data = match taken {
             Some((slot, d)) if slot == sp.slot => Cow::Owned(d.clone()),
             _ => Cow::Borrowed(&self.st.bufs[sp.slot]),
         };
         Ok(Opnd { name, data, sp })
-    }
-
-    pub(crate) fn read_opt<'b>(
-        &'b self,
-        name: &'static str,
-        a: &Option<Access>,
-        taken: Option<(usize, &BufData<S>)>,
-    ) -> Result<Option<Opnd<'b, S>>, SimError> {
-        a.as_ref().map(|a| self.read(name, a, taken)).transpose()
     }
 
     /// Runs `f` with buffer `slot` taken out of the table, and always puts it back.
@@ -191,12 +220,27 @@ impl<S: Storage> Exec<'_, S> {
     /// Charges an engine instruction: compute over the PE array against the busiest
     /// buffer port, and records its operations and compute energy.
     pub(crate) fn engine(&mut self, ops: OpCount, pj_per_op: f64, accesses: &[u64]) {
+        let mut cost = RowCost::default();
+        self.engine_row(&mut cost, ops, pj_per_op, accesses);
+        self.engine_done(cost);
+    }
+
+    /// Charges one row of a multi-row engine instruction as [`engine`](Self::engine) charges
+    /// a whole single-row one, less the issue cycle, which [`engine_done`](Self::engine_done)
+    /// adds once. The energy is added row by row, as separate instructions would add it.
+    pub(crate) fn engine_row(&mut self, cost: &mut RowCost, ops: OpCount, pj_per_op: f64, accesses: &[u64]) {
         let (rows, cols) = self.st.chip.engine(self.stream).map_or((1, 1), |e| (e.rows.max(1), e.cols.max(1)));
         let compute = ops.executed.div_ceil(u64::from(rows) * u64::from(cols));
         let port = accesses.iter().copied().max().unwrap_or(0).div_ceil(u64::from(cols));
-        self.busy = 1 + compute.max(port);
+        cost.cycles += compute.max(port);
+        cost.ops.merge(ops);
         self.st.stats.energy.compute_pj += ops.executed as f64 * pj_per_op;
-        self.ops = ops;
+    }
+
+    /// Finishes charging an engine instruction: one issue cycle plus its rows' cycles.
+    pub(crate) fn engine_done(&mut self, cost: RowCost) {
+        self.busy = 1 + cost.cycles;
+        self.ops = cost.ops;
     }
 
     /// Charges an element-wise unit (soma, loss, optimizer) working on `cols` elements per

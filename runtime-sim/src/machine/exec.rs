@@ -105,7 +105,13 @@ impl<S: Storage> Exec<'_, S> {
 
     /// Resolves a buffer access for the current loop registers, checking its bounds.
     pub(crate) fn span(&self, name: &str, a: &Access) -> Result<Span, SimError> {
-        let start = a.start(&self.regs());
+        self.span_row(name, a, 0)
+    }
+
+    /// Resolves row `a` of a multi-row operand, `skip` elements past the access's first
+    /// element (0 for row 0), checking its bounds.
+    pub(crate) fn span_row(&self, name: &str, a: &Access, skip: usize) -> Result<Span, SimError> {
+        let start = a.start(&self.regs()) + skip as i64;
         let slot = self.st.slot(self.core, a.buf);
         let cap = self.st.bufs[slot].len();
         let end = start + i64::from(a.len);

@@ -3,12 +3,13 @@
 
 use super::engine::{ConvDims, width_msg};
 use super::exec::{Exec, Flow, Step};
+use super::rows::Rows;
 use crate::fp::{Storage, add, add_assign_slice};
 use crate::kernels::OpCount;
 use crate::kernels::accumulate::conv2d_forward;
 use crate::kernels::pool::{avgpool_forward, maxpool_forward};
 use crate::kernels::soma::{lif_forward_step, readout_forward_step, surrogate_mask};
-use crate::kernels::tile::linear_kn_forward;
+use crate::kernels::tile::{linear_kn_forward, linear_kn_forward_wide, widen};
 use crate::spikes::SpikeBits;
 use isa::{Access, PoolKind};
 
@@ -23,41 +24,60 @@ pub(crate) struct LifOps<'a> {
 }
 
 impl<S: Storage> Exec<'_, S> {
+    /// `fp.linear` over `rows.count` rows; see [`Rows`] for the strides. The weights are
+    /// widened to f32 once for all rows unless they share the output's buffer (then a row
+    /// could change them, and each row reads them afresh).
     pub(crate) fn linear_fwd(
         &mut self,
         spk: &Access,
         w: &Access,
         out: &Access,
         kn: (u16, u16),
-        acc: bool,
-        skip: bool,
+        (acc, skip): (bool, bool),
+        rows: Rows,
     ) -> Step {
         let (k, n) = (usize::from(kn.0), usize::from(kn.1));
         self.need("spk", spk, k)?;
         self.need("w", w, k * n)?;
         self.need("out", out, n)?;
-        let o = self.span("out", out)?;
+        let count = self.row_count(rows.count)?;
+        self.rows_span("spk", spk, count, rows.first)?;
+        let o = self.rows_span("out", out, count, rows.second)?;
+        let wide = count > 1 && self.span("w", w)?.slot != o.slot;
+        let spikes = self.st.bufs[self.span("spk", spk)?.slot].as_bits().is_some();
         let mode = self.st.mode;
-        let mut scratch = std::mem::take(&mut self.st.scratch);
+        let mut ws = self.take_row_state();
         let r = self.with_taken(o.slot, |ex, data| {
-            let x = ex.read("spk", spk, Some((o.slot, data)))?;
-            let wv = ex.read("w", w, Some((o.slot, data)))?;
-            let (input, wh) = (x.input().map_err(|m| ex.bad(m))?, wv.half().map_err(|m| ex.bad(m))?);
-            let dst = data.as_half_mut().ok_or_else(|| ex.bad(width_msg("out", 16)))?;
-            let mut ops = OpCount::default();
-            linear_kn_forward(mode, wh, input, &mut dst[o.range()], acc, !skip, &mut scratch, &mut ops);
-            Ok((ops, x.is_bits()))
+            if wide {
+                widen(ex.read("w", w, None)?.half().map_err(|m| ex.bad(m))?, &mut ws.wide);
+            }
+            let x0 = ex.read("spk", spk, Some((o.slot, data)))?;
+            for r in 0..count {
+                let x = ex.next_row(&x0, spk, Rows::skip(r, rows.first), (o.slot, data))?;
+                let input = x.input().map_err(|m| ex.bad(m))?;
+                let wv = if wide { None } else { Some(ex.read("w", w, Some((o.slot, data)))?) };
+                let dst = data.as_half_mut().ok_or_else(|| ex.bad(width_msg("out", 16)))?;
+                let at = o.start + Rows::skip(r, rows.second);
+                let dst = &mut dst[at..at + n];
+                let mut ops = OpCount::default();
+                match &wv {
+                    None => linear_kn_forward_wide(mode, &ws.wide, input, dst, acc, !skip, &mut ws.scratch, &mut ops),
+                    Some(wv) => {
+                        let wh = wv.half().map_err(|m| ex.bad(m))?;
+                        linear_kn_forward(mode, wh, input, dst, acc, !skip, &mut ws.scratch, &mut ops);
+                    }
+                }
+                ws.ops.push(ops);
+            }
+            Ok(())
         });
-        self.st.scratch = scratch;
-        let (ops, spikes) = r?;
-        let rows = if skip { ops.executed / n.max(1) as u64 } else { k as u64 };
-        let acc_n = [
-            self.touch(spk.buf, k),
-            self.touch(w.buf, rows as usize * n),
-            self.touch(out.buf, n * (1 + usize::from(acc))),
-        ];
+        self.put_row_state(ws);
+        r?;
         let pj = if spikes { self.spike_add_pj() } else { self.mac_pj() };
-        self.engine(ops, pj, &acc_n);
+        self.charge_rows(pj, |ex, ops| {
+            let rows = if skip { ops.executed / n.max(1) as u64 } else { k as u64 };
+            [ex.touch(spk.buf, k), ex.touch(w.buf, rows as usize * n), ex.touch(out.buf, n * (1 + usize::from(acc))), 0]
+        });
         Ok(Flow::Next)
     }
 

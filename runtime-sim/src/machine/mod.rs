@@ -41,6 +41,7 @@ mod engine;
 mod error;
 mod exec;
 mod fp;
+mod rows;
 mod sched;
 mod state;
 mod stats;

@@ -96,6 +96,12 @@ pub(crate) struct State<S> {
     pub(crate) kinds: Vec<KindProfile>,
     pub(crate) trace: Option<Vec<TraceEvent>>,
     pub(crate) scratch: Vec<f32>,
+    /// The weight tile of the current multi-row instruction, widened to f32 once.
+    pub(crate) wide: Vec<f32>,
+    /// The processed errors of a `wg.linear` row, reused.
+    pub(crate) cols: Vec<(usize, f32)>,
+    /// Per-row operation counts of the current multi-row instruction.
+    pub(crate) row_ops: Vec<crate::kernels::OpCount>,
 }
 
 impl<S: Storage> State<S> {
@@ -140,6 +146,9 @@ impl<S: Storage> State<S> {
             kinds: vec![KindProfile::default(); OPS.len()],
             trace: None,
             scratch: Vec::new(),
+            wide: Vec::new(),
+            cols: Vec::new(),
+            row_ops: Vec::new(),
         };
         st.index_code(program);
         Ok(st)

@@ -6,6 +6,7 @@
 use super::SimError;
 use super::error::Location;
 use super::exec::{Exec, Flow, PadDims, Step};
+use super::rows::Rows;
 use crate::fp::Storage;
 use isa::{Access, DramAddr, LossKind, OptKind, PoolKind, Reg, ResetMode, Stream, Surrogate, Visitor};
 
@@ -66,8 +67,21 @@ impl<S: Storage> Visitor for Exec<'_, S> {
     fn pad(&mut self, dst: &Access, src: &Access, c: &u16, h: &u16, w: &u16, p: &u8, extract: &bool) -> Step {
         Exec::pad(self, dst, src, PadDims { c: *c, h: *h, w: *w, p: *p }, *extract)
     }
-    fn fp_linear(&mut self, spk: &Access, w: &Access, out: &Access, k: &u16, n: &u16, acc: &bool, skip: &bool) -> Step {
-        self.linear_fwd(spk, w, out, (*k, *n), *acc, *skip)
+    fn fp_linear(
+        &mut self,
+        spk: &Access,
+        w: &Access,
+        out: &Access,
+        k: &u16,
+        n: &u16,
+        rows: &u16,
+        spk_stride: &u16,
+        out_stride: &u16,
+        acc: &bool,
+        skip: &bool,
+    ) -> Step {
+        let rows = Rows { count: *rows, first: *spk_stride, second: *out_stride };
+        self.linear_fwd(spk, w, out, (*k, *n), (*acc, *skip), rows)
     }
     fn fp_conv(
         &mut self,
@@ -114,10 +128,14 @@ impl<S: Storage> Visitor for Exec<'_, S> {
         out: &Access,
         n: &u16,
         k: &u16,
+        rows: &u16,
+        err_stride: &u16,
+        out_stride: &u16,
         acc: &bool,
         nz: &Option<Access>,
     ) -> Step {
-        self.linear_bwd(err, w, out, (*k, *n), *acc, nz)
+        let rows = Rows { count: *rows, first: *err_stride, second: *out_stride };
+        self.linear_bwd(err, w, out, (*k, *n), *acc, nz, rows)
     }
     fn bp_conv(
         &mut self,
@@ -186,10 +204,14 @@ impl<S: Storage> Visitor for Exec<'_, S> {
         db: &Option<Access>,
         k: &u16,
         n: &u16,
+        rows: &u16,
+        spk_stride: &u16,
+        err_stride: &u16,
         skip: &bool,
         nz: &Option<Access>,
     ) -> Step {
-        self.linear_grad(spk, err, dw, db, (*k, *n), *skip, nz)
+        let rows = Rows { count: *rows, first: *spk_stride, second: *err_stride };
+        self.linear_grad(spk, err, dw, db, (*k, *n), *skip, nz, rows)
     }
     fn wg_conv(
         &mut self,

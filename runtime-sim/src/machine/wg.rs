@@ -1,14 +1,25 @@
 //! WG engine instructions: weight and bias gradients, and the optimizer update on FP32
 //! master weights.
 
+use super::SimError;
+use super::buffers::Span;
 use super::engine::{ConvDims, width_msg};
 use super::exec::{Exec, Flow, Step};
+use super::rows::Rows;
 use crate::fp::Storage;
 use crate::kernels::OpCount;
 use crate::kernels::grad::{bias_grad, conv2d_weight_grad};
 use crate::kernels::tile::linear_kn_weight_grad;
 use crate::kernels::update::{Adam, Momentum, adam, sgd_momentum};
 use isa::{Access, OptKind};
+
+/// Where a multi-row `wg.linear` accumulates its bias gradient.
+enum BiasTarget {
+    /// A range of the weight-gradient buffer.
+    InDw(Span),
+    /// A copy of the `db` range, written back after the rows.
+    Copy(Vec<f32>),
+}
 
 /// Operands of `wg.update`.
 pub(crate) struct UpdateOps<'a> {
@@ -19,6 +30,8 @@ pub(crate) struct UpdateOps<'a> {
 }
 
 impl<S: Storage> Exec<'_, S> {
+    /// `wg.linear` over `rows.count` rows into the same `dw` and `db`, rows in order; see
+    /// [`Rows`] for the strides (`nz` rows move with `err`).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn linear_grad(
         &mut self,
@@ -29,32 +42,74 @@ impl<S: Storage> Exec<'_, S> {
         (k, n): (u16, u16),
         skip: bool,
         nz: &Option<Access>,
+        rows: Rows,
     ) -> Step {
         let (k, n) = (usize::from(k), usize::from(n));
         self.need("spk", spk, k)?;
         self.need("err", err, n)?;
         self.need("dw", dw, k * n)?;
+        let count = self.row_count(rows.count)?;
+        self.rows_span("spk", spk, count, rows.first)?;
+        self.rows_span("err", err, count, rows.second)?;
         if let Some(a) = nz {
             self.need("nz", a, n)?;
+            self.rows_span("nz", a, count, rows.second)?;
         }
         let o = self.span("dw", dw)?;
+        let mut bias = self.bias_target(db, n, o.slot)?;
         let mode = self.st.mode;
-        let ops = self.with_taken(o.slot, |ex, data| {
-            let x = ex.read("spk", spk, Some((o.slot, data)))?;
-            let e = ex.read("err", err, Some((o.slot, data)))?;
-            let z = ex.read_opt("nz", nz, Some((o.slot, data)))?;
-            let (input, eh) = (x.input().map_err(|m| ex.bad(m))?, e.half().map_err(|m| ex.bad(m))?);
-            let zb = z.as_ref().map(|z| z.bits()).transpose().map_err(|m| ex.bad(m))?;
-            let dst = data.as_word_mut().ok_or_else(|| ex.bad(width_msg("dw", 32)))?;
-            let mut ops = OpCount::default();
-            linear_kn_weight_grad(mode, input, eh, zb, &mut dst[o.range()], !skip, &mut ops);
-            Ok(ops)
-        })?;
-        self.bias_grad(err, db, 1)?;
-        let a = [self.touch(spk.buf, k), self.touch(err.buf, n), self.touch(dw.buf, 2 * ops.executed as usize)];
+        let mut ws = self.take_row_state();
+        let r = self.with_taken(o.slot, |ex, data| {
+            let (x0, e0) = (ex.read("spk", spk, Some((o.slot, data)))?, ex.read("err", err, Some((o.slot, data)))?);
+            let z0 = nz.as_ref().map(|a| ex.read("nz", a, Some((o.slot, data)))).transpose()?;
+            for r in 0..count {
+                let x = ex.next_row(&x0, spk, Rows::skip(r, rows.first), (o.slot, data))?;
+                let skip_err = Rows::skip(r, rows.second);
+                let e = ex.next_row(&e0, err, skip_err, (o.slot, data))?;
+                let z = match (nz, &z0) {
+                    (Some(a), Some(z0)) => Some(ex.next_row(z0, a, skip_err, (o.slot, data))?),
+                    _ => None,
+                };
+                let (input, eh) = (x.input().map_err(|m| ex.bad(m))?, e.half().map_err(|m| ex.bad(m))?);
+                let zb = z.as_ref().map(|z| z.bits()).transpose().map_err(|m| ex.bad(m))?;
+                let words = data.as_word_mut().ok_or_else(|| ex.bad(width_msg("dw", 32)))?;
+                let mut ops = OpCount::default();
+                let work = (&mut ws.cols, &mut ws.scratch);
+                linear_kn_weight_grad(mode, input, eh, zb, &mut words[o.range()], !skip, work, &mut ops);
+                // The bias gradient of row r follows its weight gradient, as it would in
+                // separate instructions; it matters only if `db` overlaps `dw`.
+                match &mut bias {
+                    Some(BiasTarget::InDw(sp)) => bias_grad(mode, eh, 1, &mut words[sp.range()]),
+                    Some(BiasTarget::Copy(v)) => bias_grad(mode, eh, 1, v),
+                    None => {}
+                }
+                ws.ops.push(ops);
+            }
+            Ok(())
+        });
+        self.put_row_state(ws);
+        r?;
+        if let (Some(a), Some(BiasTarget::Copy(v))) = (db, &bias) {
+            self.set_word("db", a, v)?;
+        }
         let pj = self.st.chip.energy.fp32_add_pj + self.st.chip.energy.mux_pj / 16.0;
-        self.engine(ops, pj, &a);
+        self.charge_rows(pj, |ex, ops| {
+            if let Some(a) = db {
+                ex.touch(a.buf, 2 * n);
+            }
+            [ex.touch(spk.buf, k), ex.touch(err.buf, n), ex.touch(dw.buf, 2 * ops.executed as usize), 0]
+        });
         Ok(Flow::Next)
+    }
+
+    /// Where `wg.linear` sums its bias gradient: in the `dw` buffer itself while that is
+    /// taken out of the table, or else in a copy written back after the rows.
+    fn bias_target(&self, db: &Option<Access>, n: usize, dw_slot: usize) -> Result<Option<BiasTarget>, SimError> {
+        let Some(a) = db else { return Ok(None) };
+        self.need("db", a, n)?;
+        self.width("db", a, 32)?;
+        let sp = self.span("db", a)?;
+        Ok(Some(if sp.slot == dw_slot { BiasTarget::InDw(sp) } else { BiasTarget::Copy(self.word_vec("db", a)?) }))
     }
 
     /// `db += sum over each plane of err`, when the layer has a bias.

@@ -297,6 +297,9 @@ fn linear_errors(p: &Plan, u: &Unit, prev_ds: u32, core: u16, c: &mut Code) {
                 out: bt_buf(p, Buf::BpPsum, g, kb2, false),
                 n: h16(nc2),
                 k: h16(kb2),
+                rows: 1,
+                err_stride: 0,
+                out_stride: 0,
                 acc: true,
                 nz: None,
             });

@@ -298,6 +298,9 @@ fn linear(p: &Plan, u: &Unit, core: u16, c: &mut Code) {
                 out: bt_buf(p, Buf::FpPsum, x, nb, false),
                 k: h16(size),
                 n: h16(nb),
+                rows: 1,
+                spk_stride: 0,
+                out_stride: 0,
                 acc: true,
                 skip: !u.src.dense,
             });

@@ -29,7 +29,7 @@ const BACKWARD: &str = "
     dma.ld dst=bp.w[0:32] src=@0x40 rows=1 row=64 stride=64
     bp.soma ds=bp.err[0:8] h=- mask=fp.mask[0:8] spk=fp.spk[0:8] dv=bp.vgrad[0:8] dh=bp.delta[0:8] nz=fp.mask[8:8] n=8 cfg=0 fire=true
     bp.soma ds=bp.err[0:8] h=bp.psum[0:8] mask=- spk=fp.spk[0:8] dv=bp.vgrad[8:8] dh=bp.delta[8:8] nz=- n=8 cfg=0 fire=true
-    bp.linear err=bp.delta[0:8] w=bp.w[0:32] out=bp.psum[16:4] n=8 k=4 acc=false nz=fp.mask[8:8]
+    bp.linear err=bp.delta[0:8] w=bp.w[0:32] out=bp.psum[16:4] n=8 k=4 rows=1 err_stride=0 out_stride=0 acc=false nz=fp.mask[8:8]
     signal core=0 stream=wg tok=0
     halt
 .stream wg
@@ -39,7 +39,7 @@ const BACKWARD: &str = "
     fill dst=opt[32:32] value=0.5
     fill dst=wg.grad[0:40] value=0
     wait tok=0 n=1
-    wg.linear spk=wg.spk[0:4] err=bp.delta[0:8] dw=wg.grad[0:32] db=wg.grad[32:8] k=4 n=8 skip=true nz=fp.mask[8:8]
+    wg.linear spk=wg.spk[0:4] err=bp.delta[0:8] dw=wg.grad[0:32] db=wg.grad[32:8] k=4 n=8 rows=1 spk_stride=0 err_stride=0 skip=true nz=fp.mask[8:8]
     wg.update grad=wg.grad[0:32] master=opt[0:32] state=opt[32:32] w16=fp.w[0:32] n=32 cfg=1 scale=0.5 zero=false
     halt
 ";

@@ -144,7 +144,7 @@ fn out_of_range_access_names_the_instruction() {
 fn bad_programs_fail_without_panicking() {
     let cases = [
         // Shape fields disagreeing with operand lengths.
-        "fp.linear spk=fp.in[0:16] w=fp.w[0:100] out=fp.psum[0:8] k=16 n=8 acc=false skip=true",
+        "fp.linear spk=fp.in[0:16] w=fp.w[0:100] out=fp.psum[0:8] k=16 n=8 rows=1 spk_stride=0 out_stride=0 acc=false skip=true",
         // A soma whose configuration slot was never set.
         "fp.lif x=fp.psum[0:8] bias=- v=fp.mem[0:8] h=- spk=- mask=- n=8 cfg=3 fire=true",
         // A spike operand in a 16-bit buffer.

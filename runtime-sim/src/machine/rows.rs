@@ -1,0 +1,108 @@
+//! Multi-row operands of `fp.linear`, `bp.linear` and `wg.linear`: the row count and the
+//! row spans, checked once per instruction.
+//!
+//! An instruction with `rows = R` means exactly `R` single-row instructions in order, row `r`
+//! finding each row-carrying operand `r * stride` elements past row 0. The handlers resolve
+//! and check every row before changing anything, so a bad row fails the whole instruction
+//! rather than leaving it half done.
+
+use super::SimError;
+use super::buffers::{BufData, Span};
+use super::engine::{Opnd, RowCost};
+use super::exec::Exec;
+use crate::fp::Storage;
+use crate::kernels::OpCount;
+use isa::Access;
+
+/// The row count of a multi-row instruction and the element strides of its two
+/// row-carrying operands, in the order the instruction names them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rows {
+    /// Number of rows.
+    pub(crate) count: u16,
+    /// Stride of the first row-carrying operand (`spk` of `fp.linear` and `wg.linear`,
+    /// `err` and `nz` of `bp.linear`).
+    pub(crate) first: u16,
+    /// Stride of the second (`out` of `fp.linear` and `bp.linear`, `err` and `nz` of
+    /// `wg.linear`).
+    pub(crate) second: u16,
+}
+
+impl Rows {
+    /// Elements between row 0 and row `r` of an operand with this stride.
+    pub(crate) fn skip(r: usize, stride: u16) -> usize {
+        r * usize::from(stride)
+    }
+}
+
+impl<S: Storage> Exec<'_, S> {
+    /// The row count as a size, rejecting an instruction with no rows.
+    pub(crate) fn row_count(&self, rows: u16) -> Result<usize, SimError> {
+        if rows == 0 {
+            return Err(self.bad("operand `rows` is 0: a multi-row instruction needs at least 1"));
+        }
+        Ok(usize::from(rows))
+    }
+
+    /// The row `skip` elements past input `x0`, which was read for row 0 with the output
+    /// buffer `taken` out of the table. An input in another buffer is the same borrow,
+    /// shifted: nothing is resolved again. One in the output's buffer (`x0` is then a copy)
+    /// is read afresh, since an earlier row may have written it.
+    pub(crate) fn next_row<'b>(
+        &'b self,
+        x0: &'b Opnd<'b, S>,
+        a: &Access,
+        skip: usize,
+        taken: (usize, &BufData<S>),
+    ) -> Result<Opnd<'b, S>, SimError> {
+        if x0.is_copy() { self.read_row(x0.name(), a, skip, Some(taken)) } else { Ok(x0.shifted(skip)) }
+    }
+
+    /// Row 0 of an operand, after checking that its last row is inside the buffer too
+    /// (rows only move forwards, so the rows between are inside as well).
+    pub(crate) fn rows_span(&self, name: &str, a: &Access, count: usize, stride: u16) -> Result<Span, SimError> {
+        self.span_row(name, a, Rows::skip(count.saturating_sub(1), stride))?;
+        self.span(name, a)
+    }
+}
+
+/// The reusable working memory of a multi-row instruction, out of the machine state while
+/// the rows run: the kernels' scratch rows, the widened weights and the per-row counts.
+pub(crate) struct RowState {
+    pub(crate) scratch: Vec<f32>,
+    pub(crate) wide: Vec<f32>,
+    pub(crate) cols: Vec<(usize, f32)>,
+    pub(crate) ops: Vec<OpCount>,
+}
+
+impl<S: Storage> Exec<'_, S> {
+    /// Takes the working memory out of the state (per-row counts emptied), so the kernels
+    /// can use it while the output buffer is taken too; nothing is allocated once it has
+    /// grown to the largest tile.
+    pub(crate) fn take_row_state(&mut self) -> RowState {
+        let mut ops = std::mem::take(&mut self.st.row_ops);
+        ops.clear();
+        let st = &mut *self.st;
+        let (scratch, wide, cols) =
+            (std::mem::take(&mut st.scratch), std::mem::take(&mut st.wide), std::mem::take(&mut st.cols));
+        RowState { scratch, wide, cols, ops }
+    }
+
+    /// Puts the working memory back.
+    pub(crate) fn put_row_state(&mut self, w: RowState) {
+        (self.st.scratch, self.st.wide, self.st.cols, self.st.row_ops) = (w.scratch, w.wide, w.cols, w.ops);
+    }
+
+    /// Charges the rows recorded in the state's per-row counts: each row's buffer accesses
+    /// (from `accesses`, which also counts them), cycles and energy, then one issue cycle.
+    pub(crate) fn charge_rows(&mut self, pj_per_op: f64, mut accesses: impl FnMut(&mut Self, OpCount) -> [u64; 4]) {
+        let rows = std::mem::take(&mut self.st.row_ops);
+        let mut cost = RowCost::default();
+        for &ops in &rows {
+            let a = accesses(self, ops);
+            self.engine_row(&mut cost, ops, pj_per_op, &a);
+        }
+        self.st.row_ops = rows;
+        self.engine_done(cost);
+    }
+}
