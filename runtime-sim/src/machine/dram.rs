@@ -49,6 +49,20 @@ impl Dram {
         addr >= 0 && (addr as u64).saturating_add(len) <= self.capacity
     }
 
+    /// Makes this DRAM hold what `other` holds, reusing this one's pages: a page copy
+    /// instead of a fresh allocation, which the host would have to zero first.
+    pub(crate) fn copy_from(&mut self, other: &Dram) {
+        self.pages.resize(other.pages.len(), None);
+        for (mine, theirs) in self.pages.iter_mut().zip(&other.pages) {
+            match (mine.as_mut(), theirs) {
+                (Some(m), Some(t)) => m.copy_from_slice(t),
+                (_, t) => *mine = t.clone(),
+            }
+        }
+        self.capacity = other.capacity;
+        self.wide.clone_from(&other.wide);
+    }
+
     /// Copies bytes out; the caller has checked the range.
     pub(crate) fn read(&self, addr: u64, out: &mut [u8]) {
         let mut done = 0;

@@ -166,6 +166,18 @@ impl Machine {
         Ok(())
     }
 
+    /// Makes this machine's DRAM a copy of `other`'s, keeping its own code and on-chip
+    /// state: a second machine running the same programs on the same tensors (as the
+    /// trainer's evaluation threads do) is brought up to date without a full clone.
+    pub fn copy_dram_from(&mut self, other: &Machine) -> Result<(), SimError> {
+        match (&mut self.inner, &other.inner) {
+            (Inner::Half(a), Inner::Half(b)) => a.dram.copy_from(&b.dram),
+            (Inner::Single(a), Inner::Single(b)) => a.dram.copy_from(&b.dram),
+            _ => return Err(SimError::Chip("the machines store tensors in different precisions".into())),
+        }
+        Ok(())
+    }
+
     /// Runs every stream from its first instruction to `halt`.
     pub fn run(&mut self) -> Result<RunStats, SimError> {
         let (code, opts) = (&self.code, &self.options);

@@ -197,6 +197,8 @@ pub struct Trainer<'a> {
     eval: Program,
     /// Training steps taken so far.
     step: u32,
+    /// Machines of the extra evaluation threads, kept between epochs.
+    spares: Vec<Machine>,
 }
 
 impl<'a> Trainer<'a> {
@@ -223,7 +225,7 @@ impl<'a> Trainer<'a> {
         let first = programs(request(true)).map_err(TrainError::Program)?;
         let eval = programs(request(false)).map_err(TrainError::Program)?;
         let machine = Machine::new(&first, chip, config.sim.clone())?;
-        Ok(Trainer { config, programs, data, split, machine, steps, batches, eval, step: 0 })
+        Ok(Trainer { config, programs, data, split, machine, steps, batches, eval, step: 0, spares: Vec::new() })
     }
 
     /// The split in use.
@@ -350,19 +352,32 @@ impl<'a> Trainer<'a> {
         self.machine.load_code(&eval)?;
         let runs: Vec<(usize, &[Batch])> = all.chunks(s).enumerate().collect();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, runs.len().max(1));
+        // This thread runs the first share on the training machine; each other thread a
+        // share on a spare machine whose DRAM is brought up to date.
+        while self.spares.len() + 1 < threads {
+            self.spares.push(self.machine.clone());
+        }
+        for spare in &mut self.spares {
+            spare.load_code(&eval)?;
+            spare.copy_dram_from(&self.machine)?;
+        }
         let (data, timesteps) = (self.data, self.config.timesteps);
-        let machine = &self.machine;
+        let mut shares = runs.chunks(runs.len().div_ceil(threads).max(1));
+        let first = shares.next().unwrap_or_default();
+        let machine = &mut self.machine;
         let shares: Vec<Result<Vec<EvalRun>, TrainError>> = std::thread::scope(|sc| {
-            let handles: Vec<_> = runs
-                .chunks(runs.len().div_ceil(threads).max(1))
-                .map(|share| {
-                    let mut m = machine.clone();
+            let handles: Vec<_> = shares
+                .zip(self.spares.iter_mut())
+                .map(|(share, m)| {
                     sc.spawn(move || {
-                        share.iter().map(|&(r, group)| eval_run(&mut m, data, timesteps, group, r, s)).collect()
+                        share.iter().map(|&(r, group)| eval_run(m, data, timesteps, group, r, s)).collect()
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(panicked()))).collect()
+            let mine = first.iter().map(|&(r, group)| eval_run(machine, data, timesteps, group, r, s)).collect();
+            std::iter::once(mine)
+                .chain(handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(panicked()))))
+                .collect()
         });
         let (mut cost, mut tally) = (Cost::default(), Tally::default());
         for ((stats, output), (_, group)) in
