@@ -6,8 +6,8 @@ use super::fp::per_sample_staged;
 use super::plan::{Kind, Plan, Unit};
 use super::tiles::{ConvGeom, ConvTiling};
 use super::{
-    BAR_BP, Bump, Slab, Span, TOK_FP_DONE, TOK_IG, TOK_UPDATED, TOK_WG_DONE, bt_addr, bt_buf, bt_rev, cfg_neuron,
-    conv_tiles, owned,
+    BAR_BP, BtRows, Bump, Slab, Span, TOK_FP_DONE, TOK_IG, TOK_UPDATED, TOK_WG_DONE, bt_addr, bt_buf, bt_rev,
+    cfg_neuron, conv_tiles, owned,
 };
 use crate::codegen::emit::{B, Code, STEP, T, TILE, at, h16, stride, tiles};
 use isa::{Access, Buf, DramAddr, Instr, PoolKind, Stream};
@@ -289,22 +289,13 @@ fn linear_errors(p: &Plan, u: &Unit, prev_ds: u32, core: u16, c: &mut Code) {
             c.push(Instr::DmaLoad { dst: wa.clone(), src: wsrc, rows: h16(kb2), row: nc2 * 2, stride: n * 2 });
             let (dst, src) = (at(Buf::BpDelta, dh, bt * nc2), on_tile(DramAddr::new(u.dh)));
             c.push(Instr::DmaLoad { dst, src, rows: h16(bt), row: nc2 * 2, stride: n * 2 });
-            c.open(B, p.b);
-            c.open(T, p.t);
-            c.push(Instr::BpLinear {
-                err: bt_buf(p, Buf::BpDelta, dh, nc2, false),
-                w: wa,
-                out: bt_buf(p, Buf::BpPsum, g, kb2, false),
-                n: h16(nc2),
-                k: h16(kb2),
-                rows: 1,
-                err_stride: 0,
-                out_stride: 0,
-                acc: true,
-                nz: None,
-            });
-            c.close(T);
-            c.close(B);
+            let rows = BtRows::new(p, &[nc2, kb2]);
+            let ((err, err_stride), (out, out_stride)) =
+                (rows.op(p, Buf::BpDelta, dh, nc2), rows.op(p, Buf::BpPsum, g, kb2));
+            let (n, k) = (h16(nc2), h16(kb2));
+            let instr =
+                Instr::BpLinear { err, w: wa, out, n, k, rows: rows.rows, err_stride, out_stride, acc: true, nz: None };
+            rows.emit(p, c, instr);
         });
         let (src, dst) = (at(Buf::BpPsum, g, bt * kb2), DramAddr::new(prev_ds + j * kb2 * 2));
         c.push(Instr::DmaStore { dst, src, rows: h16(bt), row: kb2 * 2, stride: k * 2 });

@@ -3,7 +3,9 @@
 
 use super::plan::{Kind, Plan, Src, Unit};
 use super::tiles::{ConvGeom, ConvTiling};
-use super::{BAR_FP, Bump, Slab, Span, TOK_FP_DONE, TOK_UPDATED, bt_addr, bt_buf, cfg_neuron, conv_tiles, owned};
+use super::{
+    BAR_FP, BtRows, Bump, Slab, Span, TOK_FP_DONE, TOK_UPDATED, bt_addr, bt_buf, cfg_neuron, conv_tiles, owned,
+};
 use crate::codegen::emit::{B, Code, STEP, T, TILE, at, h16, stride, tiles};
 use isa::{Access, Buf, DramAddr, Instr, PoolKind, Stream};
 
@@ -290,22 +292,22 @@ fn linear(p: &Plan, u: &Unit, core: u16, c: &mut Code) {
             let isrc = on_tile(isrc, u.src.bytes(size));
             let (rows, row) = (h16(bt), u.src.bytes(size));
             c.push(Instr::DmaLoad { dst: at(fbuf, fin, bt * size), src: isrc, rows, row, stride: u.src.row_bytes });
-            c.open(B, p.b);
-            c.open(T, p.t);
-            c.push(Instr::FpLinear {
-                spk: bt_buf(p, fbuf, fin, size, false),
-                w: at(Buf::FpW, w, size * nb),
-                out: bt_buf(p, Buf::FpPsum, x, nb, false),
-                k: h16(size),
-                n: h16(nb),
-                rows: 1,
-                spk_stride: 0,
-                out_stride: 0,
+            let rows = BtRows::new(p, &[size, nb]);
+            let ((spk, spk_stride), (out, out_stride)) = (rows.op(p, fbuf, fin, size), rows.op(p, Buf::FpPsum, x, nb));
+            let (k, n, w) = (h16(size), h16(nb), at(Buf::FpW, w, size * nb));
+            let instr = Instr::FpLinear {
+                spk,
+                w,
+                out,
+                k,
+                n,
+                rows: rows.rows,
+                spk_stride,
+                out_stride,
                 acc: true,
                 skip: !u.src.dense,
-            });
-            c.close(T);
-            c.close(B);
+            };
+            rows.emit(p, c, instr);
         });
         linear_soma(p, u, n0, (x, v, h, spk, mask), c);
         let cfg = u.neuron;

@@ -145,6 +145,47 @@ fn bt_buf(p: &Plan, buf: isa::Buf, base: u32, len: u32, reverse: bool) -> isa::A
     }
 }
 
+/// How a linear tile's instruction covers all `B x T` rows of its `[B][T][len]` operands:
+/// as one multi-row instruction, or (when the row count or a stride does not fit the
+/// instruction's `u16` fields) as a single-row instruction in loops over `r1` and `r0`.
+struct BtRows {
+    rows: u16,
+    looped: bool,
+}
+
+impl BtRows {
+    /// The form for operands whose rows are `lens` elements long.
+    fn new(p: &Plan, lens: &[u32]) -> BtRows {
+        let fits = |v: u32| u16::try_from(v).is_ok();
+        let rows = p.t * p.b;
+        if fits(rows) && lens.iter().all(|&l| fits(l)) {
+            BtRows { rows: rows as u16, looped: false }
+        } else {
+            BtRows { rows: 1, looped: true }
+        }
+    }
+
+    /// Row 0 of a `[B][T][len]` operand and its row stride (0 inside the loops, which move
+    /// the access themselves).
+    fn op(&self, p: &Plan, buf: isa::Buf, base: u32, len: u32) -> (isa::Access, u16) {
+        if self.looped { (bt_buf(p, buf, base, len, false), 0) } else { (super::emit::at(buf, base, len), len as u16) }
+    }
+
+    /// Emits `instr` for every row.
+    fn emit(&self, p: &Plan, c: &mut super::emit::Code, instr: isa::Instr) {
+        use super::emit::{B, T};
+        if self.looped {
+            c.open(B, p.b);
+            c.open(T, p.t);
+        }
+        c.push(instr);
+        if self.looped {
+            c.close(T);
+            c.close(B);
+        }
+    }
+}
+
 /// The part of a `[B][T][C][oh][ow]` tensor (of `bits`-bit elements, or of its `k x k`
 /// pooled map) that conv tile `(cb, rb)` covers, as one DMA moves it: `co` channels of
 /// `rows` rows each, one contiguous run when the tile is whole maps or one channel.

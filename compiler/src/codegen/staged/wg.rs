@@ -6,7 +6,7 @@
 use super::fp::ConvIn;
 use super::plan::{Kind, Plan, Unit};
 use super::tiles::{ConvGeom, ConvTiling};
-use super::{Bump, Slab, Span, TOK_IG, TOK_WG_DONE, bt_addr, bt_buf, owned};
+use super::{BtRows, Bump, Slab, Span, TOK_IG, TOK_WG_DONE, bt_addr, owned};
 use crate::codegen::emit::{B, Code, STEP, T, TILE, at, h16, stride, tiles};
 use isa::{Access, Buf, DramAddr, Instr, OptKind, Stream};
 
@@ -199,23 +199,25 @@ fn linear(p: &Plan, u: &Unit, core: u16, c: &mut Code) {
             }
             let (dst, src) = (at(fbuf, fin, bt * kb), on_tile(src, u.src.bytes(kb)));
             c.push(Instr::DmaLoad { dst, src, rows: h16(bt), row: u.src.bytes(kb), stride: u.src.row_bytes });
-            c.open(B, p.b);
-            c.open(T, p.t);
-            c.push(Instr::WgLinear {
-                spk: bt_buf(p, fbuf, fin, kb, false),
-                err: bt_buf(p, Buf::WgErr, err, nb, false),
-                dw: at(Buf::WgGrad, grad, kb * nb),
+            let rows = BtRows::new(p, &[kb, nb]);
+            let ((spk, spk_stride), (e, err_stride)) = (rows.op(p, fbuf, fin, kb), rows.op(p, Buf::WgErr, err, nb));
+            let nz = Some(rows.op(p, Buf::FpMask, nz, nb).0);
+            let (dw, skip, r) = (at(Buf::WgGrad, grad, kb * nb), !u.src.dense, rows.rows);
+            let (k16, n16) = (h16(kb), h16(nb));
+            let instr = Instr::WgLinear {
+                spk,
+                err: e,
+                dw,
                 db: None,
-                k: h16(kb),
-                n: h16(nb),
-                rows: 1,
-                spk_stride: 0,
-                err_stride: 0,
-                skip: !u.src.dense,
-                nz: Some(bt_buf(p, Buf::FpMask, nz, nb, false)),
-            });
-            c.close(T);
-            c.close(B);
+                k: k16,
+                n: n16,
+                rows: r,
+                spk_stride,
+                err_stride,
+                skip,
+                nz,
+            };
+            rows.emit(p, c, instr);
             // Optimizer state is opaque: block after block, `(nt, row block)` major.
             let state = DramAddr::new(u.state_addr + nt * (k / kb) * kb * nb * words * 4);
             let state_at = on_tile(state, kb * nb * words * 4);
@@ -238,23 +240,24 @@ fn bias(p: &Plan, u: &Unit, opt: &Opt, [nt, grad, w16, ones, err, nz]: [u32; 6],
     let n0 = nt * nb;
     c.fill(at(Buf::WgGrad, grad, nb), 0.0);
     c.fill(at(Buf::FpIn, ones, 1), 1.0);
-    c.open(B, p.b);
-    c.open(T, p.t);
-    c.push(Instr::WgLinear {
-        spk: at(Buf::FpIn, ones, 1),
-        err: bt_buf(p, Buf::WgErr, err, nb, false),
-        dw: at(Buf::WgGrad, grad, nb),
+    // The constant spike is the same element for every row: stride 0.
+    let rows = BtRows::new(p, &[nb]);
+    let ((e, err_stride), nz) = (rows.op(p, Buf::WgErr, err, nb), Some(rows.op(p, Buf::FpMask, nz, nb).0));
+    let (spk, dw, r) = (at(Buf::FpIn, ones, 1), at(Buf::WgGrad, grad, nb), rows.rows);
+    let instr = Instr::WgLinear {
+        spk,
+        err: e,
+        dw,
         db: None,
         k: 1,
         n: h16(nb),
-        rows: 1,
+        rows: r,
         spk_stride: 0,
-        err_stride: 0,
+        err_stride,
         skip: true,
-        nz: Some(bt_buf(p, Buf::FpMask, nz, nb, false)),
-    });
-    c.close(T);
-    c.close(B);
+        nz,
+    };
+    rows.emit(p, c, instr);
     let first = u.wlen + n0;
     let block = Block { n: nb, rows: 1, row: nb, row_stride: u.n, first, tile: None };
     let state_at = DramAddr::new(u.state_addr + first * p.opt.state_words * 4);
