@@ -231,12 +231,29 @@ pub fn linear_kn_weight_grad<S: Storage>(
         Some(bits) => cols.extend(bits.ones().map(|j| (j, err[j].to_f32()))),
         None => cols.extend(err.iter().enumerate().map(|(j, g)| (j, g.to_f32())).filter(|&(_, g)| g != 0.0)),
     }
-    let nonzero = if cols.len() == n {
-        // Every error is processed: a whole row at a time, which vectorises.
+    let processed = cols.len();
+    let nonzero = if 8 * (n - processed) <= n {
+        // (Nearly) every error is processed: a whole row at a time, which vectorises. The
+        // few unprocessed columns get a zero error and their accumulators are put back as
+        // they were, so the row ends exactly as the column-by-column loop leaves it.
         scratch.clear();
-        scratch.extend(cols.iter().map(|&(_, g)| g));
-        let g = &scratch[..];
-        input.for_each_nonzero(|i, x| mac_row::<S>(&mut dw[i * n..(i + 1) * n], g, x, mode))
+        scratch.resize(n, 0.0);
+        let mut next = 0;
+        for j in 0..n {
+            if cols.get(next).is_some_and(|c| c.0 == j) {
+                scratch[j] = cols[next].1;
+                next += 1;
+            } else {
+                cols.push((j, 0.0));
+            }
+        }
+        let (g, held) = (&scratch[..], &mut cols[processed..]);
+        input.for_each_nonzero(|i, x| {
+            let row = &mut dw[i * n..(i + 1) * n];
+            held.iter_mut().for_each(|(j, v)| *v = row[*j]);
+            mac_row::<S>(row, g, x, mode);
+            held.iter().for_each(|&(j, v)| row[j] = v);
+        })
     } else {
         input.for_each_nonzero(|i, x| {
             let row = &mut dw[i * n..(i + 1) * n];
@@ -246,7 +263,7 @@ pub fn linear_kn_weight_grad<S: Storage>(
         })
     } as u64;
     let rows = if dense { input.len() as u64 } else { nonzero };
-    count(ops, rows * cols.len() as u64, (input.len() * n) as u64, false);
+    count(ops, rows * processed as u64, (input.len() * n) as u64, false);
 }
 
 /// Splits `scratch` into a zeroed accumulator row of `zeroed` elements and a working area
@@ -339,6 +356,34 @@ mod tests {
                 let want_t: Vec<f32> = (0..K * N).map(|t| want[(t % N) * K + t / N]).collect();
                 assert_eq!((got, b), (want_t, a));
             }
+        }
+    }
+
+    /// With one error of eleven unprocessed the weight gradient adds whole rows and puts
+    /// the unprocessed accumulators back: they keep their exact bits (here −0 and values no
+    /// FP16 holds), as the column-by-column loop leaves them.
+    #[test]
+    fn nearly_dense_errors_leave_unprocessed_accumulators_alone() {
+        let (_, _, s, _) = data();
+        let e: Vec<f16> = (0..N).map(|j| f16::from_f32(if j == 4 { 0.0 } else { j as f32 / 7.0 - 0.6 })).collect();
+        let start: Vec<f32> = (0..K * N).map(|t| if t % 5 == 0 { -0.0 } else { t as f32 / 9.0 }).collect();
+        for mode in [Accum::F32, Accum::Storage] {
+            let (mut want, mut got) = (start.clone(), start.clone());
+            let (mut a, mut b) = (OpCount::default(), OpCount::default());
+            let input = Input::Spikes(s.slice(0, K));
+            input.for_each_nonzero(|i, x| {
+                for j in (0..N).filter(|&j| e[j].to_f32() != 0.0) {
+                    want[i * N + j] = acc_mac::<f16>(want[i * N + j], e[j].to_f32(), x, mode);
+                    a.executed += 1;
+                }
+            });
+            a.skipped = (K * N) as u64 - a.executed;
+            linear_kn_weight_grad(mode, input, &e, None, &mut got, false, (&mut Vec::new(), &mut Vec::new()), &mut b);
+            assert_eq!(
+                got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                want.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            );
+            assert_eq!(b, a);
         }
     }
 
