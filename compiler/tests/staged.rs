@@ -256,3 +256,32 @@ fn row_windows_of_dense_inputs_with_a_stride_train_like_whole_maps() {
     assert!(text.contains("errors: chunks of 2 ch x 4 rows x blocks of 4 ch"), "{text}");
     same_training_graph("rows_dense", &g, &chip, &small);
 }
+
+/// A core loops over the linear tiles it owns instead of repeating their code: on one
+/// core, each of fc784_512's two linear layers (32 and 1 output tiles) has at most two
+/// `fp.linear` in the FP stream (a loop over weight chunks and its remainder), and
+/// doubling `B x T` on the default chip changes the program's size by less than a tenth
+/// (unrolled tiles, as before, doubled the linear layers' code).
+#[test]
+fn linear_tiles_are_a_loop_so_program_size_does_not_follow_batch() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/fc784_512.snn");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let options = CodegenOptions { steps: 1, train: true, ..CodegenOptions::default() };
+    assert!(text.contains("batch = 32"), "the model states its batch");
+    let compile = |batch: u32, chip: &ChipDesc| -> Program {
+        let model = text.replace("batch = 32", &format!("batch = {batch}"));
+        let g = snnc::compile_graph(&model).unwrap_or_else(|e| panic!("{e:?}"));
+        codegen::compile(&g, chip, &options).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let mut one = ChipDesc::default();
+    one.cores.truncate(1);
+    one.noc.width = 1;
+    one.noc.height = 1;
+    let p = compile(32, &one);
+    let fp = &p.cores[0].streams[isa::Stream::Fp.index()];
+    let linear = fp.iter().filter(|i| matches!(i, isa::Instr::FpLinear { .. })).count();
+    assert!(linear <= 4, "{linear} fp.linear instructions for 2 layers on one core");
+    let size = |p: &Program| p.cores.iter().flat_map(|c| &c.streams).map(Vec::len).sum::<usize>();
+    let (small, big) = (size(&compile(32, &ChipDesc::default())), size(&compile(64, &ChipDesc::default())));
+    assert!(big * 10 < small * 11, "{small} instructions at B = 32, {big} at B = 64");
+}

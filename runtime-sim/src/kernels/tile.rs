@@ -239,9 +239,9 @@ pub fn linear_kn_weight_grad<S: Storage>(
         scratch.clear();
         scratch.resize(n, 0.0);
         let mut next = 0;
-        for j in 0..n {
-            if cols.get(next).is_some_and(|c| c.0 == j) {
-                scratch[j] = cols[next].1;
+        for (j, g) in scratch.iter_mut().enumerate() {
+            if next < processed && cols[next].0 == j {
+                *g = cols[next].1;
                 next += 1;
             } else {
                 cols.push((j, 0.0));

@@ -6,7 +6,7 @@ use super::fp::per_sample_staged;
 use super::plan::{Kind, Plan, Unit};
 use super::tiles::{ConvGeom, ConvTiling};
 use super::{
-    BAR_BP, BtRows, Bump, Slab, Span, TOK_FP_DONE, TOK_IG, TOK_UPDATED, TOK_WG_DONE, bt_addr, bt_buf, bt_rev,
+    BAR_BP, BtRows, Bump, Owned, Slab, Span, TOK_FP_DONE, TOK_IG, TOK_UPDATED, TOK_WG_DONE, bt_addr, bt_buf, bt_rev,
     cfg_neuron, conv_tiles, owned,
 };
 use crate::codegen::emit::{B, Code, STEP, T, TILE, at, h16, stride, tiles};
@@ -27,8 +27,14 @@ pub(super) fn stream(p: &Plan, core: u16, spans: &mut Vec<Span>) -> Code {
                 }
             }
             Kind::Linear { t } => {
-                for nt in owned(u.n / t.nb, core, p.cores) {
-                    linear_soma(p, u, nt, &mut c);
+                // On the output layer tile 0 also keeps the loss, so it is not in the loop.
+                let all = Owned::new(u.n / t.nb, core, p.cores);
+                if u.output && all.has_tile_zero() {
+                    let (zero, rest) = all.split_first();
+                    zero.emit(&mut c, |c, o| linear_soma(p, u, o, true, c));
+                    rest.emit(&mut c, |c, o| linear_soma(p, u, o, false, c));
+                } else {
+                    all.emit(&mut c, |c, o| linear_soma(p, u, o, false, c));
                 }
             }
         }
@@ -135,10 +141,9 @@ fn conv_soma(
 
 /// The gradient soma of one linear tile for every sample (the loss gradient first on the
 /// output layer), with the tile's saved state loaded once for all `B x T`.
-fn linear_soma(p: &Plan, u: &Unit, nt: u32, c: &mut Code) {
+fn linear_soma(p: &Plan, u: &Unit, o: &Owned, keep_loss: bool, c: &mut Code) {
     let Kind::Linear { t } = &u.kind else { return };
     let (bt, nb, cfg, n) = (p.t * p.b, t.nb, u.neuron, u.n);
-    let n0 = nt * nb;
     let mut r = Bump::default();
     // The output layer's loss gradient covers all `n` outputs of a sample.
     let ds_len = if u.output { n } else { bt * nb };
@@ -150,10 +155,10 @@ fn linear_soma(p: &Plan, u: &Unit, nt: u32, c: &mut Code) {
         r.take(Buf::FpMem, bt * nb),
         r.take(Buf::FpSpk, bt * nb),
     );
-    let block = |base: u32, bits: u32| DramAddr::new(base + nt * bt * nb * bits / 8);
+    let block = |base: u32, bits: u32| o.addr(base, bt * nb * bits / 8);
     let need_spikes = cfg.fire;
     if !u.output {
-        let src = DramAddr::new(u.ds + n0 * 2);
+        let src = o.addr(u.ds, nb * 2);
         c.push(Instr::DmaLoad { dst: at(Buf::BpErr, ds, bt * nb), src, rows: h16(bt), row: nb * 2, stride: n * 2 });
     }
     if cfg.keep_mask {
@@ -165,11 +170,10 @@ fn linear_soma(p: &Plan, u: &Unit, nt: u32, c: &mut Code) {
     if need_spikes && u.output {
         c.load(at(Buf::FpSpk, spk, bt * nb), block(u.spikes, 1), u64::from(bt * nb / 8));
     } else if need_spikes {
-        let (dst, src) = (at(Buf::FpSpk, spk, bt * nb), DramAddr::new(u.spikes + n0 / 8));
+        let (dst, src) = (at(Buf::FpSpk, spk, bt * nb), o.addr(u.spikes, nb / 8));
         c.push(Instr::DmaLoad { dst, src, rows: h16(bt), row: nb / 8, stride: n / 8 });
     }
     // Every tile computes the loss gradient of its samples; the first also the loss.
-    let keep_loss = u.output && nt == 0;
     if keep_loss {
         c.fill(at(Buf::WgGrad, n, 1), 0.0);
     }
@@ -181,7 +185,7 @@ fn linear_soma(p: &Plan, u: &Unit, nt: u32, c: &mut Code) {
     c.open(T, p.t);
     let back = |buf: Buf, base: u32| bt_buf(p, buf, base, nb, true);
     c.push(Instr::BpSoma {
-        ds: if u.output { at(Buf::BpErr, ds + n0, nb) } else { back(Buf::BpErr, ds) },
+        ds: if u.output { o.access(Buf::BpErr, ds, nb, nb) } else { back(Buf::BpErr, ds) },
         h: cfg.keep_h.then(|| back(Buf::FpMem, h)),
         mask: cfg.keep_mask.then(|| back(Buf::FpMask, mask)),
         spk: need_spikes.then(|| back(Buf::FpSpk, spk)),
@@ -195,7 +199,7 @@ fn linear_soma(p: &Plan, u: &Unit, nt: u32, c: &mut Code) {
     c.close(T);
     c.close(B);
     let src = at(Buf::BpDelta, dh, bt * nb);
-    c.push(Instr::DmaStore { dst: DramAddr::new(u.dh + n0 * 2), src, rows: h16(bt), row: nb * 2, stride: n * 2 });
+    c.push(Instr::DmaStore { dst: o.addr(u.dh, nb * 2), src, rows: h16(bt), row: nb * 2, stride: n * 2 });
     c.store(block(u.nz, 1), at(Buf::FpMask, nz, bt * nb), u64::from(bt * nb / 8));
     if keep_loss {
         // The loss cell is stored now: WG reuses `wg.grad` for this layer's gradients.
@@ -280,11 +284,11 @@ fn linear_errors(p: &Plan, u: &Unit, prev_ds: u32, core: u16, c: &mut Code) {
     let (bt, kb2, nc2, n, k) = (p.t * p.b, t.kb2, t.nc2, u.n, u.k);
     let mut r = Bump::default();
     let (g, w, dh) = (r.take(Buf::BpPsum, bt * kb2), r.take(Buf::BpW, kb2 * nc2), r.take(Buf::BpDelta, bt * nc2));
-    for j in owned(k / kb2, core, p.cores) {
+    Owned::new(k / kb2, core, p.cores).emit(c, |c, o| {
         c.fill(at(Buf::BpPsum, g, bt * kb2), 0.0);
         tiles(c, n, nc2, |c, term, _, _| {
             let on_tile = |a: DramAddr| if term.is_some() { a.with(TILE, stride(u64::from(nc2 * 2))) } else { a };
-            let wsrc = on_tile(DramAddr::new(u.w_addr + j * kb2 * n * 2));
+            let wsrc = on_tile(o.addr(u.w_addr, kb2 * n * 2));
             let wa = at(Buf::BpW, w, kb2 * nc2);
             c.push(Instr::DmaLoad { dst: wa.clone(), src: wsrc, rows: h16(kb2), row: nc2 * 2, stride: n * 2 });
             let (dst, src) = (at(Buf::BpDelta, dh, bt * nc2), on_tile(DramAddr::new(u.dh)));
@@ -297,7 +301,7 @@ fn linear_errors(p: &Plan, u: &Unit, prev_ds: u32, core: u16, c: &mut Code) {
                 Instr::BpLinear { err, w: wa, out, n, k, rows: rows.rows, err_stride, out_stride, acc: true, nz: None };
             rows.emit(p, c, instr);
         });
-        let (src, dst) = (at(Buf::BpPsum, g, bt * kb2), DramAddr::new(prev_ds + j * kb2 * 2));
+        let (src, dst) = (at(Buf::BpPsum, g, bt * kb2), o.addr(prev_ds, kb2 * 2));
         c.push(Instr::DmaStore { dst, src, rows: h16(bt), row: kb2 * 2, stride: k * 2 });
-    }
+    });
 }

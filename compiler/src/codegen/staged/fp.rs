@@ -4,7 +4,7 @@
 use super::plan::{Kind, Plan, Src, Unit};
 use super::tiles::{ConvGeom, ConvTiling};
 use super::{
-    BAR_FP, BtRows, Bump, Slab, Span, TOK_FP_DONE, TOK_UPDATED, bt_addr, bt_buf, cfg_neuron, conv_tiles, owned,
+    BAR_FP, BtRows, Bump, Owned, Slab, Span, TOK_FP_DONE, TOK_UPDATED, bt_addr, bt_buf, cfg_neuron, conv_tiles,
 };
 use crate::codegen::emit::{B, Code, STEP, T, TILE, at, h16, stride, tiles};
 use isa::{Access, Buf, DramAddr, Instr, PoolKind, Stream};
@@ -257,13 +257,12 @@ fn linear(p: &Plan, u: &Unit, core: u16, c: &mut Code) {
     let (v, h) = (r.take(Buf::FpMem, nb), r.take(Buf::FpMem, bt * nb));
     let (spk, mask) = (r.take(Buf::FpSpk, bt * nb), r.take(Buf::FpMask, bt * nb));
     let bias = r.take(Buf::FpMem, nb);
-    for nt in owned(u.n / nb, core, p.cores) {
-        let n0 = nt * nb;
+    Owned::new(u.n / nb, core, p.cores).emit(c, |c, o| {
         if u.biases > 0 {
             // The bias seeds every sample-step's sums; `fp.linear` (acc) adds the products
             // to it in its accumulator, so a one-chunk sum is rounded once.
             let b = at(Buf::FpMem, bias, nb);
-            c.load(b.clone(), DramAddr::new(u.w_addr + (u.wlen + n0) * 2), u64::from(nb) * 2);
+            c.load(b.clone(), o.addr(u.w_addr + u.wlen * 2, nb * 2), u64::from(nb) * 2);
             c.open(B, p.b);
             c.open(T, p.t);
             c.push(Instr::Copy { dst: bt_buf(p, Buf::FpPsum, x, nb, false), src: b });
@@ -277,7 +276,7 @@ fn linear(p: &Plan, u: &Unit, core: u16, c: &mut Code) {
                 Some(_) => a.with(TILE, stride(u64::from(bytes))),
                 None => a,
             };
-            let wsrc = on_tile(DramAddr::new(u.w_addr + (first * u.n + n0) * 2), size * u.n * 2);
+            let wsrc = on_tile(o.addr(u.w_addr + first * u.n * 2, nb * 2), size * u.n * 2);
             c.push(Instr::DmaLoad {
                 dst: at(Buf::FpW, w, size * nb),
                 src: wsrc,
@@ -309,18 +308,13 @@ fn linear(p: &Plan, u: &Unit, core: u16, c: &mut Code) {
             };
             rows.emit(p, c, instr);
         });
-        linear_soma(p, u, n0, (x, v, h, spk, mask), c);
+        linear_soma(p, u, o, (x, v, h, spk, mask), c);
         let cfg = u.neuron;
-        let block = |base: u32, bits: u32| DramAddr::new(base + nt * bt * nb * bits / 8);
+        let block = |base: u32, bits: u32| o.addr(base, bt * nb * bits / 8);
         if cfg.fire && !u.output {
             let src = at(Buf::FpSpk, spk, bt * nb);
-            c.push(Instr::DmaStore {
-                dst: DramAddr::new(u.spikes + n0 / 8),
-                src,
-                rows: h16(bt),
-                row: nb / 8,
-                stride: u.n / 8,
-            });
+            let dst = o.addr(u.spikes, nb / 8);
+            c.push(Instr::DmaStore { dst, src, rows: h16(bt), row: nb / 8, stride: u.n / 8 });
         } else if cfg.fire {
             c.store(block(u.spikes, 1), at(Buf::FpSpk, spk, bt * nb), u64::from(bt * nb / 8));
         }
@@ -330,12 +324,12 @@ fn linear(p: &Plan, u: &Unit, core: u16, c: &mut Code) {
         if cfg.keep_h {
             c.store(block(u.h, 16), at(Buf::FpMem, h, bt * nb), u64::from(bt * nb) * 2);
         }
-    }
+    });
 }
 
 /// The soma of a linear tile for every sample and timestep; on the output layer also the
 /// sums over time the loss reads (stored per sample) and the `output` store.
-fn linear_soma(p: &Plan, u: &Unit, n0: u32, (x, v, h, spk, mask): (u32, u32, u32, u32, u32), c: &mut Code) {
+fn linear_soma(p: &Plan, u: &Unit, o: &Owned, (x, v, h, spk, mask): (u32, u32, u32, u32, u32), c: &mut Code) {
     let Kind::Linear { t } = &u.kind else { return };
     let (nb, cfg) = (t.nb, u.neuron);
     c.open(B, p.b);
@@ -362,12 +356,13 @@ fn linear_soma(p: &Plan, u: &Unit, n0: u32, (x, v, h, spk, mask): (u32, u32, u32
     c.close(T);
     if u.output {
         // The tile's outputs of sample `r1` in the `[B][n]` sums (and outputs).
-        let (bytes, first) = (u64::from(u.n) * 4, n0 * 4);
+        let bytes = u64::from(u.n) * 4;
         let sums = at(Buf::WgGrad, 0, nb);
-        let sum_at = DramAddr::new(u.sum + first).with(B, stride(bytes));
+        let sum_at = o.addr(u.sum, nb * 4).with(B, stride(bytes));
         c.store(sum_at, sums.clone(), u64::from(nb) * 4);
         if let Some(out) = p.output {
-            c.store(per_sample_staged(p, out + first, bytes), sums, u64::from(nb) * 4);
+            let out_at = o.addr(out, nb * 4).with(STEP, stride(u64::from(p.b) * bytes)).with(B, stride(bytes));
+            c.store(out_at, sums, u64::from(nb) * 4);
         }
     }
     c.close(B);

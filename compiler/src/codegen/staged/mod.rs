@@ -232,6 +232,71 @@ fn cfg_neuron(u: &plan::Unit, c: &mut Code) {
     });
 }
 
+/// The loop counter over the tiles of a layer a core owns (see [`Owned`]).
+const NT: isa::Reg = isa::Reg::R4;
+
+/// The tiles `first, first + step, ...` (`count` of them) of a layer one core owns, emitted
+/// as one loop over `r4` rather than once per tile, so that a program's size does not grow
+/// with the number of tiles (for linear layers, with `B x T`). Whatever differs between the
+/// tiles is an address affine in the tile index: [`Owned::addr`] and [`Owned::access`].
+#[derive(Clone, Copy, Debug)]
+struct Owned {
+    first: u32,
+    step: u32,
+    count: u32,
+}
+
+impl Owned {
+    /// The tiles in `0..tiles` core `core` of `cores` owns (round robin).
+    fn new(tiles: u32, core: u16, cores: u16) -> Owned {
+        let (first, step) = (u32::from(core), u32::from(cores.max(1)));
+        let count = if first < tiles { (tiles - first - 1) / step + 1 } else { 0 };
+        Owned { first, step, count }
+    }
+
+    /// The first tile alone and the others (for a tile that does something the others do
+    /// not, such as keeping the loss).
+    fn split_first(self) -> (Owned, Owned) {
+        let one = Owned { count: self.count.min(1), ..self };
+        (one, Owned { first: self.first + self.step, count: self.count.saturating_sub(1), ..self })
+    }
+
+    /// Whether the tiles are a loop (more than one).
+    fn looped(&self) -> bool {
+        self.count > 1
+    }
+
+    /// Whether tile 0 is among them.
+    fn has_tile_zero(&self) -> bool {
+        self.first == 0 && self.count > 0
+    }
+
+    /// `base + tile * per_tile` for the current tile.
+    fn addr(&self, base: u32, per_tile: u32) -> isa::DramAddr {
+        let a = isa::DramAddr::new(base + self.first * per_tile);
+        if self.looped() { a.with(NT, emit::stride(u64::from(self.step * per_tile))) } else { a }
+    }
+
+    /// A buffer access starting at element `base + tile * per_tile` for the current tile.
+    fn access(&self, buf: isa::Buf, base: u32, per_tile: u32, len: u32) -> isa::Access {
+        let a = emit::at(buf, base + self.first * per_tile, len);
+        if self.count > 1 { a.with(NT, emit::stride(u64::from(self.step * per_tile))) } else { a }
+    }
+
+    /// Emits `body` once, inside a loop over the tiles when there are several.
+    fn emit(&self, c: &mut Code, body: impl FnOnce(&mut Code, &Owned)) {
+        match self.count {
+            0 => {}
+            1 => body(c, self),
+            n => {
+                c.open(NT, n);
+                body(c, self);
+                c.close(NT);
+            }
+        }
+    }
+}
+
 /// The indices in `0..count` core `core` owns (round robin).
 fn owned(count: u32, core: u16, cores: u16) -> impl Iterator<Item = u32> {
     (u32::from(core)..count).step_by(usize::from(cores.max(1)))

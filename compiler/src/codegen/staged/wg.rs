@@ -6,7 +6,7 @@
 use super::fp::ConvIn;
 use super::plan::{Kind, Plan, Unit};
 use super::tiles::{ConvGeom, ConvTiling};
-use super::{BtRows, Bump, Slab, Span, TOK_IG, TOK_WG_DONE, bt_addr, owned};
+use super::{BtRows, Bump, NT, Owned, Slab, Span, TOK_IG, TOK_WG_DONE, bt_addr, owned};
 use crate::codegen::emit::{B, Code, STEP, T, TILE, at, h16, stride, tiles};
 use isa::{Access, Buf, DramAddr, Instr, OptKind, Stream};
 
@@ -60,16 +60,21 @@ struct Block {
     row_stride: u32,
     first: u32,
     tile: Option<u32>,
+    /// Elements from one owned tile's block to the next, inside a loop over tiles.
+    owned: Option<u32>,
 }
 
 impl Block {
     /// The DRAM address of the block in a tensor of `bytes`-wide elements at `base`.
     fn addr(&self, base: u32, bytes: u32) -> DramAddr {
-        let a = DramAddr::new(base + self.first * bytes);
-        match self.tile {
-            Some(step) => a.with(TILE, stride(u64::from(step * bytes))),
-            None => a,
+        let mut a = DramAddr::new(base + self.first * bytes);
+        if let Some(step) = self.tile {
+            a = a.with(TILE, stride(u64::from(step * bytes)));
         }
+        if let Some(step) = self.owned {
+            a = a.with(NT, stride(u64::from(step * bytes)));
+        }
+        a
     }
 
     fn dma(&self, bytes: u32) -> (u16, u32, u32) {
@@ -158,13 +163,14 @@ fn conv(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, core: u16, c: &mut Cod
         c.close(B);
         for j in 0..chunks {
             let first = cb * t.co * g.cin * kk + j * t.cc * kk;
-            let block = Block { n: wc, rows: t.co, row: t.cc * kk, row_stride: g.cin * kk, first, tile: None };
+            let (rows, row, row_stride) = (t.co, t.cc * kk, g.cin * kk);
+            let block = Block { n: wc, rows, row, row_stride, first, tile: None, owned: None };
             let state_at = DramAddr::new(u.state_addr + (cb * t.co * g.cin * kk + j * wc) * words * 4);
             opt.update(u, at(gbuf, goff + j * wc, wc), at(Buf::FpW, w16, wc), &block, state_at, c);
         }
         if biases > 0 {
             let first = u.wlen + cb * t.co;
-            let block = Block { n: t.co, rows: 1, row: t.co, row_stride: t.co, first, tile: None };
+            let block = Block { n: t.co, rows: 1, row: t.co, row_stride: t.co, first, tile: None, owned: None };
             let state_at = DramAddr::new(u.state_addr + first * words * 4);
             opt.update(u, at(gbuf, db, t.co), at(Buf::FpW, w16, t.co), &block, state_at, c);
         }
@@ -184,11 +190,10 @@ fn linear(p: &Plan, u: &Unit, core: u16, c: &mut Code) {
     let ones = r.take(Buf::FpIn, 1);
     let base = opt_base(p, core);
     let opt = Opt { master: base, state: base + kb * nb, words };
-    for nt in owned(n / nb, core, p.cores) {
-        let n0 = nt * nb;
+    Owned::new(n / nb, core, p.cores).emit(c, |c, o| {
         let (e, m) = (at(Buf::WgErr, err, bt * nb), at(Buf::FpMask, nz, bt * nb));
-        c.push(Instr::DmaLoad { dst: e, src: DramAddr::new(u.dh + n0 * 2), rows: h16(bt), row: nb * 2, stride: n * 2 });
-        c.load(m, DramAddr::new(u.nz + nt * bt * nb / 8), u64::from(bt * nb / 8));
+        c.push(Instr::DmaLoad { dst: e, src: o.addr(u.dh, nb * 2), rows: h16(bt), row: nb * 2, stride: n * 2 });
+        c.load(m, o.addr(u.nz, bt * nb / 8), u64::from(bt * nb / 8));
         tiles(c, k, kb, |c, term, _, _| {
             let on_tile =
                 |a: DramAddr, bytes: u32| if term.is_some() { a.with(TILE, stride(u64::from(bytes))) } else { a };
@@ -219,25 +224,25 @@ fn linear(p: &Plan, u: &Unit, core: u16, c: &mut Code) {
             };
             rows.emit(p, c, instr);
             // Optimizer state is opaque: block after block, `(nt, row block)` major.
-            let state = DramAddr::new(u.state_addr + nt * (k / kb) * kb * nb * words * 4);
+            let state = o.addr(u.state_addr, (k / kb) * kb * nb * words * 4);
             let state_at = on_tile(state, kb * nb * words * 4);
             let tile = term.map(|_| kb * n);
-            let block = Block { n: kb * nb, rows: kb, row: nb, row_stride: n, first: n0, tile };
+            let owned = o.looped().then_some(o.step * nb);
+            let block = Block { n: kb * nb, rows: kb, row: nb, row_stride: n, first: o.first * nb, tile, owned };
             opt.update(u, at(Buf::WgGrad, grad, kb * nb), at(Buf::FpMem, w16, kb * nb), &block, state_at, c);
         });
         if u.biases > 0 {
-            bias(p, u, &opt, [nt, grad, w16, ones, err, nz], c);
+            bias(p, u, &opt, o, [grad, w16, ones, err, nz], c);
         }
-    }
+    });
 }
 
-/// The bias block of linear output tile `nt`: its gradient is the errors summed over every
+/// The bias block of the current linear output tile: its gradient is the errors summed over every
 /// sample and timestep, which `wg.linear` computes as the gradient of a weight whose input
 /// is a constant spike.
-fn bias(p: &Plan, u: &Unit, opt: &Opt, [nt, grad, w16, ones, err, nz]: [u32; 6], c: &mut Code) {
+fn bias(p: &Plan, u: &Unit, opt: &Opt, o: &Owned, [grad, w16, ones, err, nz]: [u32; 5], c: &mut Code) {
     let Kind::Linear { t } = &u.kind else { return };
     let nb = t.nb;
-    let n0 = nt * nb;
     c.fill(at(Buf::WgGrad, grad, nb), 0.0);
     c.fill(at(Buf::FpIn, ones, 1), 1.0);
     // The constant spike is the same element for every row: stride 0.
@@ -258,8 +263,8 @@ fn bias(p: &Plan, u: &Unit, opt: &Opt, [nt, grad, w16, ones, err, nz]: [u32; 6],
         nz,
     };
     rows.emit(p, c, instr);
-    let first = u.wlen + n0;
-    let block = Block { n: nb, rows: 1, row: nb, row_stride: u.n, first, tile: None };
-    let state_at = DramAddr::new(u.state_addr + first * p.opt.state_words * 4);
+    let (first, owned) = (u.wlen + o.first * nb, o.looped().then_some(o.step * nb));
+    let block = Block { n: nb, rows: 1, row: nb, row_stride: u.n, first, tile: None, owned };
+    let state_at = o.addr(u.state_addr + u.wlen * p.opt.state_words * 4, nb * p.opt.state_words * 4);
     opt.update(u, at(Buf::WgGrad, grad, nb), at(Buf::FpMem, w16, nb), &block, state_at, c);
 }
