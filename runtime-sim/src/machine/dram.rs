@@ -102,10 +102,15 @@ impl Dram {
 
     /// The FP32 values recorded for `count` 2-byte elements from `addr`, where there are any.
     pub(crate) fn wide(&self, addr: u64, count: usize) -> Vec<Option<f32>> {
-        if self.wide.is_empty() {
-            return vec![None; count];
+        let mut out = vec![None; count];
+        // One walk over the recorded values in the range, not a look-up per element.
+        for (&a, &v) in self.wide.range(addr..addr + 2 * count as u64) {
+            let off = a - addr;
+            if off % 2 == 0 {
+                out[(off / 2) as usize] = Some(v);
+            }
         }
-        (0..count as u64).map(|i| self.wide.get(&(addr + 2 * i)).copied()).collect()
+        out
     }
 
     /// Copies bytes in; the caller has checked the range.
