@@ -92,7 +92,7 @@
 //! ## Loops and addresses
 //!
 //! Training runs T timesteps for B samples; program size must not grow with T x B. A stream
-//! has four loop counter registers: `loop r n` … `endloop r` runs its body n times with
+//! has eight loop counter registers: `loop r n` … `endloop r` runs its body n times with
 //! r = 0..n-1. Every buffer access ([`Access`]) and DRAM address ([`DramAddr`]) is affine
 //! in the counters: `off + r0*s0 + r1*s1 ...` (strides may be negative, e.g. to walk time
 //! backwards in BP). So "the membrane of timestep t" is `fp.mem[0+r0*256:256]` inside a

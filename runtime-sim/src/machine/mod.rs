@@ -6,7 +6,7 @@
 //! program's data segments, the named buffers of every engine of every core (1-bit buffers
 //! bit-packed, 16-bit ones in the storage type of the precision mode, 32-bit ones as
 //! `f32`), the shared optimizer store `opt`, the neuron and optimizer configuration slots
-//! of each core, and per stream a program counter, four loop registers, sixteen token
+//! of each core, and per stream a program counter, eight loop registers, sixteen token
 //! counters and a clock. [`Machine::run`] runs every stream to `halt` and returns
 //! [`RunStats`]; memories and configuration persist between runs, so a trainer places a
 //! batch with [`Machine::write_f16`] (or any `write_*`), runs, and reads the loss and

@@ -11,8 +11,10 @@
 //!   sample and timestep (conv tiles: a block of output channels and rows, the input
 //!   streamed in channel chunks and zero-bordered with `pad`, and for maps too large for
 //!   whole ones only the window of input rows a block of rows reads, `rows.rs`; linear
-//!   tiles: a block of outputs, the weights streamed in row chunks), runs the soma and
-//!   stores spikes, masks and the pooled map. A chip-wide barrier ends each layer.
+//!   tiles: a block of outputs, the weights streamed in row chunks, every instruction
+//!   covering all `B x T` rows), runs the soma and stores spikes, masks and the pooled map.
+//!   A chip-wide barrier ends each layer. A core's linear tiles are one loop over `r4`
+//!   ([`Owned`]), so program size does not follow their count; conv tiles are unrolled.
 //! - **BP phase**, layer by layer from the loss: the gradient soma of every tile in reverse
 //!   time (dL/dH and its nonzero bitmap to DRAM), a barrier, then the errors of the layer
 //!   below, computed per input chunk (and, for large maps, block of input rows) from the
