@@ -185,14 +185,17 @@ impl<S: Storage> Exec<'_, S> {
         for (name, a) in [("mask", o.mask.as_ref()), ("spk", o.spk.as_ref()), ("nz", o.nz.as_ref())] {
             a.map(|a| self.need(name, a, n).and_then(|_| self.width(name, a, 1))).transpose()?;
         }
-        let ds = self.half_vec("ds", o.ds)?;
-        let mut dv = self.half_vec("dv", o.dv)?;
-        let mut dh = vec![S::default(); n];
+        let ds = self.pooled_half("ds", o.ds)?;
+        let mut dv = self.pooled_half("dv", o.dv)?;
+        let mut dh = self.pooled_zeros(n);
+        let h = match (fire, o.h.as_ref()) {
+            (true, Some(a)) => self.pooled_half("h", a)?,
+            _ => self.pooled_zeros(0),
+        };
         if fire {
-            let h = o.h.as_ref().map(|a| self.half_vec("h", a)).transpose()?;
             let mask = o.mask.as_ref().map(|a| self.bits_vec("mask", a)).transpose()?;
             let spk = o.spk.as_ref().map(|a| self.bits_vec("spk", a)).transpose()?;
-            let saved = Saved { h: h.as_deref(), mask: mask.as_ref(), spk: spk.as_ref() };
+            let saved = Saved { h: o.h.as_ref().map(|_| &h[..]), mask: mask.as_ref(), spk: spk.as_ref() };
             lif_backward(&p, &ds, &saved, &mut dv, &mut dh).map_err(|m| self.bad(m))?;
         } else {
             readout_backward_step(p.beta, &ds, &mut dv, &mut dh);
@@ -204,13 +207,14 @@ impl<S: Storage> Exec<'_, S> {
         if let Some(a) = o.nz {
             self.set_bits("nz", a, &nz)?;
         }
+        self.recycle([ds, dv, dh, h]);
         self.layer(|l| {
             l.error_elems += n as u64;
             l.error_nonzero += nonzero as u64;
         });
-        let mut acc = vec![self.touch(o.ds.buf, n), self.touch(o.dv.buf, 2 * n), self.touch(o.dh.buf, n)];
-        for a in [o.h, o.mask, o.spk, o.nz].into_iter().flatten() {
-            acc.push(self.touch(a.buf, n));
+        let mut acc = [self.touch(o.ds.buf, n), self.touch(o.dv.buf, 2 * n), self.touch(o.dh.buf, n), 0, 0, 0, 0];
+        for (slot, a) in acc[3..].iter_mut().zip([o.h, o.mask, o.spk, o.nz].into_iter().flatten()) {
+            *slot = self.touch(a.buf, n);
         }
         let e = &self.st.chip.energy;
         let per = 3.0 * e.fp16_mul_pj + 2.0 * e.fp16_add_pj;

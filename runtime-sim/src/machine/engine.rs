@@ -163,6 +163,28 @@ impl<S: Storage> Exec<'_, S> {
         o.half().map(<[S]>::to_vec).map_err(|m| self.bad(m))
     }
 
+    /// A copy of a 16-bit range in a vector from the state's pool; give it back with
+    /// [`recycle`](Self::recycle).
+    pub(crate) fn pooled_half(&mut self, name: &'static str, a: &Access) -> Result<Vec<S>, SimError> {
+        let mut v = self.pooled_zeros(0);
+        let o = self.read(name, a, None)?;
+        v.extend_from_slice(o.half().map_err(|m| self.bad(m))?);
+        Ok(v)
+    }
+
+    /// `n` zeros in a vector from the state's pool.
+    pub(crate) fn pooled_zeros(&mut self, n: usize) -> Vec<S> {
+        let mut v = self.st.pool.pop().unwrap_or_default();
+        v.clear();
+        v.resize(n, S::default());
+        v
+    }
+
+    /// Returns vectors to the state's pool.
+    pub(crate) fn recycle<const N: usize>(&mut self, vs: [Vec<S>; N]) {
+        self.st.pool.extend(vs);
+    }
+
     /// A copy of a 1-bit range.
     pub(crate) fn bits_vec(&self, name: &'static str, a: &Access) -> Result<SpikeBits, SimError> {
         let o = self.read(name, a, None)?;

@@ -155,13 +155,13 @@ impl<S: Storage> Exec<'_, S> {
         for (name, a) in [("spk", o.spk.as_ref()), ("mask", o.mask.as_ref())] {
             a.map(|a| self.need(name, a, n).and_then(|_| self.width(name, a, 1))).transpose()?;
         }
-        let mut x = self.half_vec("x", o.x)?;
+        let mut x = self.pooled_half("x", o.x)?;
         if let Some(b) = o.bias {
             let b = self.half_vec("bias", b)?;
             x.iter_mut().zip(&b).for_each(|(xi, bi)| *xi = add(*xi, *bi));
         }
-        let mut v = self.half_vec("v", o.v)?;
-        let mut h = vec![S::default(); n];
+        let mut v = self.pooled_half("v", o.v)?;
+        let mut h = self.pooled_zeros(n);
         let (mut spikes, mut mask) = (SpikeBits::zeros(n), SpikeBits::zeros(n));
         let fired = if fire {
             let fired = lif_forward_step(&p, &x, &mut v, &mut h, &mut spikes, 0);
@@ -184,13 +184,14 @@ impl<S: Storage> Exec<'_, S> {
         if let Some(a) = o.mask {
             self.set_bits("mask", a, &mask)?;
         }
+        self.recycle([x, v, h]);
         self.layer(|l| {
             l.neuron_steps += n as u64;
             l.spikes += fired as u64;
         });
-        let mut acc = vec![self.touch(o.x.buf, n), self.touch(o.v.buf, 2 * n)];
-        for a in [o.bias, o.h, o.spk, o.mask].into_iter().flatten() {
-            acc.push(self.touch(a.buf, n));
+        let mut acc = [self.touch(o.x.buf, n), self.touch(o.v.buf, 2 * n), 0, 0, 0, 0];
+        for (slot, a) in acc[2..].iter_mut().zip([o.bias, o.h, o.spk, o.mask].into_iter().flatten()) {
+            *slot = self.touch(a.buf, n);
         }
         let e = &self.st.chip.energy;
         let per = e.fp16_mul_pj + 2.0 * e.fp16_add_pj + e.compare_pj;

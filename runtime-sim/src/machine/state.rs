@@ -102,6 +102,9 @@ pub(crate) struct State<S> {
     pub(crate) cols: Vec<(usize, f32)>,
     /// Per-row operation counts of the current multi-row instruction.
     pub(crate) row_ops: Vec<crate::kernels::OpCount>,
+    /// Vectors the soma instructions copy their operands into, returned after each
+    /// instruction so that a step allocates none.
+    pub(crate) pool: Vec<Vec<S>>,
 }
 
 impl<S: Storage> State<S> {
@@ -149,6 +152,7 @@ impl<S: Storage> State<S> {
             wide: Vec::new(),
             cols: Vec::new(),
             row_ops: Vec::new(),
+            pool: Vec::new(),
         };
         st.index_code(program);
         Ok(st)
