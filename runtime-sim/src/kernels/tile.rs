@@ -85,6 +85,13 @@ pub fn linear_kn_forward_wide<S: Storage>(
 /// +0, as `sums` does. Returns the number of non-zero inputs.
 fn sum_rows_in_registers<S: Storage>(w: &[f32], n: usize, input: &Input<'_, S>, sums: &mut [f32]) -> usize {
     const L: usize = 16;
+    if n == 1 {
+        // A one-column tile (a weight column of a layer wider than `fp.w`) is a dot product.
+        let mut a = 0.0f32;
+        let nonzero = input.for_each_nonzero(|i, x| a += w[i] * x);
+        sums[0] = a;
+        return nonzero;
+    }
     let mut nonzero = 0;
     for j0 in (0..n).step_by(L) {
         let mut a = [0.0f32; L];
@@ -388,10 +395,11 @@ mod tests {
     }
 
     /// The kernel for widened tiles keeps sixteen sums in registers at a time: tiles of
-    /// 37 outputs (two whole blocks and a part) and of 11 still match the golden layout.
+    /// 37 outputs (two whole blocks and a part), of 11, 16 and one (a dot product) still
+    /// match the golden layout.
     #[test]
     fn widened_tiles_match_golden_layout_kernel_across_blocks() {
-        for n in [37usize, 11, 16] {
+        for n in [37usize, 11, 16, 1] {
             let w: Vec<f16> = (0..K * n).map(|i| f16::from_f32(((i * 37 % 101) as f32 - 50.0) / 61.0)).collect();
             let wt: Vec<f16> = (0..K * n).map(|t| w[(t % K) * n + t / K]).collect();
             let s = SpikeBits::from_fn(K, |i| i % 3 == 0 || i % 7 == 1);
