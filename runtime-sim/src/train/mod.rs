@@ -340,9 +340,9 @@ impl<'a> Trainer<'a> {
     /// Accuracy on the test split with the inference program, and its cost.
     ///
     /// Evaluation runs do not depend on each other (each starts from the trained weights
-    /// and sets every state it reads), so they are spread over the host's threads, each on
-    /// its own copy of the machine. Costs are added in run order, so the totals do not
-    /// depend on the thread count.
+    /// and sets every state it reads), so they are spread over the host's threads: the
+    /// first share on the training machine, the others on spare machines. Costs are added
+    /// in run order, so the totals do not depend on the thread count.
     fn evaluate(&mut self) -> Result<(Cost, Tally), TrainError> {
         let (b, s) = (self.config.batch, self.steps);
         let mut all = batches(&self.split.test, b, Remainder::Pad);
@@ -352,41 +352,48 @@ impl<'a> Trainer<'a> {
         self.machine.load_code(&eval)?;
         let runs: Vec<(usize, &[Batch])> = all.chunks(s).enumerate().collect();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, runs.len().max(1));
-        // This thread runs the first share on the training machine; each other thread a
-        // share on a spare machine whose DRAM is brought up to date.
-        while self.spares.len() + 1 < threads {
-            self.spares.push(self.machine.clone());
-        }
-        for spare in &mut self.spares {
-            spare.load_code(&eval)?;
-            spare.copy_dram_from(&self.machine)?;
-        }
-        let (data, timesteps) = (self.data, self.config.timesteps);
-        let mut shares = runs.chunks(runs.len().div_ceil(threads).max(1));
-        let first = shares.next().unwrap_or_default();
-        let machine = &mut self.machine;
-        let shares: Vec<Result<Vec<EvalRun>, TrainError>> = std::thread::scope(|sc| {
-            let handles: Vec<_> = shares
-                .zip(self.spares.iter_mut())
-                .map(|(share, m)| {
-                    sc.spawn(move || {
-                        share.iter().map(|&(r, group)| eval_run(m, data, timesteps, group, r, s)).collect()
-                    })
-                })
-                .collect();
-            let mine = first.iter().map(|&(r, group)| eval_run(machine, data, timesteps, group, r, s)).collect();
-            std::iter::once(mine)
-                .chain(handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(panicked()))))
-                .collect()
-        });
+        self.prepare_spares(threads - 1, &eval)?;
         let (mut cost, mut tally) = (Cost::default(), Tally::default());
-        for ((stats, output), (_, group)) in
-            shares.into_iter().collect::<Result<Vec<_>, _>>()?.into_iter().flatten().zip(&runs)
-        {
+        for ((stats, output), (_, group)) in self.eval_shares(&runs, threads)?.into_iter().zip(&runs) {
             cost.add(&stats, s);
             count(self.data, self.config.classes, group, &output, &mut tally);
         }
         Ok((cost, tally))
+    }
+
+    /// `n` spare machines loaded with `eval` and the training machine's DRAM. They are kept
+    /// between epochs and brought up to date page by page, which costs less than a clone.
+    fn prepare_spares(&mut self, n: usize, eval: &Program) -> Result<(), TrainError> {
+        while self.spares.len() < n {
+            self.spares.push(self.machine.clone());
+        }
+        for spare in &mut self.spares[..n] {
+            spare.load_code(eval)?;
+            spare.copy_dram_from(&self.machine)?;
+        }
+        Ok(())
+    }
+
+    /// Runs `runs` in `threads` consecutive shares, the first on this thread with the
+    /// training machine and each other on a thread of its own with a spare; the results in
+    /// run order.
+    fn eval_shares(&mut self, runs: &[(usize, &[Batch])], threads: usize) -> Result<Vec<EvalRun>, TrainError> {
+        let (data, timesteps, s) = (self.data, self.config.timesteps, self.steps);
+        let mut shares = runs.chunks(runs.len().div_ceil(threads).max(1));
+        let first = shares.next().unwrap_or_default();
+        let machine = &mut self.machine;
+        let results: Vec<Result<Vec<EvalRun>, TrainError>> = std::thread::scope(|sc| {
+            let handles: Vec<_> = shares
+                .zip(self.spares.iter_mut())
+                .map(|(share, m)| {
+                    sc.spawn(move || share.iter().map(|&(r, g)| eval_run(m, data, timesteps, g, r, s)).collect())
+                })
+                .collect();
+            let mine = first.iter().map(|&(r, g)| eval_run(machine, data, timesteps, g, r, s)).collect();
+            let others = handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(panicked())));
+            std::iter::once(mine).chain(others).collect()
+        });
+        Ok(results.into_iter().collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect())
     }
 }
 
