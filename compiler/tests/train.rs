@@ -36,10 +36,20 @@ fn config(graph: &LayerGraph) -> TrainConfig {
         steps_per_run: 4,
         layers: vec![layer("hidden", 128, 64), layer("classes", 10, 128)],
         sim: sim::SimOptions::default(),
+        eval_threads: 0,
     }
 }
 
 fn trainer<'a>(graph: &'a LayerGraph, chip: &'a ChipDesc, data: &'a TrainData) -> Trainer<'a> {
+    trainer_with(graph, chip, data, config(graph))
+}
+
+fn trainer_with<'a>(
+    graph: &'a LayerGraph,
+    chip: &'a ChipDesc,
+    data: &'a TrainData,
+    config: TrainConfig,
+) -> Trainer<'a> {
     let programs = Box::new(move |r: ProgramRequest| {
         let options = CodegenOptions {
             steps: r.steps,
@@ -50,7 +60,7 @@ fn trainer<'a>(graph: &'a LayerGraph, chip: &'a ChipDesc, data: &'a TrainData) -
         };
         codegen::compile(graph, chip, &options).map_err(|e| e.to_string())
     });
-    Trainer::new(chip, config(graph), data, programs).unwrap_or_else(|e| panic!("{e}"))
+    Trainer::new(chip, config, data, programs).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn done(outcome: EpochOutcome) -> EpochReport {
@@ -58,6 +68,27 @@ fn done(outcome: EpochOutcome) -> EpochReport {
         EpochOutcome::Done(r) => r,
         EpochOutcome::Interrupted { .. } => panic!("the epoch was interrupted"),
     }
+}
+
+/// Evaluation runs on one thread or spread over three (more than this machine's cores,
+/// with spare machines) give the same accuracy and the same simulated cost, epoch after
+/// epoch (the spares are brought up to date between epochs).
+#[test]
+fn evaluation_does_not_depend_on_the_thread_count() {
+    let (graph, chip, data) = (digits_graph(), ChipDesc::default(), digits(640));
+    let stop = Interrupt::new();
+    let reports = |threads: usize| -> Vec<(f64, sim::train::Cost)> {
+        // One batch per run: four evaluation runs to share out.
+        let config = TrainConfig { eval_threads: threads, steps_per_run: 1, ..config(&graph) };
+        let mut t = trainer_with(&graph, &chip, &data, config);
+        (1..=2)
+            .map(|e| done(t.epoch(e, &stop, &mut |_| ()).unwrap_or_else(|err| panic!("{err}"))))
+            .map(|r| (r.record.test_accuracy, r.eval))
+            .collect()
+    };
+    let (one, three) = (reports(1), reports(3));
+    assert_eq!(one, three);
+    assert!(one.iter().all(|(_, cost)| cost.runs == 4), "{one:?}");
 }
 
 #[test]

@@ -170,6 +170,7 @@ fn config(args: &TrainArgs, graph: &LayerGraph) -> TrainConfig {
         steps_per_run: args.steps_per_run as usize,
         layers: param_layers(graph),
         sim: sim::SimOptions::default(),
+        eval_threads: 0,
     }
 }
 
