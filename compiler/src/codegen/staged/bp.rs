@@ -247,24 +247,7 @@ fn conv_errors(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, (j, prev_ds): (
         let (err, nz) = (at(Buf::BpDelta, dhb, blk), at(Buf::FpSpk, nzb, blk));
         c.load(err.clone(), on_tile(bt_addr(p, u.dh, u.n * 2), blk * 2), u64::from(blk) * 2);
         c.load(nz.clone(), on_tile(bt_addr(p, u.nz, u.n / 8), blk / 8), u64::from(blk / 8));
-        let src = on_tile(DramAddr::new(u.w_addr + j * cc2 * kk * 2), cob * g.cin * kk * 2);
-        let wa = at(Buf::BpW, w, cob * cc2 * kk);
-        c.push(Instr::DmaLoad { dst: wa.clone(), src, rows: h16(cob), row: cc2 * kk * 2, stride: g.cin * kk * 2 });
-        let (cin, cout, ih, iw, kh, kw, stride) = g.operands(cc2, cob, g.hp());
-        c.push(Instr::BpConv {
-            err,
-            w: wa,
-            out: out.clone(),
-            cin,
-            cout,
-            ih,
-            iw,
-            kh,
-            kw,
-            stride,
-            acc: true,
-            nz: Some(nz),
-        });
+        block_errors(u, g, t, (j, g.hp(), w), (err, nz, &out), on_tile, c);
     });
     let result = at(Buf::BpDelta, gd, dense);
     if g.p > 0 {
@@ -275,6 +258,27 @@ fn conv_errors(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, (j, prev_ds): (
     c.store(bt_addr(p, prev_ds + j * dense * 2, u.k * 2), result, u64::from(dense) * 2);
     c.close(T);
     c.close(B);
+}
+
+/// The errors of one block of `t.cob` output channels (the tile loop's current one) through
+/// the weights of input chunk `j`, into `out`, a padded gradient of `ih` rows whose first
+/// weights are at `w` in `bp.w`: the weight load and the `bp.conv` both error passes share.
+pub(super) fn block_errors(
+    u: &Unit,
+    g: &ConvGeom,
+    t: &ConvTiling,
+    (j, ih, w): (u32, u32, u32),
+    (err, nz, out): (Access, Access, &Access),
+    on_tile: impl Fn(DramAddr, u32) -> DramAddr,
+    c: &mut Code,
+) {
+    let (cc2, cob, kk) = (t.cc2, t.cob, g.kk());
+    let src = on_tile(DramAddr::new(u.w_addr + j * cc2 * kk * 2), cob * g.cin * kk * 2);
+    let wa = at(Buf::BpW, w, cob * cc2 * kk);
+    c.push(Instr::DmaLoad { dst: wa.clone(), src, rows: h16(cob), row: cc2 * kk * 2, stride: g.cin * kk * 2 });
+    let (cin, cout, ih, iw, kh, kw, stride) = g.operands(cc2, cob, ih);
+    let out = out.clone();
+    c.push(Instr::BpConv { err, w: wa, out, cin, cout, ih, iw, kh, kw, stride, acc: true, nz: Some(nz) });
 }
 
 /// dL/dS of the layer below for this core's input blocks of a linear layer: all `B x T`

@@ -92,24 +92,7 @@ pub(super) fn conv_errors(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, (ite
         c.push(Instr::DmaLoad { dst: err.clone(), src, rows: h16(cob), row: er * g.ow * 2, stride: map * 2 });
         let src = on_tile(bt_addr(p, u.nz + first / 8, u.n / 8), cob * map / 8);
         c.push(Instr::DmaLoad { dst: nz.clone(), src, rows: h16(cob), row: er * g.ow / 8, stride: map / 8 });
-        let src = on_tile(DramAddr::new(u.w_addr + j * cc2 * kk * 2), cob * g.cin * kk * 2);
-        let wa = at(Buf::BpW, w, cob * cc2 * kk);
-        c.push(Instr::DmaLoad { dst: wa.clone(), src, rows: h16(cob), row: cc2 * kk * 2, stride: g.cin * kk * 2 });
-        let (cin, cout, ih, iw, kh, kw, stride) = g.operands(cc2, cob, e.ih);
-        c.push(Instr::BpConv {
-            err,
-            w: wa,
-            out: out.clone(),
-            cin,
-            cout,
-            ih,
-            iw,
-            kh,
-            kw,
-            stride,
-            acc: true,
-            nz: Some(nz),
-        });
+        super::bp::block_errors(u, g, t, (j, e.ih, w), (err, nz, &out), on_tile, c);
     });
     extract(g, t, &e, (gpad, gd), c);
     let dst = bt_addr(p, prev_ds + (j * cc2 * g.h * g.w + ib * t.rows2 * g.w) * 2, u.k * 2);
