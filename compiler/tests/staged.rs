@@ -285,3 +285,34 @@ fn linear_tiles_are_a_loop_so_program_size_does_not_follow_batch() {
     let (small, big) = (size(&compile(32, &ChipDesc::default())), size(&compile(64, &ChipDesc::default())));
     assert!(big * 10 < small * 11, "{small} instructions at B = 32, {big} at B = 64");
 }
+
+/// A 64-element `fp.psum` and a 32-element `bp.psum` hold the partial sums of no tile for
+/// all 16 x 4 sample-steps, so both layers take their samples in groups (2 and 8 samples;
+/// the output layer's loss and the biases with them), on one core that loops over its
+/// tiles. They still train exactly as the resident program.
+#[test]
+fn sample_groups_train_like_the_whole_batch() {
+    let text = "model groups {
+  timesteps = 4
+  batch = 16
+  neuron = lif(beta = 0.75, threshold = 1.0, reset = hard, detach_reset = true, surrogate = atan(2.0))
+  init = uniform(gain = 3.0, seed = 7)
+  x = input(shape = [64], encoding = bernoulli(max_rate = 0.8, seed = 5))
+  f1 = linear(x, out = 32, bias = true)
+  s1 = lif(f1)
+  f2 = linear(s1, out = 10, bias = true)
+  s2 = lif(f2)
+  loss = ce_rate(s2)
+  optimizer = adam(lr = 0.01)
+}
+";
+    let g = snnc::compile_graph(text).unwrap_or_else(|e| panic!("{e:?}"));
+    let mut small = with_buffers(&ChipDesc::default(), &[("fp", "psum", 64), ("bp", "psum", 32)]);
+    small.cores.truncate(1);
+    small.noc.width = 1;
+    small.noc.height = 1;
+    let plan = codegen::placement_text(&g, &small).unwrap_or_else(|e| panic!("{e}"));
+    assert!(plan.contains("f1 + s1: linear 64 -> 32;") && plan.contains("in groups of 2 samples"), "{plan}");
+    assert!(plan.contains("f2 + s2: linear 32 -> 10;") && plan.contains("in groups of 8 samples"), "{plan}");
+    same_training_graph("groups", &g, &ChipDesc::default(), &small);
+}

@@ -6,8 +6,8 @@ use super::fp::per_sample_staged;
 use super::plan::{Kind, Plan, Unit};
 use super::tiles::{ConvGeom, ConvTiling};
 use super::{
-    BAR_BP, BtRows, Bump, Owned, Slab, Span, TOK_FP_DONE, TOK_IG, TOK_UPDATED, TOK_WG_DONE, bt_addr, bt_buf, bt_rev,
-    cfg_neuron, conv_tiles, owned,
+    BAR_BP, BtRows, Bump, Groups, Owned, Slab, Span, TOK_FP_DONE, TOK_IG, TOK_UPDATED, TOK_WG_DONE, bt_addr, bt_buf,
+    bt_rev, cfg_neuron, conv_tiles, owned,
 };
 use crate::codegen::emit::{B, Code, STEP, T, TILE, at, h16, stride, tiles};
 use isa::{Access, Buf, DramAddr, Instr, PoolKind, Stream};
@@ -140,67 +140,72 @@ fn conv_soma(
 }
 
 /// The gradient soma of one linear tile for every sample (the loss gradient first on the
-/// output layer), with the tile's saved state loaded once for all `B x T`.
+/// output layer), with the tile's saved state loaded once for all `B x T` (or once per
+/// group of samples).
 fn linear_soma(p: &Plan, u: &Unit, o: &Owned, keep_loss: bool, c: &mut Code) {
     let Kind::Linear { t } = &u.kind else { return };
-    let (bt, nb, cfg, n) = (p.t * p.b, t.nb, u.neuron, u.n);
+    let grp = Groups::new(p, t.g);
+    let (bt, rt, nb, cfg, n) = (p.t * p.b, grp.rows(p), t.nb, u.neuron, u.n);
     let mut r = Bump::default();
     // The output layer's loss gradient covers all `n` outputs of a sample.
-    let ds_len = if u.output { n } else { bt * nb };
+    let ds_len = if u.output { n } else { rt * nb };
     let (ds, tgt, dv, dh) =
-        (r.take(Buf::BpErr, ds_len), r.take(Buf::BpErr, n), r.take(Buf::BpVgrad, nb), r.take(Buf::BpDelta, bt * nb));
+        (r.take(Buf::BpErr, ds_len), r.take(Buf::BpErr, n), r.take(Buf::BpVgrad, nb), r.take(Buf::BpDelta, rt * nb));
     let (mask, nz, h, spk) = (
-        r.take(Buf::FpMask, bt * nb),
-        r.take(Buf::FpMask, bt * nb),
-        r.take(Buf::FpMem, bt * nb),
-        r.take(Buf::FpSpk, bt * nb),
+        r.take(Buf::FpMask, rt * nb),
+        r.take(Buf::FpMask, rt * nb),
+        r.take(Buf::FpMem, rt * nb),
+        r.take(Buf::FpSpk, rt * nb),
     );
-    let block = |base: u32, bits: u32| o.addr(base, bt * nb * bits / 8);
-    let need_spikes = cfg.fire;
-    if !u.output {
-        let src = o.addr(u.ds, nb * 2);
-        c.push(Instr::DmaLoad { dst: at(Buf::BpErr, ds, bt * nb), src, rows: h16(bt), row: nb * 2, stride: n * 2 });
-    }
-    if cfg.keep_mask {
-        c.load(at(Buf::FpMask, mask, bt * nb), block(u.mask, 1), u64::from(bt * nb / 8));
-    }
-    if cfg.keep_h {
-        c.load(at(Buf::FpMem, h, bt * nb), block(u.h, 16), u64::from(bt * nb) * 2);
-    }
-    if need_spikes && u.output {
-        c.load(at(Buf::FpSpk, spk, bt * nb), block(u.spikes, 1), u64::from(bt * nb / 8));
-    } else if need_spikes {
-        let (dst, src) = (at(Buf::FpSpk, spk, bt * nb), o.addr(u.spikes, nb / 8));
-        c.push(Instr::DmaLoad { dst, src, rows: h16(bt), row: nb / 8, stride: n / 8 });
-    }
+    // Tile-major tensors hold a tile's `B x T` rows together, group after group.
+    let block = |base: u32, bits: u32| grp.addr(o.addr(base, bt * nb * bits / 8), rt * nb * bits / 8);
+    let rows_of = |base: u32, bytes: u32| grp.addr(o.addr(base, nb * bytes), rt * n * bytes);
     // Every tile computes the loss gradient of its samples; the first also the loss.
     if keep_loss {
         c.fill(at(Buf::WgGrad, n, 1), 0.0);
     }
-    c.open(B, p.b);
-    if u.output {
-        loss(p, u, (ds, tgt), keep_loss, c);
-    }
-    c.fill(at(Buf::BpVgrad, dv, nb), 0.0);
-    c.open(T, p.t);
-    let back = |buf: Buf, base: u32| bt_buf(p, buf, base, nb, true);
-    c.push(Instr::BpSoma {
-        ds: if u.output { o.access(Buf::BpErr, ds, nb, nb) } else { back(Buf::BpErr, ds) },
-        h: cfg.keep_h.then(|| back(Buf::FpMem, h)),
-        mask: cfg.keep_mask.then(|| back(Buf::FpMask, mask)),
-        spk: need_spikes.then(|| back(Buf::FpSpk, spk)),
-        dv: at(Buf::BpVgrad, dv, nb),
-        dh: back(Buf::BpDelta, dh),
-        nz: Some(back(Buf::FpMask, nz)),
-        n: nb,
-        cfg: 0,
-        fire: cfg.fire,
+    grp.emit(c, |c| {
+        if !u.output {
+            let (dst, src) = (at(Buf::BpErr, ds, rt * nb), rows_of(u.ds, 2));
+            c.push(Instr::DmaLoad { dst, src, rows: h16(rt), row: nb * 2, stride: n * 2 });
+        }
+        if cfg.keep_mask {
+            c.load(at(Buf::FpMask, mask, rt * nb), block(u.mask, 1), u64::from(rt * nb / 8));
+        }
+        if cfg.keep_h {
+            c.load(at(Buf::FpMem, h, rt * nb), block(u.h, 16), u64::from(rt * nb) * 2);
+        }
+        if cfg.fire && u.output {
+            c.load(at(Buf::FpSpk, spk, rt * nb), block(u.spikes, 1), u64::from(rt * nb / 8));
+        } else if cfg.fire {
+            let (dst, src) = (at(Buf::FpSpk, spk, rt * nb), grp.addr(o.addr(u.spikes, nb / 8), rt * n / 8));
+            c.push(Instr::DmaLoad { dst, src, rows: h16(rt), row: nb / 8, stride: n / 8 });
+        }
+        c.open(B, grp.g);
+        if u.output {
+            loss(p, u, (ds, tgt), (keep_loss, &grp), c);
+        }
+        c.fill(at(Buf::BpVgrad, dv, nb), 0.0);
+        c.open(T, p.t);
+        let back = |buf: Buf, base: u32| bt_buf(p, buf, base, nb, true);
+        c.push(Instr::BpSoma {
+            ds: if u.output { o.access(Buf::BpErr, ds, nb, nb) } else { back(Buf::BpErr, ds) },
+            h: cfg.keep_h.then(|| back(Buf::FpMem, h)),
+            mask: cfg.keep_mask.then(|| back(Buf::FpMask, mask)),
+            spk: cfg.fire.then(|| back(Buf::FpSpk, spk)),
+            dv: at(Buf::BpVgrad, dv, nb),
+            dh: back(Buf::BpDelta, dh),
+            nz: Some(back(Buf::FpMask, nz)),
+            n: nb,
+            cfg: 0,
+            fire: cfg.fire,
+        });
+        c.close(T);
+        c.close(B);
+        let src = at(Buf::BpDelta, dh, rt * nb);
+        c.push(Instr::DmaStore { dst: rows_of(u.dh, 2), src, rows: h16(rt), row: nb * 2, stride: n * 2 });
+        c.store(block(u.nz, 1), at(Buf::FpMask, nz, rt * nb), u64::from(rt * nb / 8));
     });
-    c.close(T);
-    c.close(B);
-    let src = at(Buf::BpDelta, dh, bt * nb);
-    c.push(Instr::DmaStore { dst: o.addr(u.dh, nb * 2), src, rows: h16(bt), row: nb * 2, stride: n * 2 });
-    c.store(block(u.nz, 1), at(Buf::FpMask, nz, bt * nb), u64::from(bt * nb / 8));
     if keep_loss {
         // The loss cell is stored now: WG reuses `wg.grad` for this layer's gradients.
         c.store(DramAddr::new(p.loss_addr).with(STEP, 4), at(Buf::WgGrad, n, 1), 4);
@@ -209,13 +214,14 @@ fn linear_soma(p: &Plan, u: &Unit, o: &Owned, keep_loss: bool, c: &mut Code) {
 
 /// The loss gradient of sample `r1`, the same for every timestep; with `keep`, the loss
 /// value too, accumulated over the batch in `wg.grad[n]`.
-fn loss(p: &Plan, u: &Unit, (ds, tgt): (u32, u32), keep: bool, c: &mut Code) {
+fn loss(p: &Plan, u: &Unit, (ds, tgt): (u32, u32), (keep, grp): (bool, &Groups), c: &mut Code) {
     let n = u.n;
     let cell = at(Buf::WgGrad, n, 1);
     let bytes = u64::from(n) * 4;
-    c.load(at(Buf::WgGrad, 0, n), DramAddr::new(u.sum).with(B, stride(bytes)), bytes);
+    let sums = grp.addr(DramAddr::new(u.sum).with(B, stride(bytes)), grp.g * n * 4);
+    c.load(at(Buf::WgGrad, 0, n), sums, bytes);
     let row = u64::from(n) * 2;
-    c.load(at(Buf::BpErr, tgt, n), per_sample_staged(p, p.target, row), row);
+    c.load(at(Buf::BpErr, tgt, n), grp.addr(per_sample_staged(p, p.target, row), grp.g * n * 2), row);
     c.push(Instr::BpLoss {
         kind: p.loss,
         x: at(Buf::WgGrad, 0, n),
@@ -285,27 +291,30 @@ pub(super) fn block_errors(
 /// errors of a block accumulate in `bp.psum` over chunks of the outputs.
 fn linear_errors(p: &Plan, u: &Unit, prev_ds: u32, core: u16, c: &mut Code) {
     let Kind::Linear { t } = &u.kind else { return };
-    let (bt, kb2, nc2, n, k) = (p.t * p.b, t.kb2, t.nc2, u.n, u.k);
+    let grp = Groups::new(p, t.g);
+    let (rt, kb2, nc2, n, k) = (grp.rows(p), t.kb2, t.nc2, u.n, u.k);
     let mut r = Bump::default();
-    let (g, w, dh) = (r.take(Buf::BpPsum, bt * kb2), r.take(Buf::BpW, kb2 * nc2), r.take(Buf::BpDelta, bt * nc2));
+    let (g, w, dh) = (r.take(Buf::BpPsum, rt * kb2), r.take(Buf::BpW, kb2 * nc2), r.take(Buf::BpDelta, rt * nc2));
     Owned::new(k / kb2, core, p.cores).emit(c, |c, o| {
-        c.fill(at(Buf::BpPsum, g, bt * kb2), 0.0);
-        tiles(c, n, nc2, |c, term, _, _| {
-            let on_tile = |a: DramAddr| if term.is_some() { a.with(TILE, stride(u64::from(nc2 * 2))) } else { a };
-            let wsrc = on_tile(o.addr(u.w_addr, kb2 * n * 2));
-            let wa = at(Buf::BpW, w, kb2 * nc2);
-            c.push(Instr::DmaLoad { dst: wa.clone(), src: wsrc, rows: h16(kb2), row: nc2 * 2, stride: n * 2 });
-            let (dst, src) = (at(Buf::BpDelta, dh, bt * nc2), on_tile(DramAddr::new(u.dh)));
-            c.push(Instr::DmaLoad { dst, src, rows: h16(bt), row: nc2 * 2, stride: n * 2 });
-            let rows = BtRows::new(p, &[nc2, kb2]);
-            let ((err, err_stride), (out, out_stride)) =
-                (rows.op(p, Buf::BpDelta, dh, nc2), rows.op(p, Buf::BpPsum, g, kb2));
-            let (n, k) = (h16(nc2), h16(kb2));
-            let instr =
-                Instr::BpLinear { err, w: wa, out, n, k, rows: rows.rows, err_stride, out_stride, acc: true, nz: None };
-            rows.emit(p, c, instr);
+        grp.emit(c, |c| {
+            c.fill(at(Buf::BpPsum, g, rt * kb2), 0.0);
+            tiles(c, n, nc2, |c, term, _, _| {
+                let on_tile = |a: DramAddr| if term.is_some() { a.with(TILE, stride(u64::from(nc2 * 2))) } else { a };
+                let wsrc = on_tile(o.addr(u.w_addr, kb2 * n * 2));
+                let wa = at(Buf::BpW, w, kb2 * nc2);
+                c.push(Instr::DmaLoad { dst: wa.clone(), src: wsrc, rows: h16(kb2), row: nc2 * 2, stride: n * 2 });
+                let (dst, src) = (at(Buf::BpDelta, dh, rt * nc2), grp.addr(on_tile(DramAddr::new(u.dh)), rt * n * 2));
+                c.push(Instr::DmaLoad { dst, src, rows: h16(rt), row: nc2 * 2, stride: n * 2 });
+                let rows = BtRows::new(p, grp.g, &[nc2, kb2]);
+                let ((err, err_stride), (out, out_stride)) =
+                    (rows.op(p, Buf::BpDelta, dh, nc2), rows.op(p, Buf::BpPsum, g, kb2));
+                let (n, k, r) = (h16(nc2), h16(kb2), rows.rows);
+                let instr =
+                    Instr::BpLinear { err, w: wa, out, n, k, rows: r, err_stride, out_stride, acc: true, nz: None };
+                rows.emit(p, c, instr);
+            });
+            let (src, dst) = (at(Buf::BpPsum, g, rt * kb2), grp.addr(o.addr(prev_ds, kb2 * 2), rt * k * 2));
+            c.push(Instr::DmaStore { dst, src, rows: h16(rt), row: kb2 * 2, stride: k * 2 });
         });
-        let (src, dst) = (at(Buf::BpPsum, g, bt * kb2), o.addr(prev_ds, kb2 * 2));
-        c.push(Instr::DmaStore { dst, src, rows: h16(bt), row: kb2 * 2, stride: k * 2 });
     });
 }

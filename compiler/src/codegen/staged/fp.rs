@@ -4,7 +4,7 @@
 use super::plan::{Kind, Plan, Src, Unit};
 use super::tiles::{ConvGeom, ConvTiling};
 use super::{
-    BAR_FP, BtRows, Bump, Owned, Slab, Span, TOK_FP_DONE, TOK_UPDATED, bt_addr, bt_buf, cfg_neuron, conv_tiles,
+    BAR_FP, BtRows, Bump, Groups, Owned, Slab, Span, TOK_FP_DONE, TOK_UPDATED, bt_addr, bt_buf, cfg_neuron, conv_tiles,
 };
 use crate::codegen::emit::{B, Code, STEP, T, TILE, at, h16, stride, tiles};
 use isa::{Access, Buf, DramAddr, Instr, PoolKind, Stream};
@@ -247,92 +247,90 @@ fn conv_tile(
 }
 
 /// The FP tiles of a linear layer owned by `core`: all `B x T` partial sums of a tile in
-/// `fp.psum`, the weights streamed once in row chunks, then the soma.
+/// `fp.psum` (or those of one group of samples after another), the weights streamed in
+/// row chunks, then the soma.
 fn linear(p: &Plan, u: &Unit, core: u16, c: &mut Code) {
     let Kind::Linear { t } = &u.kind else { return };
-    let (bt, nb, kc) = (p.t * p.b, t.nb, t.kc);
+    let grp = Groups::new(p, t.g);
+    let (bt, rt, nb, kc) = (p.t * p.b, grp.rows(p), t.nb, t.kc);
     let mut r = Bump::default();
     let fbuf = if u.src.dense { Buf::FpMem } else { Buf::FpIn };
-    let (x, fin, w) = (r.take(Buf::FpPsum, bt * nb), r.take(fbuf, bt * kc), r.take(Buf::FpW, kc * nb));
-    let (v, h) = (r.take(Buf::FpMem, nb), r.take(Buf::FpMem, bt * nb));
-    let (spk, mask) = (r.take(Buf::FpSpk, bt * nb), r.take(Buf::FpMask, bt * nb));
+    let (x, fin, w) = (r.take(Buf::FpPsum, rt * nb), r.take(fbuf, rt * kc), r.take(Buf::FpW, kc * nb));
+    let (v, h) = (r.take(Buf::FpMem, nb), r.take(Buf::FpMem, rt * nb));
+    let (spk, mask) = (r.take(Buf::FpSpk, rt * nb), r.take(Buf::FpMask, rt * nb));
     let bias = r.take(Buf::FpMem, nb);
     Owned::new(u.n / nb, core, p.cores).emit(c, |c, o| {
-        if u.biases > 0 {
-            // The bias seeds every sample-step's sums; `fp.linear` (acc) adds the products
-            // to it in its accumulator, so a one-chunk sum is rounded once.
-            let b = at(Buf::FpMem, bias, nb);
-            c.load(b.clone(), o.addr(u.w_addr + u.wlen * 2, nb * 2), u64::from(nb) * 2);
-            c.open(B, p.b);
-            c.open(T, p.t);
-            c.push(Instr::Copy { dst: bt_buf(p, Buf::FpPsum, x, nb, false), src: b });
-            c.close(T);
-            c.close(B);
-        } else {
-            c.fill(at(Buf::FpPsum, x, bt * nb), 0.0);
-        }
-        tiles(c, u.k, kc, |c, term, first, size| {
-            let on_tile = |a: DramAddr, bytes: u32| match term {
-                Some(_) => a.with(TILE, stride(u64::from(bytes))),
-                None => a,
-            };
-            let wsrc = on_tile(o.addr(u.w_addr + first * u.n * 2, nb * 2), size * u.n * 2);
-            c.push(Instr::DmaLoad {
-                dst: at(Buf::FpW, w, size * nb),
-                src: wsrc,
-                rows: h16(size),
-                row: nb * 2,
-                stride: u.n * 2,
-            });
-            let mut isrc = DramAddr::new(u.src.addr + u.src.bytes(first));
-            if u.src.step_bytes > 0 {
-                isrc = isrc.with(STEP, stride(u64::from(u.src.step_bytes)));
+        grp.emit(c, |c| {
+            if u.biases > 0 {
+                // The bias seeds every sample-step's sums; `fp.linear` (acc) adds the
+                // products to it in its accumulator, so a one-chunk sum is rounded once.
+                let b = at(Buf::FpMem, bias, nb);
+                c.load(b.clone(), o.addr(u.w_addr + u.wlen * 2, nb * 2), u64::from(nb) * 2);
+                c.open(B, grp.g);
+                c.open(T, p.t);
+                c.push(Instr::Copy { dst: bt_buf(p, Buf::FpPsum, x, nb, false), src: b });
+                c.close(T);
+                c.close(B);
+            } else {
+                c.fill(at(Buf::FpPsum, x, rt * nb), 0.0);
             }
-            let isrc = on_tile(isrc, u.src.bytes(size));
-            let (rows, row) = (h16(bt), u.src.bytes(size));
-            c.push(Instr::DmaLoad { dst: at(fbuf, fin, bt * size), src: isrc, rows, row, stride: u.src.row_bytes });
-            let rows = BtRows::new(p, &[size, nb]);
-            let ((spk, spk_stride), (out, out_stride)) = (rows.op(p, fbuf, fin, size), rows.op(p, Buf::FpPsum, x, nb));
-            let (k, n, w) = (h16(size), h16(nb), at(Buf::FpW, w, size * nb));
-            let instr = Instr::FpLinear {
-                spk,
-                w,
-                out,
-                k,
-                n,
-                rows: rows.rows,
-                spk_stride,
-                out_stride,
-                acc: true,
-                skip: !u.src.dense,
-            };
-            rows.emit(p, c, instr);
+            tiles(c, u.k, kc, |c, term, first, size| {
+                let on_tile = |a: DramAddr, bytes: u32| match term {
+                    Some(_) => a.with(TILE, stride(u64::from(bytes))),
+                    None => a,
+                };
+                let wsrc = on_tile(o.addr(u.w_addr + first * u.n * 2, nb * 2), size * u.n * 2);
+                let (dst, rows, row) = (at(Buf::FpW, w, size * nb), h16(size), nb * 2);
+                c.push(Instr::DmaLoad { dst, src: wsrc, rows, row, stride: u.n * 2 });
+                let mut isrc = DramAddr::new(u.src.addr + u.src.bytes(first));
+                if u.src.step_bytes > 0 {
+                    isrc = isrc.with(STEP, stride(u64::from(u.src.step_bytes)));
+                }
+                let isrc = grp.addr(on_tile(isrc, u.src.bytes(size)), rt * u.src.row_bytes);
+                let (rows, row) = (h16(rt), u.src.bytes(size));
+                let dst = at(fbuf, fin, rt * size);
+                c.push(Instr::DmaLoad { dst, src: isrc, rows, row, stride: u.src.row_bytes });
+                let rows = BtRows::new(p, grp.g, &[size, nb]);
+                let ((spk, spk_stride), (out, out_stride)) =
+                    (rows.op(p, fbuf, fin, size), rows.op(p, Buf::FpPsum, x, nb));
+                let (k, n, w, r) = (h16(size), h16(nb), at(Buf::FpW, w, size * nb), rows.rows);
+                let skip = !u.src.dense;
+                let instr = Instr::FpLinear { spk, w, out, k, n, rows: r, spk_stride, out_stride, acc: true, skip };
+                rows.emit(p, c, instr);
+            });
+            linear_soma(p, u, (o, &grp), (x, v, h, spk, mask), c);
+            let cfg = u.neuron;
+            // Tile-major tensors hold a tile's `B x T` rows together, group after group.
+            let block = |base: u32, bits: u32| grp.addr(o.addr(base, bt * nb * bits / 8), rt * nb * bits / 8);
+            if cfg.fire && !u.output {
+                let (src, dst) = (at(Buf::FpSpk, spk, rt * nb), grp.addr(o.addr(u.spikes, nb / 8), rt * u.n / 8));
+                c.push(Instr::DmaStore { dst, src, rows: h16(rt), row: nb / 8, stride: u.n / 8 });
+            } else if cfg.fire {
+                c.store(block(u.spikes, 1), at(Buf::FpSpk, spk, rt * nb), u64::from(rt * nb / 8));
+            }
+            if cfg.keep_mask {
+                c.store(block(u.mask, 1), at(Buf::FpMask, mask, rt * nb), u64::from(rt * nb / 8));
+            }
+            if cfg.keep_h {
+                c.store(block(u.h, 16), at(Buf::FpMem, h, rt * nb), u64::from(rt * nb) * 2);
+            }
         });
-        linear_soma(p, u, o, (x, v, h, spk, mask), c);
-        let cfg = u.neuron;
-        let block = |base: u32, bits: u32| o.addr(base, bt * nb * bits / 8);
-        if cfg.fire && !u.output {
-            let src = at(Buf::FpSpk, spk, bt * nb);
-            let dst = o.addr(u.spikes, nb / 8);
-            c.push(Instr::DmaStore { dst, src, rows: h16(bt), row: nb / 8, stride: u.n / 8 });
-        } else if cfg.fire {
-            c.store(block(u.spikes, 1), at(Buf::FpSpk, spk, bt * nb), u64::from(bt * nb / 8));
-        }
-        if cfg.keep_mask {
-            c.store(block(u.mask, 1), at(Buf::FpMask, mask, bt * nb), u64::from(bt * nb / 8));
-        }
-        if cfg.keep_h {
-            c.store(block(u.h, 16), at(Buf::FpMem, h, bt * nb), u64::from(bt * nb) * 2);
-        }
     });
 }
 
-/// The soma of a linear tile for every sample and timestep; on the output layer also the
-/// sums over time the loss reads (stored per sample) and the `output` store.
-fn linear_soma(p: &Plan, u: &Unit, o: &Owned, (x, v, h, spk, mask): (u32, u32, u32, u32, u32), c: &mut Code) {
+/// The soma of a linear tile for every sample and timestep (of the current group); on the
+/// output layer also the sums over time the loss reads (stored per sample) and the
+/// `output` store.
+fn linear_soma(
+    p: &Plan,
+    u: &Unit,
+    (o, grp): (&Owned, &Groups),
+    (x, v, h, spk, mask): (u32, u32, u32, u32, u32),
+    c: &mut Code,
+) {
     let Kind::Linear { t } = &u.kind else { return };
     let (nb, cfg) = (t.nb, u.neuron);
-    c.open(B, p.b);
+    c.open(B, grp.g);
     c.fill(at(Buf::FpMem, v, nb), 0.0);
     if u.output {
         c.fill(at(Buf::WgGrad, 0, nb), 0.0);
@@ -355,14 +353,15 @@ fn linear_soma(p: &Plan, u: &Unit, o: &Owned, (x, v, h, spk, mask): (u32, u32, u
     }
     c.close(T);
     if u.output {
-        // The tile's outputs of sample `r1` in the `[B][n]` sums (and outputs).
+        // The tile's outputs of sample `r1` of the group in the `[B][n]` sums (and outputs).
         let bytes = u64::from(u.n) * 4;
+        let per_group = grp.g * u.n * 4;
         let sums = at(Buf::WgGrad, 0, nb);
-        let sum_at = o.addr(u.sum, nb * 4).with(B, stride(bytes));
+        let sum_at = grp.addr(o.addr(u.sum, nb * 4).with(B, stride(bytes)), per_group);
         c.store(sum_at, sums.clone(), u64::from(nb) * 4);
         if let Some(out) = p.output {
             let out_at = o.addr(out, nb * 4).with(STEP, stride(u64::from(p.b) * bytes)).with(B, stride(bytes));
-            c.store(out_at, sums, u64::from(nb) * 4);
+            c.store(grp.addr(out_at, per_group), sums, u64::from(nb) * 4);
         }
     }
     c.close(B);

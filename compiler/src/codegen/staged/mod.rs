@@ -153,17 +153,19 @@ fn bt_buf(p: &Plan, buf: isa::Buf, base: u32, len: u32, reverse: bool) -> isa::A
 struct BtRows {
     rows: u16,
     looped: bool,
+    /// Samples the rows cover (the batch, or a group of it).
+    samples: u32,
 }
 
 impl BtRows {
-    /// The form for operands whose rows are `lens` elements long.
-    fn new(p: &Plan, lens: &[u32]) -> BtRows {
+    /// The form for `samples x T` rows of operands whose rows are `lens` elements long.
+    fn new(p: &Plan, samples: u32, lens: &[u32]) -> BtRows {
         let fits = |v: u32| u16::try_from(v).is_ok();
-        let rows = p.t * p.b;
+        let rows = p.t * samples;
         if fits(rows) && lens.iter().all(|&l| fits(l)) {
-            BtRows { rows: rows as u16, looped: false }
+            BtRows { rows: rows as u16, looped: false, samples }
         } else {
-            BtRows { rows: 1, looped: true }
+            BtRows { rows: 1, looped: true, samples }
         }
     }
 
@@ -177,7 +179,7 @@ impl BtRows {
     fn emit(&self, p: &Plan, c: &mut super::emit::Code, instr: isa::Instr) {
         use super::emit::{B, T};
         if self.looped {
-            c.open(B, p.b);
+            c.open(B, self.samples);
             c.open(T, p.t);
         }
         c.push(instr);
@@ -232,6 +234,47 @@ fn cfg_neuron(u: &plan::Unit, c: &mut Code) {
         sg: n.sg,
         alpha: n.alpha,
     });
+}
+
+/// The loop counter over the sample groups of a linear tile (see [`Groups`]).
+const GRP: isa::Reg = isa::Reg::R5;
+
+/// The sample groups a linear layer's tiles take one after another: `count` groups of `g`
+/// samples (one group of the whole batch unless its partial sums do not fit `fp.psum`).
+/// Rows keep their order (sample-major), so every sum is the same as without groups; the
+/// weights are streamed once per group instead of once.
+#[derive(Clone, Copy, Debug)]
+struct Groups {
+    g: u32,
+    count: u32,
+}
+
+impl Groups {
+    fn new(p: &Plan, g: u32) -> Groups {
+        let g = g.clamp(1, p.b.max(1));
+        Groups { g, count: p.b / g }
+    }
+
+    /// Sample-steps per group.
+    fn rows(&self, p: &Plan) -> u32 {
+        self.g * p.t
+    }
+
+    /// `a` moved on by `per_group` bytes for the current group.
+    fn addr(&self, a: isa::DramAddr, per_group: u32) -> isa::DramAddr {
+        if self.count > 1 { a.with(GRP, emit::stride(u64::from(per_group))) } else { a }
+    }
+
+    /// Emits `body` once, inside a loop over the groups when there are several.
+    fn emit(&self, c: &mut Code, body: impl FnOnce(&mut Code)) {
+        if self.count > 1 {
+            c.open(GRP, self.count);
+            body(c);
+            c.close(GRP);
+        } else {
+            body(c);
+        }
+    }
 }
 
 /// The loop counter over the tiles of a layer a core owns (see [`Owned`]).
@@ -352,7 +395,7 @@ pub(super) fn describe(graph: &LayerGraph, chip: &ChipDesc) -> Result<String, Co
             ),
             plan::Kind::Linear { t } => writeln!(
                 s,
-                "{} + {}: linear {} -> {}; {} tiles of {} outputs, weight chunks of {} rows; errors: blocks of {} inputs x {} outputs; gradient blocks of {} rows",
+                "{} + {}: linear {} -> {}; {} tiles of {} outputs, weight chunks of {} rows; errors: blocks of {} inputs x {} outputs; gradient blocks of {} rows{}",
                 u.weight_name,
                 u.neuron_name,
                 u.k,
@@ -362,7 +405,8 @@ pub(super) fn describe(graph: &LayerGraph, chip: &ChipDesc) -> Result<String, Co
                 t.kc,
                 t.kb2,
                 t.nc2,
-                t.kb
+                t.kb,
+                if t.g < plan.b { format!("; in groups of {} samples", t.g) } else { String::new() }
             ),
         };
     }

@@ -347,7 +347,7 @@ impl Ctx<'_> {
                 if !self.last && n % 8 != 0 {
                     return Err(fail(format!("{n} outputs in a staged program: a multiple of 8 is needed")));
                 }
-                let t = tiles::linear(k, n, self.t * self.b, dense, self.last, &self.caps)
+                let t = tiles::linear(k, n, (self.b, self.t), dense, self.last, &self.caps)
                     .map_err(|e| fail(format!("this layer in a staged program: {e}")))?;
                 Ok((Kind::Linear { t }, k * n, k, n))
             }

@@ -302,7 +302,10 @@ fn conv_igrad_rows(g: &ConvGeom, caps: &Caps) -> Option<(u32, u32, u32)> {
 /// How a linear layer (`k` inputs, `n` outputs) is cut, for `bt = B x T` sample-steps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct LinearTiling {
-    /// Outputs per tile (all `B x T` partial sums of a tile stay in `fp.psum`).
+    /// Samples per group: a tile's rows are its `g x T` sample-steps, and the `B / g`
+    /// groups run one after another (all `B` when they fit, which is the usual case).
+    pub(super) g: u32,
+    /// Outputs per tile (all `g x T` partial sums of a tile stay in `fp.psum`).
     pub(super) nb: u32,
     /// Weight rows per streamed chunk of the forward pass.
     pub(super) kc: u32,
@@ -316,7 +319,28 @@ pub(super) struct LinearTiling {
 /// The tiling of a linear layer, or why none fits. `whole_n`: the layer is the output, so
 /// one tile must hold all outputs (the loss reads them together); `byte_n`: tiles must be
 /// whole bytes of spikes, because the next layer reads them from DRAM.
-pub(super) fn linear(k: u32, n: u32, bt: u32, dense: bool, output: bool, caps: &Caps) -> Result<LinearTiling, String> {
+pub(super) fn linear(
+    k: u32,
+    n: u32,
+    (b, t): (u32, u32),
+    dense: bool,
+    output: bool,
+    caps: &Caps,
+) -> Result<LinearTiling, String> {
+    // The largest group of samples whose rows fit; the error of the whole batch otherwise.
+    let whole = linear_group(k, n, b * t, dense, output, caps);
+    if whole.is_ok() {
+        return whole.map(|tiling| LinearTiling { g: b, ..tiling });
+    }
+    (1..b)
+        .rev()
+        .filter(|g| b % g == 0)
+        .find_map(|g| linear_group(k, n, g * t, dense, output, caps).ok().map(|tiling| LinearTiling { g, ..tiling }))
+        .ok_or_else(|| whole.err().unwrap_or_default())
+}
+
+/// The tiling of a linear layer for tiles of `bt` rows (`g` left to the caller).
+fn linear_group(k: u32, n: u32, bt: u32, dense: bool, output: bool, caps: &Caps) -> Result<LinearTiling, String> {
     let bt64 = u64::from(bt);
     let bits_ok = |e: u32| dense || e % 8 == 0;
     // The output layer's spikes are stored per tile, so its tiles need not be whole bytes;
@@ -340,7 +364,7 @@ pub(super) fn linear(k: u32, n: u32, bt: u32, dense: bool, output: bool, caps: &
     if (bt * nb) % 8 != 0 {
         return Err(format!("{bt} x {nb} spikes per tile are not whole bytes"));
     }
-    Ok(LinearTiling { nb, kc, kb2, nc2, kb })
+    Ok(LinearTiling { g: 0, nb, kc, kb2, nc2, kb })
 }
 
 #[cfg(test)]
@@ -436,11 +460,22 @@ mod tests {
 
     #[test]
     fn linear_tiles_hold_all_sample_steps() {
-        let t = linear(16384, 10, 32, true, true, &caps()).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(t.nb, 10);
+        let t = linear(16384, 10, (8, 4), true, true, &caps()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((t.g, t.nb), (8, 10));
         assert!(t.kc * 10 <= 1152 && 16384 % t.kc == 0);
-        let t = linear(784, 512, 256, false, false, &caps()).unwrap_or_else(|e| panic!("{e}"));
-        assert!(t.nb * 256 <= 4096 && t.nb % 8 == 0);
-        assert!(linear(784, 5000, 4096, false, true, &caps()).is_err());
+        let t = linear(784, 512, (32, 8), false, false, &caps()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(t.nb * 256 <= 4096 && t.nb % 8 == 0 && t.g == 32);
+        assert!(linear(784, 5000, (512, 8), false, true, &caps()).is_err());
+    }
+
+    /// When a tile cannot hold the partial sums of the whole batch for even 8 outputs, the
+    /// samples are taken in groups: the largest that fits.
+    #[test]
+    fn large_batches_are_cut_into_sample_groups() {
+        let t = linear(784, 512, (128, 8), false, false, &caps()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.g, 64, "64 x 8 rows x 8 outputs fill the 4096 partial sums");
+        assert!(t.nb * t.g * 8 <= 4096);
+        let err = linear(784, 512, (1, 8192), false, false, &caps()).err().unwrap_or_default();
+        assert!(err.contains("8192 sample-steps"), "{err}");
     }
 }

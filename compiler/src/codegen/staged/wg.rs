@@ -6,7 +6,7 @@
 use super::fp::ConvIn;
 use super::plan::{Kind, Plan, Unit};
 use super::tiles::{ConvGeom, ConvTiling};
-use super::{BtRows, Bump, NT, Owned, Slab, Span, TOK_IG, TOK_WG_DONE, bt_addr, owned};
+use super::{BtRows, Bump, Groups, NT, Owned, Slab, Span, TOK_IG, TOK_WG_DONE, bt_addr, owned};
 use crate::codegen::emit::{B, Code, STEP, T, TILE, at, h16, stride, tiles};
 use isa::{Access, Buf, DramAddr, Instr, OptKind, Stream};
 
@@ -181,48 +181,65 @@ fn conv(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, core: u16, c: &mut Cod
 /// input rows, each accumulated over all `B x T` and updated at once.
 fn linear(p: &Plan, u: &Unit, core: u16, c: &mut Code) {
     let Kind::Linear { t } = &u.kind else { return };
-    let (bt, nb, kb, n, k) = (p.t * p.b, t.nb, t.kb, u.n, u.k);
+    let grp = Groups::new(p, t.g);
+    let (bt, rt, nb, kb, n, k) = (p.t * p.b, grp.rows(p), t.nb, t.kb, u.n, u.k);
     let words = p.opt.state_words;
     let mut r = Bump::default();
     let fbuf = if u.src.dense { Buf::FpMem } else { Buf::FpIn };
-    let (fin, err, nz) = (r.take(fbuf, bt * kb), r.take(Buf::WgErr, bt * nb), r.take(Buf::FpMask, bt * nb));
+    let (fin, err, nz) = (r.take(fbuf, rt * kb), r.take(Buf::WgErr, rt * nb), r.take(Buf::FpMask, rt * nb));
     let (grad, w16) = (r.take(Buf::WgGrad, kb * nb), r.take(Buf::FpMem, kb * nb));
     let ones = r.take(Buf::FpIn, 1);
     let base = opt_base(p, core);
     let opt = Opt { master: base, state: base + kb * nb, words };
     Owned::new(n / nb, core, p.cores).emit(c, |c, o| {
-        let (e, m) = (at(Buf::WgErr, err, bt * nb), at(Buf::FpMask, nz, bt * nb));
-        c.push(Instr::DmaLoad { dst: e, src: o.addr(u.dh, nb * 2), rows: h16(bt), row: nb * 2, stride: n * 2 });
-        c.load(m, o.addr(u.nz, bt * nb / 8), u64::from(bt * nb / 8));
+        // The tile's dL/dH and nonzero bitmap of the current group's rows: loaded once for
+        // the whole tile when there is one group, else for every group of every block.
+        let load_errors = |c: &mut Code| {
+            let (e, m) = (at(Buf::WgErr, err, rt * nb), at(Buf::FpMask, nz, rt * nb));
+            let src = grp.addr(o.addr(u.dh, nb * 2), rt * n * 2);
+            c.push(Instr::DmaLoad { dst: e, src, rows: h16(rt), row: nb * 2, stride: n * 2 });
+            let bits = grp.addr(o.addr(u.nz, bt * nb / 8), rt * nb / 8);
+            c.load(m, bits, u64::from(rt * nb / 8));
+        };
+        let once = grp.count == 1;
+        if once {
+            load_errors(c);
+        }
         tiles(c, k, kb, |c, term, _, _| {
             let on_tile =
                 |a: DramAddr, bytes: u32| if term.is_some() { a.with(TILE, stride(u64::from(bytes))) } else { a };
             c.fill(at(Buf::WgGrad, grad, kb * nb), 0.0);
-            let mut src = DramAddr::new(u.src.addr);
-            if u.src.step_bytes > 0 {
-                src = src.with(STEP, stride(u64::from(u.src.step_bytes)));
-            }
-            let (dst, src) = (at(fbuf, fin, bt * kb), on_tile(src, u.src.bytes(kb)));
-            c.push(Instr::DmaLoad { dst, src, rows: h16(bt), row: u.src.bytes(kb), stride: u.src.row_bytes });
-            let rows = BtRows::new(p, &[kb, nb]);
-            let ((spk, spk_stride), (e, err_stride)) = (rows.op(p, fbuf, fin, kb), rows.op(p, Buf::WgErr, err, nb));
-            let nz = Some(rows.op(p, Buf::FpMask, nz, nb).0);
-            let (dw, skip, r) = (at(Buf::WgGrad, grad, kb * nb), !u.src.dense, rows.rows);
-            let (k16, n16) = (h16(kb), h16(nb));
-            let instr = Instr::WgLinear {
-                spk,
-                err: e,
-                dw,
-                db: None,
-                k: k16,
-                n: n16,
-                rows: r,
-                spk_stride,
-                err_stride,
-                skip,
-                nz,
-            };
-            rows.emit(p, c, instr);
+            grp.emit(c, |c| {
+                if !once {
+                    load_errors(c);
+                }
+                let mut src = DramAddr::new(u.src.addr);
+                if u.src.step_bytes > 0 {
+                    src = src.with(STEP, stride(u64::from(u.src.step_bytes)));
+                }
+                let src = grp.addr(on_tile(src, u.src.bytes(kb)), rt * u.src.row_bytes);
+                let dst = at(fbuf, fin, rt * kb);
+                c.push(Instr::DmaLoad { dst, src, rows: h16(rt), row: u.src.bytes(kb), stride: u.src.row_bytes });
+                let rows = BtRows::new(p, grp.g, &[kb, nb]);
+                let ((spk, spk_stride), (e, err_stride)) = (rows.op(p, fbuf, fin, kb), rows.op(p, Buf::WgErr, err, nb));
+                let nz = Some(rows.op(p, Buf::FpMask, nz, nb).0);
+                let (dw, skip, r) = (at(Buf::WgGrad, grad, kb * nb), !u.src.dense, rows.rows);
+                let (k16, n16) = (h16(kb), h16(nb));
+                let instr = Instr::WgLinear {
+                    spk,
+                    err: e,
+                    dw,
+                    db: None,
+                    k: k16,
+                    n: n16,
+                    rows: r,
+                    spk_stride,
+                    err_stride,
+                    skip,
+                    nz,
+                };
+                rows.emit(p, c, instr);
+            });
             // Optimizer state is opaque: block after block, `(nt, row block)` major.
             let state = o.addr(u.state_addr, (k / kb) * kb * nb * words * 4);
             let state_at = on_tile(state, kb * nb * words * 4);
@@ -232,37 +249,52 @@ fn linear(p: &Plan, u: &Unit, core: u16, c: &mut Code) {
             opt.update(u, at(Buf::WgGrad, grad, kb * nb), at(Buf::FpMem, w16, kb * nb), &block, state_at, c);
         });
         if u.biases > 0 {
-            bias(p, u, &opt, o, [grad, w16, ones, err, nz], c);
+            let reload: &dyn Fn(&mut Code) = if once { &|_| {} } else { &load_errors };
+            bias(p, u, &opt, (o, &grp, reload), [grad, w16, ones, err, nz], c);
         }
     });
 }
 
-/// The bias block of the current linear output tile: its gradient is the errors summed over every
-/// sample and timestep, which `wg.linear` computes as the gradient of a weight whose input
-/// is a constant spike.
-fn bias(p: &Plan, u: &Unit, opt: &Opt, o: &Owned, [grad, w16, ones, err, nz]: [u32; 5], c: &mut Code) {
+/// Emits the loads that bring a group's errors into the WG buffers.
+type Reload<'a> = &'a dyn Fn(&mut Code);
+
+/// The bias block of the current linear output tile: its gradient is the errors summed
+/// over every sample and timestep, which `wg.linear` computes as the gradient of a weight
+/// whose input is a constant spike. `reload` brings each group's errors in (a no-op when
+/// they are already there).
+fn bias(
+    p: &Plan,
+    u: &Unit,
+    opt: &Opt,
+    (o, grp, reload): (&Owned, &Groups, Reload<'_>),
+    [grad, w16, ones, err, nz]: [u32; 5],
+    c: &mut Code,
+) {
     let Kind::Linear { t } = &u.kind else { return };
     let nb = t.nb;
     c.fill(at(Buf::WgGrad, grad, nb), 0.0);
     c.fill(at(Buf::FpIn, ones, 1), 1.0);
-    // The constant spike is the same element for every row: stride 0.
-    let rows = BtRows::new(p, &[nb]);
-    let ((e, err_stride), nz) = (rows.op(p, Buf::WgErr, err, nb), Some(rows.op(p, Buf::FpMask, nz, nb).0));
-    let (spk, dw, r) = (at(Buf::FpIn, ones, 1), at(Buf::WgGrad, grad, nb), rows.rows);
-    let instr = Instr::WgLinear {
-        spk,
-        err: e,
-        dw,
-        db: None,
-        k: 1,
-        n: h16(nb),
-        rows: r,
-        spk_stride: 0,
-        err_stride,
-        skip: true,
-        nz,
-    };
-    rows.emit(p, c, instr);
+    grp.emit(c, |c| {
+        reload(c);
+        // The constant spike is the same element for every row: stride 0.
+        let rows = BtRows::new(p, grp.g, &[nb]);
+        let ((e, err_stride), nz) = (rows.op(p, Buf::WgErr, err, nb), Some(rows.op(p, Buf::FpMask, nz, nb).0));
+        let (spk, dw, r) = (at(Buf::FpIn, ones, 1), at(Buf::WgGrad, grad, nb), rows.rows);
+        let instr = Instr::WgLinear {
+            spk,
+            err: e,
+            dw,
+            db: None,
+            k: 1,
+            n: h16(nb),
+            rows: r,
+            spk_stride: 0,
+            err_stride,
+            skip: true,
+            nz,
+        };
+        rows.emit(p, c, instr);
+    });
     let (first, owned) = (u.wlen + o.first * nb, o.looped().then_some(o.step * nb));
     let block = Block { n: nb, rows: 1, row: nb, row_stride: u.n, first, tile: None, owned };
     let state_at = o.addr(u.state_addr + u.wlen * p.opt.state_words * 4, nb * p.opt.state_words * 4);
