@@ -12,7 +12,8 @@
 //!   streamed in channel chunks and zero-bordered with `pad`, and for maps too large for
 //!   whole ones only the window of input rows a block of rows reads, `rows.rs`; linear
 //!   tiles: a block of outputs, the weights streamed in row chunks, every instruction
-//!   covering all `B x T` rows), runs the soma and stores spikes, masks and the pooled map.
+//!   covering all `B x T` rows, or a group of samples' rows at a time when the partial sums
+//!   of the whole batch do not fit), runs the soma and stores spikes, masks and the pooled map.
 //!   A chip-wide barrier ends each layer. A core's linear tiles are one loop over `r4`
 //!   ([`Owned`]), so program size does not follow their count; conv tiles are unrolled.
 //! - **BP phase**, layer by layer from the loss: the gradient soma of every tile in reverse
