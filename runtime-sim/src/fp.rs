@@ -98,7 +98,7 @@ impl Storage for f16 {
         let n = src.len().min(out.len());
         out[..n].convert_from_f32_slice(&src[..n]);
     }
-    /// Eight at a time in hardware (F16C) where the CPU has it; exact.
+    /// One conversion per element ([`Storage::to_f32`], inlined); exact.
     #[inline]
     fn to_f32_slice(src: &[Self], out: &mut [f32]) {
         for (o, x) in out.iter_mut().zip(src) {
