@@ -94,23 +94,39 @@ fn sum_rows_in_registers<S: Storage>(w: &[f32], n: usize, input: &Input<'_, S>, 
     }
     let mut nonzero = 0;
     for j0 in (0..n).step_by(L) {
-        let mut a = [0.0f32; L];
-        nonzero = if n - j0 >= L {
-            input.for_each_nonzero(|i, x| {
-                let row = &w[i * n + j0..][..L];
-                (0..L).for_each(|j| a[j] += row[j] * x);
-            })
-        } else {
-            let m = n - j0;
-            input.for_each_nonzero(|i, x| {
-                let row = &w[i * n + j0..][..m];
-                a.iter_mut().zip(row).for_each(|(a, &wv)| *a += wv * x);
-            })
-        };
         let m = L.min(n - j0);
+        let mut a = [0.0f32; L];
+        // Spikes are walked here rather than through `Input::for_each_nonzero`, whose
+        // closure the compiler kept as a call per input: 15% of a digits training run.
+        nonzero = match input {
+            Input::Spikes(s) => {
+                let mut count = 0;
+                for i in s.ones() {
+                    add_row(&mut a, &w[i * n + j0..], m);
+                    count += 1;
+                }
+                count
+            }
+            Input::Dense(_) => input.for_each_nonzero(|i, x| {
+                a.iter_mut().zip(&w[i * n + j0..][..m]).for_each(|(a, &wv)| *a += wv * x);
+            }),
+        };
         sums[j0..j0 + m].copy_from_slice(&a[..m]);
     }
     nonzero
+}
+
+/// `a[j] += row[j]` for the first `m` (at most 16) elements: a spike's weights (their
+/// product with the spike's 1.0 is exact, so it is left out); a whole block unrolls into
+/// two vector adds.
+#[inline(always)]
+fn add_row(a: &mut [f32; 16], row: &[f32], m: usize) {
+    if m == 16 {
+        let row = &row[..16];
+        (0..16).for_each(|j| a[j] += row[j]);
+    } else {
+        a.iter_mut().zip(&row[..m]).for_each(|(a, &wv)| *a += wv);
+    }
 }
 
 /// Adds the prior outputs last when accumulating (the golden order of a biased layer), then
