@@ -2,7 +2,8 @@
 //! run of the training program of `digits`, `fc784_512` and `vgg_cifar_small` (one batch,
 //! forward, backward and update), median of several runs.
 //!
-//! Run with `cargo bench -p snnc --bench train_step`. The input spikes are random with a
+//! Run with `cargo bench -p snnc --bench train_step` (append `-- NAME` for the benchmark labelled NAME,
+//! or those whose label contains NAME). The input spikes are random with a
 //! density of 20% and the targets one-hot, the same bytes every run. On the default chip
 //! `fc784_512` and `vgg_cifar_small` are staged programs (their layers do not fit one core);
 //! `fc784_512 (resident)` runs the one-layer-per-core program on a chip whose
@@ -21,10 +22,23 @@ fn main() {
     let chip = ChipDesc::default();
     let mut big = ChipDesc::default();
     big.optimizer_store.bits = 7 << 23;
-    bench("digits", &chip, 7, false);
-    bench("fc784_512", &chip, 7, false);
-    bench("fc784_512", &big, 7, true);
-    bench("vgg_cifar_small", &chip, 3, false);
+    // `cargo bench --bench train_step -- NAME` runs only the benchmarks whose label is NAME,
+    // or, when no label is, whose label contains NAME.
+    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let cases = [
+        ("digits", &chip, 7, false),
+        ("fc784_512", &chip, 7, false),
+        ("fc784_512", &big, 7, true),
+        ("vgg_cifar_small", &chip, 3, false),
+    ];
+    let labels: Vec<String> = cases.iter().map(|c| label(c.0, c.3)).collect();
+    let wanted =
+        |l: &str| filter.is_empty() || filter.iter().any(|f| l == f || (!labels.contains(f) && l.contains(f.as_str())));
+    for (name, chip, runs, resident) in cases {
+        if wanted(&label(name, resident)) {
+            bench(name, chip, runs, resident);
+        }
+    }
 }
 
 /// A small deterministic generator (64-bit LCG, high bits out).
@@ -44,6 +58,11 @@ fn spikes(len: usize, rng: &mut Lcg) -> Vec<u8> {
 
 fn symbol_len(p: &isa::Program, name: &str) -> usize {
     p.symbols.iter().find(|s| s.name == name).unwrap().len as usize
+}
+
+/// The benchmark's name in the output (and the filter).
+fn label(name: &str, resident: bool) -> String {
+    if resident { format!("{name} (resident)") } else { name.to_string() }
 }
 
 /// Times `runs` steps of `name` after one warm-up step; `resident` asks for the
@@ -86,7 +105,7 @@ fn bench(name: &str, chip: &ChipDesc, runs: usize, resident: bool) {
     assert!(loss.is_finite(), "{name}: the loss is {loss}");
     println!(
         "{:<26} compile {:>7.1} ms  load {:>7.1} ms  step {:>8.2} ms (median of {runs}, min {:.2})  {:>9} instrs  {:>10} cycles  loss {loss:e}",
-        if resident { format!("{name} (resident)") } else { name.to_string() },
+        label(name, resident),
         compile.as_secs_f64() * 1e3,
         load.as_secs_f64() * 1e3,
         run * 1e3,

@@ -352,6 +352,16 @@ impl<S: Storage> Exec<'_, S> {
         let base = src.at(&self.regs());
         let span = i64::from(rows.saturating_sub(1)) * i64::from(stride) + i64::from(row);
         let all_inside = rows == 0 || self.st.dram.contains(base, span.max(0) as u64);
+        if all_inside && rows > 0 {
+            // The common case: the whole span is inside DRAM and one named range, so the
+            // rows are copied in one strided walk and counted at once.
+            let (kind, until) = self.st.classify.kind_until(base as u64);
+            if base as u64 + span as u64 <= until {
+                self.st.dram.read_strided(base as u64, (row as usize, u64::from(stride)), bytes);
+                self.count_read(Some((kind, u64::from(rows) * u64::from(row))));
+                return Ok(());
+            }
+        }
         let mut run: Option<(DramKind, u64)> = None;
         // The kind of the last row looked up, valid for addresses `from..until`.
         let (mut from, mut until, mut kind) = (0, 0, DramKind::Other);
