@@ -37,7 +37,9 @@
 //! layouts of the resident generator, so `snnc train` drives both kinds of program alike.
 
 mod bp;
+mod dag;
 mod fp;
+mod join;
 mod plan;
 mod rows;
 mod tiles;
@@ -72,10 +74,9 @@ fn emit(plan: &Plan, chip: &ChipDesc) -> Program {
         ];
         for ((s, code), spans) in streams.into_iter().zip(&spans) {
             for span in spans {
-                let u = &plan.units[span.unit];
                 let (addr, len) = (u32::try_from(span.start).unwrap_or(u32::MAX), span.end - span.start);
                 let len = u32::try_from(len).unwrap_or(u32::MAX);
-                let name = format!("{}+{}", u.weight_name, u.neuron_name);
+                let name = plan.name(span.item);
                 symbols.push(Symbol { name, kind: SymbolKind::Layer { core, stream: s }, addr, len });
             }
             if let Some(c) = p.cores.get_mut(usize::from(core)) {
@@ -89,9 +90,9 @@ fn emit(plan: &Plan, chip: &ChipDesc) -> Program {
     p
 }
 
-/// The instructions `start..end` of a stream belong to unit `unit`.
+/// The instructions `start..end` of a stream belong to unit or join `item`.
 struct Span {
-    unit: usize,
+    item: plan::Item,
     start: usize,
     end: usize,
 }
@@ -366,7 +367,13 @@ fn conv_tiles(
 pub(super) fn describe(graph: &LayerGraph, chip: &ChipDesc) -> Result<String, CodegenError> {
     use std::fmt::Write as _;
     let plan = Plan::new(graph, chip, &CodegenOptions::default())?;
-    let mut s = format!("staged program of {} ({} layers over {} cores)\n", graph.name, plan.units.len(), plan.cores);
+    let (units, cores) = (plan.units.len(), plan.cores);
+    let joins = if plan.joins.is_empty() { String::new() } else { format!(" and {} joins", plan.joins.len()) };
+    let mut s = format!("staged program of {} ({units} layers{joins} over {cores} cores)\n", graph.name);
+    for j in &plan.joins {
+        let pool = j.pool.as_ref().map_or(String::new(), |q| format!(", averaged over windows of {0}x{0}", q.k));
+        let _ = writeln!(s, "{}: add of {} inputs, {} elements in chunks of {}{pool}", j.name, j.inputs.len(), j.n, j.chunk);
+    }
     for u in &plan.units {
         let _ = match &u.kind {
             plan::Kind::Conv { g, t, .. } => writeln!(
