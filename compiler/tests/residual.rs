@@ -18,7 +18,11 @@ fn model(proj: bool, beta: f32, readout: bool) -> LayerGraph {
     } else {
         "o2 = add(s3, o1)"
     };
-    let head = if readout { "s4 = readout(f, beta = 0.875)\n  loss = ce_mem(s4)" } else { "s4 = lif(f)\n  loss = ce_rate(s4)" };
+    let head = if readout {
+        "s4 = readout(f, beta = 0.875)\n  loss = ce_mem(s4)"
+    } else {
+        "s4 = lif(f)\n  loss = ce_rate(s4)"
+    };
     let text = format!(
         "model res {{
   timesteps = 4
@@ -129,10 +133,13 @@ fn conv3_back(w: &[f32], dh: &[f32], c: usize) -> Vec<f32> {
     let mut out = vec![0.0; c * 64];
     for co in 0..dh.len() / 64 {
         for ci in 0..c {
-            for (oy, ox, ky, kx) in (0..8).flat_map(|y| (0..8).flat_map(move |x| (0..9).map(move |k| (y, x, k / 3, k % 3)))) {
+            for (oy, ox, ky, kx) in
+                (0..8).flat_map(|y| (0..8).flat_map(move |x| (0..9).map(move |k| (y, x, k / 3, k % 3))))
+            {
                 let (y, x) = (oy + ky, ox + kx);
                 if (1..9).contains(&y) && (1..9).contains(&x) {
-                    out[ci * 64 + (y - 1) * 8 + x - 1] += w[((co * c + ci) * 3 + ky) * 3 + kx] * dh[co * 64 + oy * 8 + ox];
+                    out[ci * 64 + (y - 1) * 8 + x - 1] +=
+                        w[((co * c + ci) * 3 + ky) * 3 + kx] * dh[co * 64 + oy * 8 + ox];
                 }
             }
         }

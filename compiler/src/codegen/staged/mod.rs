@@ -27,12 +27,19 @@
 //!   FP buffers. A last barrier ends the step. (Overlapping WG with the next layer's BP is
 //!   left for later: it needs disjoint buffers.)
 //!
+//! - **Joins** (`add`, residual joins, `join.rs`) are stages of their own between units: FP
+//!   sums their inputs chunk by chunk into `<add>.sum` (or averages the sum into
+//!   `<pool>.pooled` for a pooled head); BP passes a join's error to its inputs by letting
+//!   them share one error region, into which every reader of a value adds its errors in
+//!   backward order (`dag.rs`), so branches cost no extra pass.
+//!
 //! Partial sums of a conv tile are summed per input chunk in FP16 (a linear tile: per
 //! weight row chunk), as the chip's 16-bit partial-sum buffer does; the resident generator
 //! rounds each output once, which the golden parity cases need.
 //!
-//! DRAM tensors between layers are sample-major (`[B][T][features]`; the FP16 gradients of
-//! layers two apart share a region, see `plan.rs`); the symbols `input`,
+//! DRAM tensors between layers are sample-major (`[B][T][features]`; the FP16 dL/dH of
+//! layers two apart share a region, see `plan.rs`, and the dL/dS of values whose lifetimes
+//! do not overlap share the regions `bp.err<i>`, named per value `<value>.err`); the symbols `input`,
 //! `target`, `loss`, `output` and the weights, masters and optimizer state keep the names and
 //! layouts of the resident generator, so `snnc train` drives both kinds of program alike.
 
@@ -372,7 +379,14 @@ pub(super) fn describe(graph: &LayerGraph, chip: &ChipDesc) -> Result<String, Co
     let mut s = format!("staged program of {} ({units} layers{joins} over {cores} cores)\n", graph.name);
     for j in &plan.joins {
         let pool = j.pool.as_ref().map_or(String::new(), |q| format!(", averaged over windows of {0}x{0}", q.k));
-        let _ = writeln!(s, "{}: add of {} inputs, {} elements in chunks of {}{pool}", j.name, j.inputs.len(), j.n, j.chunk);
+        let _ = writeln!(
+            s,
+            "{}: add of {} inputs, {} elements in chunks of {}{pool}",
+            j.name,
+            j.inputs.len(),
+            j.n,
+            j.chunk
+        );
     }
     for u in &plan.units {
         let _ = match &u.kind {

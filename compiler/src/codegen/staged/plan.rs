@@ -316,7 +316,9 @@ fn gradients(
         at.push(dram.tensor(&format!("bp.err{i}"), bt * u64::from(e) * 2)?);
     }
     let region = |v: LayerId| errs.region.get(&v).and_then(|&r| at.get(r)).copied();
-    let need = |v: LayerId| region(v).ok_or_else(|| unsupported(&graph.layer(v).name, "a value whose error no layer computes"));
+    let need = |v: LayerId| {
+        region(v).ok_or_else(|| unsupported(&graph.layer(v).name, "a value whose error no layer computes"))
+    };
     let (mut ui, mut ji) = (0, 0);
     for (si, stage) in stages.iter().enumerate() {
         match stage {
