@@ -199,3 +199,35 @@ fn joins_sum_forward_and_backward_like_a_reference() {
         assert!((g - w).abs() <= 0.02 * scale, "dL/ds1 at {i}: {g} against the reference {w} (scale {scale})");
     }
 }
+
+/// A branch read by a layer after the join that adds it would need its error without the
+/// join's, which the shared error region cannot give: the code generator says so, naming
+/// the value, instead of training with a wrong gradient.
+#[test]
+fn a_branch_read_after_its_join_is_refused() {
+    let text = "model late {
+  timesteps = 2
+  batch = 2
+  init = uniform(gain = 3.0, seed = 3)
+  x = input(shape = [2, 8, 8], encoding = current(scale = 1.0))
+  c1 = conv2d(x, out = 8, kernel = 3, padding = 1, bias = false)
+  s1 = lif(c1)
+  c2 = conv2d(s1, out = 8, kernel = 3, padding = 1, bias = false)
+  s2 = lif(c2)
+  o1 = add(s2, s1)
+  c3 = conv2d(s1, out = 8, kernel = 3, padding = 1, bias = false)
+  s3 = lif(c3)
+  o2 = add(s3, o1)
+  p = avgpool(o2, kernel = 8)
+  flat = flatten(p)
+  f = linear(flat, out = 10, bias = false)
+  s4 = lif(f)
+  loss = ce_rate(s4)
+  optimizer = sgd(lr = 0.1)
+}
+";
+    let g = snnc::compile_graph(text).unwrap_or_else(|e| panic!("{e:?}"));
+    let err = codegen::compile(&g, &ChipDesc::default(), &CodegenOptions::default()).err().map(|e| e.to_string());
+    let err = err.unwrap_or_default();
+    assert!(err.contains("cannot be summed in place"), "{err}");
+}
