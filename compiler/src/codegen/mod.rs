@@ -70,8 +70,9 @@
 //! per-sample working set (`T*k` input bits, `T*n` partial sums, membranes, errors) in its
 //! buffer. When a unit does not fit, or there are more units than cores, [`compile`] and
 //! [`compile_placed`] generate a *staged* program instead (module `staged`): every layer
-//! cut into tiles over all cores, DRAM between layers. `add` (residual joins) and pooling
-//! with padding or overlapping windows give [`CodegenError::Unsupported`] naming the layer.
+//! cut into tiles over all cores, DRAM between layers; graphs with `add` (residual joins,
+//! and the branches they bring) are always staged. Pooling with padding or overlapping
+//! windows gives [`CodegenError::Unsupported`] naming the layer.
 //! `cfg.opt` resets Adam's step counter at the start of every run, so a trainer should run
 //! many steps per run (`steps`), or say how many steps earlier runs took (`first_step`).
 //!
@@ -222,8 +223,12 @@ fn fit_hint(buffer: &str) -> &'static str {
 }
 
 /// Compiles `graph` for `chip`: with the default placement (unit `i` on core `i`) when every
-/// layer fits one core, else as a staged program (see `staged`).
+/// layer fits one core and the graph is a chain, else (a layer too large, or `add` joins) as
+/// a staged program (see `staged`).
 pub fn compile(graph: &LayerGraph, chip: &ChipDesc, options: &CodegenOptions) -> Result<Program, CodegenError> {
+    if has_joins(graph) {
+        return compile_staged(graph, chip, options);
+    }
     match Placement::default_for(graph, chip) {
         Ok(placement) => compile_placed(graph, chip, &placement, options),
         Err(CodegenError::DoesNotFit { .. } | CodegenError::TooManyUnits { .. }) => {
@@ -258,12 +263,21 @@ pub fn compile_staged(graph: &LayerGraph, chip: &ChipDesc, options: &CodegenOpti
 /// A stable text form of how `graph` is placed: the per-unit placement, or a staged
 /// program's tiling per layer (`snnc compile --emit mapping`).
 pub fn placement_text(graph: &LayerGraph, chip: &ChipDesc) -> Result<String, CodegenError> {
+    if has_joins(graph) {
+        return staged::describe(graph, chip);
+    }
     let resident = Placement::default_for(graph, chip)
         .and_then(|p| plan::Plan::new(graph, chip, &p, &CodegenOptions::default()).map(|_| p.to_text(graph)));
     match resident {
         Err(CodegenError::DoesNotFit { .. } | CodegenError::TooManyUnits { .. }) => staged::describe(graph, chip),
         other => other,
     }
+}
+
+/// Whether `graph` has `add` layers (residual joins), which only staged programs run: the
+/// resident generator passes one chain of layers from core to core.
+fn has_joins(graph: &LayerGraph) -> bool {
+    graph.layers().iter().any(|l| matches!(l.op, crate::model::Op::Add))
 }
 
 /// The program, if it verifies: one that does not would mislead the simulator.

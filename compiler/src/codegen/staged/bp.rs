@@ -3,7 +3,7 @@
 //! input chunks, a barrier, and the hand-over to WG.
 
 use super::fp::per_sample_staged;
-use super::plan::{Kind, Plan, Unit};
+use super::plan::{Item, Kind, Plan, Unit};
 use super::tiles::{ConvGeom, ConvTiling};
 use super::{
     BAR_BP, BtRows, Bump, Groups, Owned, Slab, Span, TOK_FP_DONE, TOK_IG, TOK_UPDATED, TOK_WG_DONE, bt_addr, bt_buf,
@@ -17,47 +17,21 @@ pub(super) fn stream(p: &Plan, core: u16, spans: &mut Vec<Span>) -> Code {
     let mut c = Code::default();
     c.open(STEP, p.steps);
     c.wait(TOK_FP_DONE);
-    for (i, u) in p.units.iter().enumerate().rev() {
+    for &item in p.order.iter().rev() {
         let start = c.0.len();
-        cfg_neuron(u, &mut c);
-        match &u.kind {
-            Kind::Conv { g, t, pool } => {
-                for tile in conv_tiles(g, t, core, p.cores) {
-                    conv_soma(p, u, g, t, *pool, tile, &mut c);
-                }
+        match item {
+            Item::Unit(i) => {
+                let Some(u) = p.units.get(i) else { continue };
+                unit(p, u, core, &mut c);
             }
-            Kind::Linear { t } => {
-                // On the output layer tile 0 also keeps the loss, so it is not in the loop.
-                let all = Owned::new(u.n / t.nb, core, p.cores);
-                if u.output && all.has_tile_zero() {
-                    let (zero, rest) = all.split_first();
-                    zero.emit(&mut c, |c, o| linear_soma(p, u, o, true, c));
-                    rest.emit(&mut c, |c, o| linear_soma(p, u, o, false, c));
-                } else {
-                    all.emit(&mut c, |c, o| linear_soma(p, u, o, false, c));
-                }
+            Item::Join(i) => {
+                // Only a pooled join has backward work (see `join.rs`).
+                let Some(j) = p.joins.get(i).filter(|j| j.pool.is_some()) else { continue };
+                super::join::bp(p, j, core, &mut c);
+                c.push(Instr::Barrier { id: BAR_BP, count: p.cores });
             }
         }
-        c.push(Instr::Barrier { id: BAR_BP, count: p.cores });
-        if let Some(prev_ds) = u.prev_ds {
-            match &u.kind {
-                Kind::Conv { g, t, .. } if t.rows2 < g.h => {
-                    for item in owned((g.cin / t.cc2) * (g.h / t.rows2), core, p.cores) {
-                        super::rows::conv_errors(p, u, g, t, (item, prev_ds), &mut c);
-                    }
-                }
-                Kind::Conv { g, t, .. } => {
-                    for j in owned(g.cin / t.cc2, core, p.cores) {
-                        conv_errors(p, u, g, t, (j, prev_ds), &mut c);
-                    }
-                }
-                Kind::Linear { .. } => linear_errors(p, u, prev_ds, core, &mut c),
-            }
-            c.push(Instr::Barrier { id: BAR_BP, count: p.cores });
-        }
-        c.signal(core, Stream::Wg, TOK_IG);
-        c.wait(TOK_WG_DONE);
-        spans.push(Span { unit: i, start, end: c.0.len() });
+        spans.push(Span { item, start, end: c.0.len() });
     }
     // Every core has updated its weights: the next step may load them.
     c.push(Instr::Barrier { id: BAR_BP, count: p.cores });
@@ -65,6 +39,50 @@ pub(super) fn stream(p: &Plan, core: u16, spans: &mut Vec<Span>) -> Code {
     c.close(STEP);
     c.push(Instr::Halt {});
     c
+}
+
+/// One unit's backward pass on `core`: the gradient soma of its tiles, a barrier, the
+/// errors of the value it reads (added to what other readers left there when `seed`), a
+/// barrier, and the hand-over to WG.
+fn unit(p: &Plan, u: &Unit, core: u16, c: &mut Code) {
+    cfg_neuron(u, c);
+    match &u.kind {
+        Kind::Conv { g, t, pool } => {
+            for tile in conv_tiles(g, t, core, p.cores) {
+                conv_soma(p, u, g, t, *pool, tile, c);
+            }
+        }
+        Kind::Linear { t } => {
+            // On the output layer tile 0 also keeps the loss, so it is not in the loop.
+            let all = Owned::new(u.n / t.nb, core, p.cores);
+            if u.output && all.has_tile_zero() {
+                let (zero, rest) = all.split_first();
+                zero.emit(c, |c, o| linear_soma(p, u, o, true, c));
+                rest.emit(c, |c, o| linear_soma(p, u, o, false, c));
+            } else {
+                all.emit(c, |c, o| linear_soma(p, u, o, false, c));
+            }
+        }
+    }
+    c.push(Instr::Barrier { id: BAR_BP, count: p.cores });
+    if let Some(prev_ds) = u.prev_ds {
+        match &u.kind {
+            Kind::Conv { g, t, .. } if t.rows2 < g.h => {
+                for item in owned((g.cin / t.cc2) * (g.h / t.rows2), core, p.cores) {
+                    super::rows::conv_errors(p, u, g, t, (item, prev_ds), c);
+                }
+            }
+            Kind::Conv { g, t, .. } => {
+                for j in owned(g.cin / t.cc2, core, p.cores) {
+                    conv_errors(p, u, g, t, (j, prev_ds), c);
+                }
+            }
+            Kind::Linear { .. } => linear_errors(p, u, prev_ds, core, c),
+        }
+        c.push(Instr::Barrier { id: BAR_BP, count: p.cores });
+    }
+    c.signal(core, Stream::Wg, TOK_IG);
+    c.wait(TOK_WG_DONE);
 }
 
 /// The gradient soma of one conv tile, in reverse time, for every sample: dL/dS (spread
@@ -245,9 +263,20 @@ fn conv_errors(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, (j, prev_ds): (
     let (gpad, dhb, gd) = (r.take(Buf::BpDelta, padded), r.take(Buf::BpDelta, blk), r.take(Buf::BpDelta, dense));
     let (w, nzb) = (r.take(Buf::BpW, cob * cc2 * kk), r.take(Buf::FpSpk, blk));
     let out: Access = if g.p > 0 { at(Buf::BpDelta, gpad, padded) } else { at(Buf::BpDelta, gd, dense) };
+    let (result, dst) = (at(Buf::BpDelta, gd, dense), bt_addr(p, prev_ds + j * dense * 2, u.k * 2));
     c.open(B, p.b);
     c.open(T, p.t);
     c.fill(out.clone(), 0.0);
+    if u.seed {
+        // Readers of the value processed before this one left their errors there: the
+        // sum starts from them.
+        c.load(result.clone(), dst.clone(), u64::from(dense) * 2);
+        if g.p > 0 {
+            let pad = u8::try_from(g.p).unwrap_or(u8::MAX);
+            let (ch, h, wd) = (h16(cc2), h16(g.h), h16(g.w));
+            c.push(Instr::Pad { dst: out.clone(), src: result.clone(), c: ch, h, w: wd, p: pad, extract: false });
+        }
+    }
     tiles(c, g.cout, cob, |c, term, _, _| {
         let on_tile = |a: DramAddr, bytes: u32| if term.is_some() { a.with(TILE, stride(u64::from(bytes))) } else { a };
         let (err, nz) = (at(Buf::BpDelta, dhb, blk), at(Buf::FpSpk, nzb, blk));
@@ -255,13 +284,12 @@ fn conv_errors(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, (j, prev_ds): (
         c.load(nz.clone(), on_tile(bt_addr(p, u.nz, u.n / 8), blk / 8), u64::from(blk / 8));
         block_errors(u, g, t, (j, g.hp(), w), (err, nz, &out), on_tile, c);
     });
-    let result = at(Buf::BpDelta, gd, dense);
     if g.p > 0 {
         let pad = u8::try_from(g.p).unwrap_or(u8::MAX);
         let (ch, h, wd) = (h16(cc2), h16(g.h), h16(g.w));
         c.push(Instr::Pad { dst: result.clone(), src: out, c: ch, h, w: wd, p: pad, extract: true });
     }
-    c.store(bt_addr(p, prev_ds + j * dense * 2, u.k * 2), result, u64::from(dense) * 2);
+    c.store(dst, result, u64::from(dense) * 2);
     c.close(T);
     c.close(B);
 }
@@ -297,7 +325,14 @@ fn linear_errors(p: &Plan, u: &Unit, prev_ds: u32, core: u16, c: &mut Code) {
     let (g, w, dh) = (r.take(Buf::BpPsum, rt * kb2), r.take(Buf::BpW, kb2 * nc2), r.take(Buf::BpDelta, rt * nc2));
     Owned::new(k / kb2, core, p.cores).emit(c, |c, o| {
         grp.emit(c, |c| {
-            c.fill(at(Buf::BpPsum, g, rt * kb2), 0.0);
+            let block = grp.addr(o.addr(prev_ds, kb2 * 2), rt * k * 2);
+            if u.seed {
+                // The errors other readers of the value left there start the sum.
+                let dst = at(Buf::BpPsum, g, rt * kb2);
+                c.push(Instr::DmaLoad { dst, src: block.clone(), rows: h16(rt), row: kb2 * 2, stride: k * 2 });
+            } else {
+                c.fill(at(Buf::BpPsum, g, rt * kb2), 0.0);
+            }
             tiles(c, n, nc2, |c, term, _, _| {
                 let on_tile = |a: DramAddr| if term.is_some() { a.with(TILE, stride(u64::from(nc2 * 2))) } else { a };
                 let wsrc = on_tile(o.addr(u.w_addr, kb2 * n * 2));
@@ -313,8 +348,8 @@ fn linear_errors(p: &Plan, u: &Unit, prev_ds: u32, core: u16, c: &mut Code) {
                     Instr::BpLinear { err, w: wa, out, n, k, rows: r, err_stride, out_stride, acc: true, nz: None };
                 rows.emit(p, c, instr);
             });
-            let (src, dst) = (at(Buf::BpPsum, g, rt * kb2), grp.addr(o.addr(prev_ds, kb2 * 2), rt * k * 2));
-            c.push(Instr::DmaStore { dst, src, rows: h16(rt), row: kb2 * 2, stride: k * 2 });
+            let src = at(Buf::BpPsum, g, rt * kb2);
+            c.push(Instr::DmaStore { dst: block, src, rows: h16(rt), row: kb2 * 2, stride: k * 2 });
         });
     });
 }

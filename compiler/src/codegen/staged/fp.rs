@@ -1,7 +1,7 @@
 //! The FP stream of a staged program: per step, every layer's tiles owned by this core for
 //! every sample and timestep, a barrier after each layer, then the hand-over to BP.
 
-use super::plan::{Kind, Plan, Src, Unit};
+use super::plan::{Item, Kind, Plan, Src, Unit};
 use super::tiles::{ConvGeom, ConvTiling};
 use super::{
     BAR_FP, BtRows, Bump, Groups, Owned, Slab, Span, TOK_FP_DONE, TOK_UPDATED, bt_addr, bt_buf, cfg_neuron, conv_tiles,
@@ -13,15 +13,24 @@ use isa::{Access, Buf, DramAddr, Instr, PoolKind, Stream};
 pub(super) fn stream(p: &Plan, core: u16, spans: &mut Vec<Span>) -> Code {
     let mut c = Code::default();
     c.open(STEP, p.steps);
-    for (i, u) in p.units.iter().enumerate() {
+    for &item in &p.order {
         let start = c.0.len();
-        cfg_neuron(u, &mut c);
-        match &u.kind {
-            Kind::Conv { g, t, pool } => conv(p, u, g, t, *pool, core, &mut c),
-            Kind::Linear { .. } => linear(p, u, core, &mut c),
+        match item {
+            Item::Unit(i) => {
+                let Some(u) = p.units.get(i) else { continue };
+                cfg_neuron(u, &mut c);
+                match &u.kind {
+                    Kind::Conv { g, t, pool } => conv(p, u, g, t, *pool, core, &mut c),
+                    Kind::Linear { .. } => linear(p, u, core, &mut c),
+                }
+            }
+            Item::Join(i) => {
+                let Some(j) = p.joins.get(i) else { continue };
+                super::join::fp(p, j, core, &mut c);
+            }
         }
         c.push(Instr::Barrier { id: BAR_FP, count: p.cores });
-        spans.push(Span { unit: i, start, end: c.0.len() });
+        spans.push(Span { item, start, end: c.0.len() });
     }
     if p.train {
         c.signal(core, Stream::Bp, TOK_FP_DONE);

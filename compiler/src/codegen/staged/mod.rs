@@ -27,17 +27,26 @@
 //!   FP buffers. A last barrier ends the step. (Overlapping WG with the next layer's BP is
 //!   left for later: it needs disjoint buffers.)
 //!
+//! - **Joins** (`add`, residual joins, `join.rs`) are stages of their own between units: FP
+//!   sums their inputs chunk by chunk into `<add>.sum` (or averages the sum into
+//!   `<pool>.pooled` for a pooled head); BP passes a join's error to its inputs by letting
+//!   them share one error region, into which every reader of a value adds its errors in
+//!   backward order (`dag.rs`), so branches cost no extra pass.
+//!
 //! Partial sums of a conv tile are summed per input chunk in FP16 (a linear tile: per
 //! weight row chunk), as the chip's 16-bit partial-sum buffer does; the resident generator
 //! rounds each output once, which the golden parity cases need.
 //!
-//! DRAM tensors between layers are sample-major (`[B][T][features]`; the FP16 gradients of
-//! layers two apart share a region, see `plan.rs`); the symbols `input`,
+//! DRAM tensors between layers are sample-major (`[B][T][features]`; the FP16 dL/dH of
+//! layers two apart share a region, see `plan.rs`, and the dL/dS of values whose lifetimes
+//! do not overlap share the regions `bp.err<i>`, named per value `<value>.err`); the symbols `input`,
 //! `target`, `loss`, `output` and the weights, masters and optimizer state keep the names and
 //! layouts of the resident generator, so `snnc train` drives both kinds of program alike.
 
 mod bp;
+mod dag;
 mod fp;
+mod join;
 mod plan;
 mod rows;
 mod tiles;
@@ -72,10 +81,9 @@ fn emit(plan: &Plan, chip: &ChipDesc) -> Program {
         ];
         for ((s, code), spans) in streams.into_iter().zip(&spans) {
             for span in spans {
-                let u = &plan.units[span.unit];
                 let (addr, len) = (u32::try_from(span.start).unwrap_or(u32::MAX), span.end - span.start);
                 let len = u32::try_from(len).unwrap_or(u32::MAX);
-                let name = format!("{}+{}", u.weight_name, u.neuron_name);
+                let name = plan.name(span.item);
                 symbols.push(Symbol { name, kind: SymbolKind::Layer { core, stream: s }, addr, len });
             }
             if let Some(c) = p.cores.get_mut(usize::from(core)) {
@@ -89,9 +97,9 @@ fn emit(plan: &Plan, chip: &ChipDesc) -> Program {
     p
 }
 
-/// The instructions `start..end` of a stream belong to unit `unit`.
+/// The instructions `start..end` of a stream belong to unit or join `item`.
 struct Span {
-    unit: usize,
+    item: plan::Item,
     start: usize,
     end: usize,
 }
@@ -366,7 +374,20 @@ fn conv_tiles(
 pub(super) fn describe(graph: &LayerGraph, chip: &ChipDesc) -> Result<String, CodegenError> {
     use std::fmt::Write as _;
     let plan = Plan::new(graph, chip, &CodegenOptions::default())?;
-    let mut s = format!("staged program of {} ({} layers over {} cores)\n", graph.name, plan.units.len(), plan.cores);
+    let (units, cores) = (plan.units.len(), plan.cores);
+    let joins = if plan.joins.is_empty() { String::new() } else { format!(" and {} joins", plan.joins.len()) };
+    let mut s = format!("staged program of {} ({units} layers{joins} over {cores} cores)\n", graph.name);
+    for j in &plan.joins {
+        let pool = j.pool.as_ref().map_or(String::new(), |q| format!(", averaged over windows of {0}x{0}", q.k));
+        let _ = writeln!(
+            s,
+            "{}: add of {} inputs, {} elements in chunks of {}{pool}",
+            j.name,
+            j.inputs.len(),
+            j.n,
+            j.chunk
+        );
+    }
     for u in &plan.units {
         let _ = match &u.kind {
             plan::Kind::Conv { g, t, .. } => writeln!(

@@ -1,15 +1,19 @@
 //! The plan of a staged program: per layer its tiling, which core owns which tile, and every
 //! DRAM tensor; per core the `opt` region each core streams masters and state through.
+//! Units and joins (`add`, see `dag.rs` and `join.rs`) run in the forward order of
+//! [`Plan::order`]; each reads its inputs from the DRAM tensors of the values it reads.
 
+use super::dag::{self, Stage};
 use super::tiles::{self, Caps, ConvGeom, ConvTiling, LinearTiling};
 use crate::codegen::alloc::Dram;
-use crate::codegen::placement::{buffer_elems, linear_dims, units};
+use crate::codegen::placement::{buffer_elems, linear_dims};
 use crate::codegen::plan::{NeuronCfg, OptCfg, check_u16, neuron_cfg, opt_cfg};
 use crate::codegen::weights::{self, Shape};
 use crate::codegen::{CodegenError, CodegenOptions};
-use crate::graph::{Layer, LayerGraph};
+use crate::graph::{Layer, LayerGraph, LayerId};
 use crate::model::{Encoding, LossKind, Op};
 use isa::{Buf, ChipDesc, DataKind, PoolKind};
+use std::collections::BTreeMap;
 
 /// A whole staged program's decisions.
 pub(in crate::codegen) struct Plan {
@@ -21,6 +25,9 @@ pub(in crate::codegen) struct Plan {
     /// Cores that take part (all of the chip's).
     pub(super) cores: u16,
     pub(super) units: Vec<Unit>,
+    pub(super) joins: Vec<Join>,
+    /// Units and joins in forward order.
+    pub(super) order: Vec<Item>,
     pub(super) dram: Dram,
     pub(super) target: u32,
     pub(super) loss_addr: u32,
@@ -46,6 +53,44 @@ impl Src {
     /// Bytes of `elems` input elements.
     pub(super) fn bytes(&self, elems: u32) -> u32 {
         if self.dense { elems * 2 } else { elems / 8 }
+    }
+}
+
+/// A unit or a join, by index into [`Plan::units`] or [`Plan::joins`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Item {
+    Unit(usize),
+    Join(usize),
+}
+
+/// An `add` of two or more values (`dst = a + b + ...` elementwise in FP16, in argument
+/// order), cut into chunks of `chunk` elements spread over the cores.
+pub(super) struct Join {
+    pub(super) name: String,
+    pub(super) inputs: Vec<Src>,
+    /// Elements per sample-step, and per chunk.
+    pub(super) n: u32,
+    pub(super) chunk: u32,
+    /// `[B][T][n]` FP16 sums, when a layer other than the pooling reads them.
+    pub(super) sum: Option<u32>,
+    pub(super) pool: Option<JoinPool>,
+    /// The error region of the sum, which its inputs share.
+    pub(super) ds: u32,
+}
+
+/// The average pooling of a join over `k x k` windows that span whole rows (`k` is the map's
+/// width), so a window is `k * k` consecutive elements.
+pub(super) struct JoinPool {
+    pub(super) k: u32,
+    /// `[B][T][n / k^2]` FP16 means, and their error region.
+    pub(super) out: u32,
+    pub(super) ds: u32,
+}
+
+impl Join {
+    /// Elements per sample-step the join sends on.
+    pub(super) fn out_len(&self) -> u32 {
+        self.pool.as_ref().map_or(self.n, |p| self.n / (p.k * p.k))
     }
 }
 
@@ -85,8 +130,10 @@ pub(super) struct Unit {
     pub(super) ds: u32,
     /// `[B][n]` FP32 spike counts (membrane sums) of the output unit, which the loss reads.
     pub(super) sum: u32,
-    /// Where this unit's input-gradient pass writes: the previous unit's `ds`.
+    /// Where this unit's input-gradient pass writes: the error region of the value it
+    /// reads; `seed`: other readers of that value wrote there first, so the pass adds to it.
     pub(super) prev_ds: Option<u32>,
+    pub(super) seed: bool,
     /// Whether conv weight gradients accumulate in the core's `opt` region (too large for
     /// `wg.grad`).
     pub(super) grad_in_opt: bool,
@@ -128,11 +175,11 @@ impl Plan {
         if options.keep_activations {
             return Err(unsupported(first, "keeping activations (`--keep-activations`) in a staged program"));
         }
-        let chain = units(graph)?;
+        let stages = dag::stages(graph)?;
         let cores = u16::try_from(chip.core_count()).unwrap_or(u16::MAX);
         let mut dram = Dram::default();
         let (s, c) = (u64::from(steps), u64::from(graph.classes()));
-        let k0 = chain.first().map_or(0, |&(w, _)| linear_dims(graph, graph.layer(w)).0);
+        let k0 = u32::try_from(graph.input().numel()).unwrap_or(u32::MAX);
         let current = matches!(graph.encoding(), Encoding::Current { .. });
         let row0 = if current { k0 * 2 } else { k0.div_ceil(8) };
         let input = dram.tensor("input", s * u64::from(t * b) * u64::from(row0))?;
@@ -141,21 +188,37 @@ impl Plan {
         let output = if options.outputs { Some(dram.tensor("output", s * u64::from(b) * c * 4)?) } else { None };
         let opt = opt_cfg(graph.optimizer);
         let caps = caps(chip, cores);
-        let mut src = Src { addr: input, step_bytes: t * b * row0, row_bytes: row0, dense: current };
-        let mut out: Vec<Unit> = Vec::new();
-        for (i, &(w, nl)) in chain.iter().enumerate() {
-            let ctx = Ctx { graph, options, t, b, caps, opt, last: i + 1 == chain.len(), first: i == 0 };
-            let u = ctx.unit(graph.layer(w), graph.layer(nl), src, &mut dram)?;
-            src = Src {
-                addr: u.pooled.unwrap_or(u.spikes),
-                step_bytes: 0,
-                row_bytes: 0,
-                dense: u.pooled.is_some() && !u.pooled_bits,
+        let mut values = BTreeMap::new();
+        values.insert(graph.input().id, Src { addr: input, step_bytes: t * b * row0, row_bytes: row0, dense: current });
+        let (mut out, mut joins, mut order) = (Vec::new(), Vec::new(), Vec::new());
+        for stage in &stages {
+            let out_src = match stage {
+                Stage::Unit { weight, neuron, src, .. } => {
+                    let (last, first) = (*neuron == graph.output().id, *src == graph.input().id);
+                    let ctx = Ctx { graph, options, t, b, caps, opt, last, first };
+                    let src = value(&values, *src, graph)?;
+                    let u = ctx.unit(graph.layer(*weight), graph.layer(*neuron), src, &mut dram)?;
+                    let mut out_src =
+                        Src { addr: u.pooled.unwrap_or(u.spikes), step_bytes: 0, row_bytes: 0, dense: false };
+                    out_src.dense = u.pooled.is_some() && !u.pooled_bits;
+                    out_src.row_bytes = out_src.bytes(u.out_len());
+                    order.push(Item::Unit(out.len()));
+                    out.push(u);
+                    out_src
+                }
+                Stage::Join { add, inputs, pool } => {
+                    let srcs = inputs.iter().map(|&v| value(&values, v, graph)).collect::<Result<Vec<_>, _>>()?;
+                    let j = super::join::plan(graph, (*add, *pool), srcs, (t * b, &caps), &mut dram)?;
+                    let addr = j.pool.as_ref().map_or(j.sum.unwrap_or(0), |p| p.out);
+                    let row_bytes = j.out_len() * 2;
+                    order.push(Item::Join(joins.len()));
+                    joins.push(j);
+                    Src { addr, step_bytes: 0, row_bytes, dense: true }
+                }
             };
-            src.row_bytes = src.bytes(u.out_len());
-            out.push(u);
+            values.insert(stage.out(), out_src);
         }
-        gradients(&mut out, t * b, &mut dram)?;
+        gradients(graph, (&stages, &mut out, &mut joins), t * b, &mut dram)?;
         let opt_region = opt_region(&out, opt);
         let need = u64::from(opt_region) * u64::from(cores);
         let have = buffer_elems(chip, Buf::Opt);
@@ -176,6 +239,8 @@ impl Plan {
             train,
             cores,
             units: out,
+            joins,
+            order,
             dram,
             target,
             loss_addr,
@@ -184,6 +249,17 @@ impl Plan {
             opt,
             opt_region,
         })
+    }
+}
+
+impl Plan {
+    /// The symbol name of a unit (`weight+neuron`) or a join (the `add` layer's name).
+    pub(super) fn name(&self, item: Item) -> String {
+        match item {
+            Item::Unit(i) => self.units.get(i).map(|u| format!("{}+{}", u.weight_name, u.neuron_name)),
+            Item::Join(i) => self.joins.get(i).map(|j| j.name.clone()),
+        }
+        .unwrap_or_default()
     }
 }
 
@@ -207,31 +283,66 @@ fn caps(chip: &ChipDesc, cores: u16) -> Caps {
     }
 }
 
-/// Places every unit's FP16 gradients in DRAM: its dL/dH (`.delta`) and the dL/dS of what it
-/// sends on (`.err`). BP needs them only while it works on the unit and the one above it, so
-/// units of even and odd index take turns in two regions of each kind (the largest
-/// gradients of ImageNet-sized nets would not fit the address space otherwise). A region is
-/// reused only after every core has finished with it: a core moves on past a unit once its
-/// WG stream has updated it, and two units later only after the barriers of the unit between.
-fn gradients(units: &mut [Unit], bt: u32, dram: &mut Dram) -> Result<(), CodegenError> {
+/// The DRAM tensor of value `v`.
+fn value(values: &BTreeMap<LayerId, Src>, v: LayerId, graph: &LayerGraph) -> Result<Src, CodegenError> {
+    values.get(&v).copied().ok_or_else(|| unsupported(&graph.layer(v).name, "a value read before it is computed"))
+}
+
+/// Places every unit's FP16 dL/dH (`.delta`) and every value's dL/dS (`.err`) in DRAM.
+/// BP needs a unit's dL/dH only while it works on the unit and the one above it, so units
+/// of even and odd index take turns in two regions (the largest gradients of ImageNet-sized
+/// nets would not fit the address space otherwise). A region is reused only after every
+/// core has finished with it: a core moves on past a unit once its WG stream has updated
+/// it, and two units later only after the barriers of the unit between. The errors of
+/// values are grouped and placed by `dag::errors`; BP alone reads them, behind barriers.
+fn gradients(
+    graph: &LayerGraph,
+    (stages, units, joins): (&[Stage], &mut [Unit], &mut [Join]),
+    bt: u32,
+    dram: &mut Dram,
+) -> Result<(), CodegenError> {
     let bt = u64::from(bt);
     let delta = |u: &Unit| bt * u64::from(u.n) * 2;
-    let err = |u: &Unit| if u.output { 0 } else { bt * u64::from(u.out_len()) * 2 };
-    let turns = |size: &dyn Fn(&Unit) -> u64, name: &str, dram: &mut Dram| -> Result<[u32; 2], CodegenError> {
-        let bytes = |parity: usize| units.iter().skip(parity).step_by(2).map(size).max().unwrap_or(0);
-        Ok([dram.tensor(&format!("{name}0"), bytes(0))?, dram.tensor(&format!("{name}1"), bytes(1))?])
-    };
-    let regions = [turns(&delta, "bp.delta", dram)?, turns(&err, "bp.err", dram)?];
+    let bytes = |parity: usize| units.iter().skip(parity).step_by(2).map(delta).max().unwrap_or(0);
+    let regions = [dram.tensor("bp.delta0", bytes(0))?, dram.tensor("bp.delta1", bytes(1))?];
     for (i, u) in units.iter_mut().enumerate() {
-        (u.dh, u.ds) = (regions[0][i % 2], if u.output { 0 } else { regions[1][i % 2] });
-        let name = &u.neuron_name;
-        dram.alias(&format!("{name}.delta"), u.dh, delta(u));
-        if !u.output {
-            dram.alias(&format!("{name}.err"), u.ds, err(u));
+        u.dh = regions[i % 2];
+        dram.alias(&format!("{}.delta", u.neuron_name), u.dh, delta(u));
+    }
+    let elems = |v: LayerId| u32::try_from(graph.layer(v).numel()).unwrap_or(u32::MAX);
+    let errs = dag::errors(graph, stages, elems)?;
+    let mut at = Vec::new();
+    for (i, &e) in errs.regions.iter().enumerate() {
+        at.push(dram.tensor(&format!("bp.err{i}"), bt * u64::from(e) * 2)?);
+    }
+    let region = |v: LayerId| errs.region.get(&v).and_then(|&r| at.get(r)).copied();
+    let need = |v: LayerId| {
+        region(v).ok_or_else(|| unsupported(&graph.layer(v).name, "a value whose error no layer computes"))
+    };
+    let (mut ui, mut ji) = (0, 0);
+    for (si, stage) in stages.iter().enumerate() {
+        match stage {
+            Stage::Unit { src, .. } => {
+                let Some(u) = units.get_mut(ui) else { break };
+                ui += 1;
+                u.ds = if u.output { 0 } else { need(stage.out())? };
+                u.prev_ds = if *src == graph.input().id { None } else { Some(need(*src)?) };
+                u.seed = errs.seeded.contains(&si);
+            }
+            Stage::Join { add, .. } => {
+                let Some(j) = joins.get_mut(ji) else { break };
+                ji += 1;
+                j.ds = need(*add)?;
+                if let Some(p) = &mut j.pool {
+                    p.ds = need(stage.out())?;
+                }
+            }
         }
     }
-    for i in 1..units.len() {
-        units[i].prev_ds = Some(units[i - 1].ds);
+    for (&v, _) in errs.region.iter() {
+        if let Some(a) = region(v) {
+            dram.alias(&format!("{}.err", graph.layer(v).name), a, bt * u64::from(elems(v)) * 2);
+        }
     }
     Ok(())
 }
@@ -333,6 +444,7 @@ impl Ctx<'_> {
             ds: 0,
             sum,
             prev_ds: None,
+            seed: false,
             grad_in_opt,
             wlen,
             biases,

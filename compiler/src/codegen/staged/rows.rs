@@ -84,6 +84,14 @@ pub(super) fn conv_errors(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, (ite
     c.open(B, p.b);
     c.open(T, p.t);
     c.fill(out.clone(), 0.0);
+    let dst = bt_addr(p, prev_ds + (j * cc2 * g.h * g.w + ib * t.rows2 * g.w) * 2, u.k * 2);
+    let (rows, row, plane) = (h16(cc2), t.rows2 * g.w * 2, g.h * g.w * 2);
+    if u.seed {
+        // Readers of the value processed before this one left their errors of the block's
+        // rows there: the sum starts from them.
+        c.push(Instr::DmaLoad { dst: at(Buf::BpDelta, gd, dense), src: dst.clone(), rows, row, stride: plane });
+        place(g, t, &e, (gpad, gd), c);
+    }
     tiles(c, g.cout, cob, |c, term, _, _| {
         let on_tile = |a: DramAddr, bytes: u32| if term.is_some() { a.with(TILE, stride(u64::from(bytes))) } else { a };
         let (map, first) = (g.oh * g.ow, e.r0 * g.ow);
@@ -95,9 +103,8 @@ pub(super) fn conv_errors(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, (ite
         super::bp::block_errors(u, g, t, (j, e.ih, w), (err, nz, &out), on_tile, c);
     });
     extract(g, t, &e, (gpad, gd), c);
-    let dst = bt_addr(p, prev_ds + (j * cc2 * g.h * g.w + ib * t.rows2 * g.w) * 2, u.k * 2);
     let src = at(Buf::BpDelta, gd, dense);
-    c.push(Instr::DmaStore { dst, src, rows: h16(cc2), row: t.rows2 * g.w * 2, stride: g.h * g.w * 2 });
+    c.push(Instr::DmaStore { dst, src, rows, row, stride: plane });
     c.close(T);
     c.close(B);
 }
@@ -105,13 +112,32 @@ pub(super) fn conv_errors(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, (ite
 /// Moves the block's rows of every channel out of the padded gradient window at `gpad` into
 /// the dense region at `gd` (channel after channel, `rows2` rows each).
 fn extract(g: &ConvGeom, t: &ConvTiling, e: &super::tiles::ErrWindow, (gpad, gd): (u32, u32), c: &mut Code) {
+    block_rows(g, t, e, (gpad, gd), true, c);
+}
+
+/// The reverse of [`extract`]: the dense rows at `gd` into the block's rows of the window.
+fn place(g: &ConvGeom, t: &ConvTiling, e: &super::tiles::ErrWindow, (gpad, gd): (u32, u32), c: &mut Code) {
+    block_rows(g, t, e, (gpad, gd), false, c);
+}
+
+/// `pad` of the block's rows of every channel between the window at `gpad` and the dense
+/// region at `gd`, in the direction `extract` says.
+fn block_rows(
+    g: &ConvGeom,
+    t: &ConvTiling,
+    e: &super::tiles::ErrWindow,
+    (gpad, gd): (u32, u32),
+    extract: bool,
+    c: &mut Code,
+) {
     let (wp, rows) = (g.wp(), t.rows2);
     let pad = u8::try_from(g.p).unwrap_or(u8::MAX);
     for ch in 0..t.cc2 {
         // The block's first row sits `a - start` rows into its channel's window.
         let first = gpad + (ch * e.ih + e.a - e.start) * wp - g.p * wp;
-        let src = at(Buf::BpDelta, first, (rows + 2 * g.p) * wp);
-        let dst = at(Buf::BpDelta, gd + ch * rows * g.w, rows * g.w);
-        c.push(Instr::Pad { dst, src, c: 1, h: h16(rows), w: h16(g.w), p: pad, extract: true });
+        let window = at(Buf::BpDelta, first, (rows + 2 * g.p) * wp);
+        let dense = at(Buf::BpDelta, gd + ch * rows * g.w, rows * g.w);
+        let (dst, src) = if extract { (dense, window) } else { (window, dense) };
+        c.push(Instr::Pad { dst, src, c: 1, h: h16(rows), w: h16(g.w), p: pad, extract });
     }
 }

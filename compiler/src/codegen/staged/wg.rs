@@ -4,7 +4,7 @@
 //! FP32 masters and state streamed through this core's `opt` region.
 
 use super::fp::ConvIn;
-use super::plan::{Kind, Plan, Unit};
+use super::plan::{Item, Kind, Plan, Unit};
 use super::tiles::{ConvGeom, ConvTiling};
 use super::{BtRows, Bump, Groups, NT, Owned, Slab, Span, TOK_IG, TOK_WG_DONE, bt_addr, owned};
 use crate::codegen::emit::{B, Code, STEP, T, TILE, at, h16, stride, tiles};
@@ -31,7 +31,7 @@ pub(super) fn stream(p: &Plan, core: u16, spans: &mut Vec<Span>) -> Code {
             Kind::Linear { .. } => linear(p, u, core, &mut c),
         }
         c.signal(core, Stream::Bp, TOK_WG_DONE);
-        spans.push(Span { unit: i, start, end: c.0.len() });
+        spans.push(Span { item: Item::Unit(i), start, end: c.0.len() });
     }
     c.close(STEP);
     c.push(Instr::Halt {});
