@@ -70,8 +70,9 @@
 //! per-sample working set (`T*k` input bits, `T*n` partial sums, membranes, errors) in its
 //! buffer. When a unit does not fit, or there are more units than cores, [`compile`] and
 //! [`compile_placed`] generate a *staged* program instead (module `staged`): every layer
-//! cut into tiles over all cores, DRAM between layers. `add` (residual joins) and pooling
-//! with padding or overlapping windows give [`CodegenError::Unsupported`] naming the layer.
+//! cut into tiles over all cores, DRAM between layers. Pooling may have any window, stride
+//! and padding PyTorch allows (padding at most half the window); `add` (residual joins)
+//! gives [`CodegenError::Unsupported`] naming the layer.
 //! `cfg.opt` resets Adam's step counter at the start of every run, so a trainer should run
 //! many steps per run (`steps`), or say how many steps earlier runs took (`first_step`).
 //!
@@ -89,6 +90,7 @@ mod emit;
 mod fp;
 mod placement;
 mod plan;
+mod pooling;
 mod staged;
 mod summary;
 mod weights;

@@ -2,6 +2,8 @@
 //! its working set fits the buffer it lives in. Pure arithmetic, tested on its own.
 
 use crate::codegen::emit::h16;
+use crate::codegen::pooling::Pooling;
+use isa::PoolKind;
 
 /// The largest divisor of `n` that is at most `cap` and satisfies `ok`, if any.
 pub(super) fn divisor(n: u32, cap: u64, ok: impl Fn(u32) -> bool) -> Option<u32> {
@@ -11,10 +13,11 @@ pub(super) fn divisor(n: u32, cap: u64, ok: impl Fn(u32) -> bool) -> Option<u32>
 /// Buffer capacities (elements) the tiling works against.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Caps {
-    /// `fp.psum`, `fp.w`, `fp.in` (bits), `fp.mem`.
+    /// `fp.psum`, `fp.w`, `fp.in` (bits), `fp.spk` (bits), `fp.mem`.
     pub(super) psum: u64,
     pub(super) fpw: u64,
     pub(super) fpin: u64,
+    pub(super) spk: u64,
     pub(super) mem: u64,
     /// `bp.w`, `bp.psum`, `bp.delta`, `wg.err`.
     pub(super) bpw: u64,
@@ -299,6 +302,29 @@ fn conv_igrad_rows(g: &ConvGeom, caps: &Caps) -> Option<(u32, u32, u32)> {
     })
 }
 
+/// Channels per group of a pooling's own pass (see `pool.rs`): the group's whole spike maps
+/// and pooled maps fit `fp.spk` (and `fp.mem` for average pooling's FP16 output) forward,
+/// and its FP16 pooled and spread gradients fit `bp.delta` backward; spike maps and pooled
+/// spikes move in whole bytes. Of the groups that fit, the largest that still gives every
+/// core one wins (fewer, longer instructions), else the most groups.
+pub(super) fn pool_group(g: &ConvGeom, pool: &Pooling, caps: &Caps) -> Result<u32, String> {
+    let max = pool.kind == PoolKind::Max;
+    let fits = |cp: u32| {
+        let (maps, pooled) = (u64::from(cp * g.oh * g.ow), u64::from(pool.len(cp)));
+        let bytes_ok = maps % 8 == 0 && (!max || pooled % 8 == 0);
+        let fp_ok = if max { maps + pooled <= caps.spk } else { maps <= caps.spk && pooled <= caps.mem };
+        bytes_ok && fp_ok && maps + pooled <= caps.delta
+    };
+    let spread = u64::from(g.cout).min(caps.cores);
+    (1..=g.cout)
+        .filter(|cp| g.cout % cp == 0 && fits(*cp))
+        .max_by_key(|&cp| {
+            let enough = u64::from(g.cout / cp) >= spread;
+            (enough, if enough { cp } else { g.cout / cp })
+        })
+        .ok_or_else(|| "no group of whole channel maps and their pooled maps fits `fp.spk` and `bp.delta`".to_string())
+}
+
 /// How a linear layer (`k` inputs, `n` outputs) is cut, for `bt = B x T` sample-steps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct LinearTiling {
@@ -376,6 +402,7 @@ mod tests {
             psum: 4096,
             fpw: 1152,
             fpin: 18496,
+            spk: 262144,
             mem: 65536,
             bpw: 1152,
             bpsum: 4096,
