@@ -486,6 +486,20 @@ mod tests {
     }
 
     #[test]
+    fn pooling_groups_fit_their_buffers_and_spread_over_the_cores() {
+        // ResNet's stem: 64 maps of 112 x 112 spikes pooled to 56 x 56. Groups of 2 maps
+        // (25,088 spikes and 6,272 pooled values) fit, and 32 groups keep all 20 cores busy.
+        let stem = ConvGeom { cin: 3, h: 224, w: 224, cout: 64, oh: 112, ow: 112, k: 7, s: 2, p: 3 };
+        let pool = Pooling { kind: PoolKind::Max, k: 3, stride: 2, pad: 1, oh: 56, ow: 56 };
+        assert_eq!(pool_group(&stem, &pool, &caps()), Ok(2));
+        // With fewer channels than cores, one map per group.
+        assert_eq!(pool_group(&ConvGeom { cout: 8, ..stem }, &pool, &caps()), Ok(1));
+        // A `bp.delta` too small for one map and its pooled map is an error, not a panic.
+        let small = Caps { delta: 12544, ..caps() };
+        assert!(pool_group(&stem, &pool, &small).is_err());
+    }
+
+    #[test]
     fn linear_tiles_hold_all_sample_steps() {
         let t = linear(16384, 10, (8, 4), true, true, &caps()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((t.g, t.nb), (8, 10));
