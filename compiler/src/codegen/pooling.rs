@@ -22,7 +22,11 @@ pub(super) struct Pooling {
 impl Pooling {
     /// The pooling that reads neuron layer `nl`'s `c x h x w` spikes, if any; an error naming
     /// the pooling layer when the ISA cannot express it.
-    pub(super) fn of(graph: &LayerGraph, nl: &Layer, (c, h, w): (u32, u32, u32)) -> Result<Option<Pooling>, CodegenError> {
+    pub(super) fn of(
+        graph: &LayerGraph,
+        nl: &Layer,
+        (c, h, w): (u32, u32, u32),
+    ) -> Result<Option<Pooling>, CodegenError> {
         let Some((layer, kind, p)) = graph.consumers(nl.id).find_map(|l| match &l.op {
             Op::AvgPool(p) => Some((l, PoolKind::Avg, *p)),
             Op::MaxPool(p) => Some((l, PoolKind::Max, *p)),
@@ -31,9 +35,12 @@ impl Pooling {
             return Ok(None);
         };
         let fail = |what: String| CodegenError::Unsupported { layer: layer.name.clone(), what };
-        let byte = |v: u32| u8::try_from(v).map_err(|_| fail(format!("a pooling window, stride or padding of {v} (at most 255)")));
+        let byte = |v: u32| {
+            u8::try_from(v).map_err(|_| fail(format!("a pooling window, stride or padding of {v} (at most 255)")))
+        };
         let (k8, s8, p8) = (byte(p.kernel)?, byte(p.stride)?, byte(p.padding)?);
-        let field = |v: u32| u16::try_from(v).map_err(|_| fail(format!("a pooled map with a side or channel count of {v}")));
+        let field =
+            |v: u32| u16::try_from(v).map_err(|_| fail(format!("a pooled map with a side or channel count of {v}")));
         let g = PoolGeometry { c: field(c)?, ih: field(h)?, iw: field(w)?, k: k8, stride: s8, pad: p8 };
         let sizes = g.sizes().map_err(|e| fail(format!("this pooling: {e}")))?;
         let &[_, oh, ow] = layer.shape.as_slice() else {

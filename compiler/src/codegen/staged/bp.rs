@@ -77,15 +77,7 @@ pub(super) fn stream(p: &Plan, core: u16, spans: &mut Vec<Span>) -> Code {
 /// back through the pooling: here when the tile pools, else by the pooling pass into the
 /// dL/dH tensor), the saved mask, H and spikes from DRAM; dL/dH and its nonzero bitmap
 /// back to DRAM.
-fn conv_soma(
-    p: &Plan,
-    u: &Unit,
-    g: &ConvGeom,
-    t: &ConvTiling,
-    pool: Option<Pool>,
-    (cb, rb): (u32, u32),
-    c: &mut Code,
-) {
+fn conv_soma(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, pool: Option<Pool>, (cb, rb): (u32, u32), c: &mut Code) {
     let tile = t.tile(g);
     let mut r = Bump::default();
     let (ds, full, dv, dh) =

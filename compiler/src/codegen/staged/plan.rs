@@ -320,7 +320,8 @@ impl Ctx<'_> {
         let mask = dram.tensor(&format!("{nn}.mask"), bits.div_ceil(8))?;
         let h = if neuron.keep_h { dram.tensor(&format!("{nn}.membrane"), bits * 2)? } else { 0 };
         let nz = dram.tensor(&format!("{nn}.delta_mask"), bits.div_ceil(8))?;
-        let pooled_bits = matches!(kind, Kind::Conv { pool: Some(Pool { p: Pooling { kind: PoolKind::Max, .. }, .. }), .. });
+        let pooled_bits =
+            matches!(kind, Kind::Conv { pool: Some(Pool { p: Pooling { kind: PoolKind::Max, .. }, .. }), .. });
         let out_len = kind.out_len(n);
         let pooled = match &kind {
             Kind::Conv { pool: Some(_), .. } => {
