@@ -316,3 +316,51 @@ fn sample_groups_train_like_the_whole_batch() {
     assert!(plan.contains("f2 + s2: linear 32 -> 10;") && plan.contains("in groups of 8 samples"), "{plan}");
     same_training_graph("groups", &g, &ChipDesc::default(), &small);
 }
+
+/// conv16's shapes with torchvision's stem pooling (`maxpool`, window 3, stride 2, padding 1)
+/// after the first conv and a padded overlapping `avgpool` after the second: 16 -> 8 -> 4.
+fn overlapping_pools() -> LayerGraph {
+    let text = graph_text("conv16")
+        .replace("p1 = avgpool(s1, kernel = 2, stride = 2)", "p1 = maxpool(s1, kernel = 3, stride = 2, padding = 1)")
+        .replace("p2 = avgpool(s2, kernel = 2, stride = 2)", "p2 = avgpool(s2, kernel = 3, stride = 2, padding = 1)");
+    assert!(text.contains("maxpool(s1, kernel = 3") && text.contains("avgpool(s2, kernel = 3"));
+    snnc::compile_graph(&text).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+fn graph_text(model: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models").join(format!("{model}.snn"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn overlapping_padded_pools_train_identically_staged() {
+    // Whole-map conv tiles; both poolings run in a pass of their own over whole maps, whose
+    // `bp.pool` sums overlapping windows exactly as the resident program's does.
+    let g = overlapping_pools();
+    let chip = with_buffers(&ChipDesc::default(), &[("fp", "w", 2560), ("bp", "w", 2560)]);
+    let text = codegen::placement_text(&g, &chip).unwrap_or_else(|e| panic!("{e}"));
+    assert!(text.starts_with("placement of"), "fits one core per layer: {text}");
+    let mut one = chip.clone();
+    one.cores.truncate(1);
+    one.noc.width = 1;
+    one.noc.height = 1;
+    let text = codegen::placement_text(&g, &one).unwrap_or_else(|e| panic!("{e}"));
+    assert!(text.contains("c1 + s1: conv 1x16x16 -> 8x16x16; 1 tiles of 8 ch x 16 rows"), "{text}");
+    assert!(text.contains("pooled in a pass of groups of 8 whole maps"), "{text}");
+    same_training_graph("overlapping_pools", &g, &chip, &chip);
+    same_training_graph("overlapping_pools_one_core", &g, &chip, &one);
+}
+
+#[test]
+fn overlapping_pools_after_row_blocks_train_identically() {
+    // A 128-element `fp.psum` cuts the first conv into blocks of 8 rows (as ResNet's stem is
+    // cut): pooled rows 3 and 4 need conv rows 5..10 of both blocks, which the pooling pass
+    // reads back from DRAM as whole maps.
+    let g = overlapping_pools();
+    let chip = with_buffers(&ChipDesc::default(), &[("fp", "w", 2560), ("bp", "w", 2560)]);
+    let small = with_buffers(&chip, &[("fp", "psum", 128)]);
+    let text = codegen::placement_text(&g, &small).unwrap_or_else(|e| panic!("{e}"));
+    assert!(text.contains("c1 + s1: conv 1x16x16 -> 8x16x16; 16 tiles of 1 ch x 8 rows"), "{text}");
+    assert!(text.contains("pooled in a pass of groups of"), "{text}");
+    same_training_graph("overlapping_pools_rows", &g, &chip, &small);
+}

@@ -1,5 +1,6 @@
-//! The geometry of a convolution instruction (`fp.conv`, `bp.conv`, `wg.conv`), defined once
-//! so the verifier and the simulator agree on what fits and how large each operand is.
+//! The geometry of a convolution instruction (`fp.conv`, `bp.conv`, `wg.conv`) and of a
+//! pooling instruction (`fp.pool`, `bp.pool`), defined once so the verifier and the simulator
+//! agree on what fits and how large each operand is.
 
 /// Dimensions as the instructions carry them; the input is already padded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +60,57 @@ impl ConvGeometry {
     }
 }
 
+/// Dimensions of `fp.pool` / `bp.pool`: a `c x ih x iw` input, a `k x k` window moved by
+/// `stride`, `pad` rows and columns of padding on every side (PyTorch's `MaxPool2d` /
+/// `AvgPool2d` in floor mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolGeometry {
+    /// Channels.
+    pub c: u16,
+    /// Input height.
+    pub ih: u16,
+    /// Input width.
+    pub iw: u16,
+    /// Window height and width.
+    pub k: u8,
+    /// Stride.
+    pub stride: u8,
+    /// Padding on every side.
+    pub pad: u8,
+}
+
+/// Output size and element counts of a pooling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSizes {
+    /// Output height, `(ih + 2*pad - k)/stride + 1`.
+    pub oh: u64,
+    /// Output width.
+    pub ow: u64,
+    /// Elements of the input, `c*ih*iw`.
+    pub input: u64,
+    /// Elements of the output, `c*oh*ow`.
+    pub output: u64,
+}
+
+impl PoolGeometry {
+    /// The operand sizes, or why the window does not fit: a zero window or stride, padding
+    /// beyond half the window (PyTorch's limit, which keeps an in-bounds element in every
+    /// window), or a window larger than the padded input.
+    pub fn sizes(&self) -> Result<PoolSizes, String> {
+        let (k, s, p) = (u64::from(self.k), u64::from(self.stride), u64::from(self.pad));
+        let (ih, iw) = (u64::from(self.ih), u64::from(self.iw));
+        if k == 0 || s == 0 || 2 * p > k || ih + 2 * p < k || iw + 2 * p < k {
+            return Err(format!(
+                "pool window {k} with stride {s} and padding {p} does not fit a {ih}x{iw} input \
+                 (window and stride at least 1, padding at most half the window)"
+            ));
+        }
+        let (oh, ow) = ((ih + 2 * p - k) / s + 1, (iw + 2 * p - k) / s + 1);
+        let c = u64::from(self.c);
+        Ok(PoolSizes { oh, ow, input: c * ih * iw, output: c * oh * ow })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +123,20 @@ mod tests {
         assert_eq!((s.oh, s.ow, s.input, s.weights, s.output), (4, 4, 200, 72, 64));
         assert!(ConvGeometry { kh: 11, ..g }.sizes().is_err());
         assert!(ConvGeometry { stride: 0, ..g }.sizes().is_err());
+    }
+
+    #[test]
+    fn pool_sizes_round_down_as_pytorch_does() {
+        // torchvision's stem: 112 -> floor((112 + 2 - 3) / 2) + 1 = 56.
+        let g = PoolGeometry { c: 64, ih: 112, iw: 112, k: 3, stride: 2, pad: 1 };
+        let s = g.sizes().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((s.oh, s.ow, s.input, s.output), (56, 56, 64 * 112 * 112, 64 * 56 * 56));
+        // A 5x7 map, window 2, stride 2: the last row and column are dropped.
+        let s = PoolGeometry { c: 1, ih: 5, iw: 7, k: 2, stride: 2, pad: 0 }.sizes().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((s.oh, s.ow), (2, 3));
+        assert!(PoolGeometry { pad: 2, ..g }.sizes().is_err());
+        assert!(PoolGeometry { stride: 0, ..g }.sizes().is_err());
+        assert!(PoolGeometry { k: 0, pad: 0, ..g }.sizes().is_err());
+        assert!(PoolGeometry { ih: 1, pad: 0, ..g }.sizes().is_err());
     }
 }

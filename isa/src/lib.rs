@@ -138,7 +138,7 @@ mod tests;
 
 pub use asm::AsmError;
 pub use chip::{AccWidth, BufferDesc, ChipDesc, ChipError, ChipProblem};
-pub use conv::{ConvGeometry, ConvSizes};
+pub use conv::{ConvGeometry, ConvSizes, PoolGeometry, PoolSizes};
 pub use error::{DecodeError, DecodeErrorKind};
 pub use instr::{FieldInfo, Instr, OPS, OpInfo, Opcode, Unit, Visitor, decode_visit};
 pub use operand::{

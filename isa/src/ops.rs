@@ -214,13 +214,16 @@ macro_rules! for_each_op {
                 /// Skip zero spikes.
                 skip: bool,
             };
-            /// Pool `c x ih x iw` with a `k x k` window and stride `k` (max on spikes is OR).
+            /// Pool `c x ih x iw` with a `k x k` window, stride `stride` and `pad` of padding per side (max on spikes is OR).
+            /// As PyTorch in floor mode, the output is `c x oh x ow` with `oh = (ih + 2*pad - k)/stride + 1`
+            /// (likewise `ow`). Max pools the in-bounds elements (padding is -inf), average divides the
+            /// window's sum by `k*k` (padding counts as zeros, PyTorch's `count_include_pad`).
             FpPool fp_pool = "fp.pool" @ Fp {
                 /// Average or max.
                 kind: PoolKind,
                 /// Source, `c*ih*iw` elements.
                 src: Access,
-                /// Destination, `c*(ih/k)*(iw/k)` elements.
+                /// Destination, `c*oh*ow` elements.
                 dst: Access,
                 /// Channels.
                 c: u16,
@@ -228,8 +231,12 @@ macro_rules! for_each_op {
                 ih: u16,
                 /// Input width.
                 iw: u16,
-                /// Window and stride.
+                /// Window height and width.
                 k: u8,
+                /// Stride (`k` for non-overlapping windows).
+                stride: u8,
+                /// Padding on every side (at most `k/2`).
+                pad: u8,
             };
             /// LIF soma for one timestep of `n` neurons: charge, fire, reset; keep H, spike and mask for backward.
             FpLif fp_lif = "fp.lif" @ Fp {
@@ -311,11 +318,14 @@ macro_rules! for_each_op {
                 /// Nonzero bitmap of `err`: zero errors are skipped.
                 nz: Option<Access>,
             };
-            /// Pooling backward: route (max) or spread (avg) `dy` back over the `k x k` windows of `dx`.
+            /// Pooling backward: route (max) or spread (avg) `dy` back over the `k x k` windows of `dx`, summing where they overlap.
+            /// The geometry is `fp.pool`'s. Max routes each output's error to the first in-bounds maximum of
+            /// its window in row-major order (PyTorch's tie rule); where windows overlap, the errors add up
+            /// in FP16 with the windows taken in row-major order.
             BpPool bp_pool = "bp.pool" @ Bp {
                 /// Average or max.
                 kind: PoolKind,
-                /// Gradient of the pooled output, `c*(ih/k)*(iw/k)` elements.
+                /// Gradient of the pooled output, `c*oh*ow` elements.
                 dy: Access,
                 /// Gradient of the input, `c*ih*iw` elements.
                 dx: Access,
@@ -327,8 +337,12 @@ macro_rules! for_each_op {
                 ih: u16,
                 /// Input width.
                 iw: u16,
-                /// Window and stride.
+                /// Window height and width.
                 k: u8,
+                /// Stride (`k` for non-overlapping windows).
+                stride: u8,
+                /// Padding on every side (at most `k/2`).
+                pad: u8,
             };
             /// Gradient soma for one timestep in reverse time: `dH[t]` from `dS[t]`, the surrogate and `dV[t]`; dV := `dV[t-1]`.
             BpSoma bp_soma = "bp.soma" @ Bp {

@@ -29,8 +29,9 @@ use crate::operand::{Operand, Stream};
 /// The program file magic.
 pub const MAGIC: [u8; 4] = *b"SNNC";
 /// The binary format version this build reads and writes. Version 2 added the row count and
-/// row strides of `fp.linear`, `bp.linear` and `wg.linear`.
-pub const FORMAT_VERSION: u16 = 2;
+/// row strides of `fp.linear`, `bp.linear` and `wg.linear`; version 3 the stride and padding
+/// of `fp.pool` and `bp.pool`.
+pub const FORMAT_VERSION: u16 = 3;
 const PRELUDE: usize = 16;
 
 /// A whole program for one chip.

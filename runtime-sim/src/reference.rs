@@ -164,7 +164,7 @@ fn resolve(l: &LayerSpec, shape: &mut Vec<usize>) -> Result<Layer, String> {
             if k == 0 || h % k != 0 || w % k != 0 {
                 return Err(format!("pool k={k} does not divide {shape:?}"));
             }
-            let s = PoolShape { c, h, w, k };
+            let s = PoolShape::tiled(c, h, w, k);
             *shape = vec![c, s.oh(), s.ow()];
             if matches!(l, LayerSpec::Avgpool { .. }) { Layer::AvgPool(s) } else { Layer::MaxPool(s) }
         }

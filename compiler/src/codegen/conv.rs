@@ -6,8 +6,9 @@
 //! places each input row at its padded offset (DMA rows from DRAM, or copies from the NoC
 //! staging area), in loops over planes (timestep x channel) and rows. Backward, `bp.conv`
 //! writes the padded input gradient and the interior rows are copied out before they go back.
-//! Pooling runs on the FP engine after the soma, on the spikes; its output is dense FP16, and
-//! its backward (`bp.pool`) runs on the BP engine before the gradient soma. Weights stay
+//! Pooling (any window, stride and padding) runs on the FP engine after the soma, on the
+//! whole spike map of a timestep; its output is dense FP16, and its backward (`bp.pool`) runs
+//! on the BP engine before the gradient soma. Weights stay
 //! resident (no tiling yet), and every output is one whole accumulation, rounded once.
 
 use super::CodegenError;
@@ -15,9 +16,10 @@ use super::alloc::Buffers;
 use super::emit::{B, CHAN_ERRORS, CHAN_SPIKES, Code, T, TILE, at, fwd, h16, rev, stride};
 use super::fp::per_sample;
 use super::plan::{Input, Plan, Unit};
+use super::pooling::Pooling;
 use crate::graph::{Layer, LayerGraph};
 use crate::model::Op;
-use isa::{Access, Buf, ChipDesc, DramAddr, Instr, PoolKind, Reg};
+use isa::{Access, Buf, ChipDesc, DramAddr, Instr, Reg};
 
 /// Counters of the row loops. They run outside the timestep loop, so they reuse the
 /// counters of timesteps and tiles.
@@ -67,18 +69,10 @@ impl Geom {
     }
 }
 
-/// Pooling after the soma: kind, window (= stride) and pooled elements per timestep.
-#[derive(Clone, Copy)]
-pub(super) struct Pool {
-    kind: PoolKind,
-    k: u32,
-    len: u32,
-}
-
 /// A conv unit's geometry and its regions beyond those every unit has.
 pub(super) struct ConvUnit {
     pub(super) g: Geom,
-    pool: Option<Pool>,
+    pool: Option<Pooling>,
     /// Padded input of all T steps (`fp.in` for spikes, `fp.mem` for dense input).
     fin: (Buf, u32),
     /// The unpadded input of all T steps as it arrives over the NoC.
@@ -97,12 +91,12 @@ pub(super) struct ConvUnit {
 impl ConvUnit {
     /// Pooled elements per timestep, when the unit pools.
     pub(super) fn pooled_len(&self) -> Option<u32> {
-        self.pool.map(|p| p.len)
+        self.pool.map(|p| p.len(self.g.cout))
     }
 
     /// Elements per timestep this unit sends forward.
     fn out_len(&self, n: u32) -> u32 {
-        self.pool.map_or(n, |p| p.len)
+        self.pooled_len().unwrap_or(n)
     }
 }
 
@@ -135,12 +129,8 @@ pub(super) fn plan(
         return no("a conv2d layer whose spike input rows are not a multiple of 8 wide");
     }
     let g = Geom { cin, h, w, cout: out, oh, ow, k: kernel, stride, pad: padding };
-    let pool = graph.consumers(nl.id).find_map(|l| match &l.op {
-        Op::AvgPool(p) => Some((PoolKind::Avg, p.kernel)),
-        Op::MaxPool(p) => Some((PoolKind::Max, p.kernel)),
-        _ => None,
-    });
-    let pool = pool.map(|(kind, k)| Pool { kind, k, len: out * (oh / k) * (ow / k) });
+    // Any window, stride and padding: `fp.pool` pools the whole map of a timestep at once.
+    let pool = Pooling::of(graph, nl, (out, oh, ow))?;
     let none = (Buf::FpMem, 0);
     Ok(Some(ConvUnit { g, pool, fin: none, stage: none, x: 0, pooled: none, ds_full: none, gpad: none, gin: none }))
 }
@@ -184,8 +174,8 @@ pub(super) fn buffers(chip: &ChipDesc, t: u32, u: &mut Unit) -> Result<(), Codeg
         cu.stage = take(&[in_buf], t * k)?;
     }
     cu.x = take(&[Buf::FpPsum], n)?.1;
-    if let Some(p) = cu.pool {
-        cu.pooled = take(&[Buf::FpPsum, Buf::FpMem], t * u64::from(p.len))?;
+    if let Some(len) = cu.pooled_len() {
+        cu.pooled = take(&[Buf::FpPsum, Buf::FpMem], t * u64::from(len))?;
     }
     u.v = take(&[Buf::FpMem], n)?.1;
     u.h = if u.neuron.keep_h { take(&[Buf::FpMem], t * n)?.1 } else { 0 };
@@ -313,17 +303,15 @@ pub(super) fn fp_sample(p: &Plan, u: &Unit, cu: &ConvUnit, c: &mut Code) {
         c.store(per_t(d.out), at(Buf::FpPsum, cu.x, n), row);
         c.store(per_t(d.v), at(Buf::FpMem, u.v, n), row);
     }
-    if let Some(pool) = cu.pool {
-        let (c16, oh, ow) = (h16(cu.g.cout), h16(cu.g.oh), h16(cu.g.ow));
-        let pk = u8::try_from(pool.k).unwrap_or(u8::MAX);
-        let (src, dst) = (fwd(Buf::FpSpk, u.spk, n, n), fwd(cu.pooled.0, cu.pooled.1, pool.len, pool.len));
-        c.push(Instr::FpPool { kind: pool.kind, src, dst, c: c16, ih: oh, iw: ow, k: pk });
+    if let (Some(pool), Some(len)) = (cu.pool, cu.pooled_len()) {
+        let (src, dst) = (fwd(Buf::FpSpk, u.spk, n, n), fwd(cu.pooled.0, cu.pooled.1, len, len));
+        c.push(pool.forward(src, dst, (cu.g.cout, cu.g.oh, cu.g.ow)));
     }
     c.close(T);
     keep_fp(p, u, cu, c);
     if let Some(next) = u.next {
-        let src = match cu.pool {
-            Some(pool) => at(cu.pooled.0, cu.pooled.1, p.t * pool.len),
+        let src = match cu.pooled_len() {
+            Some(len) => at(cu.pooled.0, cu.pooled.1, p.t * len),
             None => at(Buf::FpSpk, u.spk, p.t * n),
         };
         c.push(Instr::NocSend { to: next, chan: CHAN_SPIKES, src });
@@ -334,9 +322,9 @@ pub(super) fn fp_sample(p: &Plan, u: &Unit, cu: &ConvUnit, c: &mut Code) {
 fn keep_fp(p: &Plan, u: &Unit, cu: &ConvUnit, c: &mut Code) {
     let Some(d) = &u.debug else { return };
     let tn = p.t * u.n;
-    if let (Some(dst), Some(pool)) = (d.pooled, cu.pool) {
-        let bytes = u64::from(p.t * pool.len) * 2;
-        c.store(DramAddr::new(dst).with(B, stride(bytes)), at(cu.pooled.0, cu.pooled.1, p.t * pool.len), bytes);
+    if let (Some(dst), Some(len)) = (d.pooled, cu.pooled_len()) {
+        let bytes = u64::from(p.t * len) * 2;
+        c.store(DramAddr::new(dst).with(B, stride(bytes)), at(cu.pooled.0, cu.pooled.1, p.t * len), bytes);
     }
     if let Some(s) = d.s {
         let bytes = tn.div_ceil(8);
@@ -385,14 +373,12 @@ pub(super) fn bp_sample(p: &Plan, u: &Unit, cu: &ConvUnit, c: &mut Code) {
 
 /// `bp.pool` of timestep `t = T-1-r0`: the pooled map's gradient spread back over the
 /// spikes' windows (max pooling routes it by the stored spikes); returns where it lands.
-fn pool_back(p: &Plan, u: &Unit, cu: &ConvUnit, pool: Pool, c: &mut Code) -> Access {
-    let (n, t) = (u.n, p.t);
+fn pool_back(p: &Plan, u: &Unit, cu: &ConvUnit, pool: Pooling, c: &mut Code) -> Access {
+    let (n, t, len) = (u.n, p.t, pool.len(cu.g.cout));
     let dx = at(cu.ds_full.0, cu.ds_full.1, n);
-    let x = (pool.kind == PoolKind::Max).then(|| rev(Buf::FpSpk, u.spk, n, n, t));
-    let (ch, ih, iw) = (h16(cu.g.cout), h16(cu.g.oh), h16(cu.g.ow));
-    let k = u8::try_from(pool.k).unwrap_or(u8::MAX);
-    let dy = rev(Buf::BpErr, u.ds, pool.len, pool.len, t);
-    c.push(Instr::BpPool { kind: pool.kind, dy, dx: dx.clone(), x, c: ch, ih, iw, k });
+    let x = rev(Buf::FpSpk, u.spk, n, n, t);
+    let dy = rev(Buf::BpErr, u.ds, len, len, t);
+    c.push(pool.backward(dy, dx.clone(), x, (cu.g.cout, cu.g.oh, cu.g.ow)));
     if let Some(d) = &u.debug {
         // The spread dL/dS lives one timestep at a time: store it as it is made.
         let row = u64::from(n) * 2;

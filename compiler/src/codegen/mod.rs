@@ -71,8 +71,8 @@
 //! buffer. When a unit does not fit, or there are more units than cores, [`compile`] and
 //! [`compile_placed`] generate a *staged* program instead (module `staged`): every layer
 //! cut into tiles over all cores, DRAM between layers; graphs with `add` (residual joins,
-//! and the branches they bring) are always staged. Pooling with padding or overlapping
-//! windows gives [`CodegenError::Unsupported`] naming the layer.
+//! and the branches they bring) are always staged. Pooling may have any window, stride and
+//! padding PyTorch allows (padding at most half the window).
 //! `cfg.opt` resets Adam's step counter at the start of every run, so a trainer should run
 //! many steps per run (`steps`), or say how many steps earlier runs took (`first_step`).
 //!
@@ -90,6 +90,7 @@ mod emit;
 mod fp;
 mod placement;
 mod plan;
+mod pooling;
 mod staged;
 mod summary;
 mod weights;

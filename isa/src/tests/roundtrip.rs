@@ -85,7 +85,7 @@ fn opcodes_are_numbered_in_table_order_with_unique_mnemonics() {
 #[test]
 fn printing_is_deterministic_and_names_layers() {
     let text = "
-.version 2
+.version 3
 .chip cores=1 hash=0x0
 .core 0
 .stream fp
@@ -108,7 +108,23 @@ fn multi_row_operands_round_trip_in_text_and_binary() {
     ];
     for line in lines {
         let stream = &line[..2];
-        let text = format!(".version 2\n.chip cores=1 hash=0x0\n.core 0\n.stream {stream}\n    {line}\n");
+        let text = format!(".version 3\n.chip cores=1 hash=0x0\n.core 0\n.stream {stream}\n    {line}\n");
+        let p = asm::assemble(&text).unwrap_or_else(|e| panic!("{line}: {e:?}"));
+        let instr = p.cores[0].streams.iter().flatten().next().cloned().expect("one instruction");
+        assert_eq!(instr.to_string(), line);
+        assert_eq!(Instr::from_bytes(&instr.to_bytes()), Ok(instr));
+    }
+}
+
+#[test]
+fn pool_stride_and_padding_round_trip_in_text_and_binary() {
+    let lines = [
+        "fp.pool kind=max src=fp.spk[0:12544] dst=fp.spk[12544:3136] c=1 ih=112 iw=112 k=3 stride=2 pad=1",
+        "bp.pool kind=avg dy=bp.err[0:9] dx=bp.delta[0+r0*36:36] x=- c=1 ih=6 iw=6 k=3 stride=2 pad=1",
+    ];
+    for line in lines {
+        let stream = &line[..2];
+        let text = format!(".version 3\n.chip cores=1 hash=0x0\n.core 0\n.stream {stream}\n    {line}\n");
         let p = asm::assemble(&text).unwrap_or_else(|e| panic!("{line}: {e:?}"));
         let instr = p.cores[0].streams.iter().flatten().next().cloned().expect("one instruction");
         assert_eq!(instr.to_string(), line);

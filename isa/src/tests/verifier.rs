@@ -6,7 +6,7 @@ use crate::{ChipDesc, Stream, asm};
 /// A small valid program: core 0 runs a linear layer forward (fp) and its weight gradient
 /// and update (wg) in a loop over 4 timesteps; core 0 sends spikes to core 1 over the NoC.
 const VALID: &str = "
-.version 2
+.version 3
 .chip cores=20 hash=HASH
 .core 0
 .stream fp
@@ -373,4 +373,29 @@ fn the_last_row_must_lie_inside_each_buffer() {
         wg(4),
         "operand `nz` in its last row (1) spans elements 65530..65546",
     );
+}
+
+/// The violations of a one-core program whose fp stream is `line` then `halt`.
+fn pool_violations(line: &str) -> Vec<Violation> {
+    let hash = format!("{:#x}", ChipDesc::default().hash());
+    run(&format!(".version 3\n.chip cores=20 hash={hash}\n.core 0\n.stream fp\n    {line}\n    halt\n"))
+}
+
+#[test]
+fn pool_output_sizes_follow_stride_and_padding() {
+    // 7x7, window 3, stride 2, padding 1: (7 + 2 - 3) / 2 + 1 = 4 rows and columns.
+    let ok = "fp.pool kind=max src=fp.spk[0:98] dst=fp.spk[128:32] c=2 ih=7 iw=7 k=3 stride=2 pad=1";
+    assert!(pool_violations(ok).is_empty(), "{:#?}", pool_violations(ok));
+    // The window-sized output (7/3 = 2 per side) is what version 2 would have wanted.
+    let v = pool_violations(&ok.replace("dst=fp.spk[128:32]", "dst=fp.spk[128:8]"));
+    assert!(v.iter().any(|x| x.kind == K::Shape && x.message.contains("has 8 elements: expected 32")), "{v:#?}");
+}
+
+#[test]
+fn pool_padding_beyond_half_the_window_is_out_of_range() {
+    let line = "fp.pool kind=avg src=fp.spk[0:49] dst=fp.mem[0:25] c=1 ih=7 iw=7 k=3 stride=2 pad=2";
+    let v = pool_violations(line);
+    assert!(v.iter().any(|x| x.kind == K::OperandRange && x.message.contains("padding 2")), "{v:#?}");
+    let v = pool_violations(&line.replace("stride=2 pad=2", "stride=0 pad=1"));
+    assert!(v.iter().any(|x| x.kind == K::OperandRange && x.message.contains("stride 0")), "{v:#?}");
 }

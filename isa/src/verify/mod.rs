@@ -15,7 +15,8 @@
 //! - engine instructions only in their engine's stream ([`ViolationKind::WrongStream`]).
 //! - operand ranges: loop trip counts, wait counts and barrier sizes at least 1; tokens
 //!   below [`NUM_TOKENS`](crate::NUM_TOKENS); configuration slots below [`NUM_CFG_SLOTS`](crate::NUM_CFG_SLOTS); channels below
-//!   [`NUM_CHANNELS`](crate::NUM_CHANNELS); kernel sizes, strides and pool windows at least 1
+//!   [`NUM_CHANNELS`](crate::NUM_CHANNELS); kernel sizes, strides and pool windows at least 1,
+//!   pool padding at most half the window and every window inside the padded input
 //!   ([`ViolationKind::OperandRange`]).
 //! - every core named by `signal`, `noc.send` and `noc.recv` exists
 //!   ([`ViolationKind::CoreIndex`]).

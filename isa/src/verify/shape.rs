@@ -5,7 +5,7 @@
 
 use super::flow::Ctx;
 use super::{Report, ViolationKind as K};
-use crate::conv::ConvGeometry;
+use crate::conv::{ConvGeometry, PoolGeometry};
 use crate::instr::Instr;
 use crate::operand::{Access, NUM_CFG_SLOTS, NUM_CHANNELS, NUM_TOKENS};
 
@@ -62,8 +62,13 @@ fn engine_shapes(instr: &Instr, c: &mut Check<'_, '_>) {
                 c.opt_mask("nz", nz.as_ref(), outp);
             }
         }
-        Instr::FpPool { src, dst, c: ch, ih, iw, k, .. } => pool(c, src, dst, None, (*ch, *ih, *iw, *k)),
-        Instr::BpPool { dy, dx, x, c: ch, ih, iw, k, .. } => pool(c, dx, dy, x.as_ref(), (*ch, *ih, *iw, *k)),
+        Instr::FpPool { src, dst, c: ch, ih, iw, k, stride, pad, .. } => {
+            pool(c, src, dst, None, &PoolGeometry { c: *ch, ih: *ih, iw: *iw, k: *k, stride: *stride, pad: *pad });
+        }
+        Instr::BpPool { dy, dx, x, c: ch, ih, iw, k, stride, pad, .. } => {
+            let geom = PoolGeometry { c: *ch, ih: *ih, iw: *iw, k: *k, stride: *stride, pad: *pad };
+            pool(c, dx, dy, x.as_ref(), &geom);
+        }
         Instr::FpLif { x, bias, v, h, spk, mask, n, cfg, .. } => {
             let n = u64::from(*n);
             c.slot(*cfg);
@@ -143,15 +148,15 @@ fn linear(c: &mut Check<'_, '_>, input: &Access, w: &Access, out: &Access, k: u1
     c.len("out", out, n);
 }
 
-fn pool(c: &mut Check<'_, '_>, big: &Access, small: &Access, x: Option<&Access>, (ch, ih, iw, k): (u16, u16, u16, u8)) {
-    if k == 0 || ih % u16::from(k) != 0 || iw % u16::from(k) != 0 {
-        c.range(format!("pool window k={k} must be at least 1 and divide ih={ih} and iw={iw}"));
-        return;
+fn pool(c: &mut Check<'_, '_>, big: &Access, small: &Access, x: Option<&Access>, g: &PoolGeometry) {
+    match g.sizes() {
+        Ok(sizes) => {
+            c.len("input", big, sizes.input);
+            c.len("output", small, sizes.output);
+            c.opt_len("x", x, sizes.input);
+        }
+        Err(message) => c.range(message),
     }
-    let (ch, ih, iw, k) = (u64::from(ch), u64::from(ih), u64::from(iw), u64::from(k));
-    c.len("input", big, ch * ih * iw);
-    c.len("output", small, ch * (ih / k) * (iw / k));
-    c.opt_len("x", x, ch * ih * iw);
 }
 
 /// `pad`: non-zero dimensions, a dense side of `c*h*w` and a padded side of

@@ -1,38 +1,58 @@
 //! Pooling on spike maps, forward and backward.
 //!
 //! Pooling follows a LIF layer, so its input is a 1-bit spike map and its output is
-//! fractional: average pooling gives `count/k²`, max pooling gives 0 or 1. Windows are
-//! `k×k` with stride `k` (non-overlapping). Backward, average pooling spreads `g/k²` over its
-//! window; max pooling routes `g` to the first maximum in row-major window order (PyTorch's
-//! rule; for an all-zero window that is its first element). The max-pool backward recomputes
-//! that position from the stored input spikes rather than keeping indices.
+//! fractional: average pooling gives `count/k²`, max pooling gives 0 or 1. Windows are `k×k`,
+//! moved by `stride`, over the input with `pad` rows and columns of padding on every side,
+//! exactly as PyTorch's `MaxPool2d` / `AvgPool2d` (floor mode, `count_include_pad = True`):
+//! max pooling pads with -inf, so on spikes it is the OR of the window's in-bounds bits, and
+//! average pooling counts padding as zeros and always divides by `k²`.
+//!
+//! Backward, average pooling spreads `g/k²` over its window's in-bounds elements; max pooling
+//! routes `g` to the first maximum of the window's in-bounds elements in row-major order
+//! (PyTorch's rule; for an all-zero window that is its first in-bounds element). The max-pool
+//! backward recomputes that position from the stored input spikes rather than keeping
+//! indices. Where windows overlap, an input element's gradient is the FP16 sum of what every
+//! window sends it, added (rounding after each add) in row-major order of the windows, as
+//! PyTorch's CPU kernel visits them.
+//!
+//! Non-overlapping windows that tile the map (`stride = k`, no padding, `k` dividing both
+//! sides) keep a fast path backward that writes each gradient once instead of adding it.
 
 use super::OpCount;
 use crate::fp::Storage;
 use crate::spikes::SpikeSlice;
 
-/// Geometry of a `k×k`, stride-`k` pooling over one `[c,h,w]` row.
+/// Geometry of a `k×k` pooling with stride `stride` and padding `pad` over one `[c,h,w]` row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolShape {
     /// Channels.
     pub c: usize,
-    /// Input height (a multiple of `k`).
+    /// Input height.
     pub h: usize,
-    /// Input width (a multiple of `k`).
+    /// Input width.
     pub w: usize,
-    /// Window size and stride.
+    /// Window size.
     pub k: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Padding on every side (at most `k/2`).
+    pub pad: usize,
 }
 
 impl PoolShape {
-    /// Output height.
+    /// Non-overlapping `k×k` windows with stride `k` and no padding.
+    pub fn tiled(c: usize, h: usize, w: usize, k: usize) -> PoolShape {
+        PoolShape { c, h, w, k, stride: k, pad: 0 }
+    }
+
+    /// Output height, `(h + 2*pad - k)/stride + 1`.
     pub fn oh(&self) -> usize {
-        self.h / self.k
+        (self.h + 2 * self.pad - self.k) / self.stride + 1
     }
 
     /// Output width.
     pub fn ow(&self) -> usize {
-        self.w / self.k
+        (self.w + 2 * self.pad - self.k) / self.stride + 1
     }
 
     /// Elements of one input row.
@@ -45,11 +65,33 @@ impl PoolShape {
         self.c * self.oh() * self.ow()
     }
 
-    /// Input indices of the window of output `(c, oy, ox)`, in row-major window order.
+    /// Whether the windows tile the map exactly (stride `k`, no padding, `k` divides both
+    /// sides): every input element is in exactly one window.
+    pub fn tiles(&self) -> bool {
+        self.stride == self.k && self.pad == 0 && self.h % self.k == 0 && self.w % self.k == 0
+    }
+
+    /// In-bounds window elements over all outputs: the elements the engine visits (`in_len`
+    /// when the windows tile the map).
+    pub fn taps(&self) -> usize {
+        let per_axis = |n: usize, o: usize| -> usize { (0..o).map(|i| self.span(i, n).len()).sum() };
+        self.c * per_axis(self.h, self.oh()) * per_axis(self.w, self.ow())
+    }
+
+    /// The in-bounds input positions along one axis of length `n` of output position `o`.
+    #[inline]
+    fn span(&self, o: usize, n: usize) -> core::ops::Range<usize> {
+        let first = o * self.stride;
+        first.saturating_sub(self.pad).min(n)..(first + self.k).saturating_sub(self.pad).min(n)
+    }
+
+    /// In-bounds input indices of the window of output `(c, oy, ox)`, in row-major window
+    /// order (padding positions are skipped).
     #[inline]
     fn window(&self, c: usize, oy: usize, ox: usize) -> impl Iterator<Item = usize> + use<> {
-        let (h, w, k) = (self.h, self.w, self.k);
-        (0..k * k).map(move |d| (c * h + oy * k + d / k) * w + ox * k + d % k)
+        let (h, w) = (self.h, self.w);
+        let (ys, xs) = (self.span(oy, h), self.span(ox, w));
+        ys.flat_map(move |y| xs.clone().map(move |x| (c * h + y) * w + x))
     }
 
     /// Output positions `(c, oy, ox)` in row-major order, with their flat index.
@@ -65,59 +107,82 @@ pub fn avgpool_forward<S: Storage>(shape: &PoolShape, input: SpikeSlice<'_>, out
     check(shape, input.len(), out.len());
     let area = (shape.k * shape.k) as f32;
     for (o, c, oy, ox) in shape.outputs() {
-        let n = shape.window(c, oy, ox).filter(|&i| input.get(i)).count();
+        let (mut n, mut len) = (0, 0);
+        for i in shape.window(c, oy, ox) {
+            n += usize::from(input.get(i));
+            len += 1;
+        }
         out[o] = S::from_f32(n as f32 / area);
         ops.executed += n as u64;
-        ops.skipped += (shape.k * shape.k - n) as u64;
+        ops.skipped += (len - n) as u64;
     }
 }
 
 /// Max pooling of a spike map: the OR of the window, as 0.0 / 1.0. The OR stops at the first
-/// spike of a window: the bits it reads count as executed, the rest of the window as skipped.
+/// spike of a window: the bits it reads count as executed, the rest of the window's
+/// in-bounds bits as skipped.
 pub fn maxpool_forward<S: Storage>(shape: &PoolShape, input: SpikeSlice<'_>, out: &mut [S], ops: &mut OpCount) {
     check(shape, input.len(), out.len());
-    let area = (shape.k * shape.k) as u64;
     for (o, c, oy, ox) in shape.outputs() {
+        let len = shape.window(c, oy, ox).count() as u64;
         let first = shape.window(c, oy, ox).position(|i| input.get(i));
         out[o] = S::from_f32(if first.is_some() { 1.0 } else { 0.0 });
-        let read = first.map_or(area, |p| p as u64 + 1);
+        let read = first.map_or(len, |p| p as u64 + 1);
         ops.executed += read;
-        ops.skipped += area - read;
+        ops.skipped += len - read;
     }
 }
 
-/// Average pooling backward: `gin = fl(g/k²)` over each window (computed in f32, so the
-/// only rounding is the final one, which matters when the quotient is subnormal in f16).
+/// Average pooling backward: `fl(g/k²)` to every in-bounds element of each window (the
+/// quotient computed in f32, so its only rounding is the final one, which matters when it is
+/// subnormal in f16); overlapping windows add up as the module doc says.
 pub fn avgpool_backward<S: Storage>(shape: &PoolShape, gout: &[S], gin: &mut [S]) {
     check(shape, gin.len(), gout.len());
     let area = (shape.k * shape.k) as f32;
+    let tiles = shape.tiles();
+    if !tiles {
+        gin.fill(S::default());
+    }
     for (o, c, oy, ox) in shape.outputs() {
         let g = S::from_f32(gout[o].to_f32() / area);
         for i in shape.window(c, oy, ox) {
-            gin[i] = g;
+            gin[i] = if tiles { g } else { add(gin[i], g) };
         }
     }
 }
 
 /// Max pooling backward: `g` goes to the first spike of each window (or the window's first
-/// element if it has none); every other input gets 0.
+/// in-bounds element if it has none); every other input gets 0, or the sum of what the
+/// windows it wins send it where windows overlap.
 pub fn maxpool_backward<S: Storage>(shape: &PoolShape, input: SpikeSlice<'_>, gout: &[S], gin: &mut [S]) {
     check(shape, input.len(), gout.len());
     assert_eq!(gin.len(), shape.in_len(), "pool gradient shape");
+    let tiles = shape.tiles();
     gin.fill(S::default());
     for (o, c, oy, ox) in shape.outputs() {
         let mut win = shape.window(c, oy, ox);
         let first = win.next().unwrap_or(0);
         let at = core::iter::once(first).chain(win).find(|&i| input.get(i)).unwrap_or(first);
-        gin[at] = gout[o];
+        gin[at] = if tiles { gout[o] } else { add(gin[at], gout[o]) };
     }
 }
 
+/// One FP16 (storage-type) add, rounded to nearest even.
+#[inline]
+fn add<S: Storage>(a: S, b: S) -> S {
+    S::from_f32(a.to_f32() + b.to_f32())
+}
+
 fn check(shape: &PoolShape, in_len: usize, out_len: usize) {
-    assert!(shape.k > 0 && shape.h % shape.k == 0 && shape.w % shape.k == 0, "pool window");
+    let PoolShape { h, w, k, stride, pad, .. } = *shape;
+    assert!(k > 0 && stride > 0 && 2 * pad <= k && h + 2 * pad >= k && w + 2 * pad >= k, "pool window");
     assert_eq!(in_len, shape.in_len(), "pool input shape");
     assert_eq!(out_len, shape.out_len(), "pool output shape");
 }
+
+#[cfg(test)]
+#[path = "pool_reference_tests.rs"]
+mod reference_tests;
 
 #[cfg(test)]
 mod tests {
@@ -125,7 +190,7 @@ mod tests {
     use crate::spikes::SpikeBits;
 
     // One channel, 2x4 input, k = 2: windows [0,1,4,5] and [2,3,6,7].
-    const SHAPE: PoolShape = PoolShape { c: 1, h: 2, w: 4, k: 2 };
+    const SHAPE: PoolShape = PoolShape { c: 1, h: 2, w: 4, k: 2, stride: 2, pad: 0 };
 
     #[test]
     fn avg_and_max_forward() {

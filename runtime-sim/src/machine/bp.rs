@@ -147,15 +147,18 @@ impl<S: Storage> Exec<'_, S> {
         Ok(Flow::Next)
     }
 
+    /// `bp.pool`: one step per in-bounds window element. Windows that tile the map only
+    /// route or spread (no arithmetic charged); overlapping windows add into `dx`, one FP16
+    /// add per element.
     pub(crate) fn pool_bwd(
         &mut self,
         kind: PoolKind,
         dy: &Access,
         dx: &Access,
         x: &Option<Access>,
-        d: (u16, u16, u16, u8),
+        geom: &isa::PoolGeometry,
     ) -> Step {
-        let shape = self.pool_shape(d)?;
+        let shape = self.pool_shape(geom)?;
         self.need("dy", dy, shape.out_len())?;
         self.need("dx", dx, shape.in_len())?;
         let g = self.half_vec("dy", dy)?;
@@ -170,9 +173,11 @@ impl<S: Storage> Exec<'_, S> {
             (PoolKind::Max, None) => return Err(self.bad("max pooling backward needs the forward input `x`")),
         }
         self.set_half("dx", dx, &gin)?;
-        let a = [self.touch(dy.buf, shape.out_len()), self.touch(dx.buf, shape.in_len())];
-        let ops = OpCount { executed: shape.in_len() as u64, skipped: 0 };
-        self.engine(ops, 0.0, &a);
+        let taps = shape.taps();
+        let a = [self.touch(dy.buf, shape.out_len()), self.touch(dx.buf, taps)];
+        let ops = OpCount { executed: taps as u64, skipped: 0 };
+        let pj = if shape.tiles() { 0.0 } else { self.st.chip.energy.fp16_add_pj };
+        self.engine(ops, pj, &a);
         Ok(Flow::Next)
     }
 

@@ -292,12 +292,13 @@ impl<S: Storage> Exec<'_, S> {
         }
     }
 
-    pub(crate) fn pool_shape(&self, (c, ih, iw, k): (u16, u16, u16, u8)) -> Result<PoolShape, SimError> {
-        let (c, h, w, k) = (usize::from(c), usize::from(ih), usize::from(iw), usize::from(k));
-        if k == 0 || h % k != 0 || w % k != 0 {
-            return Err(self.bad(format!("pool window {k} must be at least 1 and divide {h}x{w}")));
-        }
-        Ok(PoolShape { c, h, w, k })
+    /// The kernel geometry of `fp.pool` / `bp.pool`, or the instruction's error when the
+    /// window does not fit (the verifier's rule, [`isa::PoolGeometry::sizes`]).
+    pub(crate) fn pool_shape(&self, g: &isa::PoolGeometry) -> Result<PoolShape, SimError> {
+        g.sizes().map_err(|m| self.bad(m))?;
+        let (c, h, w) = (usize::from(g.c), usize::from(g.ih), usize::from(g.iw));
+        let (k, stride, pad) = (usize::from(g.k), usize::from(g.stride), usize::from(g.pad));
+        Ok(PoolShape { c, h, w, k, stride, pad })
     }
 
     /// The errors with the ones the `nz` bitmap marks zero forced to zero: the engine never

@@ -124,8 +124,10 @@ impl<S: Storage> Exec<'_, S> {
         Ok(Flow::Next)
     }
 
-    pub(crate) fn pool_fwd(&mut self, kind: PoolKind, src: &Access, dst: &Access, d: (u16, u16, u16, u8)) -> Step {
-        let shape = self.pool_shape(d)?;
+    /// `fp.pool`: one FP16 add (a compare for max) per in-bounds window element it visits;
+    /// `src` is read and `dst` written once per element of the window or output.
+    pub(crate) fn pool_fwd(&mut self, kind: PoolKind, src: &Access, dst: &Access, g: &isa::PoolGeometry) -> Step {
+        let shape = self.pool_shape(g)?;
         self.need("src", src, shape.in_len())?;
         self.need("dst", dst, shape.out_len())?;
         let mut out = vec![S::default(); shape.out_len()];
@@ -140,7 +142,7 @@ impl<S: Storage> Exec<'_, S> {
         }
         let sp = self.span("dst", dst)?;
         self.st.bufs[sp.slot].set_vals(sp.start, &out.iter().map(|v| v.to_f32()).collect::<Vec<_>>());
-        let a = [self.touch(src.buf, shape.in_len()), self.touch(dst.buf, shape.out_len())];
+        let a = [self.touch(src.buf, shape.taps()), self.touch(dst.buf, shape.out_len())];
         let pj = self.st.chip.energy.fp16_add_pj;
         self.engine(ops, pj, &a);
         Ok(Flow::Next)

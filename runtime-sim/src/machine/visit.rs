@@ -8,7 +8,7 @@ use super::error::Location;
 use super::exec::{Exec, Flow, PadDims, Step};
 use super::rows::Rows;
 use crate::fp::Storage;
-use isa::{Access, DramAddr, LossKind, OptKind, PoolKind, Reg, ResetMode, Stream, Surrogate, Visitor};
+use isa::{Access, DramAddr, LossKind, OptKind, PoolGeometry, PoolKind, Reg, ResetMode, Stream, Surrogate, Visitor};
 
 impl<S: Storage> Visitor for Exec<'_, S> {
     type Output = Step;
@@ -101,8 +101,19 @@ impl<S: Storage> Visitor for Exec<'_, S> {
         let g = super::engine::ConvDims::new(*cin, *cout, *ih, *iw, *kh, *kw, *stride);
         self.conv_fwd(spk, w, out, g, *acc, *skip)
     }
-    fn fp_pool(&mut self, kind: &PoolKind, src: &Access, dst: &Access, c: &u16, ih: &u16, iw: &u16, k: &u8) -> Step {
-        self.pool_fwd(*kind, src, dst, (*c, *ih, *iw, *k))
+    fn fp_pool(
+        &mut self,
+        kind: &PoolKind,
+        src: &Access,
+        dst: &Access,
+        c: &u16,
+        ih: &u16,
+        iw: &u16,
+        k: &u8,
+        stride: &u8,
+        pad: &u8,
+    ) -> Step {
+        self.pool_fwd(*kind, src, dst, &PoolGeometry { c: *c, ih: *ih, iw: *iw, k: *k, stride: *stride, pad: *pad })
     }
     fn fp_lif(
         &mut self,
@@ -165,8 +176,10 @@ impl<S: Storage> Visitor for Exec<'_, S> {
         ih: &u16,
         iw: &u16,
         k: &u8,
+        stride: &u8,
+        pad: &u8,
     ) -> Step {
-        self.pool_bwd(*kind, dy, dx, x, (*c, *ih, *iw, *k))
+        self.pool_bwd(*kind, dy, dx, x, &PoolGeometry { c: *c, ih: *ih, iw: *iw, k: *k, stride: *stride, pad: *pad })
     }
     fn bp_soma(
         &mut self,

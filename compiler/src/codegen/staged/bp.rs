@@ -3,14 +3,14 @@
 //! input chunks, a barrier, and the hand-over to WG.
 
 use super::fp::per_sample_staged;
-use super::plan::{Item, Kind, Plan, Unit};
+use super::plan::{Item, Kind, Plan, Pool, Unit};
 use super::tiles::{ConvGeom, ConvTiling};
 use super::{
     BAR_BP, BtRows, Bump, Groups, Owned, Slab, Span, TOK_FP_DONE, TOK_IG, TOK_UPDATED, TOK_WG_DONE, bt_addr, bt_buf,
     bt_rev, cfg_neuron, conv_tiles, owned,
 };
 use crate::codegen::emit::{B, Code, STEP, T, TILE, at, h16, stride, tiles};
-use isa::{Access, Buf, DramAddr, Instr, PoolKind, Stream};
+use isa::{Access, Buf, DramAddr, Instr, Stream};
 
 /// The BP instructions of `core`.
 pub(super) fn stream(p: &Plan, core: u16, spans: &mut Vec<Span>) -> Code {
@@ -48,6 +48,12 @@ fn unit(p: &Plan, u: &Unit, core: u16, c: &mut Code) {
     cfg_neuron(u, c);
     match &u.kind {
         Kind::Conv { g, t, pool } => {
+            if let Some((pool, cp)) = Pool::pass(*pool) {
+                // The pooling pass spreads dL/dS over whole maps first (into the layer's
+                // dL/dH tensor, see `pool.rs`), then every core's tiles read it.
+                super::pool::backward(p, u, g, (&pool, cp), core, c);
+                c.push(Instr::Barrier { id: BAR_BP, count: p.cores });
+            }
             for tile in conv_tiles(g, t, core, p.cores) {
                 conv_soma(p, u, g, t, *pool, tile, c);
             }
@@ -86,17 +92,10 @@ fn unit(p: &Plan, u: &Unit, core: u16, c: &mut Code) {
 }
 
 /// The gradient soma of one conv tile, in reverse time, for every sample: dL/dS (spread
-/// back through the pooling), the saved mask, H and spikes from DRAM; dL/dH and its
-/// nonzero bitmap back to DRAM.
-fn conv_soma(
-    p: &Plan,
-    u: &Unit,
-    g: &ConvGeom,
-    t: &ConvTiling,
-    pool: Option<(PoolKind, u32)>,
-    (cb, rb): (u32, u32),
-    c: &mut Code,
-) {
+/// back through the pooling: here when the tile pools, else by the pooling pass into the
+/// dL/dH tensor), the saved mask, H and spikes from DRAM; dL/dH and its nonzero bitmap
+/// back to DRAM.
+fn conv_soma(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, pool: Option<Pool>, (cb, rb): (u32, u32), c: &mut Code) {
     let tile = t.tile(g);
     let mut r = Bump::default();
     let (ds, full, dv, dh) =
@@ -114,21 +113,22 @@ fn conv_soma(
     if need_spikes {
         bits1.load(spikes.clone(), bt_rev(p, u.spikes + bits1.first, n / 8), c);
     }
-    let ds_at = match pool {
-        Some((kind, k)) => {
+    let ds_at = match (Pool::fused(pool), Pool::pass(pool)) {
+        (Some(pool), _) => {
+            let k = pool.k;
             let plen = tile / (k * k);
             let dy = at(Buf::BpErr, ds, plen);
             let pooled = Slab::new(g, t, (cb, rb), 16, k);
             pooled.load(dy.clone(), bt_rev(p, u.ds + pooled.first, u.out_len() * 2), c);
             let dx = at(Buf::BpPsum, full, tile);
-            let x = (kind == PoolKind::Max).then(|| spikes.clone());
-            let (ch, ih, iw) = (h16(t.co), h16(t.rows), h16(g.ow));
-            c.push(Instr::BpPool { kind, dy, dx: dx.clone(), x, c: ch, ih, iw, k: k as u8 });
+            c.push(pool.backward(dy, dx.clone(), spikes.clone(), (t.co, t.rows, g.ow)));
             dx
         }
-        None => {
+        (None, pass) => {
+            // Without a pooling pass dL/dS is the next layer's error tensor as it is.
+            let from = if pass.is_some() { u.dh } else { u.ds };
             let a = at(Buf::BpErr, ds, tile);
-            bits16.load(a.clone(), bt_rev(p, u.ds + bits16.first, n * 2), c);
+            bits16.load(a.clone(), bt_rev(p, from + bits16.first, n * 2), c);
             a
         }
     };

@@ -115,13 +115,11 @@ fn pool(graph: &LayerGraph, layer: &Layer, out: &mut [Stage]) -> Result<bool, Co
     if graph.consumers(read).count() != 1 {
         return Err(unsupported(layer, "pooling that is not the only reader of the previous layer"));
     }
-    if p.stride != p.kernel || p.padding != 0 || p.kernel == 0 || p.kernel > 255 {
-        return Err(unsupported(layer, "pooling whose stride differs from its window, or with padding"));
-    }
+    // A unit's pooling may have any window, stride and padding (the plan checks them, see
+    // `codegen/pooling.rs`); a join's is limited to what its `fp.linear` average does.
     let k = p.kernel;
-    if before.shape.len() != 3 || before.shape[1] % k != 0 || before.shape[2] % k != 0 {
-        return Err(unsupported(layer, "pooling whose window does not divide the feature map"));
-    }
+    let tiled = p.stride == k && p.padding == 0 && k != 0 && k <= 255;
+    let divides = before.shape.len() == 3 && k != 0 && before.shape[1] % k == 0 && before.shape[2] % k == 0;
     let stage = out.iter_mut().rev().find(|s| match s {
         Stage::Unit { neuron, .. } => *neuron == read,
         Stage::Join { add, .. } => *add == read,
@@ -136,7 +134,7 @@ fn pool(graph: &LayerGraph, layer: &Layer, out: &mut [Stage]) -> Result<bool, Co
         }
         Some(Stage::Join { pool, .. }) => {
             // A join's sum is FP16: its window is averaged by `fp.linear` over whole rows.
-            if !matches!(layer.op, Op::AvgPool(_)) || before.shape[2] != k {
+            if !matches!(layer.op, Op::AvgPool(_)) || !tiled || !divides || before.shape[2] != k {
                 return Err(unsupported(layer, "pooling of an `add` other than an average over whole rows"));
             }
             *pool = Some((layer.id, k));

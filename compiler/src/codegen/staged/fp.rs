@@ -1,13 +1,14 @@
 //! The FP stream of a staged program: per step, every layer's tiles owned by this core for
 //! every sample and timestep, a barrier after each layer, then the hand-over to BP.
 
-use super::plan::{Item, Kind, Plan, Src, Unit};
+use super::plan::{Item, Kind, Plan, Pool, Src, Unit};
 use super::tiles::{ConvGeom, ConvTiling};
 use super::{
     BAR_FP, BtRows, Bump, Groups, Owned, Slab, Span, TOK_FP_DONE, TOK_UPDATED, bt_addr, bt_buf, cfg_neuron, conv_tiles,
 };
 use crate::codegen::emit::{B, Code, STEP, T, TILE, at, h16, stride, tiles};
-use isa::{Access, Buf, DramAddr, Instr, PoolKind, Stream};
+use crate::codegen::pooling::Pooling;
+use isa::{Access, Buf, DramAddr, Instr, Stream};
 
 /// The FP instructions of `core`.
 pub(super) fn stream(p: &Plan, core: u16, spans: &mut Vec<Span>) -> Code {
@@ -133,8 +134,9 @@ pub(super) fn conv_weights(u: &Unit, g: &ConvGeom, t: &ConvTiling, (cb, j): (u32
     c.push(Instr::DmaLoad { dst, src, rows: h16(t.co), row: t.cc * kk * 2, stride: cin * kk * 2 });
 }
 
-/// The FP tiles of a conv layer owned by `core`.
-fn conv(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, pool: Option<(PoolKind, u32)>, core: u16, c: &mut Code) {
+/// The FP tiles of a conv layer owned by `core`, then (after a barrier, as it reads the
+/// spikes of every core's tiles) its share of a pooling pass, if the pooling has one.
+fn conv(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, pool: Option<Pool>, core: u16, c: &mut Code) {
     let mut r = Bump::default();
     let tile = t.tile(g);
     let regs = Regs {
@@ -149,7 +151,11 @@ fn conv(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, pool: Option<(PoolKind
     };
     regs.input.zero_border(g, t, c);
     for tile in conv_tiles(g, t, core, p.cores) {
-        conv_tile(p, u, g, t, pool, &regs, tile, c);
+        conv_tile(p, u, g, t, Pool::fused(pool), &regs, tile, c);
+    }
+    if let Some((pool, cp)) = Pool::pass(pool) {
+        c.push(Instr::Barrier { id: BAR_FP, count: p.cores });
+        super::pool::forward(p, u, g, (&pool, cp), core, c);
     }
 }
 
@@ -173,7 +179,7 @@ fn conv_tile(
     u: &Unit,
     g: &ConvGeom,
     t: &ConvTiling,
-    pool: Option<(PoolKind, u32)>,
+    pool: Option<Pooling>,
     r: &Regs,
     (cb, rb): (u32, u32),
     c: &mut Code,
@@ -242,12 +248,14 @@ fn conv_tile(
     if cfg.keep_h {
         bits16.store(bt_addr(p, u.h + bits16.first, u.n * 2), at(Buf::FpMem, r.h, tile), c);
     }
-    if let (Some((kind, k)), Some(addr)) = (pool, u.pooled) {
+    if let (Some(pool), Some(addr)) = (pool, u.pooled) {
+        // Windows that tile the map (stride = window, no padding): a block of rows pools
+        // on its own.
+        let k = pool.k;
         let plen = tile / (k * k);
         let (buf, bits) = if u.pooled_bits { (Buf::FpSpk, 1) } else { (Buf::FpMem, 16) };
         let dst = at(buf, r.pooled, plen);
-        let (ch, ih, iw) = (h16(t.co), h16(t.rows), h16(g.ow));
-        c.push(Instr::FpPool { kind, src: spk, dst: dst.clone(), c: ch, ih, iw, k: k as u8 });
+        c.push(pool.forward(spk, dst.clone(), (t.co, t.rows, g.ow)));
         let pooled = slab(bits, k);
         pooled.store(bt_addr(p, addr + pooled.first, u.out_len() * bits / 8), dst, c);
     }

@@ -141,7 +141,18 @@ pub(super) fn bp(p: &Plan, j: &Join, core: u16, c: &mut Code) {
         c.load(dy.clone(), chunk_addr(p, o, q.ds, e / kk * 2, j.n / kk * 2), u64::from(e / kk) * 2);
         let (ch, k) = (h16(e / kk), h16(q.k));
         let (dy, dx) = (dy.clone(), dx.clone());
-        c.push(Instr::BpPool { kind: PoolKind::Avg, dy, dx: dx.clone(), x: None, c: ch, ih: k, iw: k, k: q.k as u8 });
+        c.push(Instr::BpPool {
+            kind: PoolKind::Avg,
+            dy,
+            dx: dx.clone(),
+            x: None,
+            c: ch,
+            ih: k,
+            iw: k,
+            k: q.k as u8,
+            stride: q.k as u8,
+            pad: 0,
+        });
         c.store(chunk_addr(p, o, j.ds, e * 2, j.n * 2), dx, u64::from(e) * 2);
         c.close(T);
         c.close(B);

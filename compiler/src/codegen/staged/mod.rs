@@ -48,6 +48,7 @@ mod dag;
 mod fp;
 mod join;
 mod plan;
+mod pool;
 mod rows;
 mod tiles;
 mod wg;
@@ -390,9 +391,9 @@ pub(super) fn describe(graph: &LayerGraph, chip: &ChipDesc) -> Result<String, Co
     }
     for u in &plan.units {
         let _ = match &u.kind {
-            plan::Kind::Conv { g, t, .. } => writeln!(
+            plan::Kind::Conv { g, t, pool } => writeln!(
                 s,
-                "{} + {}: conv {}x{}x{} -> {}x{}x{}; {} tiles of {} ch x {} rows, input chunks of {} ch{}{}; {}",
+                "{} + {}: conv {}x{}x{} -> {}x{}x{}; {} tiles of {} ch x {} rows, input chunks of {} ch{}{}{}; {}",
                 u.weight_name,
                 u.neuron_name,
                 g.cin,
@@ -407,6 +408,10 @@ pub(super) fn describe(graph: &LayerGraph, chip: &ChipDesc) -> Result<String, Co
                 t.cc,
                 if t.windowed(g) { format!(" x {} rows", g.in_window(t.rows, 0).1) } else { String::new() },
                 if t.resident { ", weights resident" } else { ", weights streamed" },
+                match plan::Pool::pass(*pool) {
+                    Some((_, cp)) => format!(", pooled in a pass of groups of {cp} whole maps"),
+                    None => String::new(),
+                },
                 if t.cc2 == 0 {
                     "no errors below".to_string()
                 } else if t.rows2 < g.h {

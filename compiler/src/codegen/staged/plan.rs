@@ -8,6 +8,7 @@ use super::tiles::{self, Caps, ConvGeom, ConvTiling, LinearTiling};
 use crate::codegen::alloc::Dram;
 use crate::codegen::placement::{buffer_elems, linear_dims};
 use crate::codegen::plan::{NeuronCfg, OptCfg, check_u16, neuron_cfg, opt_cfg};
+use crate::codegen::pooling::Pooling;
 use crate::codegen::weights::{self, Shape};
 use crate::codegen::{CodegenError, CodegenOptions};
 use crate::graph::{Layer, LayerGraph, LayerId};
@@ -96,8 +97,29 @@ impl Join {
 
 /// What kind of weight layer a unit has, with its tiling.
 pub(super) enum Kind {
-    Conv { g: ConvGeom, t: ConvTiling, pool: Option<(PoolKind, u32)> },
+    Conv { g: ConvGeom, t: ConvTiling, pool: Option<Pool> },
     Linear { t: LinearTiling },
+}
+
+/// The pooling a conv unit ends with, and where it runs: in the conv tiles when its windows
+/// tile the map (`pass` is `None`), else in a pass of its own over groups of `pass` whole
+/// channel maps (see `pool.rs`).
+#[derive(Clone, Copy)]
+pub(super) struct Pool {
+    pub(super) p: Pooling,
+    pub(super) pass: Option<u32>,
+}
+
+impl Pool {
+    /// The pooling the conv tiles run themselves, if they do.
+    pub(super) fn fused(pool: Option<Pool>) -> Option<Pooling> {
+        pool.filter(|p| p.pass.is_none()).map(|p| p.p)
+    }
+
+    /// The channels per group of the pooling's own pass, if it has one.
+    pub(super) fn pass(pool: Option<Pool>) -> Option<(Pooling, u32)> {
+        pool.and_then(|p| p.pass.map(|cp| (p.p, cp)))
+    }
 }
 
 /// One weight layer with its neuron layer (and pooling), cut into tiles over all cores.
@@ -154,7 +176,7 @@ impl Kind {
     /// Elements per timestep a layer with `n` outputs sends on: its pooled map, if it pools.
     fn out_len(&self, n: u32) -> u32 {
         match self {
-            Kind::Conv { g, pool: Some((_, k)), .. } => g.cout * (g.oh / k) * (g.ow / k),
+            Kind::Conv { g, pool: Some(pool), .. } => pool.p.len(g.cout),
             _ => n,
         }
     }
@@ -273,6 +295,7 @@ fn caps(chip: &ChipDesc, cores: u16) -> Caps {
         psum: e(Buf::FpPsum),
         fpw: e(Buf::FpW),
         fpin: e(Buf::FpIn),
+        spk: e(Buf::FpSpk),
         mem: e(Buf::FpMem),
         bpw: e(Buf::BpW),
         bpsum: e(Buf::BpPsum),
@@ -408,7 +431,8 @@ impl Ctx<'_> {
         let mask = dram.tensor(&format!("{nn}.mask"), bits.div_ceil(8))?;
         let h = if neuron.keep_h { dram.tensor(&format!("{nn}.membrane"), bits * 2)? } else { 0 };
         let nz = dram.tensor(&format!("{nn}.delta_mask"), bits.div_ceil(8))?;
-        let pooled_bits = matches!(kind, Kind::Conv { pool: Some((PoolKind::Max, _)), .. });
+        let pooled_bits =
+            matches!(kind, Kind::Conv { pool: Some(Pool { p: Pooling { kind: PoolKind::Max, .. }, .. }), .. });
         let out_len = kind.out_len(n);
         let pooled = match &kind {
             Kind::Conv { pool: Some(_), .. } => {
@@ -475,20 +499,32 @@ impl Ctx<'_> {
                 if g.hp() > 65535 || g.wp() > 65535 || kernel > 255 || stride > 255 || padding > 255 {
                     return Err(fail("a conv2d layer beyond the ISA's fields".into()));
                 }
-                let pool = self.graph.consumers(nl.id).find_map(|l| match &l.op {
-                    Op::AvgPool(p) => Some((PoolKind::Avg, p.kernel)),
-                    Op::MaxPool(p) => Some((PoolKind::Max, p.kernel)),
-                    _ => None,
-                });
                 if !dense && (g.inputs() % 8 != 0) || g.outputs() % 8 != 0 {
                     return Err(fail("feature maps that are not whole bytes of spikes".into()));
                 }
-                let pool_window = pool.map(|p| (p.1, p.0 == PoolKind::Max));
-                let t = tiles::conv(&g, dense, pool_window, !self.first, &self.caps)
+                let pool = self.pool(nl, &g)?;
+                let fused = Pool::fused(pool).map(|p| (p.k, p.kind == PoolKind::Max));
+                let t = tiles::conv(&g, dense, fused, !self.first, &self.caps)
                     .map_err(|e| fail(format!("this layer in a staged program: {e}")))?;
                 Ok((Kind::Conv { g, t, pool }, out * cin * g.kk(), cin * g.kk(), out))
             }
             _ => Err(fail("a layer without weights at the head of a unit".into())),
         }
+    }
+
+    /// The pooling after the conv layer `g` whose neuron layer is `nl`, and where it runs:
+    /// windows that tile the map pool inside the conv tiles (as before overlapping windows
+    /// existed); any other pooling in its own pass over groups of whole channel maps.
+    fn pool(&self, nl: &Layer, g: &ConvGeom) -> Result<Option<Pool>, CodegenError> {
+        let Some(p) = Pooling::of(self.graph, nl, (g.cout, g.oh, g.ow))? else { return Ok(None) };
+        if p.tiles(g.oh, g.ow) {
+            return Ok(Some(Pool { p, pass: None }));
+        }
+        let name = || self.graph.consumers(nl.id).next().map_or_else(|| nl.name.clone(), |l| l.name.clone());
+        let cp = tiles::pool_group(g, &p, &self.caps).map_err(|e| CodegenError::Unsupported {
+            layer: name(),
+            what: format!("this pooling in a staged program: {e}"),
+        })?;
+        Ok(Some(Pool { p, pass: Some(cp) }))
     }
 }

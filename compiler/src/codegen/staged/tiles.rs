@@ -2,6 +2,8 @@
 //! its working set fits the buffer it lives in. Pure arithmetic, tested on its own.
 
 use crate::codegen::emit::h16;
+use crate::codegen::pooling::Pooling;
+use isa::PoolKind;
 
 /// The largest divisor of `n` that is at most `cap` and satisfies `ok`, if any.
 pub(super) fn divisor(n: u32, cap: u64, ok: impl Fn(u32) -> bool) -> Option<u32> {
@@ -11,10 +13,11 @@ pub(super) fn divisor(n: u32, cap: u64, ok: impl Fn(u32) -> bool) -> Option<u32>
 /// Buffer capacities (elements) the tiling works against.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Caps {
-    /// `fp.psum`, `fp.w`, `fp.in` (bits), `fp.mem`.
+    /// `fp.psum`, `fp.w`, `fp.in` (bits), `fp.spk` (bits), `fp.mem`.
     pub(super) psum: u64,
     pub(super) fpw: u64,
     pub(super) fpin: u64,
+    pub(super) spk: u64,
     pub(super) mem: u64,
     /// `bp.w`, `bp.psum`, `bp.delta`, `wg.err`.
     pub(super) bpw: u64,
@@ -299,6 +302,29 @@ fn conv_igrad_rows(g: &ConvGeom, caps: &Caps) -> Option<(u32, u32, u32)> {
     })
 }
 
+/// Channels per group of a pooling's own pass (see `pool.rs`): the group's whole spike maps
+/// and pooled maps fit `fp.spk` (and `fp.mem` for average pooling's FP16 output) forward,
+/// and its FP16 pooled and spread gradients fit `bp.delta` backward; spike maps and pooled
+/// spikes move in whole bytes. Of the groups that fit, the largest that still gives every
+/// core one wins (fewer, longer instructions), else the most groups.
+pub(super) fn pool_group(g: &ConvGeom, pool: &Pooling, caps: &Caps) -> Result<u32, String> {
+    let max = pool.kind == PoolKind::Max;
+    let fits = |cp: u32| {
+        let (maps, pooled) = (u64::from(cp * g.oh * g.ow), u64::from(pool.len(cp)));
+        let bytes_ok = maps % 8 == 0 && (!max || pooled % 8 == 0);
+        let fp_ok = if max { maps + pooled <= caps.spk } else { maps <= caps.spk && pooled <= caps.mem };
+        bytes_ok && fp_ok && maps + pooled <= caps.delta
+    };
+    let spread = u64::from(g.cout).min(caps.cores);
+    (1..=g.cout)
+        .filter(|cp| g.cout % cp == 0 && fits(*cp))
+        .max_by_key(|&cp| {
+            let enough = u64::from(g.cout / cp) >= spread;
+            (enough, if enough { cp } else { g.cout / cp })
+        })
+        .ok_or_else(|| "no group of whole channel maps and their pooled maps fits `fp.spk` and `bp.delta`".to_string())
+}
+
 /// How a linear layer (`k` inputs, `n` outputs) is cut, for `bt = B x T` sample-steps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct LinearTiling {
@@ -376,6 +402,7 @@ mod tests {
             psum: 4096,
             fpw: 1152,
             fpin: 18496,
+            spk: 262144,
             mem: 65536,
             bpw: 1152,
             bpsum: 4096,
@@ -456,6 +483,20 @@ mod tests {
         let s2 = ConvGeom { s: 2, p: 0, oh: 7, ow: 7, ..g };
         assert_eq!(s2.err_window(4, 3), ErrWindow { r0: 5, r1: 7, start: 10, ih: 6, a: 12 });
         assert_eq!(s2.in_window(4, 1), (8, 9));
+    }
+
+    #[test]
+    fn pooling_groups_fit_their_buffers_and_spread_over_the_cores() {
+        // ResNet's stem: 64 maps of 112 x 112 spikes pooled to 56 x 56. Groups of 2 maps
+        // (25,088 spikes and 6,272 pooled values) fit, and 32 groups keep all 20 cores busy.
+        let stem = ConvGeom { cin: 3, h: 224, w: 224, cout: 64, oh: 112, ow: 112, k: 7, s: 2, p: 3 };
+        let pool = Pooling { kind: PoolKind::Max, k: 3, stride: 2, pad: 1, oh: 56, ow: 56 };
+        assert_eq!(pool_group(&stem, &pool, &caps()), Ok(2));
+        // With fewer channels than cores, one map per group.
+        assert_eq!(pool_group(&ConvGeom { cout: 8, ..stem }, &pool, &caps()), Ok(1));
+        // A `bp.delta` too small for one map and its pooled map is an error, not a panic.
+        let small = Caps { delta: 12544, ..caps() };
+        assert!(pool_group(&stem, &pool, &small).is_err());
     }
 
     #[test]

@@ -148,7 +148,7 @@ fn bad_programs_fail_without_panicking() {
         // A soma whose configuration slot was never set.
         "fp.lif x=fp.psum[0:8] bias=- v=fp.mem[0:8] h=- spk=- mask=- n=8 cfg=3 fire=true",
         // A spike operand in a 16-bit buffer.
-        "fp.pool kind=max src=fp.psum[0:16] dst=fp.psum[16:4] c=1 ih=4 iw=4 k=2",
+        "fp.pool kind=max src=fp.psum[0:16] dst=fp.psum[16:4] c=1 ih=4 iw=4 k=2 stride=2 pad=0",
         // DMA outside DRAM.
         "dma.ld dst=fp.w[0:8] src=@0xfffffff8 rows=1 row=16 stride=16",
         // An endloop without a loop.
