@@ -19,6 +19,7 @@ const LARGE: &[&str] = &[
     "vgg16_imagenet",
     "resnet18_imagenet",
     "resnet50_imagenet",
+    "resnet_digits",
     "dvs_gesture",
 ];
 
