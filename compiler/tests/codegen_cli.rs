@@ -69,3 +69,76 @@ fn a_failing_compile_leaves_no_file() {
     let leftovers = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
     assert_eq!(leftovers, 0);
 }
+
+/// A tensor of a weights file: name, shape and values.
+type Named<'a> = (&'a str, Vec<usize>, Vec<f32>);
+
+/// Writes a safetensors file of `tensors` for model `model`.
+fn weights_file(dir: &Path, model: &str, tensors: &[Named<'_>]) -> String {
+    use sim::record::{Tensor, TensorData, Weights};
+    let tensors = tensors
+        .iter()
+        .map(|(name, shape, v)| Tensor {
+            name: name.to_string(),
+            shape: shape.clone(),
+            data: TensorData::F32(v.clone()),
+        })
+        .collect();
+    let weights = Weights::new(Some(model.to_string()), tensors).unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.join("given.safetensors");
+    weights.save(&path).unwrap_or_else(|e| panic!("{e}"));
+    path.to_string_lossy().into_owned()
+}
+
+/// The FP16 values of a program's data segment, widened.
+fn segment(program: &isa::Program, name: &str) -> Vec<f32> {
+    let seg = program.data.iter().find(|d| d.name == name).unwrap_or_else(|| panic!("no segment {name}"));
+    seg.bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()
+}
+
+fn program_at(path: &Path) -> isa::Program {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    isa::Program::from_bytes(&bytes).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+/// `--weights` puts the file's layer into the program, transposed to the chip's `[in][out]`
+/// and rounded to FP16; a layer the file does not name is drawn from `init` as without it.
+#[test]
+fn given_weights_replace_the_drawn_ones_layer_by_layer() {
+    let dir = scratch("weights");
+    let w1: Vec<f32> = (0..32 * 16).map(|i| (i as f32 - 250.0) / 300.0).collect();
+    let file = weights_file(&dir, "fc16", &[("f1.weight", vec![32, 16], w1.clone())]);
+    let out = snnc(&["compile", &model("fc16.snn"), "--weights", &file, "-o", "given.bin"], &dir);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let drawn = snnc(&["compile", &model("fc16.snn"), "-o", "drawn.bin"], &dir);
+    assert!(drawn.status.success(), "{}", text(&drawn.stderr));
+    let (given, drawn) = (program_at(&dir.join("given.bin")), program_at(&dir.join("drawn.bin")));
+    let want: Vec<f32> = (0..16 * 32).map(|j| half::f16::from_f32(w1[(j % 32) * 16 + j / 32]).to_f32()).collect();
+    assert_eq!(segment(&given, "f1.weight"), want);
+    assert_eq!(segment(&given, "f2.weight"), segment(&drawn, "f2.weight"));
+    assert_ne!(segment(&given, "f1.weight"), segment(&drawn, "f1.weight"));
+}
+
+/// Weights of another model, a tensor of no layer, a wrong size or an unreadable file are
+/// errors that name the problem and leave no program behind.
+#[test]
+fn bad_weight_files_are_clear_errors() {
+    let dir = scratch("bad-weights");
+    let w1 = vec![0.5; 32 * 16];
+    let cases: Vec<(Vec<Named<'_>>, &str, &str)> = vec![
+        (vec![("f1.weight", vec![32, 16], w1.clone())], "digits", "the weights are of model `digits`, not `fc16`"),
+        (vec![("f9.weight", vec![32, 16], w1.clone())], "fc16", "tensor `f9.weight` belongs to no layer"),
+        (vec![("f1.weight", vec![16, 16], vec![0.5; 256])], "fc16", "256 weights given, expected 32 x 16 = 512"),
+        (vec![("f1.bias", vec![32], vec![0.5; 32])], "fc16", "`f1.bias` is given without `f1.weight`"),
+    ];
+    for (tensors, owner, message) in cases {
+        let file = weights_file(&dir, owner, &tensors);
+        let out = snnc(&["compile", &model("fc16.snn"), "--weights", &file, "-o", "bad.bin"], &dir);
+        assert_eq!(out.status.code(), Some(1), "{message}: {}", text(&out.stderr));
+        assert!(text(&out.stderr).contains(message), "{message}: {}", text(&out.stderr));
+        assert!(!dir.join("bad.bin").exists(), "{message}: a program was written");
+    }
+    let out = snnc(&["compile", &model("fc16.snn"), "--weights", "missing.safetensors", "-o", "bad.bin"], &dir);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(!dir.join("bad.bin").exists());
+}

@@ -11,7 +11,7 @@ use super::chip_file::load_chip;
 use super::model_cmds::load_graph;
 use super::output::{print, read_text, write_atomically};
 use clap::{Args, ValueEnum};
-use snnc::codegen::{self, CodegenOptions};
+use snnc::codegen::{self, CodegenOptions, WeightSource};
 use snnc::diagnostics::render;
 use snnc::graph::dump;
 use std::io::Write as _;
@@ -34,6 +34,11 @@ pub struct CompileArgs {
     /// Seed of the initial weights (overrides the model's `init` seed).
     #[arg(long)]
     seed: Option<u64>,
+    /// Initial weights from a safetensors file (as `snnc train` writes them: `<layer>.weight`
+    /// and `<layer>.bias`, PyTorch layouts) instead of the model's `init`; layers the file
+    /// does not name are drawn from `init`.
+    #[arg(long, value_name = "FILE")]
+    weights: Option<PathBuf>,
     /// Also store S, V, H of every neuron layer and the weight gradients to DRAM.
     #[arg(long)]
     keep_activations: bool,
@@ -57,7 +62,7 @@ pub enum Stage {
     Bin,
 }
 
-/// `snnc compile MODEL [--chip CHIP] [-o OUT] [--emit STAGE] [--seed N]`.
+/// `snnc compile MODEL [--chip CHIP] [-o OUT] [--emit STAGE] [--seed N] [--weights FILE]`.
 pub fn compile(args: &CompileArgs) -> Result<(), Failure> {
     if args.emit == Some(Stage::Ast) {
         let source = read_text(&args.model)?;
@@ -74,7 +79,12 @@ pub fn compile(args: &CompileArgs) -> Result<(), Failure> {
     if args.emit == Some(Stage::Mapping) {
         return emit(args, codegen::placement_text(&graph, &chip).map_err(failed)?.as_bytes());
     }
+    let weights = match &args.weights {
+        Some(path) => super::given_weights::load(path, &graph)?,
+        None => WeightSource::Init,
+    };
     let options = CodegenOptions {
+        weights,
         seed: args.seed,
         keep_activations: args.keep_activations,
         steps: args.steps,

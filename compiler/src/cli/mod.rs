@@ -3,6 +3,7 @@
 
 mod chip_file;
 mod compile_cmds;
+mod given_weights;
 mod golden_cmds;
 mod map_cmds;
 mod measured;
