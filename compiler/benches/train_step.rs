@@ -1,5 +1,5 @@
 //! Benchmark of one training step on the instruction-level simulator: host wall time of a
-//! run of the training program of `digits`, `fc784_512` and `vgg_cifar_small` (one batch,
+//! run of the training program of `digits`, `fc784_512`, `vgg_cifar_small` and `resnet_digits` (one batch,
 //! forward, backward and update), median of several runs.
 //!
 //! Run with `cargo bench -p snnc --bench train_step` (append `-- NAME` for the benchmark labelled NAME,
@@ -30,6 +30,7 @@ fn main() {
         ("fc784_512", &chip, 7, false),
         ("fc784_512", &big, 7, true),
         ("vgg_cifar_small", &chip, 3, false),
+        ("resnet_digits", &chip, 5, false),
     ];
     let labels: Vec<String> = cases.iter().map(|c| label(c.0, c.3)).collect();
     let wanted =
