@@ -1,14 +1,14 @@
 //! Benchmark of one training step on the instruction-level simulator: host wall time of a
-//! run of the training program of `digits`, `fc784_512`, `vgg_cifar_small` and `resnet_digits` (one batch,
-//! forward, backward and update), median of several runs.
+//! run of the training program of `digits`, `fc784_512`, `vgg_cifar_small` and
+//! `resnet_digits` (one batch, forward, backward and update), median of several runs.
 //!
-//! Run with `cargo bench -p snnc --bench train_step` (append `-- NAME` for the benchmark labelled NAME,
-//! or those whose label contains NAME). The input spikes are random with a
+//! Run with `cargo bench -p snnc --bench train_step`; append `-- NAME` for the benchmark
+//! labelled NAME, or those whose label contains NAME. The input spikes are random with a
 //! density of 20% and the targets one-hot, the same bytes every run. On the default chip
-//! `fc784_512` and `vgg_cifar_small` are staged programs (their layers do not fit one core);
-//! `fc784_512 (resident)` runs the one-layer-per-core program on a chip whose
-//! `optimizer_store` holds the first layer's masters, Adam state and gradients
-//! (`bits = 58720256`), for comparison.
+//! `fc784_512`, `vgg_cifar_small` and `resnet_digits` are staged programs (their layers do
+//! not fit one core, or the graph has residual joins); `fc784_512 (resident)` runs the
+//! one-layer-per-core program on a chip whose `optimizer_store` holds the first layer's
+//! masters, Adam state and gradients (`bits = 58720256`), for comparison.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, missing_docs)]
 
