@@ -61,6 +61,8 @@ impl PlacementChoice {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoreMap {
     choice: PlacementChoice,
+    /// Whether a mapping was made (the choice asked for one and the pass succeeded).
+    mapping: bool,
     /// Per layer of a usable mapped unit, the unit's cores in the mapping's order.
     layers: BTreeMap<LayerId, Vec<u16>>,
     /// Why all or part of the mapping is not used, in sentences.
@@ -102,6 +104,7 @@ impl CoreMap {
         if choice == PlacementChoice::AllCores {
             return map;
         }
+        map.mapping = true;
         for unit in mapping.units.values() {
             match usable_cores(unit, chip) {
                 Ok(cores) => {
@@ -120,12 +123,18 @@ impl CoreMap {
 
     /// No mapping: every layer on all cores.
     fn all_cores(choice: PlacementChoice, notes: Vec<String>) -> CoreMap {
-        CoreMap { choice, layers: BTreeMap::new(), notes }
+        CoreMap { choice, mapping: false, layers: BTreeMap::new(), notes }
     }
 
     /// What was asked for.
     pub fn choice(&self) -> PlacementChoice {
         self.choice
+    }
+
+    /// Whether the cores come from a mapping (`false` for all-cores, or when the mapping
+    /// failed).
+    pub fn has_mapping(&self) -> bool {
+        self.mapping
     }
 
     /// The cores the mapping gives `layer`, in its order (`None` when it places none

@@ -87,7 +87,7 @@ impl Placement {
         cores: &CoreMap,
     ) -> Result<(Placement, Option<String>), CodegenError> {
         let mut placement = Placement::default_for(graph, chip)?;
-        if cores.choice() == super::PlacementChoice::AllCores {
+        if !cores.has_mapping() {
             return Ok((placement, None));
         }
         match one_core_each(graph, &placement, cores) {
