@@ -72,7 +72,7 @@ fn staged_layers_run_their_forward_tiles_on_the_mapped_cores() {
         let mapped = compile(&g, &chip, &CoreMap::from_mapping(&g, &chip, &m, PlacementChoice::Mapped));
         let all = compile(&g, &chip, &CoreMap::choose(&g, &chip, PlacementChoice::AllCores));
         let mut differs = false;
-        for (&weight, _) in &m.units {
+        for &weight in m.units.keys() {
             let name = unit_symbol(&mapped, &g.layer(weight).name);
             // A layer with fewer tiles than cores reaches only the first of them: as many
             // as it reaches of all cores.
@@ -88,8 +88,7 @@ fn staged_layers_run_their_forward_tiles_on_the_mapped_cores() {
 /// The default chip cut to two cores, listed so that the mesh's snake order (which the
 /// mapping follows) starts at core 1.
 fn two_cores_swapped() -> ChipDesc {
-    let mut chip = ChipDesc::default();
-    chip.cores = vec![[1, 0], [0, 0]];
+    let mut chip = ChipDesc { cores: vec![[1, 0], [0, 0]], ..ChipDesc::default() };
     chip.noc.width = 2;
     chip.noc.height = 1;
     chip
@@ -241,8 +240,8 @@ fn a_unit_without_cores_goes_to_all_cores() {
 
 #[test]
 fn a_unit_beyond_the_isa_core_ids_goes_to_all_cores() {
-    let mut huge = ChipDesc::default();
-    huge.cores = (0..=65_536u32).map(|i| [(i % 256) as u16, (i / 256) as u16]).collect();
+    let cores = (0..=65_536u32).map(|i| [(i % 256) as u16, (i / 256) as u16]).collect();
+    let huge = ChipDesc { cores, ..ChipDesc::default() };
     let edit = |s: &mut Vec<snnc::map::CoreSlice>| s[0].core = 65_536;
     check_unusable_cores(&huge, edit, "core 65536, beyond the ISA's core ids");
 }

@@ -195,4 +195,3 @@ pub(super) fn unit_name(graph: &LayerGraph, weight: LayerId) -> String {
 pub(super) fn ranges(cores: &[u16]) -> String {
     crate::report::text::core_ranges(cores.iter().map(|&c| usize::from(c)).collect())
 }
-

@@ -317,9 +317,8 @@ pub fn placement_text_with(graph: &LayerGraph, chip: &ChipDesc, cores: &CoreMap)
     if has_joins(graph) {
         return staged::describe(graph, chip, cores);
     }
-    let resident = Placement::mapped(graph, chip, cores).and_then(|(p, note)| {
-        plan::Plan::new(graph, chip, &p, &CodegenOptions::default()).map(|_| (p, note))
-    });
+    let resident = Placement::mapped(graph, chip, cores)
+        .and_then(|(p, note)| plan::Plan::new(graph, chip, &p, &CodegenOptions::default()).map(|_| (p, note)));
     match resident {
         Err(CodegenError::DoesNotFit { .. } | CodegenError::TooManyUnits { .. }) => {
             staged::describe(graph, chip, cores)

@@ -128,7 +128,9 @@ fn one_core_each(graph: &LayerGraph, placement: &Placement, cores: &CoreMap) -> 
             Some(&[one]) => one,
             Some(many) => {
                 let (n, list) = (many.len(), ranges(many));
-                return Err(format!("the mapping spreads {name} over {n} cores ({list}) but a resident unit runs on one"));
+                return Err(format!(
+                    "the mapping spreads {name} over {n} cores ({list}) but a resident unit runs on one"
+                ));
             }
         };
         if let Some(other) = taken.insert(core, name.clone()) {

@@ -17,13 +17,13 @@ mod report;
 
 use super::Failure;
 use super::chip_file::load_chip;
+use super::compile_cmds::PlacementArg;
 use super::model_cmds::load_graph;
 use super::output::print;
 use clap::{Args, ValueEnum};
 use isa::{AccWidth, ChipDesc};
 use sim::record::{ChipId, DatasetInfo, Interrupt, RunRecord, Weights};
 use sim::train::{EpochOutcome, ParamLayer, ProgramRequest, TrainConfig, TrainData, TrainError, Trainer};
-use super::compile_cmds::PlacementArg;
 use snnc::codegen::{self, CodegenOptions, CoreMap};
 use snnc::graph::LayerGraph;
 use snnc::model::Op;
