@@ -171,6 +171,27 @@ fn two_resident_units_on_one_core_stay_on_core_i_with_a_note() {
 }
 
 #[test]
+fn a_resident_unit_without_a_usable_core_stays_on_core_i_with_a_note() {
+    let (g, chip) = (graph("digits"), two_cores_swapped());
+    let mut m = mapping(&g, &chip);
+    if let Some(unit) = m.units.values_mut().next() {
+        unit.slices[0].core = 7;
+    }
+    let cores = CoreMap::from_mapping(&g, &chip, &m, PlacementChoice::Mapped);
+    let text = codegen::placement_text_with(&g, &chip, &cores).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        text.contains("note: the mapping gives `hidden` (L1) cores 7, but core 7 is not one of the chip's 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("note: the mapping gives `hidden` (L1) no core this chip has; the resident program"),
+        "{text}"
+    );
+    let p = compile(&g, &chip, &cores);
+    assert_eq!(fp_cores(&p, "hidden+hidden_spikes"), BTreeSet::from([0]));
+}
+
+#[test]
 fn a_failed_mapping_falls_back_to_all_cores_with_a_note() {
     // Room for the program's DRAM but not for what the mapping budgets (it also counts an
     // FP32 gradient per weight): the mapping fails, the program is still generated.

@@ -5,10 +5,10 @@
 //!
 //! The graph is cut into *units*: a weight layer (`linear` or `conv2d`) fused with the neuron
 //! layer (`lif` or `readout`) that reads it, and the pooling and `flatten` layers after it
-//! (conv units are described in `conv.rs`). Each unit runs on the core its [`Placement`] names:
-//! the mapping pass's core when it gives every unit one core of its own ([`CoreMap`],
-//! `cores.rs`), else core `i` for unit `i`. One run of the program is [`CodegenOptions::steps`] training steps
-//! (1 by default), each over `batch` samples:
+//! (conv units are described in `conv.rs`). Each unit runs on the core its [`Placement`]
+//! names: the mapping pass's core when it gives every unit one core of its own
+//! ([`CoreMap`], `cores.rs`), else core `i` for unit `i`. One run of the program is
+//! [`CodegenOptions::steps`] training steps (1 by default), each over `batch` samples:
 //!
 //! - **FP** stream, per sample `b`: load (unit 0, from DRAM) or receive (from the previous
 //!   core over the NoC) the input spikes of all `T` timesteps; one multi-row `fp.linear`
@@ -71,9 +71,9 @@
 //! per-sample working set (`T*k` input bits, `T*n` partial sums, membranes, errors) in its
 //! buffer. When a unit does not fit, or there are more units than cores, [`compile`] and
 //! [`compile_placed`] generate a *staged* program instead (module `staged`): every layer
-//! cut into tiles over its cores (all cores, or the mapping's, see [`PlacementChoice`]),
-//! DRAM between layers; graphs with `add` (residual joins,
-//! and the branches they bring) are always staged. Pooling may have any window, stride and
+//! cut into tiles over its cores (the mapping's, or all cores, see [`PlacementChoice`]),
+//! DRAM between layers; graphs with `add` (residual joins, and the branches they bring)
+//! are always staged. Pooling may have any window, stride and
 //! padding PyTorch allows (padding at most half the window).
 //! `cfg.opt` resets Adam's step counter at the start of every run, so a trainer should run
 //! many steps per run (`steps`), or say how many steps earlier runs took (`first_step`).
@@ -131,9 +131,9 @@ pub struct CodegenOptions {
     /// Store the output unit's per-sample sums (spike counts, or summed membranes of a
     /// readout) to the `output` symbol, FP32 `[S][B][C]`, for accuracy.
     pub outputs: bool,
-    /// Which cores each layer's work goes to (see [`PlacementChoice`]). [`compile`] runs the
-    /// mapping pass for it; the other entry points take the decision as a [`CoreMap`] or a
-    /// [`Placement`].
+    /// Which cores each layer's work goes to (see [`PlacementChoice`]). [`compile`],
+    /// [`compile_staged`] and the staged fallback of [`compile_placed`] run the mapping pass
+    /// for it; [`compile_with`] is given the decision as a [`CoreMap`] and ignores this.
     pub placement: PlacementChoice,
 }
 

@@ -124,7 +124,7 @@ fn one_core_each(graph: &LayerGraph, placement: &Placement, cores: &CoreMap) -> 
     for u in &placement.units {
         let name = unit_name(graph, u.weight);
         let core = match cores.cores_of(u.weight) {
-            None => return Err(format!("the mapping places no cores for {name}")),
+            None => return Err(format!("the mapping gives {name} no core this chip has")),
             Some(&[one]) => one,
             Some(many) => {
                 let (n, list) = (many.len(), ranges(many));
