@@ -142,3 +142,56 @@ fn bad_weight_files_are_clear_errors() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(!dir.join("bad.bin").exists());
 }
+
+/// The `cores` column of `snnc map`'s table, by the unit's weight layer.
+fn mapped_cores(table: &str) -> Vec<(String, String)> {
+    let rows = table.lines().skip_while(|l| !l.starts_with("unit ")).skip(1);
+    let rows = rows.take_while(|l| l.starts_with('L'));
+    rows.filter_map(|l| {
+        let cols: Vec<&str> = l.split_whitespace().collect();
+        let weight = cols.get(1)?.split('+').next()?.to_string();
+        Some((weight, cols.get(3)?.to_string()))
+    })
+    .collect()
+}
+
+/// The cores `--emit mapping` gives the unit whose weight layer is `weight`.
+fn emitted_cores(text: &str, weight: &str) -> Option<String> {
+    let mut lines = text.lines().skip_while(|l| !l.starts_with(&format!("{weight} + ")));
+    let line = lines.nth(1)?;
+    Some(line.strip_prefix("  cores ")?.split_whitespace().next()?.to_string())
+}
+
+#[test]
+fn emit_mapping_gives_each_layer_the_cores_snnc_map_reports() {
+    let dir = scratch("mapped");
+    let vgg = model("vgg_cifar_small.snn");
+    let table = text(&snnc(&["map", &vgg], &dir).stdout);
+    let units = mapped_cores(&table);
+    assert_eq!(units.len(), 4, "{table}");
+    let out = snnc(&["compile", &vgg, "--emit", "mapping"], &dir);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let emitted = text(&out.stdout);
+    assert!(emitted.starts_with("placement mapped:"), "{emitted}");
+    for (weight, cores) in &units {
+        assert_eq!(emitted_cores(&emitted, weight).as_ref(), Some(cores), "{weight}: {emitted}");
+        assert!(emitted.contains(&format!("  cores {cores} (mapped);")), "{emitted}");
+    }
+    let all = snnc(&["compile", &vgg, "--emit", "mapping", "--placement", "all-cores"], &dir);
+    let all = text(&all.stdout);
+    assert!(all.starts_with("placement all-cores:") && all.matches("  cores 0-19 (all);").count() == 4, "{all}");
+}
+
+#[test]
+fn placement_is_explained_and_checked_on_the_command_line() {
+    let dir = scratch("placement-help");
+    for command in ["compile", "train"] {
+        let help = text(&snnc(&[command, "--help"], &dir).stdout);
+        assert!(help.contains("--placement") && help.contains("all-cores") && help.contains("mapped"), "{help}");
+    }
+    let out = snnc(&["compile", &model("fc16.snn"), "--placement", "nowhere"], &dir);
+    assert!(!out.status.success(), "an unknown placement is refused");
+    assert!(text(&out.stderr).contains("all-cores"), "{}", text(&out.stderr));
+    let compiled = snnc(&["compile", &model("fc16.snn"), "--placement", "all-cores", "-o", "fc16.bin"], &dir);
+    assert!(compiled.status.success(), "{}", text(&compiled.stderr));
+}

@@ -11,7 +11,7 @@ use super::chip_file::load_chip;
 use super::model_cmds::load_graph;
 use super::output::{print, read_text, write_atomically};
 use clap::{Args, ValueEnum};
-use snnc::codegen::{self, CodegenOptions, WeightSource};
+use snnc::codegen::{self, CodegenOptions, CoreMap, PlacementChoice, WeightSource};
 use snnc::diagnostics::render;
 use snnc::graph::dump;
 use std::io::Write as _;
@@ -45,6 +45,32 @@ pub struct CompileArgs {
     /// Training steps (batches) per run of the program.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     steps: u32,
+    /// Which cores each layer's work goes to. `--emit mapping` prints the choice, the cores
+    /// of every layer, and why any layer does not follow the mapping (which then uses the
+    /// all-cores placement).
+    #[arg(long, value_enum, default_value_t = PlacementArg::Mapped)]
+    placement: PlacementArg,
+}
+
+/// Choices of `--placement`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlacementArg {
+    /// Each layer on the cores `snnc map` gives it (default options). A resident program
+    /// needs one core per unit: when the mapping splits a unit, it keeps unit i on core i.
+    Mapped,
+    /// No mapping: resident unit i on core i, a staged program's tiles over all cores
+    /// (its layers run one after another, so this may be a few percent faster).
+    AllCores,
+}
+
+impl PlacementArg {
+    /// The library's choice.
+    pub fn choice(self) -> PlacementChoice {
+        match self {
+            PlacementArg::Mapped => PlacementChoice::Mapped,
+            PlacementArg::AllCores => PlacementChoice::AllCores,
+        }
+    }
 }
 
 /// Stages `--emit` can stop at.
@@ -54,7 +80,8 @@ pub enum Stage {
     Ast,
     /// The layer graph table.
     Graph,
-    /// The placement of units on cores.
+    /// The placement: each layer's cores (and a staged program's tiling), and why any
+    /// layer does not follow the mapping.
     Mapping,
     /// The program listing.
     Asm,
@@ -76,8 +103,9 @@ pub fn compile(args: &CompileArgs) -> Result<(), Failure> {
     }
     let chip = load_chip(args.chip.as_deref())?;
     let failed = |e: codegen::CodegenError| Failure::Input(format!("error: {}: {e}\n", args.model.display()));
+    let cores = CoreMap::choose(&graph, &chip, args.placement.choice());
     if args.emit == Some(Stage::Mapping) {
-        return emit(args, codegen::placement_text(&graph, &chip).map_err(failed)?.as_bytes());
+        return emit(args, codegen::placement_text_with(&graph, &chip, &cores).map_err(failed)?.as_bytes());
     }
     let weights = match &args.weights {
         Some(path) => super::given_weights::load(path, &graph)?,
@@ -88,9 +116,10 @@ pub fn compile(args: &CompileArgs) -> Result<(), Failure> {
         seed: args.seed,
         keep_activations: args.keep_activations,
         steps: args.steps,
+        placement: args.placement.choice(),
         ..CodegenOptions::default()
     };
-    let program = codegen::compile(&graph, &chip, &options).map_err(failed)?;
+    let program = codegen::compile_with(&graph, &chip, &cores, &options).map_err(failed)?;
     match args.emit {
         Some(Stage::Asm) => emit(args, isa::asm::print(&program).as_bytes()),
         Some(_) => emit(args, &program.to_bytes()),

@@ -5,9 +5,10 @@
 //!
 //! The graph is cut into *units*: a weight layer (`linear` or `conv2d`) fused with the neuron
 //! layer (`lif` or `readout`) that reads it, and the pooling and `flatten` layers after it
-//! (conv units are described in `conv.rs`). Unit `i` runs on the core its [`Placement`] names
-//! (core `i` by default). One run of the program is [`CodegenOptions::steps`] training steps
-//! (1 by default), each over `batch` samples:
+//! (conv units are described in `conv.rs`). Each unit runs on the core its [`Placement`]
+//! names: the mapping pass's core when it gives every unit one core of its own
+//! ([`CoreMap`], `cores.rs`), else core `i` for unit `i`. One run of the program is
+//! [`CodegenOptions::steps`] training steps (1 by default), each over `batch` samples:
 //!
 //! - **FP** stream, per sample `b`: load (unit 0, from DRAM) or receive (from the previous
 //!   core over the NoC) the input spikes of all `T` timesteps; one multi-row `fp.linear`
@@ -70,8 +71,9 @@
 //! per-sample working set (`T*k` input bits, `T*n` partial sums, membranes, errors) in its
 //! buffer. When a unit does not fit, or there are more units than cores, [`compile`] and
 //! [`compile_placed`] generate a *staged* program instead (module `staged`): every layer
-//! cut into tiles over all cores, DRAM between layers; graphs with `add` (residual joins,
-//! and the branches they bring) are always staged. Pooling may have any window, stride and
+//! cut into tiles over its cores (the mapping's, or all cores, see [`PlacementChoice`]),
+//! DRAM between layers; graphs with `add` (residual joins, and the branches they bring)
+//! are always staged. Pooling may have any window, stride and
 //! padding PyTorch allows (padding at most half the window).
 //! `cfg.opt` resets Adam's step counter at the start of every run, so a trainer should run
 //! many steps per run (`steps`), or say how many steps earlier runs took (`first_step`).
@@ -86,6 +88,7 @@
 mod alloc;
 mod bp;
 mod conv;
+mod cores;
 mod emit;
 mod fp;
 mod placement;
@@ -96,6 +99,7 @@ mod summary;
 mod weights;
 mod wg;
 
+pub use cores::{CoreMap, PlacementChoice};
 pub use placement::{Placement, UnitPlacement};
 pub use summary::summary;
 pub use weights::{LayerWeights, WeightSource};
@@ -127,6 +131,10 @@ pub struct CodegenOptions {
     /// Store the output unit's per-sample sums (spike counts, or summed membranes of a
     /// readout) to the `output` symbol, FP32 `[S][B][C]`, for accuracy.
     pub outputs: bool,
+    /// Which cores each layer's work goes to (see [`PlacementChoice`]). [`compile`],
+    /// [`compile_staged`] and the staged fallback of [`compile_placed`] run the mapping pass
+    /// for it; [`compile_with`] is given the decision as a [`CoreMap`] and ignores this.
+    pub placement: PlacementChoice,
 }
 
 impl Default for CodegenOptions {
@@ -139,6 +147,7 @@ impl Default for CodegenOptions {
             first_step: 0,
             train: true,
             outputs: false,
+            placement: PlacementChoice::default(),
         }
     }
 }
@@ -223,55 +232,99 @@ fn fit_hint(buffer: &str) -> &'static str {
     }
 }
 
-/// Compiles `graph` for `chip`: with the default placement (unit `i` on core `i`) when every
-/// layer fits one core and the graph is a chain, else (a layer too large, or `add` joins) as
-/// a staged program (see `staged`).
+/// Compiles `graph` for `chip` on the cores `options.placement` asks for (by default the
+/// mapping pass's, see [`CoreMap`]).
 pub fn compile(graph: &LayerGraph, chip: &ChipDesc, options: &CodegenOptions) -> Result<Program, CodegenError> {
+    compile_with(graph, chip, &CoreMap::choose(graph, chip, options.placement), options)
+}
+
+/// Compiles `graph` for `chip` on the cores of `cores`: as a resident program (one unit per
+/// core, [`Placement::mapped`]) when every layer fits one core and the graph is a chain,
+/// else (a layer too large, more units than cores, or `add` joins) as a staged program (see
+/// `staged`).
+pub fn compile_with(
+    graph: &LayerGraph,
+    chip: &ChipDesc,
+    cores: &CoreMap,
+    options: &CodegenOptions,
+) -> Result<Program, CodegenError> {
     if has_joins(graph) {
-        return compile_staged(graph, chip, options);
+        return staged_with(graph, chip, cores, options);
     }
-    match Placement::default_for(graph, chip) {
-        Ok(placement) => compile_placed(graph, chip, &placement, options),
+    match Placement::mapped(graph, chip, cores) {
+        Ok((placement, _)) => match resident(graph, chip, &placement, options) {
+            Err(CodegenError::DoesNotFit { .. }) => staged_with(graph, chip, cores, options),
+            other => other,
+        },
         Err(CodegenError::DoesNotFit { .. } | CodegenError::TooManyUnits { .. }) => {
-            compile_staged(graph, chip, options)
+            staged_with(graph, chip, cores, options)
         }
         Err(e) => Err(e),
     }
 }
 
-/// Compiles `graph` for `chip` with a given placement (the mapping pass's output), or as a
-/// staged program when a layer's working set does not fit its core.
+/// Compiles `graph` for `chip` with a given placement, or as a staged program (on the
+/// cores `options.placement` asks for) when a layer's working set does not fit its core.
 pub fn compile_placed(
     graph: &LayerGraph,
     chip: &ChipDesc,
     placement: &Placement,
     options: &CodegenOptions,
 ) -> Result<Program, CodegenError> {
-    let program = match plan::Plan::new(graph, chip, placement, options) {
-        Ok(plan) => emit::program(&plan, chip),
-        Err(CodegenError::DoesNotFit { .. }) => return compile_staged(graph, chip, options),
-        Err(e) => return Err(e),
-    };
-    verified(program, chip)
-}
-
-/// Compiles `graph` as a staged program: every layer cut into tiles over all cores, with
-/// everything between layers in DRAM.
-pub fn compile_staged(graph: &LayerGraph, chip: &ChipDesc, options: &CodegenOptions) -> Result<Program, CodegenError> {
-    verified(staged::compile(graph, chip, options)?, chip)
-}
-
-/// A stable text form of how `graph` is placed: the per-unit placement, or a staged
-/// program's tiling per layer (`snnc compile --emit mapping`).
-pub fn placement_text(graph: &LayerGraph, chip: &ChipDesc) -> Result<String, CodegenError> {
-    if has_joins(graph) {
-        return staged::describe(graph, chip);
-    }
-    let resident = Placement::default_for(graph, chip)
-        .and_then(|p| plan::Plan::new(graph, chip, &p, &CodegenOptions::default()).map(|_| p.to_text(graph)));
-    match resident {
-        Err(CodegenError::DoesNotFit { .. } | CodegenError::TooManyUnits { .. }) => staged::describe(graph, chip),
+    match resident(graph, chip, placement, options) {
+        Err(CodegenError::DoesNotFit { .. }) => compile_staged(graph, chip, options),
         other => other,
+    }
+}
+
+/// The resident program of `placement`.
+fn resident(
+    graph: &LayerGraph,
+    chip: &ChipDesc,
+    placement: &Placement,
+    options: &CodegenOptions,
+) -> Result<Program, CodegenError> {
+    let plan = plan::Plan::new(graph, chip, placement, options)?;
+    verified(emit::program(&plan, chip), chip)
+}
+
+/// Compiles `graph` as a staged program: every layer cut into tiles over its cores (those
+/// `options.placement` asks for), with everything between layers in DRAM.
+pub fn compile_staged(graph: &LayerGraph, chip: &ChipDesc, options: &CodegenOptions) -> Result<Program, CodegenError> {
+    staged_with(graph, chip, &CoreMap::choose(graph, chip, options.placement), options)
+}
+
+/// The staged program of `graph` on the cores of `cores`.
+fn staged_with(
+    graph: &LayerGraph,
+    chip: &ChipDesc,
+    cores: &CoreMap,
+    options: &CodegenOptions,
+) -> Result<Program, CodegenError> {
+    verified(staged::compile(graph, chip, cores, options)?, chip)
+}
+
+/// A stable text form of how `graph` is placed with the default choice (see
+/// [`placement_text_with`]).
+pub fn placement_text(graph: &LayerGraph, chip: &ChipDesc) -> Result<String, CodegenError> {
+    placement_text_with(graph, chip, &CoreMap::choose(graph, chip, PlacementChoice::default()))
+}
+
+/// A stable text form of how `graph` is placed on the cores of `cores` (`snnc compile
+/// --emit mapping`): the choice and why any layer does not follow the mapping, then the
+/// per-unit placement, or a staged program's tiling and cores per layer.
+pub fn placement_text_with(graph: &LayerGraph, chip: &ChipDesc, cores: &CoreMap) -> Result<String, CodegenError> {
+    if has_joins(graph) {
+        return staged::describe(graph, chip, cores);
+    }
+    let resident = Placement::mapped(graph, chip, cores)
+        .and_then(|(p, note)| plan::Plan::new(graph, chip, &p, &CodegenOptions::default()).map(|_| (p, note)));
+    match resident {
+        Err(CodegenError::DoesNotFit { .. } | CodegenError::TooManyUnits { .. }) => {
+            staged::describe(graph, chip, cores)
+        }
+        Err(e) => Err(e),
+        Ok((p, note)) => Ok(cores.header(note.as_deref()) + &p.to_text(graph)),
     }
 }
 

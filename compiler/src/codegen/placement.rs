@@ -1,8 +1,10 @@
 //! The placement: which core runs each unit (a weight layer fused with its neuron layer) and
-//! how its weights are tiled. It is the only thing code generation needs from mapping, so the
-//! mapping pass can replace [`Placement::default_for`] without touching the emitters.
+//! how its weights are tiled. It is the only thing the resident generator needs from
+//! mapping: [`Placement::mapped`] takes the cores from the mapping pass (see `cores.rs`),
+//! [`Placement::default_for`] puts unit `i` on core `i`.
 
 use super::CodegenError;
+use super::cores::{CoreMap, ranges, unit_name};
 use crate::graph::{Layer, LayerGraph, LayerId};
 use crate::model::Op;
 use isa::{Buf, ChipDesc};
@@ -76,6 +78,29 @@ impl Placement {
         Ok(Placement { units: out })
     }
 
+    /// [`Placement::default_for`]'s tiles on the cores of `cores`, when the mapping gives
+    /// every unit one core of its own; otherwise unit `i` on core `i` and a note that says
+    /// why (a resident unit runs on one core, and all units run at once).
+    pub fn mapped(
+        graph: &LayerGraph,
+        chip: &ChipDesc,
+        cores: &CoreMap,
+    ) -> Result<(Placement, Option<String>), CodegenError> {
+        let mut placement = Placement::default_for(graph, chip)?;
+        if !cores.has_mapping() {
+            return Ok((placement, None));
+        }
+        match one_core_each(graph, &placement, cores) {
+            Ok(list) => {
+                for (u, core) in placement.units.iter_mut().zip(list) {
+                    u.core = core;
+                }
+                Ok((placement, None))
+            }
+            Err(why) => Ok((placement, Some(format!("{why}; the resident program runs unit i on core i")))),
+        }
+    }
+
     /// A stable text form (`snnc compile --emit mapping`).
     pub fn to_text(&self, graph: &LayerGraph) -> String {
         let mut s = format!("placement of {} ({} units)\n", graph.name, self.units.len());
@@ -90,6 +115,32 @@ impl Placement {
         }
         s
     }
+}
+
+/// The mapping's core of every unit, if each has exactly one and no two share one.
+fn one_core_each(graph: &LayerGraph, placement: &Placement, cores: &CoreMap) -> Result<Vec<u16>, String> {
+    let mut taken = std::collections::BTreeMap::new();
+    let mut out = Vec::with_capacity(placement.units.len());
+    for u in &placement.units {
+        let name = unit_name(graph, u.weight);
+        let core = match cores.cores_of(u.weight) {
+            None => return Err(format!("the mapping gives {name} no core this chip has")),
+            Some(&[one]) => one,
+            Some(many) => {
+                let (n, list) = (many.len(), ranges(many));
+                return Err(format!(
+                    "the mapping spreads {name} over {n} cores ({list}) but a resident unit runs on one"
+                ));
+            }
+        };
+        if let Some(other) = taken.insert(core, name.clone()) {
+            return Err(format!(
+                "the mapping puts {other} and {name} on core {core} (in different segments) but a resident program runs every unit at once on a core of its own"
+            ));
+        }
+        out.push(core);
+    }
+    Ok(out)
 }
 
 /// Elements of a buffer of the chip (0 if the chip lacks it, which validation forbids).

@@ -31,7 +31,7 @@ fn mb(bytes: u64) -> String {
 }
 
 /// Core ids as compressed sorted ranges: `0-3,7`.
-fn core_ranges(mut ids: Vec<usize>) -> String {
+pub fn core_ranges(mut ids: Vec<usize>) -> String {
     ids.sort_unstable();
     let mut parts: Vec<String> = Vec::new();
     let mut i = 0;

@@ -17,13 +17,14 @@ mod report;
 
 use super::Failure;
 use super::chip_file::load_chip;
+use super::compile_cmds::PlacementArg;
 use super::model_cmds::load_graph;
 use super::output::print;
 use clap::{Args, ValueEnum};
 use isa::{AccWidth, ChipDesc};
 use sim::record::{ChipId, DatasetInfo, Interrupt, RunRecord, Weights};
 use sim::train::{EpochOutcome, ParamLayer, ProgramRequest, TrainConfig, TrainData, TrainError, Trainer};
-use snnc::codegen::{self, CodegenOptions};
+use snnc::codegen::{self, CodegenOptions, CoreMap};
 use snnc::graph::LayerGraph;
 use snnc::model::Op;
 use std::path::{Path, PathBuf};
@@ -75,6 +76,10 @@ pub struct TrainArgs {
     /// No progress bar and no per-epoch lines; only the summary.
     #[arg(short, long)]
     quiet: bool,
+    /// Which cores each layer's work goes to, as for `snnc compile` (its `--emit mapping`
+    /// shows the result). The weights train the same either way; only the cost differs.
+    #[arg(long, value_enum, default_value_t = PlacementArg::Mapped)]
+    placement: PlacementArg,
 }
 
 /// Numeric modes of `--precision`.
@@ -103,14 +108,18 @@ pub fn train(args: &TrainArgs) -> Result<(), Failure> {
     let graph = load_graph(&args.model)?;
     let chip = with_precision(load_chip(args.chip.as_deref())?, args.precision);
     let failed = |e: codegen::CodegenError| Failure::Input(format!("error: {}: {e}\n", args.model.display()));
+    // The mapping is made once: every program of the run (training and evaluation, which
+    // share one DRAM layout) is generated on the same cores.
+    let cores = CoreMap::choose(&graph, &chip, args.placement.choice());
     // Compile once up front, so a model the code generator cannot handle is reported
     // before any data is loaded.
-    codegen::compile(&graph, &chip, &options(1, 0, true)).map_err(failed)?;
+    codegen::compile_with(&graph, &chip, &cores, &options(1, 0, true)).map_err(failed)?;
     let data = data::load(args, &graph)?;
     let outputs = outputs(args);
     let config = config(args, &graph);
     let programs = Box::new(|r: ProgramRequest| {
-        codegen::compile(&graph, &chip, &options(r.steps, r.first_step, r.train)).map_err(|e| e.to_string())
+        let options = options(r.steps, r.first_step, r.train);
+        codegen::compile_with(&graph, &chip, &cores, &options).map_err(|e| e.to_string())
     });
     let mut trainer = Trainer::new(&chip, config, &data, programs).map_err(|e| train_failure(args, &e))?;
     let mut record = new_record(args, &graph, &chip, &data, &trainer);

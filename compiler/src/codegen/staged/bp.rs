@@ -54,13 +54,13 @@ fn unit(p: &Plan, u: &Unit, core: u16, c: &mut Code) {
                 super::pool::backward(p, u, g, (&pool, cp), core, c);
                 c.push(Instr::Barrier { id: BAR_BP, count: p.cores });
             }
-            for tile in conv_tiles(g, t, core, p.cores) {
+            for tile in conv_tiles(g, t, u.cores.seat(core)) {
                 conv_soma(p, u, g, t, *pool, tile, c);
             }
         }
         Kind::Linear { t } => {
             // On the output layer tile 0 also keeps the loss, so it is not in the loop.
-            let all = Owned::new(u.n / t.nb, core, p.cores);
+            let all = Owned::new(u.n / t.nb, u.cores.seat(core));
             if u.output && all.has_tile_zero() {
                 let (zero, rest) = all.split_first();
                 zero.emit(c, |c, o| linear_soma(p, u, o, true, c));
@@ -74,12 +74,12 @@ fn unit(p: &Plan, u: &Unit, core: u16, c: &mut Code) {
     if let Some(prev_ds) = u.prev_ds {
         match &u.kind {
             Kind::Conv { g, t, .. } if t.rows2 < g.h => {
-                for item in owned((g.cin / t.cc2) * (g.h / t.rows2), core, p.cores) {
+                for item in owned((g.cin / t.cc2) * (g.h / t.rows2), u.cores.seat(core)) {
                     super::rows::conv_errors(p, u, g, t, (item, prev_ds), c);
                 }
             }
             Kind::Conv { g, t, .. } => {
-                for j in owned(g.cin / t.cc2, core, p.cores) {
+                for j in owned(g.cin / t.cc2, u.cores.seat(core)) {
                     conv_errors(p, u, g, t, (j, prev_ds), c);
                 }
             }
@@ -323,7 +323,7 @@ fn linear_errors(p: &Plan, u: &Unit, prev_ds: u32, core: u16, c: &mut Code) {
     let (rt, kb2, nc2, n, k) = (grp.rows(p), t.kb2, t.nc2, u.n, u.k);
     let mut r = Bump::default();
     let (g, w, dh) = (r.take(Buf::BpPsum, rt * kb2), r.take(Buf::BpW, kb2 * nc2), r.take(Buf::BpDelta, rt * nc2));
-    Owned::new(k / kb2, core, p.cores).emit(c, |c, o| {
+    Owned::new(k / kb2, u.cores.seat(core)).emit(c, |c, o| {
         grp.emit(c, |c| {
             let block = grp.addr(o.addr(prev_ds, kb2 * 2), rt * k * 2);
             if u.seed {

@@ -150,7 +150,7 @@ fn conv(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, pool: Option<Pool>, co
         bias: r.take(Buf::FpMem, tile),
     };
     regs.input.zero_border(g, t, c);
-    for tile in conv_tiles(g, t, core, p.cores) {
+    for tile in conv_tiles(g, t, u.cores.seat(core)) {
         conv_tile(p, u, g, t, Pool::fused(pool), &regs, tile, c);
     }
     if let Some((pool, cp)) = Pool::pass(pool) {
@@ -276,7 +276,7 @@ fn linear(p: &Plan, u: &Unit, core: u16, c: &mut Code) {
     let (v, h) = (r.take(Buf::FpMem, nb), r.take(Buf::FpMem, rt * nb));
     let (spk, mask) = (r.take(Buf::FpSpk, rt * nb), r.take(Buf::FpMask, rt * nb));
     let bias = r.take(Buf::FpMem, nb);
-    Owned::new(u.n / nb, core, p.cores).emit(c, |c, o| {
+    Owned::new(u.n / nb, u.cores.seat(core)).emit(c, |c, o| {
         grp.emit(c, |c| {
             if u.biases > 0 {
                 // The bias seeds every sample-step's sums; `fp.linear` (acc) adds the

@@ -52,7 +52,7 @@ pub(super) fn plan(
         }
         None => None,
     };
-    Ok(Join { name: layer.name.clone(), inputs, n, chunk, sum, pool, ds: 0 })
+    Ok(Join { name: layer.name.clone(), inputs, n, chunk, sum, pool, ds: 0, cores: super::Cores::default() })
 }
 
 /// The chunk of a join of `n` elements (windows of `kk`): the largest that fits the buffers
@@ -95,7 +95,7 @@ pub(super) fn fp(p: &Plan, j: &Join, core: u16, c: &mut Code) {
     if j.pool.is_some() {
         c.fill(at(Buf::FpW, w, kk), 1.0 / kk as f32);
     }
-    Owned::new(j.n / e, core, p.cores).emit(c, |c, o| {
+    Owned::new(j.n / e, j.cores.seat(core)).emit(c, |c, o| {
         c.open(B, p.b);
         c.open(T, p.t);
         c.fill(sum.clone(), 0.0);
@@ -135,7 +135,7 @@ pub(super) fn bp(p: &Plan, j: &Join, core: u16, c: &mut Code) {
     let (e, kk) = (j.chunk, q.k * q.k);
     let mut r = super::Bump::default();
     let (dy, dx) = (at(Buf::BpErr, r.take(Buf::BpErr, e / kk), e / kk), at(Buf::BpDelta, r.take(Buf::BpDelta, e), e));
-    Owned::new(j.n / e, core, p.cores).emit(c, |c, o| {
+    Owned::new(j.n / e, j.cores.seat(core)).emit(c, |c, o| {
         c.open(B, p.b);
         c.open(T, p.t);
         c.load(dy.clone(), chunk_addr(p, o, q.ds, e / kk * 2, j.n / kk * 2), u64::from(e / kk) * 2);

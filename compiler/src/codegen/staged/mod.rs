@@ -4,8 +4,11 @@
 //! and passes spikes and errors over the NoC. Real layers are far larger than a core's
 //! buffers (the first conv of a CIFAR VGG has 65,536 neurons per timestep against 4,096
 //! partial sums), so a staged program instead cuts every layer into *tiles* that fit the
-//! buffers, spreads the tiles of every layer over all cores, and keeps everything between
-//! layers in DRAM:
+//! buffers, spreads the tiles of every layer over its cores ([`Cores`]: the mapping's cores
+//! of the layer, or all cores, see `codegen/cores.rs`), and keeps everything between
+//! layers in DRAM. Tile sizes are chosen for all the chip's cores whatever the layer's
+//! cores, so where a tile runs never changes a sum; barriers stay chip-wide (every core
+//! arrives at every one, and a core with no work in a layer just arrives):
 //!
 //! - **FP phase**, layer by layer: every core computes its tiles of the layer for every
 //!   sample and timestep (conv tiles: a block of output channels and rows, the input
@@ -54,14 +57,19 @@ mod tiles;
 mod wg;
 
 use super::emit::{self, Code};
-use super::{CodegenError, CodegenOptions};
+use super::{CodegenError, CodegenOptions, CoreMap};
 use crate::graph::LayerGraph;
 use isa::{ChipDesc, Instr, Program, Stream, Symbol, SymbolKind};
 use plan::Plan;
 
 /// Compiles `graph` for `chip` as a staged program.
-pub(super) fn compile(graph: &LayerGraph, chip: &ChipDesc, options: &CodegenOptions) -> Result<Program, CodegenError> {
-    let plan = Plan::new(graph, chip, options)?;
+pub(super) fn compile(
+    graph: &LayerGraph,
+    chip: &ChipDesc,
+    cores: &CoreMap,
+    options: &CodegenOptions,
+) -> Result<Program, CodegenError> {
+    let plan = Plan::new(graph, chip, cores, options)?;
     Ok(emit(&plan, chip))
 }
 
@@ -302,9 +310,10 @@ struct Owned {
 }
 
 impl Owned {
-    /// The tiles in `0..tiles` core `core` of `cores` owns (round robin).
-    fn new(tiles: u32, core: u16, cores: u16) -> Owned {
-        let (first, step) = (u32::from(core), u32::from(cores.max(1)));
+    /// The tiles in `0..tiles` a core in `seat` owns (round robin over the layer's cores).
+    fn new(tiles: u32, seat: Seat) -> Owned {
+        let Some(rank) = seat.rank else { return Owned { first: 0, step: 1, count: 0 } };
+        let (first, step) = (u32::from(rank), u32::from(seat.of.max(1)));
         let count = if first < tiles { (tiles - first - 1) / step + 1 } else { 0 };
         Owned { first, step, count }
     }
@@ -352,90 +361,147 @@ impl Owned {
     }
 }
 
-/// The indices in `0..count` core `core` owns (round robin).
-fn owned(count: u32, core: u16, cores: u16) -> impl Iterator<Item = u32> {
-    (u32::from(core)..count).step_by(usize::from(cores.max(1)))
+/// The cores one layer's work is spread over, in the order its tiles are dealt to them:
+/// the mapping's cores of the layer, or all of the chip's (see `codegen/cores.rs`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Cores {
+    list: Vec<u16>,
+    /// Whether the list is the mapping's rather than every core.
+    mapped: bool,
 }
 
-/// The tiles `(cb, rb)` of a conv layer core `core` owns in FP and BP: round robin over
-/// all tiles (row blocks of a channel block one after another), so that layers of a few
-/// large channel blocks still spread over every core. (WG owns whole channel blocks: a
+impl Cores {
+    /// The mapping's `list`, or all `count` cores without one.
+    fn of(list: Option<&[u16]>, count: u16) -> Cores {
+        match list {
+            Some(list) => Cores { list: list.to_vec(), mapped: true },
+            None => Cores { list: (0..count).collect(), mapped: false },
+        }
+    }
+
+    /// Where `core` sits among the cores (nowhere if it is not one of them).
+    fn seat(&self, core: u16) -> Seat {
+        let rank = self.list.iter().position(|&c| c == core).and_then(|r| u16::try_from(r).ok());
+        Seat { rank, of: u16::try_from(self.list.len()).unwrap_or(u16::MAX) }
+    }
+
+    /// The cores that get at least one of `tiles` tiles.
+    fn busy(&self, tiles: u32) -> &[u16] {
+        let n = usize::try_from(tiles).unwrap_or(usize::MAX).min(self.list.len());
+        self.list.get(..n).unwrap_or_default()
+    }
+}
+
+/// One core's place among a layer's cores: `rank` of `of`, or `None` when the layer gives
+/// it no work (it still arrives at every barrier).
+#[derive(Clone, Copy, Debug)]
+struct Seat {
+    rank: Option<u16>,
+    of: u16,
+}
+
+/// The indices in `0..count` the core in `seat` owns (round robin).
+fn owned(count: u32, seat: Seat) -> impl Iterator<Item = u32> {
+    let start = seat.rank.map_or(count, u32::from);
+    (start..count).step_by(usize::from(seat.of.max(1)))
+}
+
+/// The tiles `(cb, rb)` of a conv layer the core in `seat` owns in FP and BP: round robin
+/// over all tiles (row blocks of a channel block one after another), so that layers of a
+/// few large channel blocks still spread over every core. (WG owns whole channel blocks: a
 /// block's weight gradient sums over all its rows.)
-fn conv_tiles(
-    g: &tiles::ConvGeom,
-    t: &tiles::ConvTiling,
-    core: u16,
-    cores: u16,
-) -> impl Iterator<Item = (u32, u32)> + use<> {
+fn conv_tiles(g: &tiles::ConvGeom, t: &tiles::ConvTiling, seat: Seat) -> impl Iterator<Item = (u32, u32)> + use<> {
     let rbs = (g.oh / t.rows).max(1);
-    owned((g.cout / t.co) * rbs, core, cores).map(move |i| (i / rbs, i % rbs))
+    owned((g.cout / t.co) * rbs, seat).map(move |i| (i / rbs, i % rbs))
 }
 
-/// How a staged program cuts each layer and spreads it over the cores.
-pub(super) fn describe(graph: &LayerGraph, chip: &ChipDesc) -> Result<String, CodegenError> {
+/// How a staged program cuts each layer and spreads it over the cores: the placement's
+/// header and notes, then per join and unit its tiling and the cores its work goes to.
+pub(super) fn describe(graph: &LayerGraph, chip: &ChipDesc, assign: &CoreMap) -> Result<String, CodegenError> {
     use std::fmt::Write as _;
-    let plan = Plan::new(graph, chip, &CodegenOptions::default())?;
+    let plan = Plan::new(graph, chip, assign, &CodegenOptions::default())?;
     let (units, cores) = (plan.units.len(), plan.cores);
     let joins = if plan.joins.is_empty() { String::new() } else { format!(" and {} joins", plan.joins.len()) };
-    let mut s = format!("staged program of {} ({units} layers{joins} over {cores} cores)\n", graph.name);
+    let mut s = assign.header(None);
+    let _ = writeln!(s, "staged program of {} ({units} layers{joins} over {cores} cores)", graph.name);
     for j in &plan.joins {
         let pool = j.pool.as_ref().map_or(String::new(), |q| format!(", averaged over windows of {0}x{0}", q.k));
-        let _ = writeln!(
-            s,
-            "{}: add of {} inputs, {} elements in chunks of {}{pool}",
-            j.name,
-            j.inputs.len(),
-            j.n,
-            j.chunk
-        );
+        let (n, inputs, chunk) = (j.n, j.inputs.len(), j.chunk);
+        let _ = writeln!(s, "{}: add of {inputs} inputs, {n} elements in chunks of {chunk}{pool}", j.name);
+        let _ = writeln!(s, "{}", cores_line(&j.cores, "chunks", j.n / j.chunk.max(1)));
     }
     for u in &plan.units {
-        let _ = match &u.kind {
-            plan::Kind::Conv { g, t, pool } => writeln!(
-                s,
-                "{} + {}: conv {}x{}x{} -> {}x{}x{}; {} tiles of {} ch x {} rows, input chunks of {} ch{}{}{}; {}",
-                u.weight_name,
-                u.neuron_name,
-                g.cin,
-                g.h,
-                g.w,
-                g.cout,
-                g.oh,
-                g.ow,
-                (g.cout / t.co) * (g.oh / t.rows),
-                t.co,
-                t.rows,
-                t.cc,
-                if t.windowed(g) { format!(" x {} rows", g.in_window(t.rows, 0).1) } else { String::new() },
-                if t.resident { ", weights resident" } else { ", weights streamed" },
-                match plan::Pool::pass(*pool) {
-                    Some((_, cp)) => format!(", pooled in a pass of groups of {cp} whole maps"),
-                    None => String::new(),
-                },
-                if t.cc2 == 0 {
-                    "no errors below".to_string()
-                } else if t.rows2 < g.h {
-                    format!("errors: chunks of {} ch x {} rows x blocks of {} ch", t.cc2, t.rows2, t.cob)
-                } else {
-                    format!("errors: chunks of {} ch x blocks of {} ch", t.cc2, t.cob)
-                }
-            ),
-            plan::Kind::Linear { t } => writeln!(
-                s,
-                "{} + {}: linear {} -> {}; {} tiles of {} outputs, weight chunks of {} rows; errors: blocks of {} inputs x {} outputs; gradient blocks of {} rows{}",
-                u.weight_name,
-                u.neuron_name,
-                u.k,
-                u.n,
-                u.n / t.nb,
-                t.nb,
-                t.kc,
-                t.kb2,
-                t.nc2,
-                t.kb,
-                if t.g < plan.b { format!("; in groups of {} samples", t.g) } else { String::new() }
-            ),
-        };
+        let _ = writeln!(s, "{}", unit_line(u, plan.b));
+        let _ = writeln!(s, "{}", cores_line(&u.cores, "forward tiles", fp_tiles(u)));
     }
     Ok(s)
+}
+
+/// `  cores 0-4,6-9 (mapped); forward tiles on 0-4`: a layer's cores, and those its
+/// `count` pieces of `what` reach (fewer when it has fewer pieces than cores).
+fn cores_line(c: &Cores, what: &str, count: u32) -> String {
+    let how = if c.mapped { "mapped" } else { "all" };
+    let busy = super::cores::ranges(c.busy(count));
+    format!("  cores {} ({how}); {count} {what} on {busy}", super::cores::ranges(&c.list))
+}
+
+/// The forward tiles of a unit.
+fn fp_tiles(u: &plan::Unit) -> u32 {
+    match &u.kind {
+        plan::Kind::Conv { g, t, .. } => (g.cout / t.co) * (g.oh / t.rows).max(1),
+        plan::Kind::Linear { t } => u.n / t.nb.max(1),
+    }
+}
+
+/// One unit's tiling.
+fn unit_line(u: &plan::Unit, b: u32) -> String {
+    match &u.kind {
+        plan::Kind::Conv { g, t, pool } => format!(
+            "{} + {}: conv {}x{}x{} -> {}x{}x{}; {} tiles of {} ch x {} rows, input chunks of {} ch{}{}{}; {}",
+            u.weight_name,
+            u.neuron_name,
+            g.cin,
+            g.h,
+            g.w,
+            g.cout,
+            g.oh,
+            g.ow,
+            (g.cout / t.co) * (g.oh / t.rows),
+            t.co,
+            t.rows,
+            t.cc,
+            if t.windowed(g) { format!(" x {} rows", g.in_window(t.rows, 0).1) } else { String::new() },
+            if t.resident { ", weights resident" } else { ", weights streamed" },
+            match plan::Pool::pass(*pool) {
+                Some((_, cp)) => format!(", pooled in a pass of groups of {cp} whole maps"),
+                None => String::new(),
+            },
+            conv_errors_text(g, t)
+        ),
+        plan::Kind::Linear { t } => format!(
+            "{} + {}: linear {} -> {}; {} tiles of {} outputs, weight chunks of {} rows; errors: blocks of {} inputs x {} outputs; gradient blocks of {} rows{}",
+            u.weight_name,
+            u.neuron_name,
+            u.k,
+            u.n,
+            u.n / t.nb,
+            t.nb,
+            t.kc,
+            t.kb2,
+            t.nc2,
+            t.kb,
+            if t.g < b { format!("; in groups of {} samples", t.g) } else { String::new() }
+        ),
+    }
+}
+
+/// How a conv layer's input-gradient pass is cut.
+fn conv_errors_text(g: &tiles::ConvGeom, t: &tiles::ConvTiling) -> String {
+    if t.cc2 == 0 {
+        "no errors below".to_string()
+    } else if t.rows2 < g.h {
+        format!("errors: chunks of {} ch x {} rows x blocks of {} ch", t.cc2, t.rows2, t.cob)
+    } else {
+        format!("errors: chunks of {} ch x blocks of {} ch", t.cc2, t.cob)
+    }
 }

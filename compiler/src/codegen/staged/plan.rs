@@ -3,6 +3,7 @@
 //! Units and joins (`add`, see `dag.rs` and `join.rs`) run in the forward order of
 //! [`Plan::order`]; each reads its inputs from the DRAM tensors of the values it reads.
 
+use super::Cores;
 use super::dag::{self, Stage};
 use super::tiles::{self, Caps, ConvGeom, ConvTiling, LinearTiling};
 use crate::codegen::alloc::Dram;
@@ -10,7 +11,7 @@ use crate::codegen::placement::{buffer_elems, linear_dims};
 use crate::codegen::plan::{NeuronCfg, OptCfg, check_u16, neuron_cfg, opt_cfg};
 use crate::codegen::pooling::Pooling;
 use crate::codegen::weights::{self, Shape};
-use crate::codegen::{CodegenError, CodegenOptions};
+use crate::codegen::{CodegenError, CodegenOptions, CoreMap};
 use crate::graph::{Layer, LayerGraph, LayerId};
 use crate::model::{Encoding, LossKind, Op};
 use isa::{Buf, ChipDesc, DataKind, PoolKind};
@@ -23,7 +24,8 @@ pub(in crate::codegen) struct Plan {
     pub(super) steps: u32,
     pub(super) first_step: u32,
     pub(super) train: bool,
-    /// Cores that take part (all of the chip's).
+    /// Cores of the chip: every one takes part in every barrier, whether or not a layer
+    /// gives it work.
     pub(super) cores: u16,
     pub(super) units: Vec<Unit>,
     pub(super) joins: Vec<Join>,
@@ -77,6 +79,8 @@ pub(super) struct Join {
     pub(super) pool: Option<JoinPool>,
     /// The error region of the sum, which its inputs share.
     pub(super) ds: u32,
+    /// The cores its chunks are spread over.
+    pub(super) cores: Cores,
 }
 
 /// The average pooling of a join over `k x k` windows that span whole rows (`k` is the map's
@@ -122,7 +126,7 @@ impl Pool {
     }
 }
 
-/// One weight layer with its neuron layer (and pooling), cut into tiles over all cores.
+/// One weight layer with its neuron layer (and pooling), cut into tiles over its cores.
 pub(super) struct Unit {
     pub(super) weight_name: String,
     pub(super) neuron_name: String,
@@ -163,6 +167,8 @@ pub(super) struct Unit {
     /// the biases follow the weights in `.weight` and `.weight_master`.
     pub(super) wlen: u32,
     pub(super) biases: u32,
+    /// The cores its tiles, error chunks, weight blocks and pooling groups are spread over.
+    pub(super) cores: Cores,
 }
 
 impl Unit {
@@ -187,6 +193,7 @@ impl Plan {
     pub(in crate::codegen) fn new(
         graph: &LayerGraph,
         chip: &ChipDesc,
+        assign: &CoreMap,
         options: &CodegenOptions,
     ) -> Result<Plan, CodegenError> {
         let (t, b, steps) = (graph.timesteps, graph.batch, options.steps.max(1));
@@ -219,7 +226,8 @@ impl Plan {
                     let (last, first) = (*neuron == graph.output().id, *src == graph.input().id);
                     let ctx = Ctx { graph, options, t, b, caps, opt, last, first };
                     let src = value(&values, *src, graph)?;
-                    let u = ctx.unit(graph.layer(*weight), graph.layer(*neuron), src, &mut dram)?;
+                    let mut u = ctx.unit(graph.layer(*weight), graph.layer(*neuron), src, &mut dram)?;
+                    u.cores = Cores::of(assign.cores_of(*weight), cores);
                     let mut out_src =
                         Src { addr: u.pooled.unwrap_or(u.spikes), step_bytes: 0, row_bytes: 0, dense: false };
                     out_src.dense = u.pooled.is_some() && !u.pooled_bits;
@@ -230,7 +238,8 @@ impl Plan {
                 }
                 Stage::Join { add, inputs, pool } => {
                     let srcs = inputs.iter().map(|&v| value(&values, v, graph)).collect::<Result<Vec<_>, _>>()?;
-                    let j = super::join::plan(graph, (*add, *pool), srcs, (t * b, &caps), &mut dram)?;
+                    let mut j = super::join::plan(graph, (*add, *pool), srcs, (t * b, &caps), &mut dram)?;
+                    j.cores = Cores::of(assign.cores_of(*add), cores);
                     let addr = j.pool.as_ref().map_or(j.sum.unwrap_or(0), |p| p.out);
                     let row_bytes = j.out_len() * 2;
                     order.push(Item::Join(joins.len()));
@@ -472,6 +481,7 @@ impl Ctx<'_> {
             grad_in_opt,
             wlen,
             biases,
+            cores: Cores::default(),
         })
     }
 

@@ -44,7 +44,7 @@ pub(super) fn forward(p: &Plan, u: &Unit, g: &ConvGeom, (pool, cp): (&Pooling, u
     let spk = at(Buf::FpSpk, r.take(Buf::FpSpk, maps), maps);
     let (obuf, bits) = if u.pooled_bits { (Buf::FpSpk, 1) } else { (Buf::FpMem, 16) };
     let dst = at(obuf, r.take(obuf, out), out);
-    for grp in owned(g.cout / cp, core, p.cores) {
+    for grp in owned(g.cout / cp, u.cores.seat(core)) {
         c.open(B, p.b);
         c.open(T, p.t);
         c.load(spk.clone(), bt_addr(p, u.spikes + grp * maps / 8, u.n / 8), u64::from(maps / 8));
@@ -64,7 +64,7 @@ pub(super) fn backward(p: &Plan, u: &Unit, g: &ConvGeom, (pool, cp): (&Pooling, 
     let dx = at(Buf::BpDelta, r.take(Buf::BpDelta, maps), maps);
     let spk = at(Buf::FpSpk, r.take(Buf::FpSpk, maps), maps);
     let max = pool.kind == isa::PoolKind::Max;
-    for grp in owned(g.cout / cp, core, p.cores) {
+    for grp in owned(g.cout / cp, u.cores.seat(core)) {
         c.open(B, p.b);
         c.open(T, p.t);
         c.load(dy.clone(), bt_addr(p, u.ds + grp * out * 2, u.out_len() * 2), u64::from(out) * 2);

@@ -130,7 +130,7 @@ fn conv(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, core: u16, c: &mut Cod
     input.zero_border(g, t, c);
     let db = goff + t.co * g.cin * kk;
     let biases = t.co * u32::from(u.biases > 0);
-    for cb in owned(g.cout / t.co, core, p.cores) {
+    for cb in owned(g.cout / t.co, u.cores.seat(core)) {
         c.fill(at(gbuf, goff, t.co * g.cin * kk + biases), 0.0);
         c.open(B, p.b);
         c.open(T, p.t);
@@ -191,7 +191,7 @@ fn linear(p: &Plan, u: &Unit, core: u16, c: &mut Code) {
     let ones = r.take(Buf::FpIn, 1);
     let base = opt_base(p, core);
     let opt = Opt { master: base, state: base + kb * nb, words };
-    Owned::new(n / nb, core, p.cores).emit(c, |c, o| {
+    Owned::new(n / nb, u.cores.seat(core)).emit(c, |c, o| {
         // The tile's dL/dH and nonzero bitmap of the current group's rows: loaded once for
         // the whole tile when there is one group, else for every group of every block.
         let load_errors = |c: &mut Code| {
