@@ -424,15 +424,23 @@ pub(super) fn describe(graph: &LayerGraph, chip: &ChipDesc, assign: &CoreMap) ->
     let joins = if plan.joins.is_empty() { String::new() } else { format!(" and {} joins", plan.joins.len()) };
     let mut s = assign.header(None);
     let _ = writeln!(s, "staged program of {} ({units} layers{joins} over {cores} cores)", graph.name);
-    for j in &plan.joins {
-        let pool = j.pool.as_ref().map_or(String::new(), |q| format!(", averaged over windows of {0}x{0}", q.k));
-        let (n, inputs, chunk) = (j.n, j.inputs.len(), j.chunk);
-        let _ = writeln!(s, "{}: add of {inputs} inputs, {n} elements in chunks of {chunk}{pool}", j.name);
-        let _ = writeln!(s, "{}", cores_line(&j.cores, "chunks", j.n / j.chunk.max(1)));
-    }
-    for u in &plan.units {
-        let _ = writeln!(s, "{}", unit_line(u, plan.b));
-        let _ = writeln!(s, "{}", cores_line(&u.cores, "forward tiles", fp_tiles(u)));
+    // Layers and joins in the order the forward pass runs them, as the program does.
+    for item in &plan.order {
+        match *item {
+            plan::Item::Unit(i) => {
+                let Some(u) = plan.units.get(i) else { continue };
+                let _ = writeln!(s, "{}", unit_line(u, plan.b));
+                let _ = writeln!(s, "{}", cores_line(&u.cores, "forward tiles", fp_tiles(u)));
+            }
+            plan::Item::Join(i) => {
+                let Some(j) = plan.joins.get(i) else { continue };
+                let pool =
+                    j.pool.as_ref().map_or(String::new(), |q| format!(", averaged over windows of {0}x{0}", q.k));
+                let (n, inputs, chunk) = (j.n, j.inputs.len(), j.chunk);
+                let _ = writeln!(s, "{}: add of {inputs} inputs, {n} elements in chunks of {chunk}{pool}", j.name);
+                let _ = writeln!(s, "{}", cores_line(&j.cores, "chunks", j.n / j.chunk.max(1)));
+            }
+        }
     }
     Ok(s)
 }
