@@ -8,12 +8,19 @@ use snnc::graph::LayerGraph;
 use std::path::Path;
 
 /// Models whose whole listing is pinned.
-const SMALL: &[&str] = &["fc16", "fc16_rect_cemem", "fc16_soft_detach_tri", "fc16_soft_sigmoid_ce", "fc784", "digits"];
+const SMALL: &[&str] = &[
+    "fc16",
+    "fc16_rect_cemem",
+    "fc16_soft_detach_tri",
+    "fc16_soft_sigmoid_ce",
+    "fc784",
+    "conv16",
+    "conv16_maxpool_ce",
+    "digits",
+];
 /// Models pinned by their summary or their error.
 const LARGE: &[&str] = &[
     "fc784_512",
-    "conv16",
-    "conv16_maxpool_ce",
     "vgg_cifar_small",
     "vgg11_cifar10",
     "vgg16_imagenet",
