@@ -235,3 +235,18 @@ fn default_placements() {
         .collect();
     insta::assert_snapshot!(text);
 }
+
+/// Every model in `models/` is in one of the lists above, so a new model cannot skip the
+/// verifier, determinism and round-trip checks.
+#[test]
+fn every_model_file_is_checked() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let mut names: Vec<String> =
+        entries.filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".snn").map(str::to_string)).collect();
+    names.sort();
+    assert!(names.len() >= 15, "{names:?}");
+    for name in &names {
+        assert!(SMALL.contains(&name.as_str()) || LARGE.contains(&name.as_str()), "models/{name}.snn is in no list");
+    }
+}
