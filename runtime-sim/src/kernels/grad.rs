@@ -18,9 +18,9 @@
 //! with [`crate::fp::store`].
 
 use super::accumulate::Conv2dShape;
-use super::conv_input_grad;
 use super::soma::{LifParams, Reset};
 use super::{Input, OpCount};
+use super::{conv_input_grad, conv_weight_grad};
 use crate::fp::{Accum, Storage, acc_add, acc_mac, add, axpy, mul, store, sub};
 use crate::spikes::SpikeSlice;
 
@@ -278,12 +278,9 @@ fn conv2d_backward_input_rows<S: Storage>(
 /// gout[co,oy,ox]·x[ci,iy,ix]`. Zero errors and zero inputs are skipped.
 ///
 /// Each accumulator receives its terms in increasing output position, as the direct loop
-/// would. The work is organised around the non-zero inputs (spike maps are mostly zeros):
-/// for each output position and tap, every non-zero input channel adds the position's
-/// error column (all output channels, channel-last) to its accumulators. The terms this
-/// adds and the direct loop skips are zero errors times an input, and the direct loop adds
-/// zero inputs times an error; both are ±0, which leave an accumulator as it is (they
-/// start at +0 and a sum of non-zero terms is never −0).
+/// would. A stride-1 conv whose accumulators and inputs allow it goes through
+/// [`conv_weight_grad`](super::conv_weight_grad), which keeps a channel's accumulators in
+/// registers; everything else through [`conv2d_weight_grad_general`].
 pub fn conv2d_weight_grad<S: Storage>(
     mode: Accum,
     shape: &Conv2dShape,
@@ -295,6 +292,30 @@ pub fn conv2d_weight_grad<S: Storage>(
     assert_eq!(gout.len(), shape.out_len(), "conv gradient shape");
     assert_eq!(input.len(), shape.in_len(), "conv input shape");
     assert_eq!(acc.len(), shape.weight_len(), "conv weight-gradient shape");
+    if conv_weight_grad::applies(shape, &input, acc, mode) {
+        conv_weight_grad::weight_grad(mode, shape, gout, &input, acc);
+        ops.merge(conv_weight_grad::weight_grad_ops(shape, gout, &input));
+    } else {
+        conv2d_weight_grad_general(mode, shape, gout, input, acc, ops);
+    }
+}
+
+/// [`conv2d_weight_grad`] for any geometry and any values.
+///
+/// The work is organised around the non-zero inputs (spike maps are mostly zeros):
+/// for each output position and tap, every non-zero input channel adds the position's
+/// error column (all output channels, channel-last) to its accumulators. The terms this
+/// adds and the direct loop skips are zero errors times an input, and the direct loop adds
+/// zero inputs times an error; both are ±0, which leave an accumulator as it is (they
+/// start at +0 and a sum of non-zero terms is never −0).
+pub(crate) fn conv2d_weight_grad_general<S: Storage>(
+    mode: Accum,
+    shape: &Conv2dShape,
+    gout: &[S],
+    input: Input<'_, S>,
+    acc: &mut [f32],
+    ops: &mut OpCount,
+) {
     let (oh, ow, cin, cout) = (shape.oh(), shape.ow(), shape.cin, shape.cout);
     let taps = shape.kh * shape.kw;
     let inputs = NonzeroByPosition::new(&input, shape.h * shape.w);

@@ -16,6 +16,7 @@
 //! - [`soma`]: LIF and readout forward, surrogate derivatives.
 //! - [`loss`]: output rate / mean membrane, loss value and output gradient.
 //! - [`conv_input_grad`]: the fast path of conv error propagation (register blocks).
+//! - [`conv_weight_grad`]: the fast path of the conv weight gradient (register blocks).
 //! - [`lanes`]: blocks of eight-lane accumulators, shared by the fast conv kernels.
 //! - [`grad`]: gradient soma (reverse time), error propagation, weight and bias gradients.
 //! - [`update`]: SGD, SGD with momentum, Adam (FP32 master weights).
@@ -26,6 +27,7 @@ pub mod accumulate;
 #[cfg(test)]
 mod conv_cases;
 mod conv_input_grad;
+mod conv_weight_grad;
 pub mod grad;
 mod lanes;
 pub mod loss;
