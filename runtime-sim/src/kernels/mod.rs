@@ -15,6 +15,7 @@
 //! - [`pool`]: average and max pooling on spike maps, forward and backward.
 //! - [`soma`]: LIF and readout forward, surrogate derivatives.
 //! - [`loss`]: output rate / mean membrane, loss value and output gradient.
+//! - [`conv_forward`]: the stride-1 conv forward, one output row at a time.
 //! - [`conv_input_grad`]: the fast path of conv error propagation (register blocks).
 //! - [`conv_weight_grad`]: the fast path of the conv weight gradient (register blocks).
 //! - [`lanes`]: blocks of eight-lane accumulators, shared by the fast conv kernels.
@@ -26,6 +27,7 @@
 pub mod accumulate;
 #[cfg(test)]
 mod conv_cases;
+mod conv_forward;
 mod conv_input_grad;
 mod conv_weight_grad;
 pub mod grad;
