@@ -308,14 +308,7 @@ impl<S: Storage> Exec<'_, S> {
         if let Some(a) = nz {
             self.need("nz", a, e.len())?;
             let bits = self.bits_vec("nz", a)?;
-            // A word of mask bits at a time: `get` would check the index on every element.
-            for (chunk, &word) in e.chunks_mut(64).zip(bits.words()) {
-                for (j, v) in chunk.iter_mut().enumerate() {
-                    if (word >> j) & 1 == 0 {
-                        *v = S::default();
-                    }
-                }
-            }
+            e.iter_mut().enumerate().filter(|(i, _)| !bits.get(*i)).for_each(|(_, v)| *v = S::default());
         }
         Ok(e)
     }
