@@ -7,7 +7,7 @@
 //! is added to the accumulator before that rounding (as `x·Wᵀ + b` is computed in the golden
 //! data).
 
-use super::{Input, OpCount};
+use super::{Input, OpCount, conv_forward};
 use crate::fp::{Accum, Storage, acc_add, acc_mac, axpy};
 
 /// Geometry of a 2-D convolution for one row (one timestep of one sample).
@@ -106,11 +106,9 @@ pub fn linear_forward<S: Storage>(
 /// `[cout,cin,kh,kw]`, output `[cout,oh,ow]`. Taps that read padding are not operations;
 /// taps that read a zero input are counted as skipped.
 ///
-/// The sums are scattered from the non-zero inputs (a spike map is mostly zeros) into one
-/// accumulator per output, channel-last so the innermost loop runs over output channels.
-/// Visiting inputs in increasing `(ci, iy, ix)` order gives every output its taps in
-/// `(ci, ky, kx)` order, the order a gather over the window would use, so each output sees
-/// the same sequence of roundings.
+/// Every output sums its taps in `(ci, ky, kx)` order, the order a gather over the window
+/// would use. Stride 1 goes through [`conv_forward`](super::conv_forward), one output row
+/// at a time; other strides through [`conv2d_forward_general`].
 pub fn conv2d_forward<S: Storage>(
     mode: Accum,
     shape: &Conv2dShape,
@@ -123,6 +121,28 @@ pub fn conv2d_forward<S: Storage>(
     assert_eq!(input.len(), shape.in_len(), "conv input shape");
     assert_eq!(weight.len(), shape.weight_len(), "conv weight shape");
     assert_eq!(out.len(), shape.out_len(), "conv output shape");
+    if shape.stride == 1 {
+        ops.merge(conv_forward::forward(mode, shape, weight, bias, &input, out));
+    } else {
+        conv2d_forward_general(mode, shape, weight, bias, input, out, ops);
+    }
+}
+
+/// [`conv2d_forward`] for any geometry.
+///
+/// The sums are scattered from the non-zero inputs (a spike map is mostly zeros) into one
+/// accumulator per output, channel-last so the innermost loop runs over output channels.
+/// Visiting inputs in increasing `(ci, iy, ix)` order gives every output its taps in
+/// `(ci, ky, kx)` order, so each output sees the same sequence of roundings.
+pub(crate) fn conv2d_forward_general<S: Storage>(
+    mode: Accum,
+    shape: &Conv2dShape,
+    weight: &[S],
+    bias: Option<&[S]>,
+    input: Input<'_, S>,
+    out: &mut [S],
+    ops: &mut OpCount,
+) {
     let (oh, ow, cout) = (shape.oh(), shape.ow(), shape.cout);
     let taps = shape.kh * shape.kw;
     // Weights as [ci][ky][kx][co], so one tap's weights for every output channel are adjacent.

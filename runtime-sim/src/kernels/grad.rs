@@ -20,6 +20,7 @@
 use super::accumulate::Conv2dShape;
 use super::soma::{LifParams, Reset};
 use super::{Input, OpCount};
+use super::{conv_input_grad, conv_weight_grad};
 use crate::fp::{Accum, Storage, acc_add, acc_mac, add, axpy, mul, store, sub};
 use crate::spikes::SpikeSlice;
 
@@ -132,10 +133,11 @@ pub fn bias_grad<S: Storage>(mode: Accum, gout: &[S], plane: usize, acc: &mut [f
 /// conv error propagation for one row (transposed convolution): `gout` `[cout,oh,ow]`,
 /// `gin` `[cin,h,w]`, `acc` a partial-sum buffer of `gin.len()`. Zero errors are skipped.
 ///
-/// The loop is tap-major: for each kernel tap (ky, kx), each output channel scatters its
-/// shifted error plane. Every input gradient therefore sums its terms in (ky, kx, co) order,
-/// which is PyTorch's CPU order; with f32 accumulators that reproduces the golden oracle's
-/// value even where the exact sum lies next to an f16 rounding boundary.
+/// Every input gradient sums its terms in (ky, kx, co) order, which is PyTorch's CPU order;
+/// with f32 accumulators that reproduces the golden oracle's value even where the exact sum
+/// lies next to an f16 rounding boundary. Dense errors of a stride-1 conv with finite
+/// weights go through [`conv_input_grad`](super::conv_input_grad), which keeps blocks of
+/// accumulators in registers; everything else through [`conv2d_backward_input_general`].
 pub fn conv2d_backward_input<S: Storage>(
     mode: Accum,
     shape: &Conv2dShape,
@@ -149,9 +151,32 @@ pub fn conv2d_backward_input<S: Storage>(
     assert_eq!(gout.len(), shape.out_len(), "conv gradient shape");
     assert!(gin.len() == shape.in_len() && acc.len() == gin.len(), "conv input-gradient shape");
     let nonzero = gout.iter().filter(|g| g.to_f32() != 0.0).count();
+    // Below a quarter of non-zero errors the scatter of the general kernel does less work.
+    if 4 * nonzero >= gout.len() && conv_input_grad::applies(shape, weight) {
+        conv_input_grad::backward_input(mode, shape, weight, gout, acc);
+        ops.merge(conv_input_grad::input_grad_ops(shape, gout));
+    } else {
+        conv2d_backward_input_general(mode, shape, weight, gout, acc, ops);
+    }
+    store(acc, gin);
+}
+
+/// [`conv2d_backward_input`] for any geometry and any values, into `acc`: along rows for
+/// dense errors of a stride-1 conv, otherwise scattering each non-zero error.
+///
+/// The scatter is tap-major: for each kernel tap (ky, kx), each output channel scatters its
+/// shifted error plane, so every input gradient receives its terms in (ky, kx, co) order.
+pub(crate) fn conv2d_backward_input_general<S: Storage>(
+    mode: Accum,
+    shape: &Conv2dShape,
+    weight: &[S],
+    gout: &[S],
+    acc: &mut [f32],
+    ops: &mut OpCount,
+) {
+    let nonzero = gout.iter().filter(|g| g.to_f32() != 0.0).count();
     if shape.stride == 1 && 4 * nonzero >= gout.len() {
         conv2d_backward_input_rows(mode, shape, weight, gout, acc, ops);
-        store(acc, gin);
         return;
     }
     let (cin, plane) = (shape.cin, shape.h * shape.w);
@@ -197,7 +222,6 @@ pub fn conv2d_backward_input<S: Storage>(
     for (i, a) in acc.iter_mut().enumerate() {
         *a = last[(i % plane) * cin + i / plane];
     }
-    store(acc, gin);
 }
 
 /// [`conv2d_backward_input`] for stride 1 and dense errors, into `acc` (`[cin,h,w]`).
@@ -254,12 +278,9 @@ fn conv2d_backward_input_rows<S: Storage>(
 /// gout[co,oy,ox]·x[ci,iy,ix]`. Zero errors and zero inputs are skipped.
 ///
 /// Each accumulator receives its terms in increasing output position, as the direct loop
-/// would. The work is organised around the non-zero inputs (spike maps are mostly zeros):
-/// for each output position and tap, every non-zero input channel adds the position's
-/// error column (all output channels, channel-last) to its accumulators. The terms this
-/// adds and the direct loop skips are zero errors times an input, and the direct loop adds
-/// zero inputs times an error; both are ±0, which leave an accumulator as it is (they
-/// start at +0 and a sum of non-zero terms is never −0).
+/// would. A stride-1 conv whose accumulators and inputs allow it goes through
+/// [`conv_weight_grad`](super::conv_weight_grad), which keeps a channel's accumulators in
+/// registers; everything else through [`conv2d_weight_grad_general`].
 pub fn conv2d_weight_grad<S: Storage>(
     mode: Accum,
     shape: &Conv2dShape,
@@ -271,6 +292,30 @@ pub fn conv2d_weight_grad<S: Storage>(
     assert_eq!(gout.len(), shape.out_len(), "conv gradient shape");
     assert_eq!(input.len(), shape.in_len(), "conv input shape");
     assert_eq!(acc.len(), shape.weight_len(), "conv weight-gradient shape");
+    if conv_weight_grad::applies(shape, &input, acc, mode) {
+        conv_weight_grad::weight_grad(mode, shape, gout, &input, acc);
+        ops.merge(conv_weight_grad::weight_grad_ops(shape, gout, &input));
+    } else {
+        conv2d_weight_grad_general(mode, shape, gout, input, acc, ops);
+    }
+}
+
+/// [`conv2d_weight_grad`] for any geometry and any values.
+///
+/// The work is organised around the non-zero inputs (spike maps are mostly zeros):
+/// for each output position and tap, every non-zero input channel adds the position's
+/// error column (all output channels, channel-last) to its accumulators. The terms this
+/// adds and the direct loop skips are zero errors times an input, and the direct loop adds
+/// zero inputs times an error; both are ±0, which leave an accumulator as it is (they
+/// start at +0 and a sum of non-zero terms is never −0).
+pub(crate) fn conv2d_weight_grad_general<S: Storage>(
+    mode: Accum,
+    shape: &Conv2dShape,
+    gout: &[S],
+    input: Input<'_, S>,
+    acc: &mut [f32],
+    ops: &mut OpCount,
+) {
     let (oh, ow, cin, cout) = (shape.oh(), shape.ow(), shape.cin, shape.cout);
     let taps = shape.kh * shape.kw;
     let inputs = NonzeroByPosition::new(&input, shape.h * shape.w);

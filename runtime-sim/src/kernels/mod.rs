@@ -15,13 +15,23 @@
 //! - [`pool`]: average and max pooling on spike maps, forward and backward.
 //! - [`soma`]: LIF and readout forward, surrogate derivatives.
 //! - [`loss`]: output rate / mean membrane, loss value and output gradient.
+//! - [`conv_forward`]: the stride-1 conv forward, one output row at a time.
+//! - [`conv_input_grad`]: the fast path of conv error propagation (register blocks).
+//! - [`conv_weight_grad`]: the fast path of the conv weight gradient (register blocks).
+//! - [`lanes`]: blocks of eight-lane accumulators, shared by the fast conv kernels.
 //! - [`grad`]: gradient soma (reverse time), error propagation, weight and bias gradients.
 //! - [`update`]: SGD, SGD with momentum, Adam (FP32 master weights).
 //! - [`tile`]: fc forward, error propagation and weight gradient in the ISA's `k x n`
 //!   weight layout, with the engine's skip decisions.
 
 pub mod accumulate;
+#[cfg(test)]
+mod conv_cases;
+mod conv_forward;
+mod conv_input_grad;
+mod conv_weight_grad;
 pub mod grad;
+mod lanes;
 pub mod loss;
 pub mod pool;
 pub mod soma;

@@ -1,0 +1,239 @@
+//! Forward convolution of stride 1, one output row at a time.
+//!
+//! Each output sums `W[co,ci,ky,kx]·x[ci, oy+ky−pad, ox+kx−pad]` over its non-zero inputs
+//! in (ci, ky, kx) order, as in [`conv2d_forward`](super::accumulate::conv2d_forward). For
+//! one output row the accumulators, channel-last (`[ox][co]`), fit the L1 cache. For each
+//! (ci, ky, kx) in that order, every non-zero input of input row `oy+ky−pad` adds its
+//! weights for all output channels to output `ox = ix+pad−kx`: within one pass no two
+//! inputs touch the same accumulators, and the passes keep each output's order. The
+//! non-zero inputs are listed once per call, row by row, so a pass costs one step per
+//! non-zero input and no division.
+//!
+//! Inputs whose output column falls outside the map add into spare columns either side,
+//! which are thrown away, so the inner loop has no bounds test. Skipped (zero) inputs are
+//! never added, as in the general kernel, so no condition on the values is needed.
+
+use super::accumulate::Conv2dShape;
+use super::lanes::mac;
+use super::{Input, OpCount};
+use crate::fp::{Accum, Storage, acc_add};
+
+/// The non-zero inputs of each input row `(ci, iy)`, in increasing column: `(ix, value)`.
+pub(crate) struct NonzeroRows {
+    starts: Vec<usize>,
+    items: Vec<(usize, f32)>,
+}
+
+impl NonzeroRows {
+    /// Lists the non-zero inputs of `input` (`[cin,h,w]`), walking the rows alongside the
+    /// increasing indices instead of dividing each one.
+    pub(crate) fn new<S: Storage>(shape: &Conv2dShape, input: &Input<'_, S>) -> Self {
+        let w = shape.w;
+        let rows = shape.cin * shape.h;
+        let mut starts = vec![0usize; rows + 1];
+        let mut items = Vec::new();
+        let (mut row, mut row_end) = (0usize, w);
+        input.for_each_nonzero(|i, x| {
+            while i >= row_end {
+                row += 1;
+                row_end += w;
+                starts[row] = items.len();
+            }
+            items.push((i + w - row_end, x));
+        });
+        starts[row + 1..].fill(items.len());
+        NonzeroRows { starts, items }
+    }
+
+    /// The non-zero inputs of row `row` (`ci·h + iy`).
+    pub(crate) fn row(&self, row: usize) -> &[(usize, f32)] {
+        &self.items[self.starts[row]..self.starts[row + 1]]
+    }
+}
+
+/// The forward conv of one row into `out` (`[cout,oh,ow]`), `bias` added to each
+/// accumulator before it is rounded; stride 1 only. Returns the executed and skipped
+/// operations as the general kernel counts them.
+pub(crate) fn forward<S: Storage>(
+    mode: Accum,
+    shape: &Conv2dShape,
+    weight: &[S],
+    bias: Option<&[S]>,
+    input: &Input<'_, S>,
+    out: &mut [S],
+) -> OpCount {
+    assert_eq!(shape.stride, 1, "the row-wise forward conv is for stride 1");
+    let rows = NonzeroRows::new(shape, input);
+    let wt = tap_major_weights(shape, weight);
+    let (oh, ow, cout) = (shape.oh(), shape.ow(), shape.cout);
+    // Column `ox + kw − 1` holds output ox; inputs reach columns up to w − 1 + pad + kw − 1.
+    let cols = (shape.w + shape.pad + shape.kw - 1).max(ow + shape.kw - 1);
+    let mut acc = vec![0.0f32; cols * cout];
+    for oy in 0..oh {
+        acc.fill(0.0);
+        match (mode, cout) {
+            (Accum::F32, 4) => output_row::<S, false, 4>(shape, &wt, &rows, oy, &mut acc),
+            (Accum::F32, 8) => output_row::<S, false, 8>(shape, &wt, &rows, oy, &mut acc),
+            (Accum::F32, 16) => output_row::<S, false, 16>(shape, &wt, &rows, oy, &mut acc),
+            (Accum::F32, _) => output_row::<S, false, 0>(shape, &wt, &rows, oy, &mut acc),
+            (Accum::Storage, _) => output_row::<S, true, 0>(shape, &wt, &rows, oy, &mut acc),
+        }
+        for co in 0..cout {
+            for ox in 0..ow {
+                let mut a = acc[(ox + shape.kw - 1) * cout + co];
+                if let Some(b) = bias {
+                    a = acc_add::<S>(a, b[co].to_f32(), mode);
+                }
+                out[(co * oh + oy) * ow + ox] = S::from_f32(a);
+            }
+        }
+    }
+    forward_ops(shape, &rows)
+}
+
+/// The weights as `[ci][ky][kx][co]`, widened, so one tap's weights for every output
+/// channel are adjacent.
+fn tap_major_weights<S: Storage>(shape: &Conv2dShape, weight: &[S]) -> Vec<f32> {
+    let (cin, cout, taps) = (shape.cin, shape.cout, shape.kh * shape.kw);
+    let mut wt = vec![0.0f32; weight.len()];
+    for (co, per_out) in weight.chunks_exact(cin * taps).enumerate() {
+        for (k, w) in per_out.iter().enumerate() {
+            wt[k * cout + co] = w.to_f32();
+        }
+    }
+    wt
+}
+
+/// Adds every term of output row `oy` to `acc` (`[col][co]`), pass by pass in (ci, ky, kx)
+/// order. `C` is the number of output channels when it is a constant the compiler can
+/// unroll for, or 0 for any.
+fn output_row<S: Storage, const NARROW: bool, const C: usize>(
+    shape: &Conv2dShape,
+    wt: &[f32],
+    rows: &NonzeroRows,
+    oy: usize,
+    acc: &mut [f32],
+) {
+    let (kh, kw) = (shape.kh, shape.kw);
+    let n = if C == 0 { shape.cout } else { C };
+    for ci in 0..shape.cin {
+        for ky in 0..kh {
+            let Some(iy) = (oy + ky).checked_sub(shape.pad).filter(|&iy| iy < shape.h) else { continue };
+            let inputs = rows.row(ci * shape.h + iy);
+            for kx in 0..kw {
+                let w = &wt[((ci * kh + ky) * kw + kx) * n..][..n];
+                // Input ix reaches output ix + pad − kx, at column ix + pad + kw − 1 − kx.
+                let shift = shape.pad + kw - 1 - kx;
+                if C == 0 {
+                    add_taps::<S, NARROW>(inputs, w, shift, acc);
+                } else {
+                    add_taps_fixed::<S, NARROW, C>(inputs, w, shift, acc);
+                }
+            }
+        }
+    }
+}
+
+/// Adds one tap's weights `w` (one per output channel), times each input, to the
+/// accumulators of the outputs the inputs reach.
+fn add_taps<S: Storage, const NARROW: bool>(inputs: &[(usize, f32)], w: &[f32], shift: usize, acc: &mut [f32]) {
+    let n = w.len();
+    for &(ix, x) in inputs {
+        let a = &mut acc[(ix + shift) * n..][..n];
+        for (a, &w) in a.iter_mut().zip(w) {
+            *a = mac::<S, NARROW>(*a, w, x);
+        }
+    }
+}
+
+/// [`add_taps`] for exactly `C` output channels, with the weights held in registers.
+fn add_taps_fixed<S: Storage, const NARROW: bool, const C: usize>(
+    inputs: &[(usize, f32)],
+    w: &[f32],
+    shift: usize,
+    acc: &mut [f32],
+) {
+    let w = &w[..C];
+    let w: [f32; C] = std::array::from_fn(|l| w[l]);
+    for &(ix, x) in inputs {
+        let a = &mut acc[(ix + shift) * C..][..C];
+        for l in 0..C {
+            a[l] = mac::<S, NARROW>(a[l], w[l], x);
+        }
+    }
+}
+
+/// Executed and skipped operations as the general kernel counts them: a non-zero input
+/// executes `cout` operations per tap that reaches an output; every (output, tap) pair
+/// that reads the map (not the padding) is `cin·cout` operations.
+fn forward_ops(shape: &Conv2dShape, rows: &NonzeroRows) -> OpCount {
+    let (oh, ow) = (shape.oh(), shape.ow());
+    // Taps through which input coordinate i reaches an output, per axis.
+    let reach = |i: usize, k: usize, out: usize| {
+        (0..k).filter(|&t| (i + shape.pad).checked_sub(t).is_some_and(|o| o < out)).count()
+    };
+    let ny: Vec<u64> = (0..shape.h).map(|iy| reach(iy, shape.kh, oh) as u64).collect();
+    let nx: Vec<u64> = (0..shape.w).map(|ix| reach(ix, shape.kw, ow) as u64).collect();
+    let mut executed = 0u64;
+    for r in 0..shape.cin * shape.h {
+        let per_row: u64 = rows.row(r).iter().map(|&(ix, _)| nx[ix]).sum();
+        executed += per_row * ny[r % shape.h];
+    }
+    let executed = executed * shape.cout as u64;
+    let total = ny.iter().sum::<u64>() * nx.iter().sum::<u64>() * (shape.cin * shape.cout) as u64;
+    OpCount { executed, skipped: total - executed }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::rng::Rng;
+    use crate::kernels::accumulate::{conv2d_forward, conv2d_forward_general};
+    use crate::kernels::conv_cases::{ones, shape, values};
+    use crate::spikes::SpikeBits;
+    use half::f16;
+
+    /// The row-wise kernel against the general one on random shapes (stride 1 for the
+    /// row-wise kernel, any for the entry point), spike and dense inputs with and without
+    /// bias, in both accumulator modes and both storage types: the same outputs bit for bit
+    /// and the same operation counts.
+    #[test]
+    fn row_kernel_matches_the_general_kernel() {
+        let mut rng = Rng::new(13);
+        for case in 0..300 {
+            let s = shape(&mut rng);
+            check::<f16>(&mut rng, &s, case);
+            check::<f32>(&mut rng, &s, case);
+        }
+    }
+
+    fn check<S: Storage>(rng: &mut Rng, s: &Conv2dShape, case: usize) {
+        let special = rng.bernoulli(0.2);
+        let weight: Vec<S> = values(rng, s.weight_len(), 0.1, special);
+        let bias: Vec<S> = values(rng, s.cout, 0.2, false);
+        let density = [0.05, 0.2, 0.6][rng.below(3) as usize];
+        let spikes = SpikeBits::from_nonzero(&ones::<f32>(rng, s.in_len(), density));
+        let dense: Vec<S> = values(rng, s.in_len(), 1.0 - density, special);
+        let with_bias = rng.bernoulli(0.3);
+        let b = with_bias.then_some(&bias[..]);
+        for input in [Input::Spikes(spikes.slice(0, s.in_len())), Input::Dense(&dense)] {
+            for mode in [Accum::F32, Accum::Storage] {
+                let what = format!("case {case} {s:?} {} {mode:?} bias {with_bias}", S::NAME);
+                let (mut want, mut want_ops) = (vec![S::default(); s.out_len()], OpCount::default());
+                conv2d_forward_general(mode, s, &weight, b, input, &mut want, &mut want_ops);
+                let bits =
+                    |v: &[S]| crate::kernels::conv_cases::bits(&v.iter().map(|x| x.to_f32()).collect::<Vec<_>>());
+                if s.stride == 1 {
+                    let mut got = vec![S::default(); s.out_len()];
+                    let ops = forward(mode, s, &weight, b, &input, &mut got);
+                    assert_eq!(bits(&got), bits(&want), "{what}");
+                    assert_eq!(ops, want_ops, "{what}");
+                }
+                let (mut got, mut ops) = (vec![S::default(); s.out_len()], OpCount::default());
+                conv2d_forward(mode, s, &weight, b, input, &mut got, &mut ops);
+                assert_eq!(bits(&got), bits(&want), "{what}");
+                assert_eq!(ops, want_ops, "{what}");
+            }
+        }
+    }
+}

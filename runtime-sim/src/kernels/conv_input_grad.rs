@@ -1,0 +1,188 @@
+//! Error propagation of a stride-1 convolution, a block of input gradients at a time.
+//!
+//! `gin[ci,iy,ix] = Σ_{ky,kx,co} g[co, iy+pad−ky, ix+pad−kx] · W[co,ci,ky,kx]`, the terms of
+//! every sum in (ky, kx, co) order as in [`conv2d_backward_input`](super::grad::conv2d_backward_input).
+//! The error planes are copied once into zero-padded planes whose rows are `w + kw − 1`
+//! long, so that every tap of every input position reads inside them. An input-gradient
+//! plane, flattened with that same row length, is then a one-dimensional correlation: the
+//! term of tap (ky, kx) for position `q` is at `q + (kh−1−ky)·cols + (kw−1−kx)` of the
+//! padded error plane. A block of consecutive positions (up to 48) stays in vector registers
+//! while all `kh·kw·cout` terms are added; the positions that fall into the padding columns
+//! are computed too and thrown away.
+//!
+//! Terms read from the padding, and terms of zero errors, which the general kernel skips or
+//! multiplies, are products of zero with a finite weight here (see [`applies`]): ±0, which
+//! leaves an accumulator that starts at +0 as it is (see [`super::lanes`]).
+
+use super::OpCount;
+use super::accumulate::Conv2dShape;
+use super::lanes::{Block, LANES, block_mac, blocks, dispatch};
+use crate::fp::{Accum, Storage};
+
+/// Whether [`backward_input`] computes bit for bit what the general kernel does: stride 1,
+/// padding smaller than the kernel (so the padded planes start at an offset of zero or
+/// more), and finite weights (so a zero error contributes ±0, never NaN).
+pub(crate) fn applies<S: Storage>(shape: &Conv2dShape, weight: &[S]) -> bool {
+    shape.stride == 1 && shape.pad < shape.kh && shape.pad < shape.kw && weight.iter().all(|w| w.to_f32().is_finite())
+}
+
+/// The input gradient of one row into `acc` (`[cin,h,w]`), unrounded; see the module doc.
+pub(crate) fn backward_input<S: Storage>(mode: Accum, shape: &Conv2dShape, weight: &[S], gout: &[S], acc: &mut [f32]) {
+    let p = Padded::new(shape, gout);
+    let wt = flipped_weights(shape, weight);
+    let vectors = (shape.h * p.cols).div_ceil(LANES);
+    let stride = vectors * LANES;
+    // One flattened gradient plane per input channel. Blocks are the outer loop so the
+    // rows of the padded errors a block reads stay in the cache for every channel.
+    let mut planes = vec![0.0f32; shape.cin * stride];
+    let mut q0 = 0;
+    for nv in blocks(vectors) {
+        for (ci, plane) in planes.chunks_exact_mut(stride).enumerate() {
+            dispatch!(input_block::<S>(mode, nv)(&p, &wt, shape, ci, q0, plane));
+        }
+        q0 += nv * LANES;
+    }
+    let (h, w) = (shape.h, shape.w);
+    for (ci, plane) in planes.chunks_exact(stride).enumerate() {
+        for iy in 0..h {
+            acc[(ci * h + iy) * w..][..w].copy_from_slice(&plane[iy * p.cols..][..w]);
+        }
+    }
+}
+
+/// Executed and skipped operations of error propagation, as the general kernel counts
+/// them: every in-bounds (output, tap) pair is `cin` operations, executed if the error is
+/// non-zero.
+pub(crate) fn input_grad_ops<S: Storage>(shape: &Conv2dShape, gout: &[S]) -> OpCount {
+    let taps = |o: usize, k: usize, size: usize| (0..k).filter(|&t| shape.input_coord(o, t, size).is_some()).count();
+    let ny: Vec<u64> = (0..shape.oh()).map(|oy| taps(oy, shape.kh, shape.h) as u64).collect();
+    let nx: Vec<u64> = (0..shape.ow()).map(|ox| taps(ox, shape.kw, shape.w) as u64).collect();
+    let executed = weigh_rows(shape, gout, &ny, &nx) * shape.cin as u64;
+    let total = ny.iter().sum::<u64>() * nx.iter().sum::<u64>() * (shape.cin * shape.cout) as u64;
+    OpCount { executed, skipped: total - executed }
+}
+
+/// `Σ ny[oy]·nx[ox]` over the non-zero errors `(co, oy, ox)`: the in-bounds taps of each.
+fn weigh_rows<S: Storage>(shape: &Conv2dShape, gout: &[S], ny: &[u64], nx: &[u64]) -> u64 {
+    let mut sum = 0u64;
+    // Rows run over (co, oy), so the row index modulo `oh` is oy.
+    for (r, row) in gout.chunks_exact(shape.ow()).enumerate() {
+        let per_row: u64 = row.iter().zip(nx).filter(|(g, _)| g.to_f32() != 0.0).map(|(_, n)| n).sum();
+        sum += per_row * ny[r % ny.len()];
+    }
+    sum
+}
+
+/// The error planes, zero-padded: error (co, oy, ox) at `co·plane + (oy+kh−1−pad)·cols +
+/// ox+kw−1−pad`, with room after each plane for the last block's overrun.
+struct Padded {
+    data: Vec<f32>,
+    cols: usize,
+    plane: usize,
+}
+
+impl Padded {
+    fn new<S: Storage>(shape: &Conv2dShape, gout: &[S]) -> Self {
+        let (oh, ow) = (shape.oh(), shape.ow());
+        let cols = shape.w + shape.kw - 1;
+        let reach = (shape.kh - 1) * cols + shape.kw - 1;
+        let plane = (shape.h * cols).next_multiple_of(LANES) + reach;
+        let mut data = vec![0.0f32; shape.cout * plane];
+        let (py, px) = (shape.kh - 1 - shape.pad, shape.kw - 1 - shape.pad);
+        for (co, g) in gout.chunks_exact(oh * ow).enumerate() {
+            for (oy, row) in g.chunks_exact(ow).enumerate() {
+                S::to_f32_slice(row, &mut data[co * plane + (oy + py) * cols + px..][..ow]);
+            }
+        }
+        Padded { data, cols, plane }
+    }
+}
+
+/// The weights as `[ci][ky][kx][co]`, widened, so one tap's weights for every output
+/// channel are adjacent.
+fn flipped_weights<S: Storage>(shape: &Conv2dShape, weight: &[S]) -> Vec<f32> {
+    let (cin, cout, taps) = (shape.cin, shape.cout, shape.kh * shape.kw);
+    let mut wt = vec![0.0f32; weight.len()];
+    for (i, w) in weight.iter().enumerate() {
+        let (co, ci, tap) = (i / (cin * taps), i / taps % cin, i % taps);
+        wt[(ci * taps + tap) * cout + co] = w.to_f32();
+    }
+    wt
+}
+
+/// The `NV·8` gradients of channel `ci` from flattened position `q0`, into `plane`.
+fn input_block<S: Storage, const NARROW: bool, const NV: usize>(
+    p: &Padded,
+    wt: &[f32],
+    shape: &Conv2dShape,
+    ci: usize,
+    q0: usize,
+    plane: &mut [f32],
+) {
+    let (kh, kw, cout) = (shape.kh, shape.kw, shape.cout);
+    let mut acc: Block<NV> = [[0.0; LANES]; NV];
+    for ky in 0..kh {
+        for kx in 0..kw {
+            let at = q0 + (kh - 1 - ky) * p.cols + (kw - 1 - kx);
+            let w = &wt[((ci * kh + ky) * kw + kx) * cout..][..cout];
+            for (co, &wv) in w.iter().enumerate() {
+                block_mac::<S, NARROW, NV>(&mut acc, &p.data[co * p.plane + at..], wv);
+            }
+        }
+    }
+    for (out, a) in plane[q0..][..NV * LANES].chunks_exact_mut(LANES).zip(&acc) {
+        out.copy_from_slice(a);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::rng::Rng;
+    use crate::kernels::conv_cases::{bits, shape, values};
+    use crate::kernels::grad::{conv2d_backward_input, conv2d_backward_input_general};
+    use half::f16;
+
+    /// The fast path against the general kernel on random shapes, values and densities, in
+    /// both accumulator modes and both storage types: the same partial sums bit for bit and
+    /// the same operation counts. The entry point must agree with the general kernel too,
+    /// whichever path it takes (stride 2, non-finite weights, sparse errors).
+    #[test]
+    fn fast_path_matches_the_general_kernel() {
+        let mut rng = Rng::new(11);
+        let mut fast = 0;
+        for case in 0..300 {
+            let s = shape(&mut rng);
+            fast += check::<f16>(&mut rng, &s, case) + check::<f32>(&mut rng, &s, case);
+        }
+        assert!(fast > 200, "the fast path ran {fast} times");
+    }
+
+    /// Checks one case in both modes; returns how often the fast path applied.
+    fn check<S: Storage>(rng: &mut Rng, s: &Conv2dShape, case: usize) -> usize {
+        let mut fast = 0;
+        let special = rng.bernoulli(0.2);
+        let odd_weights = special && rng.bernoulli(0.5);
+        let weight: Vec<S> = values(rng, s.weight_len(), 0.1, odd_weights);
+        let zeros = [0.0, 0.2, 0.7, 0.95][rng.below(4) as usize];
+        let gout: Vec<S> = values(rng, s.out_len(), zeros, special);
+        for mode in [Accum::F32, Accum::Storage] {
+            let what = format!("case {case} {s:?} {} {mode:?}", S::NAME);
+            let (mut want, mut want_ops) = (vec![0.0f32; s.in_len()], OpCount::default());
+            conv2d_backward_input_general(mode, s, &weight, &gout, &mut want, &mut want_ops);
+            if applies(s, &weight) {
+                let mut got = vec![f32::NAN; s.in_len()];
+                backward_input(mode, s, &weight, &gout, &mut got);
+                assert_eq!(bits(&got), bits(&want), "{what}");
+                assert_eq!(input_grad_ops(s, &gout), want_ops, "{what}");
+                fast += 1;
+            }
+            let (mut gin, mut acc, mut ops) =
+                (vec![S::default(); s.in_len()], vec![0.0; s.in_len()], OpCount::default());
+            conv2d_backward_input(mode, s, &weight, &gout, &mut gin, &mut acc, &mut ops);
+            assert_eq!(bits(&acc), bits(&want), "{what}");
+            assert_eq!(ops, want_ops, "{what}");
+        }
+        fast
+    }
+}

@@ -1,0 +1,304 @@
+//! Weight gradient of a stride-1 convolution, with the accumulators of one input channel in
+//! vector registers.
+//!
+//! `dW[co,ci,ky,kx] += Σ_{oy,ox} g[co,oy,ox] · x[ci, oy+ky−pad, ox+kx−pad]`, each sum taking
+//! its terms in increasing output position, as in
+//! [`conv2d_weight_grad`](super::grad::conv2d_weight_grad). The work follows the non-zero
+//! inputs (spike maps are mostly zeros): input (ci, iy, ix) adds `x` times the errors of
+//! the outputs it reaches to the accumulators of channel ci. For one kernel row ky those
+//! outputs are the `kw` adjacent positions `ox = ix+pad−kx` of output row `oy = iy+pad−ky`,
+//! so with the errors stored channel-last (`[oy][ox][co]`) and the accumulators of one
+//! (ci, ky) laid out as `[kw−1−kx][co]`, one input adds one contiguous run of `kw·cout`
+//! errors to one contiguous run of accumulators. All kernel rows of a channel form one
+//! block of vectors (or several, when they do not fit the registers), so the block has
+//! several independent sums to add to per input instead of one long dependent chain.
+//!
+//! The error rows and columns are zero-padded, so an input near the border reads zeros
+//! where the general kernel has no tap; it also multiplies the zero errors the general
+//! kernel skips. Both are products of zero with a finite input: ±0, which leaves the
+//! accumulators as they are when [`applies`] holds (see [`super::lanes`]).
+
+use super::accumulate::Conv2dShape;
+use super::lanes::{Block, LANES, blocks, dispatch, mac, zero_terms_are_exact};
+use super::{Input, OpCount};
+use crate::fp::{Accum, Storage};
+
+/// Whether [`weight_grad`] computes bit for bit what the general kernel does: stride 1,
+/// finite inputs, and accumulators that a ±0 term leaves as they are.
+pub(crate) fn applies<S: Storage>(shape: &Conv2dShape, input: &Input<'_, S>, acc: &[f32], mode: Accum) -> bool {
+    let finite = match input {
+        Input::Spikes(_) => true,
+        Input::Dense(d) => d.iter().all(|v| v.to_f32().is_finite()),
+    };
+    shape.stride == 1 && finite && zero_terms_are_exact::<S>(acc, mode)
+}
+
+/// Adds the weight gradient of one row to `acc` (`[cout,cin,kh,kw]`); see the module doc.
+pub(crate) fn weight_grad<S: Storage>(
+    mode: Accum,
+    shape: &Conv2dShape,
+    gout: &[S],
+    input: &Input<'_, S>,
+    acc: &mut [f32],
+) {
+    let p = Columns::new(shape, gout);
+    let entries = Entries::new(shape, input, &p);
+    // Vectors per kernel row, and for all kernel rows of a channel.
+    let per_row = (shape.kw * shape.cout).div_ceil(LANES);
+    let mut lanes = vec![0.0f32; shape.kh * per_row * LANES];
+    let grid = Grid { kh: shape.kh, per_row, row_step: p.cols * shape.cout };
+    for ci in 0..shape.cin {
+        gather(shape, acc, ci, per_row, &mut lanes);
+        let items = entries.channel(ci);
+        let mut v0 = 0;
+        for nv in blocks(shape.kh * per_row) {
+            dispatch!(weight_block::<S>(mode, nv)(&p.data, items, &grid, v0, &mut lanes));
+            v0 += nv;
+        }
+        scatter(shape, &lanes, ci, per_row, acc);
+    }
+}
+
+/// Executed and skipped operations of one row's weight gradient, as the general kernel
+/// counts them: every in-bounds (output, tap) pair is `cin·cout` operations, executed
+/// where both the error and the input are non-zero.
+pub(crate) fn weight_grad_ops<S: Storage>(shape: &Conv2dShape, gout: &[S], input: &Input<'_, S>) -> OpCount {
+    let (oh, ow, plane) = (shape.oh(), shape.ow(), shape.h * shape.w);
+    // Non-zero inputs per position and non-zero errors per output position.
+    let mut inputs = vec![0u64; plane];
+    let mut base = 0;
+    input.for_each_nonzero(|i, _| {
+        while i >= base + plane {
+            base += plane;
+        }
+        inputs[i - base] += 1;
+    });
+    let mut errors = vec![0u64; oh * ow];
+    for g in gout.chunks_exact(oh * ow) {
+        errors.iter_mut().zip(g).for_each(|(e, g)| *e += u64::from(g.to_f32() != 0.0));
+    }
+    // Stride 1: output o reads input o + k − pad for the taps k in `span(o)`.
+    let pad = shape.pad;
+    let span = |o: usize, k: usize, size: usize| pad.saturating_sub(o)..k.min((size + pad).saturating_sub(o));
+    // Non-zero inputs each output column reads along one input row, then along the rows.
+    let mut across = vec![0u64; shape.h * ow];
+    for (row, sums) in inputs.chunks_exact(shape.w).zip(across.chunks_exact_mut(ow)) {
+        for (ox, sum) in sums.iter_mut().enumerate() {
+            *sum = span(ox, shape.kw, shape.w).map(|kx| row[ox + kx - pad]).sum();
+        }
+    }
+    let mut executed = 0u64;
+    for (oy, row) in errors.chunks_exact(ow).enumerate() {
+        for ky in span(oy, shape.kh, shape.h) {
+            let sums = &across[(oy + ky - pad) * ow..][..ow];
+            executed += row.iter().zip(sums).map(|(e, n)| e * n).sum::<u64>();
+        }
+    }
+    let count = |o: usize, k: usize, size: usize| (0..o).map(|o| span(o, k, size).len() as u64).sum::<u64>();
+    let pairs = count(oh, shape.kh, shape.h) * count(ow, shape.kw, shape.w);
+    let total = pairs * (shape.cin * shape.cout) as u64;
+    OpCount { executed, skipped: total - executed }
+}
+
+/// The errors channel-last and zero-padded: error (co, oy, ox) at `((oy + r0)·cols + ox +
+/// kw−1)·cout + co`, where `r0 = max(kh−1−pad, 0)` keeps every row an input reaches at an
+/// index of zero or more; a tail of zeros takes the last block's overrun.
+struct Columns {
+    data: Vec<f32>,
+    cols: usize,
+    r0: usize,
+}
+
+impl Columns {
+    fn new<S: Storage>(shape: &Conv2dShape, gout: &[S]) -> Self {
+        let (oh, ow, cout) = (shape.oh(), shape.ow(), shape.cout);
+        let r0 = (shape.kh - 1).saturating_sub(shape.pad);
+        // Inputs reach output rows up to h−1+pad and columns up to w−1+pad.
+        let (rows, cols) = (shape.h + shape.pad + r0, shape.w + shape.pad + shape.kw - 1);
+        let mut data = vec![0.0f32; rows * cols * cout + shape.kw * cout + LANES];
+        for (co, g) in gout.chunks_exact(oh * ow).enumerate() {
+            for (oy, row) in g.chunks_exact(ow).enumerate().take(rows - r0) {
+                for (ox, v) in row.iter().enumerate().take(cols + 1 - shape.kw) {
+                    data[((oy + r0) * cols + ox + shape.kw - 1) * cout + co] = v.to_f32();
+                }
+            }
+        }
+        Columns { data, cols, r0 }
+    }
+}
+
+/// The non-zero inputs of each channel in increasing position, each as the index of the
+/// first error it multiplies in the last kernel row (the last kernel column), and its
+/// value. The error of kernel row ky lies `(kh−1−ky)` error rows after that index.
+struct Entries {
+    starts: Vec<usize>,
+    items: Vec<(usize, f32)>,
+}
+
+impl Entries {
+    fn new<S: Storage>(shape: &Conv2dShape, input: &Input<'_, S>, p: &Columns) -> Self {
+        let (h, w, cout) = (shape.h, shape.w, shape.cout);
+        let mut counts = vec![0usize; shape.cin];
+        let mut items = Vec::new();
+        // Walk the rows alongside the increasing indices instead of dividing each one.
+        let (mut ci, mut iy, mut row_end) = (0usize, 0usize, w);
+        // `pad + r0 ≥ kh − 1`, so the first row an input reaches is at index zero or more.
+        let first = shape.pad + p.r0 + 1 - shape.kh;
+        input.for_each_nonzero(|i, x| {
+            while i >= row_end {
+                row_end += w;
+                iy += 1;
+                if iy == h {
+                    (ci, iy) = (ci + 1, 0);
+                }
+            }
+            let ix = i + w - row_end;
+            items.push((((iy + first) * p.cols + ix + shape.pad) * cout, x));
+            counts[ci] += 1;
+        });
+        let mut starts = vec![0usize; shape.cin + 1];
+        for (c, n) in counts.iter().enumerate() {
+            starts[c + 1] = starts[c] + n;
+        }
+        Entries { starts, items }
+    }
+
+    fn channel(&self, ci: usize) -> &[(usize, f32)] {
+        &self.items[self.starts[ci]..self.starts[ci + 1]]
+    }
+}
+
+/// Where the vectors of a block read: vector `v` of the lanes of one channel holds lanes
+/// `(v % per_row)·8 ..` of kernel row `v / per_row`, whose errors lie `row_step` before
+/// those of the next kernel row.
+struct Grid {
+    kh: usize,
+    per_row: usize,
+    row_step: usize,
+}
+
+impl Grid {
+    /// The offset of vector `v`'s errors from an input's index in [`Entries`].
+    fn offset(&self, v: usize) -> usize {
+        let (ky, part) = (v / self.per_row, v % self.per_row);
+        (self.kh - 1 - ky) * self.row_step + part * LANES
+    }
+}
+
+/// Adds the terms of the inputs `items` to vectors `v0 .. v0+NV` of `lanes`.
+fn weight_block<S: Storage, const NARROW: bool, const NV: usize>(
+    errors: &[f32],
+    items: &[(usize, f32)],
+    grid: &Grid,
+    v0: usize,
+    lanes: &mut [f32],
+) {
+    let mut acc: Block<NV> = [[0.0; LANES]; NV];
+    let mut offsets = [0usize; NV];
+    for (v, (a, off)) in acc.iter_mut().zip(offsets.iter_mut()).enumerate() {
+        a.copy_from_slice(&lanes[(v0 + v) * LANES..][..LANES]);
+        *off = grid.offset(v0 + v);
+    }
+    for &(at, x) in items {
+        for (a, off) in acc.iter_mut().zip(&offsets) {
+            let src = &errors[at + off..][..LANES];
+            for l in 0..LANES {
+                a[l] = mac::<S, NARROW>(a[l], src[l], x);
+            }
+        }
+    }
+    for (v, a) in acc.iter().enumerate() {
+        lanes[(v0 + v) * LANES..][..LANES].copy_from_slice(a);
+    }
+}
+
+/// Loads the accumulators of channel `ci` into `lanes` as `[ky][kw−1−kx][co]`, each kernel
+/// row padded to whole vectors.
+fn gather(shape: &Conv2dShape, acc: &[f32], ci: usize, per_row: usize, lanes: &mut [f32]) {
+    let (cin, kh, kw) = (shape.cin, shape.kh, shape.kw);
+    for ky in 0..kh {
+        for j in 0..kw {
+            for co in 0..shape.cout {
+                lanes[ky * per_row * LANES + j * shape.cout + co] = acc[((co * cin + ci) * kh + ky) * kw + kw - 1 - j];
+            }
+        }
+    }
+}
+
+/// Stores the accumulators of channel `ci` back from `lanes`; the inverse of [`gather`].
+fn scatter(shape: &Conv2dShape, lanes: &[f32], ci: usize, per_row: usize, acc: &mut [f32]) {
+    let (cin, kh, kw) = (shape.cin, shape.kh, shape.kw);
+    for ky in 0..kh {
+        for j in 0..kw {
+            for co in 0..shape.cout {
+                acc[((co * cin + ci) * kh + ky) * kw + kw - 1 - j] = lanes[ky * per_row * LANES + j * shape.cout + co];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::rng::Rng;
+    use crate::kernels::conv_cases::{bits, ones, shape, values};
+    use crate::kernels::grad::{conv2d_weight_grad, conv2d_weight_grad_general};
+    use crate::spikes::SpikeBits;
+    use half::f16;
+
+    /// The fast path against the general kernel on random shapes, spike and dense inputs,
+    /// in both accumulator modes and both storage types: the same accumulators bit for bit
+    /// and the same operation counts. The entry point must agree with the general kernel
+    /// too, whichever path it takes (stride 2, −0 or NaN accumulators, infinite inputs).
+    #[test]
+    fn fast_path_matches_the_general_kernel() {
+        let mut rng = Rng::new(12);
+        let mut fast = 0;
+        for case in 0..300 {
+            let s = shape(&mut rng);
+            fast += check::<f16>(&mut rng, &s, case) + check::<f32>(&mut rng, &s, case);
+        }
+        assert!(fast > 400, "the fast path ran {fast} times");
+    }
+
+    /// Checks one case with spike and dense inputs in both modes; returns how often the
+    /// fast path applied.
+    fn check<S: Storage>(rng: &mut Rng, s: &Conv2dShape, case: usize) -> usize {
+        let special = rng.bernoulli(0.2);
+        let zeros = [0.0, 0.2, 0.7, 0.95][rng.below(4) as usize];
+        let gout: Vec<S> = values(rng, s.out_len(), zeros, special);
+        let density = [0.05, 0.2, 0.6][rng.below(3) as usize];
+        let spikes = SpikeBits::from_nonzero(&ones::<f32>(rng, s.in_len(), density));
+        let odd_inputs = special && rng.bernoulli(0.3);
+        let dense: Vec<S> = values(rng, s.in_len(), 1.0 - density, odd_inputs);
+        // Accumulators as a running sum leaves them (never −0: adding +0 makes it +0),
+        // sometimes with a value the fast path must refuse.
+        let start = values::<S>(rng, s.weight_len(), 0.3, false);
+        let mut start: Vec<f32> = start.iter().map(|v| v.to_f32() + 0.0).collect();
+        if rng.bernoulli(0.2) {
+            let i = rng.below(start.len() as u64) as usize;
+            start[i] = [-0.0, f32::NAN, 0.1][rng.below(3) as usize];
+        }
+        let mut fast = 0;
+        for input in [Input::Spikes(spikes.slice(0, s.in_len())), Input::Dense(&dense)] {
+            for mode in [Accum::F32, Accum::Storage] {
+                let what =
+                    format!("case {case} {s:?} {} {mode:?} spikes {}", S::NAME, matches!(input, Input::Spikes(_)));
+                let (mut want, mut want_ops) = (start.clone(), OpCount::default());
+                conv2d_weight_grad_general(mode, s, &gout, input, &mut want, &mut want_ops);
+                if applies(s, &input, &start, mode) {
+                    let mut got = start.clone();
+                    weight_grad(mode, s, &gout, &input, &mut got);
+                    assert_eq!(bits(&got), bits(&want), "{what}");
+                    assert_eq!(weight_grad_ops(s, &gout, &input), want_ops, "{what}");
+                    fast += 1;
+                }
+                let (mut got, mut ops) = (start.clone(), OpCount::default());
+                conv2d_weight_grad(mode, s, &gout, input, &mut got, &mut ops);
+                assert_eq!(bits(&got), bits(&want), "{what}");
+                assert_eq!(ops, want_ops, "{what}");
+            }
+        }
+        fast
+    }
+}

@@ -1,0 +1,117 @@
+//! Blocks of eight-lane accumulators for the conv kernels.
+//!
+//! A block is `NV` vectors of eight f32 accumulators, a fixed-size array the compiler keeps
+//! in vector registers (AVX2 on the x86-64-v3 build) for as long as a kernel loops over the
+//! terms of its sums. Each lane sees exactly the operations of [`crate::fp::acc_mac`]: the
+//! accumulator mode is a const parameter (`NARROW` for [`Accum::Storage`]), so the choice is
+//! made once per call and the f32 case compiles to plain vector multiplies and adds, never
+//! fused (Rust does not contract `a + b·c` on its own).
+//!
+//! The kernels that use these blocks add terms the direct loop would skip (a zero input, an
+//! error read from zero padding). Such a term is a product with a zero factor; with a finite
+//! other factor it is ±0, and adding ±0 leaves an accumulator as it is unless the
+//! accumulator is −0 (or, in [`Accum::Storage`] mode, not a value of the storage type, which
+//! the add would round). [`zero_terms_are_exact`] checks that condition on accumulators that
+//! come from the caller; accumulators that start at +0 never become −0, because a sum of two
+//! values that is zero is +0 in round-to-nearest, and they hold storage values in
+//! [`Accum::Storage`] mode by construction.
+
+use crate::fp::{Accum, Storage};
+
+/// Lanes of one vector.
+pub(crate) const LANES: usize = 8;
+
+/// `NV` vectors of accumulators.
+pub(crate) type Block<const NV: usize> = [[f32; LANES]; NV];
+
+/// The most vectors a kernel keeps in one block: with the products and the broadcast
+/// operand this still fits the sixteen vector registers of AVX2.
+pub(crate) const MAX_VECTORS: usize = 6;
+
+/// `acc + a·b` with the roundings of [`crate::fp::acc_mac`] in [`Accum::F32`] mode
+/// (`NARROW = false`) or [`Accum::Storage`] mode (`NARROW = true`).
+#[inline(always)]
+pub(crate) fn mac<S: Storage, const NARROW: bool>(acc: f32, a: f32, b: f32) -> f32 {
+    if NARROW { S::round(acc + S::round(a * b)) } else { acc + a * b }
+}
+
+/// `acc[v][l] = mac(acc[v][l], src[8v + l], x)` for every lane of the block; `src` holds at
+/// least `8·NV` values.
+#[inline(always)]
+pub(crate) fn block_mac<S: Storage, const NARROW: bool, const NV: usize>(acc: &mut Block<NV>, src: &[f32], x: f32) {
+    let src = &src[..NV * LANES];
+    for (v, a) in acc.iter_mut().enumerate() {
+        let s = &src[v * LANES..(v + 1) * LANES];
+        for l in 0..LANES {
+            a[l] = mac::<S, NARROW>(a[l], s[l], x);
+        }
+    }
+}
+
+/// Whether adding a ±0 term leaves every accumulator of `acc` bit for bit as it is: none is
+/// −0 or NaN, and in [`Accum::Storage`] mode each already holds a value of the storage type.
+pub(crate) fn zero_terms_are_exact<S: Storage>(acc: &[f32], mode: Accum) -> bool {
+    acc.iter().all(|&a| {
+        let plain = !a.is_nan() && a.to_bits() != (-0.0f32).to_bits();
+        plain && (mode == Accum::F32 || S::round(a).to_bits() == a.to_bits())
+    })
+}
+
+/// Splits `vectors` vectors into blocks of at most [`MAX_VECTORS`], as even as possible:
+/// the vector count of each block, in order.
+pub(crate) fn blocks(vectors: usize) -> impl Iterator<Item = usize> {
+    let n = vectors.div_ceil(MAX_VECTORS);
+    let per = if n == 0 { 0 } else { vectors.div_ceil(n) };
+    (0..n).map(move |i| per.min(vectors - i * per))
+}
+
+/// Calls `$f::<S, NARROW, NV>($args)` with the const parameters chosen at run time from
+/// `$mode` and `$nv` (1 to [`MAX_VECTORS`]).
+macro_rules! dispatch {
+    ($f:ident::<$s:ty>($mode:expr, $nv:expr)($($arg:expr),* $(,)?)) => {{
+        macro_rules! by_nv {
+            ($narrow:literal) => {
+                match $nv {
+                    1 => $f::<$s, $narrow, 1>($($arg),*),
+                    2 => $f::<$s, $narrow, 2>($($arg),*),
+                    3 => $f::<$s, $narrow, 3>($($arg),*),
+                    4 => $f::<$s, $narrow, 4>($($arg),*),
+                    5 => $f::<$s, $narrow, 5>($($arg),*),
+                    _ => $f::<$s, $narrow, 6>($($arg),*),
+                }
+            };
+        }
+        match $mode {
+            $crate::fp::Accum::F32 => by_nv!(false),
+            $crate::fp::Accum::Storage => by_nv!(true),
+        }
+    }};
+}
+pub(crate) use dispatch;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use half::f16;
+
+    #[test]
+    fn blocks_cover_every_vector_evenly() {
+        for n in 0..40 {
+            let b: Vec<usize> = blocks(n).collect();
+            assert_eq!(b.iter().sum::<usize>(), n);
+            assert!(b.iter().all(|&v| (1..=MAX_VECTORS).contains(&v)), "{n}: {b:?}");
+        }
+        assert_eq!(blocks(5).collect::<Vec<_>>(), [5]);
+        assert_eq!(blocks(7).collect::<Vec<_>>(), [4, 3]);
+    }
+
+    #[test]
+    fn zero_terms_condition() {
+        assert!(zero_terms_are_exact::<f16>(&[0.0, 1.5, f32::INFINITY], Accum::Storage));
+        assert!(!zero_terms_are_exact::<f16>(&[1.0, -0.0], Accum::F32));
+        assert!(!zero_terms_are_exact::<f16>(&[f32::NAN], Accum::F32));
+        assert!(zero_terms_are_exact::<f16>(&[0.1], Accum::F32));
+        assert!(!zero_terms_are_exact::<f16>(&[0.1], Accum::Storage));
+        assert!(zero_terms_are_exact::<f32>(&[0.1], Accum::Storage));
+    }
+}
