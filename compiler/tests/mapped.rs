@@ -63,6 +63,23 @@ fn unit_cores(m: &Mapping, weight: snnc::graph::LayerId) -> Vec<u16> {
     unit.cores().map(|c| u16::try_from(c).unwrap_or(u16::MAX)).collect()
 }
 
+/// The cores of a unit's whole segment, in the mapping's order: what a staged program
+/// gives each layer of the unit, since it runs a segment's units one after another.
+fn segment_cores(m: &Mapping, weight: snnc::graph::LayerId) -> Vec<u16> {
+    let segment = m.units.get(&weight).map(|u| u.segment);
+    let mut out: Vec<u16> = Vec::new();
+    for unit in m.units.values().filter(|u| Some(u.segment) == segment) {
+        for c in unit.cores().map(|c| u16::try_from(c).unwrap_or(u16::MAX)) {
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// A staged layer runs on its segment's cores: with several segments (`vgg_cifar_small`)
+/// that moves layers off some cores; with one (`fc784_512`) every layer keeps all of them.
 #[test]
 fn staged_layers_run_their_forward_tiles_on_the_mapped_cores() {
     let chip = ChipDesc::default();
@@ -77,11 +94,12 @@ fn staged_layers_run_their_forward_tiles_on_the_mapped_cores() {
             // A layer with fewer tiles than cores reaches only the first of them: as many
             // as it reaches of all cores.
             let reach = fp_cores(&all, &name).len();
-            let want: BTreeSet<u16> = unit_cores(&m, weight).into_iter().take(reach).collect();
+            let want: BTreeSet<u16> = segment_cores(&m, weight).into_iter().take(reach).collect();
             assert_eq!(fp_cores(&mapped, &name), want, "{model}: {name}");
             differs |= fp_cores(&all, &name) != want;
         }
-        assert!(differs, "{model}: the mapping should place some layer differently from all cores");
+        let segments = m.units.values().map(|u| u.segment).collect::<BTreeSet<_>>().len();
+        assert_eq!(differs, segments > 1, "{model}: {segments} segment(s)");
     }
 }
 

@@ -5,8 +5,9 @@
 
 use isa::{ChipDesc, Program};
 use sim::{Machine, SimOptions};
-use snnc::codegen::{self, CodegenOptions, Placement, PlacementChoice};
+use snnc::codegen::{self, CodegenOptions, CoreMap, Placement, PlacementChoice};
 use snnc::graph::LayerGraph;
+use snnc::map::{MapOptions, map_graph};
 use std::path::Path;
 
 fn graph(model: &str) -> LayerGraph {
@@ -45,10 +46,11 @@ fn run(program: &Program, chip: &ChipDesc, names: &[String]) -> Vec<Vec<u8>> {
 }
 
 /// Trains `model` for two steps as a resident program on `chip` and as staged programs on
-/// `staged_chip` (tiles on the mapping's cores, and on all cores), and checks the losses,
-/// outputs and weights are bit for bit the same.
-/// Returns whether the mapped and the all-cores staged programs differ (if they do not, the
-/// mapping gave every layer all cores, or the chip has one).
+/// `staged_chip` (tiles on the mapping's cores segment by segment, the default; on each
+/// unit's own cores, as if every unit were a segment of its own; and on all cores), and
+/// checks the losses, outputs and weights are bit for bit the same.
+/// Returns whether the unit-level placement differs from all cores (if it does not, the
+/// mapping gave every unit all cores, or the chip has one).
 fn same_training(model: &str, chip: &ChipDesc, staged_chip: &ChipDesc) -> bool {
     same_training_graph(model, &graph(model), chip, staged_chip)
 }
@@ -58,22 +60,46 @@ fn same_training_graph(model: &str, g: &LayerGraph, chip: &ChipDesc, staged_chip
     let options = CodegenOptions { steps: 2, outputs: true, ..CodegenOptions::default() };
     let placement = Placement::default_for(g, chip).unwrap_or_else(|e| panic!("{e}"));
     let resident = codegen::compile_placed(g, chip, &placement, &options).unwrap_or_else(|e| panic!("{e}"));
-    let mapped = codegen::compile_staged(g, staged_chip, &options).unwrap_or_else(|e| panic!("{e}"));
-    let all = CodegenOptions { placement: PlacementChoice::AllCores, ..options.clone() };
-    let spread = codegen::compile_staged(g, staged_chip, &all).unwrap_or_else(|e| panic!("{e}"));
     let mut names: Vec<String> = ["loss", "output"].iter().map(|s| s.to_string()).collect();
     for l in g.layers().iter().filter(|l| l.op.has_weights()) {
         names.push(format!("{}.weight", l.name));
         names.push(format!("{}.weight_master", l.name));
     }
     let a = run(&resident, chip, &names);
-    same_outputs(model, "mapped", &names, &a, &run(&mapped, staged_chip, &names));
-    // On one core, or when the mapping gives every layer all cores, the programs are one.
-    let differ = spread.to_bytes() != mapped.to_bytes();
-    if differ {
-        same_outputs(model, "all-cores", &names, &a, &run(&spread, staged_chip, &names));
+    let staged = |cores: &CoreMap| {
+        codegen::compile_staged_with(g, staged_chip, cores, &options).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let spread = staged(&CoreMap::choose(g, staged_chip, PlacementChoice::AllCores));
+    same_outputs(model, "all-cores", &names, &a, &run(&spread, staged_chip, &names));
+    let mut differ = false;
+    let placements = [("mapped", segment_cores(g, staged_chip)), ("unit-level", unit_cores(g, staged_chip))];
+    for (i, (what, cores)) in placements.iter().enumerate() {
+        let program = staged(cores);
+        // On one core, or when the mapping gives every layer all cores, the programs are one.
+        if program.to_bytes() != spread.to_bytes() {
+            same_outputs(model, what, &names, &a, &run(&program, staged_chip, &names));
+            differ |= i == 1;
+        }
     }
     differ
+}
+
+/// The default placement: every staged layer on the cores of its mapping segment.
+fn segment_cores(g: &LayerGraph, chip: &ChipDesc) -> CoreMap {
+    CoreMap::choose(g, chip, PlacementChoice::Mapped)
+}
+
+/// Every staged layer on its own unit's mapped cores: the mapping with each unit made a
+/// segment of its own, which moves tiles between cores as a multi-segment mapping does.
+fn unit_cores(g: &LayerGraph, chip: &ChipDesc) -> CoreMap {
+    // A chip the mapping pass cannot take (the shrunken ones below) keeps all cores.
+    let Ok(mut m) = map_graph(g, chip, &MapOptions::default()) else {
+        return CoreMap::choose(g, chip, PlacementChoice::AllCores);
+    };
+    for (i, unit) in m.units.values_mut().enumerate() {
+        unit.segment = i;
+    }
+    CoreMap::from_mapping(g, chip, &m, PlacementChoice::Mapped)
 }
 
 /// Checks the resident program's symbols `a` equal a staged program's `b`.

@@ -9,8 +9,9 @@
 //!   when the mapping gives every unit exactly one core of its own; otherwise (a unit split
 //!   over several cores, or two units of different segments on one core, neither of which a
 //!   resident program can run) it keeps unit `i` on core `i` and says why;
-//! - the staged generator spreads each layer's tiles round robin over the layer's list,
-//!   and over all cores for a layer the table does not name. Tile *sizes* are chosen for
+//! - the staged generator spreads each layer's tiles round robin over the cores of the
+//!   layer's whole segment (see below), and over all cores for a layer the table does not
+//!   name. Tile *sizes* are chosen for
 //!   the whole chip whatever the assignment, so the assignment moves work between cores but
 //!   never changes a sum: mapped and all-cores programs train bit for bit alike.
 //!
@@ -19,17 +20,24 @@
 //! (not on the chip, repeated, none), those layers fall back to all cores and
 //! [`CoreMap::notes`] says so; `snnc compile --emit mapping` prints the notes.
 //!
-//! # Staged programs follow the mapping too
+//! # Staged programs follow the mapping's segments
 //!
 //! The mapping assumes the units of a segment run at once, pipelined over disjoint cores;
-//! a staged program runs its layers one after another (each ends at a chip-wide barrier),
-//! so a layer given a subset of the cores leaves the others idle while it runs. Staged
-//! programs are bound by the DRAM all cores share, though, so this costs little: in the
-//! simulator (random input at a 20% spike rate) `vgg_cifar_small` takes 93.2 M cycles per
-//! step mapped against 90.0 M on all cores (+3.5%; +7% with all-zero input, 37.1 M against
-//! 34.7 M), and `fc784_512` 1.042 M against 1.009 M (+3.3%). Following the mapping is
-//! therefore the default ([`PlacementChoice::Mapped`]): the program is then the one the
-//! mapping report describes, and [`PlacementChoice::AllCores`] buys back those few percent.
+//! a staged program runs its layers one after another (each ends at a chip-wide barrier).
+//! Giving each layer only its unit's share of the segment's cores would leave the rest of
+//! the segment idle while it runs: `dvs_gesture`, one segment of six units, then took
+//! 3.10 s of simulated time per step against 1.35 s over all cores. So a staged program
+//! follows the mapping at the granularity it can honour, the segment: every layer gets the
+//! cores of its whole segment ([`CoreMap::segment_cores_of`], the segment's units' cores in
+//! the mapping's order). A mapping of one segment (`dvs_gesture`, `fc784_512`,
+//! `resnet_digits`) then spreads every layer over its cores, as all-cores does; a mapping
+//! of several segments gives each layer its segment's cores. That costs little because
+//! staged programs are bound by the DRAM all cores share: `vgg_cifar_small` (four segments
+//! of one unit each) takes 93.2 M cycles per step mapped against 90.0 M on all cores
+//! (+3.5%, random input at a 20% spike rate). [`PlacementChoice::Mapped`] is the default,
+//! so the program is the one the mapping report describes, segment by segment;
+//! [`PlacementChoice::AllCores`] buys back those few percent. Running a segment's units at
+//! once on their own cores is what would let staged programs take the unit-level split.
 
 use crate::graph::{LayerGraph, LayerId};
 use crate::map::{MapError, MapOptions, Mapping, UnitMap, map_graph};
@@ -65,6 +73,8 @@ pub struct CoreMap {
     mapping: bool,
     /// Per layer of a usable mapped unit, the unit's cores in the mapping's order.
     layers: BTreeMap<LayerId, Vec<u16>>,
+    /// Per layer of a usable mapped unit, the cores of the unit's whole segment.
+    segments: BTreeMap<LayerId, Vec<u16>>,
     /// Why all or part of the mapping is not used, in sentences.
     notes: Vec<String>,
 }
@@ -105,11 +115,14 @@ impl CoreMap {
             return map;
         }
         map.mapping = true;
+        let segments = segment_cores(mapping, chip);
         for unit in mapping.units.values() {
             match usable_cores(unit, chip) {
                 Ok(cores) => {
+                    let segment = segments.get(&unit.segment).cloned().unwrap_or_else(|| cores.clone());
                     for layer in hosted(mapping, unit) {
                         map.layers.insert(layer, cores.clone());
+                        map.segments.insert(layer, segment.clone());
                     }
                 }
                 Err(why) => map.notes.push(format!(
@@ -123,7 +136,7 @@ impl CoreMap {
 
     /// No mapping: every layer on all cores.
     fn all_cores(choice: PlacementChoice, notes: Vec<String>) -> CoreMap {
-        CoreMap { choice, mapping: false, layers: BTreeMap::new(), notes }
+        CoreMap { choice, mapping: false, layers: BTreeMap::new(), segments: BTreeMap::new(), notes }
     }
 
     /// What was asked for.
@@ -143,6 +156,12 @@ impl CoreMap {
         self.layers.get(&layer).map(Vec::as_slice)
     }
 
+    /// The cores of the whole segment of `layer`'s unit, in the mapping's order: what a
+    /// staged program gives the layer (see the module doc). `None` as for [`cores_of`](Self::cores_of).
+    pub fn segment_cores_of(&self, layer: LayerId) -> Option<&[u16]> {
+        self.segments.get(&layer).map(Vec::as_slice)
+    }
+
     /// Why all or part of the mapping is not followed.
     pub fn notes(&self) -> &[String] {
         &self.notes
@@ -151,7 +170,7 @@ impl CoreMap {
     /// The opening lines of `--emit mapping`: the choice and the notes.
     pub fn header(&self, extra: Option<&str>) -> String {
         let what = match self.choice {
-            PlacementChoice::Mapped => "the cores of `snnc map` (default options)",
+            PlacementChoice::Mapped => "the cores of `snnc map` (default options); staged layers take their segment's",
             PlacementChoice::AllCores => "no mapping; resident unit i on core i, staged tiles over all cores",
         };
         let mut s = format!("placement {}: {what}\n", self.choice.name());
@@ -177,6 +196,22 @@ fn usable_cores(unit: &UnitMap, chip: &ChipDesc) -> Result<Vec<u16>, String> {
         return Err(format!("cores {text} with one of them more than once"));
     }
     cores.iter().map(|&c| u16::try_from(c).map_err(|_| format!("core {c}, beyond the ISA's core ids"))).collect()
+}
+
+/// Per segment, the usable cores of its units in the mapping's order, each once (units
+/// whose cores are unusable add none; they fall back on their own, with a note).
+fn segment_cores(mapping: &Mapping, chip: &ChipDesc) -> BTreeMap<usize, Vec<u16>> {
+    let mut out: BTreeMap<usize, Vec<u16>> = BTreeMap::new();
+    for unit in mapping.units.values() {
+        let Ok(cores) = usable_cores(unit, chip) else { continue };
+        let list = out.entry(unit.segment).or_default();
+        for c in cores {
+            if !list.contains(&c) {
+                list.push(c);
+            }
+        }
+    }
+    out
 }
 
 /// Every layer `unit` computes: its own list and every layer hosted on it.

@@ -294,6 +294,16 @@ pub fn compile_staged(graph: &LayerGraph, chip: &ChipDesc, options: &CodegenOpti
     staged_with(graph, chip, &CoreMap::choose(graph, chip, options.placement), options)
 }
 
+/// Compiles `graph` as a staged program on the cores of `cores`.
+pub fn compile_staged_with(
+    graph: &LayerGraph,
+    chip: &ChipDesc,
+    cores: &CoreMap,
+    options: &CodegenOptions,
+) -> Result<Program, CodegenError> {
+    staged_with(graph, chip, cores, options)
+}
+
 /// The staged program of `graph` on the cores of `cores`.
 fn staged_with(
     graph: &LayerGraph,

@@ -227,7 +227,7 @@ impl Plan {
                     let ctx = Ctx { graph, options, t, b, caps, opt, last, first };
                     let src = value(&values, *src, graph)?;
                     let mut u = ctx.unit(graph.layer(*weight), graph.layer(*neuron), src, &mut dram)?;
-                    u.cores = Cores::of(assign.cores_of(*weight), cores);
+                    u.cores = Cores::of(assign.segment_cores_of(*weight), cores);
                     let mut out_src =
                         Src { addr: u.pooled.unwrap_or(u.spikes), step_bytes: 0, row_bytes: 0, dense: false };
                     out_src.dense = u.pooled.is_some() && !u.pooled_bits;
@@ -239,7 +239,7 @@ impl Plan {
                 Stage::Join { add, inputs, pool } => {
                     let srcs = inputs.iter().map(|&v| value(&values, v, graph)).collect::<Result<Vec<_>, _>>()?;
                     let mut j = super::join::plan(graph, (*add, *pool), srcs, (t * b, &caps), &mut dram)?;
-                    j.cores = Cores::of(assign.cores_of(*add), cores);
+                    j.cores = Cores::of(assign.segment_cores_of(*add), cores);
                     let addr = j.pool.as_ref().map_or(j.sum.unwrap_or(0), |p| p.out);
                     let row_bytes = j.out_len() * 2;
                     order.push(Item::Join(joins.len()));
