@@ -20,7 +20,7 @@
 use super::accumulate::Conv2dShape;
 use super::soma::{LifParams, Reset};
 use super::{Input, OpCount};
-use super::{conv_input_grad, conv_weight_grad};
+use super::{ConvScratch, conv_input_grad, conv_weight_grad};
 use crate::fp::{Accum, Storage, acc_add, acc_mac, add, axpy, mul, store, sub};
 use crate::spikes::SpikeSlice;
 
@@ -147,13 +147,26 @@ pub fn conv2d_backward_input<S: Storage>(
     acc: &mut [f32],
     ops: &mut OpCount,
 ) {
+    conv2d_backward_input_with(mode, shape, weight, gout, (gin, acc), ops, &mut ConvScratch::default());
+}
+
+/// [`conv2d_backward_input`] with working memory the caller keeps across calls.
+pub(crate) fn conv2d_backward_input_with<S: Storage>(
+    mode: Accum,
+    shape: &Conv2dShape,
+    weight: &[S],
+    gout: &[S],
+    (gin, acc): (&mut [S], &mut [f32]),
+    ops: &mut OpCount,
+    scratch: &mut ConvScratch,
+) {
     assert_eq!(weight.len(), shape.weight_len(), "conv weight shape");
     assert_eq!(gout.len(), shape.out_len(), "conv gradient shape");
     assert!(gin.len() == shape.in_len() && acc.len() == gin.len(), "conv input-gradient shape");
     let nonzero = gout.iter().filter(|g| g.to_f32() != 0.0).count();
     // Below a quarter of non-zero errors the scatter of the general kernel does less work.
     if 4 * nonzero >= gout.len() && conv_input_grad::applies(shape, weight) {
-        conv_input_grad::backward_input(mode, shape, weight, gout, acc);
+        conv_input_grad::backward_input(mode, shape, weight, gout, acc, scratch);
         ops.merge(conv_input_grad::input_grad_ops(shape, gout));
     } else {
         conv2d_backward_input_general(mode, shape, weight, gout, acc, ops);
