@@ -19,8 +19,8 @@
 
 use super::accumulate::Conv2dShape;
 use super::soma::{LifParams, Reset};
-use super::{Input, OpCount};
 use super::{ConvScratch, conv_input_grad, conv_weight_grad};
+use super::{Input, OpCount};
 use crate::fp::{Accum, Storage, acc_add, acc_mac, add, axpy, mul, store, sub};
 use crate::spikes::SpikeSlice;
 
@@ -302,12 +302,24 @@ pub fn conv2d_weight_grad<S: Storage>(
     acc: &mut [f32],
     ops: &mut OpCount,
 ) {
+    conv2d_weight_grad_with(mode, shape, gout, input, acc, ops, &mut ConvScratch::default());
+}
+
+/// [`conv2d_weight_grad`] with working memory the caller keeps across calls.
+pub(crate) fn conv2d_weight_grad_with<S: Storage>(
+    mode: Accum,
+    shape: &Conv2dShape,
+    gout: &[S],
+    input: Input<'_, S>,
+    acc: &mut [f32],
+    ops: &mut OpCount,
+    scratch: &mut ConvScratch,
+) {
     assert_eq!(gout.len(), shape.out_len(), "conv gradient shape");
     assert_eq!(input.len(), shape.in_len(), "conv input shape");
     assert_eq!(acc.len(), shape.weight_len(), "conv weight-gradient shape");
     if conv_weight_grad::applies(shape, &input, acc, mode) {
-        conv_weight_grad::weight_grad(mode, shape, gout, &input, acc);
-        ops.merge(conv_weight_grad::weight_grad_ops(shape, gout, &input));
+        ops.merge(conv_weight_grad::weight_grad(mode, shape, gout, &input, acc, scratch));
     } else {
         conv2d_weight_grad_general(mode, shape, gout, input, acc, ops);
     }
