@@ -124,6 +124,33 @@ impl SpikeBits {
         }
     }
 
+    /// Copies bits `from .. from + len` of `src` to bits `to ..` of `self`, 64 at a time,
+    /// without the intermediate vector of [`read_bits`](Self::read_bits).
+    pub fn copy_bits_from(&mut self, to: usize, src: &SpikeBits, from: usize, len: usize) {
+        assert!(from + len <= src.len && to + len <= self.len, "spike range out of range");
+        for k in (0..len).step_by(64) {
+            let n = (len - k).min(64);
+            self.write_word(to + k, n, src.read_word(from + k, n));
+        }
+    }
+
+    /// Copies bits `from .. from + len` to bits `to ..` within `self`, 64 at a time, as a
+    /// copy through a temporary would: when the destination lies after an overlapping
+    /// source the words go last to first, so none is read after it was overwritten.
+    pub fn copy_bits_within(&mut self, from: usize, to: usize, len: usize) {
+        assert!(from + len <= self.len && to + len <= self.len, "spike range out of range");
+        let mut copy = |k: usize| {
+            let n = (len - k).min(64);
+            let v = self.read_word(from + k, n);
+            self.write_word(to + k, n, v);
+        };
+        if to > from {
+            (0..len).step_by(64).rev().for_each(&mut copy);
+        } else {
+            (0..len).step_by(64).for_each(&mut copy);
+        }
+    }
+
     /// Number of set bits in the whole tensor.
     pub fn count_ones(&self) -> usize {
         self.words.iter().map(|w| w.count_ones() as usize).sum()
@@ -165,6 +192,13 @@ impl<'a> SpikeSlice<'a> {
     pub fn get(&self, i: usize) -> bool {
         debug_assert!(i < self.len);
         self.bits.get(self.offset + i)
+    }
+
+    /// Bits `64k .. 64k + 64` of the window in the low bits, zero past its end.
+    #[inline]
+    pub fn word(&self, k: usize) -> u64 {
+        let at = 64 * k;
+        if at >= self.len { 0 } else { self.bits.read_word(self.offset + at, (self.len - at).min(64)) }
     }
 
     /// Number of set bits in the window.
@@ -221,6 +255,32 @@ impl Iterator for Ones<'_> {
 
 #[cfg(test)]
 mod tests {
+    /// The in-place and cross-tensor copies against a copy through `read_bits`, with ranges
+    /// that overlap either way and ones that do not, at offsets that straddle words.
+    #[test]
+    fn word_copies_match_a_copy_through_a_temporary() {
+        let mut src = super::SpikeBits::zeros(400);
+        for i in (0..400).filter(|i| i % 5 == 0 || i % 11 == 3) {
+            src.set(i, true);
+        }
+        for (from, to, len) in [(0usize, 3usize, 300usize), (3, 0, 300), (10, 200, 130), (200, 7, 190), (64, 65, 1)] {
+            let tmp = src.read_bits(from, len);
+            let (mut want, mut got) = (src.clone(), src.clone());
+            want.write_bits(to, &tmp, len);
+            got.copy_bits_within(from, to, len);
+            assert_eq!(got, want, "within {from} {to} {len}");
+            let mut got = super::SpikeBits::zeros(400);
+            let mut want = got.clone();
+            want.write_bits(to, &tmp, len);
+            got.copy_bits_from(to, &src, from, len);
+            assert_eq!(got, want, "from {from} {to} {len}");
+        }
+        let s = src.slice(5, 130);
+        let words: Vec<u64> = (0..4).map(|k| s.word(k)).collect();
+        assert_eq!(&words[..3], &src.read_bits(5, 130)[..]);
+        assert_eq!(words[3], 0);
+    }
+
     #[test]
     fn bit_ranges_copy_at_any_offset() {
         let mut src = super::SpikeBits::zeros(300);

@@ -16,7 +16,7 @@
 
 use super::OpCount;
 use super::accumulate::Conv2dShape;
-use super::lanes::{Block, LANES, block_mac, blocks, dispatch};
+use super::lanes::{Block, ConvScratch, LANES, block_mac, blocks, dispatch, zeroed};
 use crate::fp::{Accum, Storage};
 
 /// Whether [`backward_input`] computes bit for bit what the general kernel does: stride 1,
@@ -27,18 +27,31 @@ pub(crate) fn applies<S: Storage>(shape: &Conv2dShape, weight: &[S]) -> bool {
 }
 
 /// The input gradient of one row into `acc` (`[cin,h,w]`), unrounded; see the module doc.
-pub(crate) fn backward_input<S: Storage>(mode: Accum, shape: &Conv2dShape, weight: &[S], gout: &[S], acc: &mut [f32]) {
-    let p = Padded::new(shape, gout);
-    let wt = flipped_weights(shape, weight);
+/// `scratch` is working memory reused across calls.
+pub(crate) fn backward_input<S: Storage>(
+    mode: Accum,
+    shape: &Conv2dShape,
+    weight: &[S],
+    gout: &[S],
+    acc: &mut [f32],
+    scratch: &mut ConvScratch,
+) {
+    let p = Padded::new(shape, gout, &mut scratch.errors);
+    let wt = flipped_weights(shape, weight, &mut scratch.weights);
     let vectors = (shape.h * p.cols).div_ceil(LANES);
     let stride = vectors * LANES;
-    // One flattened gradient plane per input channel. Blocks are the outer loop so the
-    // rows of the padded errors a block reads stay in the cache for every channel.
-    let mut planes = vec![0.0f32; shape.cin * stride];
+    // One flattened gradient plane per input channel, every element written by a block.
+    // Blocks are the outer loop so the rows of the padded errors a block reads stay in the
+    // cache for every channel.
+    let planes = &mut scratch.sums;
+    if planes.len() < shape.cin * stride {
+        planes.resize(shape.cin * stride, 0.0);
+    }
+    let planes = &mut planes[..shape.cin * stride];
     let mut q0 = 0;
     for nv in blocks(vectors) {
         for (ci, plane) in planes.chunks_exact_mut(stride).enumerate() {
-            dispatch!(input_block::<S>(mode, nv)(&p, &wt, shape, ci, q0, plane));
+            dispatch!(input_block::<S>(mode, nv)(&p, wt, shape, ci, q0, plane));
         }
         q0 += nv * LANES;
     }
@@ -75,19 +88,20 @@ fn weigh_rows<S: Storage>(shape: &Conv2dShape, gout: &[S], ny: &[u64], nx: &[u64
 
 /// The error planes, zero-padded: error (co, oy, ox) at `co·plane + (oy+kh−1−pad)·cols +
 /// ox+kw−1−pad`, with room after each plane for the last block's overrun.
-struct Padded {
-    data: Vec<f32>,
+struct Padded<'a> {
+    data: &'a [f32],
     cols: usize,
     plane: usize,
 }
 
-impl Padded {
-    fn new<S: Storage>(shape: &Conv2dShape, gout: &[S]) -> Self {
+impl<'a> Padded<'a> {
+    /// Pads `gout` into `buf`.
+    fn new<S: Storage>(shape: &Conv2dShape, gout: &[S], buf: &'a mut Vec<f32>) -> Self {
         let (oh, ow) = (shape.oh(), shape.ow());
         let cols = shape.w + shape.kw - 1;
         let reach = (shape.kh - 1) * cols + shape.kw - 1;
         let plane = (shape.h * cols).next_multiple_of(LANES) + reach;
-        let mut data = vec![0.0f32; shape.cout * plane];
+        let data = zeroed(buf, shape.cout * plane);
         let (py, px) = (shape.kh - 1 - shape.pad, shape.kw - 1 - shape.pad);
         for (co, g) in gout.chunks_exact(oh * ow).enumerate() {
             for (oy, row) in g.chunks_exact(ow).enumerate() {
@@ -98,14 +112,15 @@ impl Padded {
     }
 }
 
-/// The weights as `[ci][ky][kx][co]`, widened, so one tap's weights for every output
-/// channel are adjacent.
-fn flipped_weights<S: Storage>(shape: &Conv2dShape, weight: &[S]) -> Vec<f32> {
-    let (cin, cout, taps) = (shape.cin, shape.cout, shape.kh * shape.kw);
-    let mut wt = vec![0.0f32; weight.len()];
-    for (i, w) in weight.iter().enumerate() {
-        let (co, ci, tap) = (i / (cin * taps), i / taps % cin, i % taps);
-        wt[(ci * taps + tap) * cout + co] = w.to_f32();
+/// The weights as `[ci][ky][kx][co]`, widened into `buf`, so one tap's weights for every
+/// output channel are adjacent. The source is walked in chunks, with no division.
+fn flipped_weights<'a, S: Storage>(shape: &Conv2dShape, weight: &[S], buf: &'a mut Vec<f32>) -> &'a [f32] {
+    let cout = shape.cout;
+    let wt = zeroed(buf, weight.len());
+    for (co, per_out) in weight.chunks_exact((shape.cin * shape.kh * shape.kw).max(1)).enumerate() {
+        for (k, w) in per_out.iter().enumerate() {
+            wt[k * cout + co] = w.to_f32();
+        }
     }
     wt
 }
@@ -140,7 +155,7 @@ mod tests {
     use super::*;
     use crate::data::rng::Rng;
     use crate::kernels::conv_cases::{bits, shape, values};
-    use crate::kernels::grad::{conv2d_backward_input, conv2d_backward_input_general};
+    use crate::kernels::grad::{conv2d_backward_input_general, conv2d_backward_input_with};
     use half::f16;
 
     /// The fast path against the general kernel on random shapes, values and densities, in
@@ -151,15 +166,18 @@ mod tests {
     fn fast_path_matches_the_general_kernel() {
         let mut rng = Rng::new(11);
         let mut fast = 0;
+        // One scratch for every case, as the simulator keeps it: what a call leaves in it
+        // must not change the next call's result.
+        let mut scratch = ConvScratch::default();
         for case in 0..300 {
             let s = shape(&mut rng);
-            fast += check::<f16>(&mut rng, &s, case) + check::<f32>(&mut rng, &s, case);
+            fast += check::<f16>(&mut rng, &s, case, &mut scratch) + check::<f32>(&mut rng, &s, case, &mut scratch);
         }
         assert!(fast > 200, "the fast path ran {fast} times");
     }
 
     /// Checks one case in both modes; returns how often the fast path applied.
-    fn check<S: Storage>(rng: &mut Rng, s: &Conv2dShape, case: usize) -> usize {
+    fn check<S: Storage>(rng: &mut Rng, s: &Conv2dShape, case: usize, scratch: &mut ConvScratch) -> usize {
         let mut fast = 0;
         let special = rng.bernoulli(0.2);
         let odd_weights = special && rng.bernoulli(0.5);
@@ -172,14 +190,14 @@ mod tests {
             conv2d_backward_input_general(mode, s, &weight, &gout, &mut want, &mut want_ops);
             if applies(s, &weight) {
                 let mut got = vec![f32::NAN; s.in_len()];
-                backward_input(mode, s, &weight, &gout, &mut got);
+                backward_input(mode, s, &weight, &gout, &mut got, scratch);
                 assert_eq!(bits(&got), bits(&want), "{what}");
                 assert_eq!(input_grad_ops(s, &gout), want_ops, "{what}");
                 fast += 1;
             }
             let (mut gin, mut acc, mut ops) =
                 (vec![S::default(); s.in_len()], vec![0.0; s.in_len()], OpCount::default());
-            conv2d_backward_input(mode, s, &weight, &gout, &mut gin, &mut acc, &mut ops);
+            conv2d_backward_input_with(mode, s, &weight, &gout, (&mut gin, &mut acc), &mut ops, scratch);
             assert_eq!(bits(&acc), bits(&want), "{what}");
             assert_eq!(ops, want_ops, "{what}");
         }

@@ -19,7 +19,7 @@
 //! accumulators as they are when [`applies`] holds (see [`super::lanes`]).
 
 use super::accumulate::Conv2dShape;
-use super::lanes::{Block, LANES, blocks, dispatch, mac, zero_terms_are_exact};
+use super::lanes::{Block, ConvScratch, LANES, blocks, dispatch, mac, zero_terms_are_exact, zeroed};
 use super::{Input, OpCount};
 use crate::fp::{Accum, Storage};
 
@@ -34,49 +34,43 @@ pub(crate) fn applies<S: Storage>(shape: &Conv2dShape, input: &Input<'_, S>, acc
 }
 
 /// Adds the weight gradient of one row to `acc` (`[cout,cin,kh,kw]`); see the module doc.
+/// Returns the executed and skipped operations as the general kernel counts them, from
+/// the non-zero counts the passes over the errors and inputs take on the way. `scratch` is
+/// working memory reused across calls.
 pub(crate) fn weight_grad<S: Storage>(
     mode: Accum,
     shape: &Conv2dShape,
     gout: &[S],
     input: &Input<'_, S>,
     acc: &mut [f32],
-) {
-    let p = Columns::new(shape, gout);
+    scratch: &mut ConvScratch,
+) -> OpCount {
+    let p = Columns::new(shape, gout, &mut scratch.errors);
     let entries = Entries::new(shape, input, &p);
     // Vectors per kernel row, and for all kernel rows of a channel.
     let per_row = (shape.kw * shape.cout).div_ceil(LANES);
-    let mut lanes = vec![0.0f32; shape.kh * per_row * LANES];
+    let lanes = zeroed(&mut scratch.sums, shape.kh * per_row * LANES);
     let grid = Grid { kh: shape.kh, per_row, row_step: p.cols * shape.cout };
     for ci in 0..shape.cin {
-        gather(shape, acc, ci, per_row, &mut lanes);
+        gather(shape, acc, ci, per_row, lanes);
         let items = entries.channel(ci);
         let mut v0 = 0;
         for nv in blocks(shape.kh * per_row) {
-            dispatch!(weight_block::<S>(mode, nv)(&p.data, items, &grid, v0, &mut lanes));
+            dispatch!(weight_block::<S>(mode, nv)(p.data, items, &grid, v0, lanes));
             v0 += nv;
         }
-        scatter(shape, &lanes, ci, per_row, acc);
+        scatter(shape, lanes, ci, per_row, acc);
     }
+    count_ops(shape, &entries.per_position, &p.per_position)
 }
 
 /// Executed and skipped operations of one row's weight gradient, as the general kernel
 /// counts them: every in-bounds (output, tap) pair is `cin·cout` operations, executed
-/// where both the error and the input are non-zero.
-pub(crate) fn weight_grad_ops<S: Storage>(shape: &Conv2dShape, gout: &[S], input: &Input<'_, S>) -> OpCount {
-    let (oh, ow, plane) = (shape.oh(), shape.ow(), shape.h * shape.w);
-    // Non-zero inputs per position and non-zero errors per output position.
-    let mut inputs = vec![0u64; plane];
-    let mut base = 0;
-    input.for_each_nonzero(|i, _| {
-        while i >= base + plane {
-            base += plane;
-        }
-        inputs[i - base] += 1;
-    });
-    let mut errors = vec![0u64; oh * ow];
-    for g in gout.chunks_exact(oh * ow) {
-        errors.iter_mut().zip(g).for_each(|(e, g)| *e += u64::from(g.to_f32() != 0.0));
-    }
+/// where both the error and the input are non-zero. `inputs` holds the non-zero inputs
+/// of each input position over the channels, `errors` the non-zero errors of each output
+/// position.
+fn count_ops(shape: &Conv2dShape, inputs: &[u64], errors: &[u64]) -> OpCount {
+    let (oh, ow) = (shape.oh(), shape.ow());
     // Stride 1: output o reads input o + k − pad for the taps k in `span(o)`.
     let pad = shape.pad;
     let span = |o: usize, k: usize, size: usize| pad.saturating_sub(o)..k.min((size + pad).saturating_sub(o));
@@ -102,43 +96,56 @@ pub(crate) fn weight_grad_ops<S: Storage>(shape: &Conv2dShape, gout: &[S], input
 
 /// The errors channel-last and zero-padded: error (co, oy, ox) at `((oy + r0)·cols + ox +
 /// kw−1)·cout + co`, where `r0 = max(kh−1−pad, 0)` keeps every row an input reaches at an
-/// index of zero or more; a tail of zeros takes the last block's overrun.
-struct Columns {
-    data: Vec<f32>,
+/// index of zero or more; a tail of zeros takes the last block's overrun. `per_position`
+/// counts the non-zero errors of each output position over the channels.
+struct Columns<'a> {
+    data: &'a [f32],
     cols: usize,
     r0: usize,
+    per_position: Vec<u64>,
 }
 
-impl Columns {
-    fn new<S: Storage>(shape: &Conv2dShape, gout: &[S]) -> Self {
-        let (oh, ow, cout) = (shape.oh(), shape.ow(), shape.cout);
+impl<'a> Columns<'a> {
+    /// Lays `gout` out in `buf`.
+    fn new<S: Storage>(shape: &Conv2dShape, gout: &[S], buf: &'a mut Vec<f32>) -> Self {
+        let (oh, ow, cout, kw) = (shape.oh(), shape.ow(), shape.cout, shape.kw);
         let r0 = (shape.kh - 1).saturating_sub(shape.pad);
         // Inputs reach output rows up to h−1+pad and columns up to w−1+pad.
-        let (rows, cols) = (shape.h + shape.pad + r0, shape.w + shape.pad + shape.kw - 1);
-        let mut data = vec![0.0f32; rows * cols * cout + shape.kw * cout + LANES];
+        let (rows, cols) = (shape.h + shape.pad + r0, shape.w + shape.pad + kw - 1);
+        let data = zeroed(buf, rows * cols * cout + kw * cout + LANES);
+        let mut per_position = vec![0u64; oh * ow];
         for (co, g) in gout.chunks_exact(oh * ow).enumerate() {
-            for (oy, row) in g.chunks_exact(ow).enumerate().take(rows - r0) {
-                for (ox, v) in row.iter().enumerate().take(cols + 1 - shape.kw) {
-                    data[((oy + r0) * cols + ox + shape.kw - 1) * cout + co] = v.to_f32();
+            for (oy, (row, counts)) in g.chunks_exact(ow).zip(per_position.chunks_exact_mut(ow)).enumerate() {
+                // Outputs past the rows and columns any input reaches are counted only.
+                let reached = if oy < rows - r0 { cols + 1 - kw } else { 0 };
+                for (ox, (v, n)) in row.iter().zip(counts).enumerate() {
+                    let v = v.to_f32();
+                    *n += u64::from(v != 0.0);
+                    if ox < reached {
+                        data[((oy + r0) * cols + ox + kw - 1) * cout + co] = v;
+                    }
                 }
             }
         }
-        Columns { data, cols, r0 }
+        Columns { data, cols, r0, per_position }
     }
 }
 
 /// The non-zero inputs of each channel in increasing position, each as the index of the
 /// first error it multiplies in the last kernel row (the last kernel column), and its
 /// value. The error of kernel row ky lies `(kh−1−ky)` error rows after that index.
+/// `per_position` counts the non-zero inputs of each input position over the channels.
 struct Entries {
     starts: Vec<usize>,
     items: Vec<(usize, f32)>,
+    per_position: Vec<u64>,
 }
 
 impl Entries {
-    fn new<S: Storage>(shape: &Conv2dShape, input: &Input<'_, S>, p: &Columns) -> Self {
+    fn new<S: Storage>(shape: &Conv2dShape, input: &Input<'_, S>, p: &Columns<'_>) -> Self {
         let (h, w, cout) = (shape.h, shape.w, shape.cout);
         let mut counts = vec![0usize; shape.cin];
+        let mut per_position = vec![0u64; h * w];
         let mut items = Vec::new();
         // Walk the rows alongside the increasing indices instead of dividing each one.
         let (mut ci, mut iy, mut row_end) = (0usize, 0usize, w);
@@ -155,12 +162,13 @@ impl Entries {
             let ix = i + w - row_end;
             items.push((((iy + first) * p.cols + ix + shape.pad) * cout, x));
             counts[ci] += 1;
+            per_position[iy * w + ix] += 1;
         });
         let mut starts = vec![0usize; shape.cin + 1];
         for (c, n) in counts.iter().enumerate() {
             starts[c + 1] = starts[c] + n;
         }
-        Entries { starts, items }
+        Entries { starts, items, per_position }
     }
 
     fn channel(&self, ci: usize) -> &[(usize, f32)] {
@@ -242,7 +250,7 @@ mod tests {
     use super::*;
     use crate::data::rng::Rng;
     use crate::kernels::conv_cases::{bits, ones, shape, values};
-    use crate::kernels::grad::{conv2d_weight_grad, conv2d_weight_grad_general};
+    use crate::kernels::grad::{conv2d_weight_grad_general, conv2d_weight_grad_with};
     use crate::spikes::SpikeBits;
     use half::f16;
 
@@ -254,16 +262,19 @@ mod tests {
     fn fast_path_matches_the_general_kernel() {
         let mut rng = Rng::new(12);
         let mut fast = 0;
+        // One scratch for every case, as the simulator keeps it: what a call leaves in it
+        // must not change the next call's result.
+        let mut scratch = ConvScratch::default();
         for case in 0..300 {
             let s = shape(&mut rng);
-            fast += check::<f16>(&mut rng, &s, case) + check::<f32>(&mut rng, &s, case);
+            fast += check::<f16>(&mut rng, &s, case, &mut scratch) + check::<f32>(&mut rng, &s, case, &mut scratch);
         }
         assert!(fast > 400, "the fast path ran {fast} times");
     }
 
     /// Checks one case with spike and dense inputs in both modes; returns how often the
     /// fast path applied.
-    fn check<S: Storage>(rng: &mut Rng, s: &Conv2dShape, case: usize) -> usize {
+    fn check<S: Storage>(rng: &mut Rng, s: &Conv2dShape, case: usize, scratch: &mut ConvScratch) -> usize {
         let special = rng.bernoulli(0.2);
         let zeros = [0.0, 0.2, 0.7, 0.95][rng.below(4) as usize];
         let gout: Vec<S> = values(rng, s.out_len(), zeros, special);
@@ -288,13 +299,13 @@ mod tests {
                 conv2d_weight_grad_general(mode, s, &gout, input, &mut want, &mut want_ops);
                 if applies(s, &input, &start, mode) {
                     let mut got = start.clone();
-                    weight_grad(mode, s, &gout, &input, &mut got);
+                    let ops = weight_grad(mode, s, &gout, &input, &mut got, scratch);
                     assert_eq!(bits(&got), bits(&want), "{what}");
-                    assert_eq!(weight_grad_ops(s, &gout, &input), want_ops, "{what}");
+                    assert_eq!(ops, want_ops, "{what}");
                     fast += 1;
                 }
                 let (mut got, mut ops) = (start.clone(), OpCount::default());
-                conv2d_weight_grad(mode, s, &gout, input, &mut got, &mut ops);
+                conv2d_weight_grad_with(mode, s, &gout, input, &mut got, &mut ops, scratch);
                 assert_eq!(bits(&got), bits(&want), "{what}");
                 assert_eq!(ops, want_ops, "{what}");
             }

@@ -19,8 +19,8 @@
 
 use super::accumulate::Conv2dShape;
 use super::soma::{LifParams, Reset};
+use super::{ConvScratch, conv_input_grad, conv_weight_grad};
 use super::{Input, OpCount};
-use super::{conv_input_grad, conv_weight_grad};
 use crate::fp::{Accum, Storage, acc_add, acc_mac, add, axpy, mul, store, sub};
 use crate::spikes::SpikeSlice;
 
@@ -147,13 +147,26 @@ pub fn conv2d_backward_input<S: Storage>(
     acc: &mut [f32],
     ops: &mut OpCount,
 ) {
+    conv2d_backward_input_with(mode, shape, weight, gout, (gin, acc), ops, &mut ConvScratch::default());
+}
+
+/// [`conv2d_backward_input`] with working memory the caller keeps across calls.
+pub(crate) fn conv2d_backward_input_with<S: Storage>(
+    mode: Accum,
+    shape: &Conv2dShape,
+    weight: &[S],
+    gout: &[S],
+    (gin, acc): (&mut [S], &mut [f32]),
+    ops: &mut OpCount,
+    scratch: &mut ConvScratch,
+) {
     assert_eq!(weight.len(), shape.weight_len(), "conv weight shape");
     assert_eq!(gout.len(), shape.out_len(), "conv gradient shape");
     assert!(gin.len() == shape.in_len() && acc.len() == gin.len(), "conv input-gradient shape");
     let nonzero = gout.iter().filter(|g| g.to_f32() != 0.0).count();
     // Below a quarter of non-zero errors the scatter of the general kernel does less work.
     if 4 * nonzero >= gout.len() && conv_input_grad::applies(shape, weight) {
-        conv_input_grad::backward_input(mode, shape, weight, gout, acc);
+        conv_input_grad::backward_input(mode, shape, weight, gout, acc, scratch);
         ops.merge(conv_input_grad::input_grad_ops(shape, gout));
     } else {
         conv2d_backward_input_general(mode, shape, weight, gout, acc, ops);
@@ -289,12 +302,24 @@ pub fn conv2d_weight_grad<S: Storage>(
     acc: &mut [f32],
     ops: &mut OpCount,
 ) {
+    conv2d_weight_grad_with(mode, shape, gout, input, acc, ops, &mut ConvScratch::default());
+}
+
+/// [`conv2d_weight_grad`] with working memory the caller keeps across calls.
+pub(crate) fn conv2d_weight_grad_with<S: Storage>(
+    mode: Accum,
+    shape: &Conv2dShape,
+    gout: &[S],
+    input: Input<'_, S>,
+    acc: &mut [f32],
+    ops: &mut OpCount,
+    scratch: &mut ConvScratch,
+) {
     assert_eq!(gout.len(), shape.out_len(), "conv gradient shape");
     assert_eq!(input.len(), shape.in_len(), "conv input shape");
     assert_eq!(acc.len(), shape.weight_len(), "conv weight-gradient shape");
     if conv_weight_grad::applies(shape, &input, acc, mode) {
-        conv_weight_grad::weight_grad(mode, shape, gout, &input, acc);
-        ops.merge(conv_weight_grad::weight_grad_ops(shape, gout, &input));
+        ops.merge(conv_weight_grad::weight_grad(mode, shape, gout, &input, acc, scratch));
     } else {
         conv2d_weight_grad_general(mode, shape, gout, input, acc, ops);
     }

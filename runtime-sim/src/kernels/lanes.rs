@@ -57,6 +57,26 @@ pub(crate) fn zero_terms_are_exact<S: Storage>(acc: &[f32], mode: Accum) -> bool
     })
 }
 
+/// Working memory of the fast conv kernels, kept by the caller from call to call: a
+/// training step runs the same convs row after row, and allocating (and faulting in) the
+/// same large buffers for every row cost as much as a fifth of the kernels' time.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct ConvScratch {
+    /// Zero-padded or channel-last errors.
+    pub(crate) errors: Vec<f32>,
+    /// Rearranged, widened weights.
+    pub(crate) weights: Vec<f32>,
+    /// Accumulator planes or rows.
+    pub(crate) sums: Vec<f32>,
+}
+
+/// `v` as `n` zeros, reusing its allocation.
+pub(crate) fn zeroed<T: Copy + Default>(v: &mut Vec<T>, n: usize) -> &mut [T] {
+    v.clear();
+    v.resize(n, T::default());
+    v
+}
+
 /// Splits `vectors` vectors into blocks of at most [`MAX_VECTORS`], as even as possible:
 /// the vector count of each block, in order.
 pub(crate) fn blocks(vectors: usize) -> impl Iterator<Item = usize> {

@@ -38,6 +38,8 @@ pub mod soma;
 pub mod tile;
 pub mod update;
 
+pub(crate) use lanes::ConvScratch;
+
 use crate::fp::Storage;
 use crate::spikes::SpikeSlice;
 

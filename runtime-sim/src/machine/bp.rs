@@ -11,7 +11,7 @@ use super::exec::{Exec, Flow, Step};
 use super::rows::Rows;
 use crate::fp::{Storage, add_assign_slice};
 use crate::kernels::OpCount;
-use crate::kernels::grad::{conv2d_backward_input, readout_backward_step};
+use crate::kernels::grad::{conv2d_backward_input_with, readout_backward_step};
 use crate::kernels::loss::{LossKind as KLoss, loss_value, output_grad_row};
 use crate::kernels::pool::{avgpool_backward, maxpool_backward};
 use crate::kernels::soma::{LifParams, Reset, SOMA_BLOCK, Surrogate as Sg};
@@ -120,23 +120,33 @@ impl<S: Storage> Exec<'_, S> {
         self.need("err", err, shape.out_len())?;
         self.need("w", w, shape.weight_len())?;
         self.need("out", out, shape.in_len())?;
-        let e = self.masked_err(err, nz)?;
         let o = self.span("out", out)?;
+        let e = self.masked_err(err, nz)?;
         let mode = self.st.mode;
-        let ops = self.with_taken(o.slot, |ex, data| {
+        // The kernel writes every input gradient and every partial sum, so neither needs
+        // clearing, and only an accumulating conv needs a temporary.
+        let mut tmp = self.pooled_zeros(if acc { shape.in_len() } else { 0 });
+        let mut psum = std::mem::take(&mut self.st.scratch);
+        if psum.len() < shape.in_len() {
+            psum.resize(shape.in_len(), 0.0);
+        }
+        let mut conv = std::mem::take(&mut self.st.conv);
+        let r = self.with_taken(o.slot, |ex, data| {
             let wv = ex.read("w", w, Some((o.slot, data)))?;
             let wh = wv.half().map_err(|m| ex.bad(m))?;
             let dst = &mut data.as_half_mut().ok_or_else(|| ex.bad(width_msg("out", 16)))?[o.range()];
-            let (mut tmp, mut psum) = (vec![S::default(); dst.len()], vec![0.0f32; dst.len()]);
-            let mut ops = OpCount::default();
-            conv2d_backward_input(mode, &shape, wh, &e, &mut tmp, &mut psum, &mut ops);
+            let (mut ops, psum) = (OpCount::default(), &mut psum[..shape.in_len()]);
             if acc {
+                conv2d_backward_input_with(mode, &shape, wh, &e, (&mut tmp, psum), &mut ops, &mut conv);
                 add_assign_slice(dst, &tmp);
             } else {
-                dst.copy_from_slice(&tmp);
+                conv2d_backward_input_with(mode, &shape, wh, &e, (dst, psum), &mut ops, &mut conv);
             }
             Ok(ops)
-        })?;
+        });
+        (self.st.scratch, self.st.conv) = (psum, conv);
+        self.recycle([e, tmp]);
+        let ops = r?;
         let a = [
             self.touch(err.buf, shape.out_len()),
             self.touch(w.buf, ops.executed as usize),

@@ -158,10 +158,7 @@ impl<S: Storage> BufData<S> {
             let b = &mut bufs[src];
             for &(from, to, len) in rows {
                 match b {
-                    BufData::Bits(bits) => {
-                        let tmp = bits.read_bits(from, len);
-                        bits.write_bits(to, &tmp, len);
-                    }
+                    BufData::Bits(bits) => bits.copy_bits_within(from, to, len),
                     BufData::Half(d) => d.copy_within(from..from + len, to),
                     BufData::Word(d) => d.copy_within(from..from + len, to),
                 }
@@ -172,7 +169,7 @@ impl<S: Storage> BufData<S> {
         let (s, d) = if src < dst { (&lo[src], &mut hi[0]) } else { (&hi[0], &mut lo[dst]) };
         for &(from, to, len) in rows {
             match (s, &mut *d) {
-                (BufData::Bits(a), BufData::Bits(b)) => b.write_bits(to, &a.read_bits(from, len), len),
+                (BufData::Bits(a), BufData::Bits(b)) => b.copy_bits_from(to, a, from, len),
                 (BufData::Half(a), BufData::Half(b)) => b[to..to + len].copy_from_slice(&a[from..from + len]),
                 (BufData::Word(a), BufData::Word(b)) => b[to..to + len].copy_from_slice(&a[from..from + len]),
                 (a, b) => b.put_chunk(to, a.chunk(from..from + len)),

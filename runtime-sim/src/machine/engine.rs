@@ -302,14 +302,31 @@ impl<S: Storage> Exec<'_, S> {
     }
 
     /// The errors with the ones the `nz` bitmap marks zero forced to zero: the engine never
-    /// reads those.
-    pub(crate) fn masked_err(&self, err: &Access, nz: &Option<Access>) -> Result<Vec<S>, SimError> {
-        let mut e = self.half_vec("err", err)?;
+    /// reads those. The vector comes from the state's pool (give it back with
+    /// [`recycle`](Self::recycle)) and the bitmap is read in place a word at a time, so a
+    /// call copies the errors once and allocates nothing.
+    pub(crate) fn masked_err(&mut self, err: &Access, nz: &Option<Access>) -> Result<Vec<S>, SimError> {
+        let mut e = self.pooled_half("err", err)?;
         if let Some(a) = nz {
-            self.need("nz", a, e.len())?;
-            let bits = self.bits_vec("nz", a)?;
-            e.iter_mut().enumerate().filter(|(i, _)| !bits.get(*i)).for_each(|(_, v)| *v = S::default());
+            let r = self.need("nz", a, e.len()).and_then(|()| self.read("nz", a, None));
+            let bits = r.and_then(|o| o.bits().map(|b| mask_zeros(&mut e, b)).map_err(|m| self.bad(m)));
+            if let Err(err) = bits {
+                self.recycle([e]);
+                return Err(err);
+            }
         }
         Ok(e)
+    }
+}
+
+/// Sets the values whose bit in `keep` is clear to +0.
+fn mask_zeros<S: Storage>(v: &mut [S], keep: SpikeSlice<'_>) {
+    for (k, chunk) in v.chunks_mut(64).enumerate() {
+        let word = keep.word(k);
+        for (j, x) in chunk.iter_mut().enumerate() {
+            if word >> j & 1 == 0 {
+                *x = S::default();
+            }
+        }
     }
 }

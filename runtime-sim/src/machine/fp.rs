@@ -96,21 +96,24 @@ impl<S: Storage> Exec<'_, S> {
         self.need("out", out, shape.out_len())?;
         let o = self.span("out", out)?;
         let mode = self.st.mode;
-        let (mut ops, spikes) = self.with_taken(o.slot, |ex, data| {
+        // The kernel writes every output, so only an accumulating conv needs a temporary.
+        let mut tmp = self.pooled_zeros(if acc { shape.out_len() } else { 0 });
+        let r = self.with_taken(o.slot, |ex, data| {
             let x = ex.read("spk", spk, Some((o.slot, data)))?;
             let wv = ex.read("w", w, Some((o.slot, data)))?;
             let (input, wh) = (x.input().map_err(|m| ex.bad(m))?, wv.half().map_err(|m| ex.bad(m))?);
             let dst = &mut data.as_half_mut().ok_or_else(|| ex.bad(width_msg("out", 16)))?[o.range()];
             let mut ops = OpCount::default();
-            let mut tmp = vec![S::default(); dst.len()];
-            conv2d_forward(mode, &shape, wh, None, input, &mut tmp, &mut ops);
             if acc {
+                conv2d_forward(mode, &shape, wh, None, input, &mut tmp, &mut ops);
                 add_assign_slice(dst, &tmp);
             } else {
-                dst.copy_from_slice(&tmp);
+                conv2d_forward(mode, &shape, wh, None, input, dst, &mut ops);
             }
             Ok((ops, x.is_bits()))
-        })?;
+        });
+        self.recycle([tmp]);
+        let (mut ops, spikes) = r?;
         if !skip {
             ops = OpCount { executed: ops.total(), skipped: 0 };
         }

@@ -102,9 +102,11 @@ pub(crate) struct State<S> {
     pub(crate) cols: Vec<(usize, f32)>,
     /// Per-row operation counts of the current multi-row instruction.
     pub(crate) row_ops: Vec<crate::kernels::OpCount>,
-    /// Vectors the soma instructions copy their operands into, returned after each
-    /// instruction so that a step allocates none.
+    /// Vectors the soma and conv instructions copy their operands into (or use as
+    /// temporaries), returned after each instruction so that a step allocates none.
     pub(crate) pool: Vec<Vec<S>>,
+    /// Working memory of the fast conv kernels, reused from instruction to instruction.
+    pub(crate) conv: crate::kernels::ConvScratch,
 }
 
 impl<S: Storage> State<S> {
@@ -153,6 +155,7 @@ impl<S: Storage> State<S> {
             cols: Vec::new(),
             row_ops: Vec::new(),
             pool: Vec::new(),
+            conv: crate::kernels::ConvScratch::default(),
         };
         st.index_code(program);
         Ok(st)

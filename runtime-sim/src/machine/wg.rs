@@ -8,7 +8,7 @@ use super::exec::{Exec, Flow, Step};
 use super::rows::Rows;
 use crate::fp::Storage;
 use crate::kernels::OpCount;
-use crate::kernels::grad::{bias_grad, conv2d_weight_grad};
+use crate::kernels::grad::{bias_grad, conv2d_weight_grad_with};
 use crate::kernels::tile::linear_kn_weight_grad;
 use crate::kernels::update::{Adam, Momentum, adam, sgd_momentum};
 use isa::{Access, OptKind};
@@ -139,17 +139,21 @@ impl<S: Storage> Exec<'_, S> {
         self.need("spk", spk, shape.in_len())?;
         self.need("err", err, shape.out_len())?;
         self.need("dw", dw, shape.weight_len())?;
-        let e = self.masked_err(err, nz)?;
         let o = self.span("dw", dw)?;
+        let e = self.masked_err(err, nz)?;
         let mode = self.st.mode;
-        let mut ops = self.with_taken(o.slot, |ex, data| {
+        let mut conv = std::mem::take(&mut self.st.conv);
+        let r = self.with_taken(o.slot, |ex, data| {
             let x = ex.read("spk", spk, Some((o.slot, data)))?;
             let input = x.input().map_err(|m| ex.bad(m))?;
             let dst = data.as_word_mut().ok_or_else(|| ex.bad(width_msg("dw", 32)))?;
             let mut ops = OpCount::default();
-            conv2d_weight_grad(mode, &shape, &e, input, &mut dst[o.range()], &mut ops);
+            conv2d_weight_grad_with(mode, &shape, &e, input, &mut dst[o.range()], &mut ops, &mut conv);
             Ok(ops)
-        })?;
+        });
+        self.st.conv = conv;
+        self.recycle([e]);
+        let mut ops = r?;
         if !skip {
             ops = OpCount { executed: ops.total(), skipped: 0 };
         }
