@@ -170,7 +170,9 @@ impl CoreMap {
     /// The opening lines of `--emit mapping`: the choice and the notes.
     pub fn header(&self, extra: Option<&str>) -> String {
         let what = match self.choice {
-            PlacementChoice::Mapped => "the cores of `snnc map` (default options); staged layers take their segment's",
+            PlacementChoice::Mapped => {
+                "the cores of `snnc map` (default options); a staged layer takes those of its whole segment"
+            }
             PlacementChoice::AllCores => "no mapping; resident unit i on core i, staged tiles over all cores",
         };
         let mut s = format!("placement {}: {what}\n", self.choice.name());
