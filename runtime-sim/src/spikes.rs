@@ -206,6 +206,23 @@ impl<'a> SpikeSlice<'a> {
         self.ones().count()
     }
 
+    /// The window's bits as one word, bit `i` of the window in bit `i` (a window of at most
+    /// 64 bits, checked): a short row of spikes tested or walked without an iterator, at
+    /// most two word reads whatever its alignment.
+    #[inline]
+    pub fn word(&self) -> u64 {
+        assert!(self.len <= 64, "a spike window of {} bits does not fit a word", self.len);
+        if self.len == 0 {
+            return 0;
+        }
+        let (w, shift) = (self.offset / 64, self.offset % 64);
+        let mut v = self.bits.words[w] >> shift;
+        if shift + self.len > 64 {
+            v |= self.bits.words[w + 1] << (64 - shift);
+        }
+        if self.len < 64 { v & ((1u64 << self.len) - 1) } else { v }
+    }
+
     /// A copy of the window as a tensor of its own, a word at a time.
     pub fn to_bits(&self) -> SpikeBits {
         SpikeBits { len: self.len, words: self.bits.read_bits(self.offset, self.len) }
@@ -335,6 +352,18 @@ mod tests {
             assert_eq!(bits.slice(off, len).count_ones(), want.len());
         }
         assert_eq!(bits.count_ones(), pattern.iter().filter(|&&b| b).count());
+    }
+
+    /// A window read as one word holds its bits whatever its alignment and length,
+    /// including windows that end exactly at a word boundary or at the tensor's end.
+    #[test]
+    fn word_holds_the_bits_of_any_window_up_to_64() {
+        let pattern: Vec<bool> = (0..200).map(|i| i % 5 == 0 || i % 13 == 4 || i > 180).collect();
+        let bits = SpikeBits::from_bools(&pattern);
+        for (off, len) in [(0, 64), (5, 56), (8, 56), (63, 2), (64, 64), (100, 64), (136, 64), (199, 1), (7, 0)] {
+            let want = (0..len).filter(|&i| pattern[off + i]).fold(0u64, |w, i| w | 1 << i);
+            assert_eq!(bits.slice(off, len).word(), want, "window {off}+{len}");
+        }
     }
 
     /// Packing a word at a time and copying a window out give the bits one by one would.

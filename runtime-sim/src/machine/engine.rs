@@ -59,7 +59,7 @@ pub(crate) struct Opnd<'b, S: Storage> {
     sp: Span,
 }
 
-impl<S: Storage> Opnd<'_, S> {
+impl<'b, S: Storage> Opnd<'b, S> {
     /// As an accumulate input: spikes from a 1-bit buffer, values from a 16-bit one.
     pub(crate) fn input(&self) -> Result<Input<'_, S>, String> {
         match &*self.data {
@@ -89,6 +89,15 @@ impl<S: Storage> Opnd<'_, S> {
     /// Whether this is a copy of the output buffer taken before the kernel wrote it.
     pub(crate) fn is_copy(&self) -> bool {
         matches!(self.data, Cow::Owned(_))
+    }
+
+    /// The buffer and row-0 span of an operand that borrows the buffer table, or `None` for
+    /// a copy of the output buffer (which a multi-row handler must read afresh each row).
+    pub(crate) fn borrowed(&self) -> Option<(&'b BufData<S>, Span)> {
+        match self.data {
+            Cow::Borrowed(d) => Some((d, self.sp)),
+            Cow::Owned(_) => None,
+        }
     }
 
     /// The same operand `skip` elements further on, borrowing the same data; the caller

@@ -1,10 +1,12 @@
 //! FP engine instructions: the spike-driven linear and conv tiles, pooling, the LIF soma
 //! and the rate / membrane sum.
 
-use super::engine::{ConvDims, width_msg};
+use super::SimError;
+use super::buffers::BufData;
+use super::engine::{ConvDims, Opnd, width_msg};
 use super::exec::{Exec, Flow, Step};
-use super::rows::Rows;
-use crate::fp::{Storage, add, add_assign_slice};
+use super::rows::{RowState, RowView, Rows};
+use crate::fp::{Accum, Storage, add, add_assign_slice};
 use crate::kernels::OpCount;
 use crate::kernels::accumulate::conv2d_forward;
 use crate::kernels::pool::{avgpool_forward, maxpool_forward};
@@ -21,6 +23,33 @@ pub(crate) struct LifOps<'a> {
     pub(crate) h: &'a Option<Access>,
     pub(crate) spk: &'a Option<Access>,
     pub(crate) mask: &'a Option<Access>,
+}
+
+/// The shape of a multi-row `fp.linear` as its row loops need it.
+#[derive(Clone, Copy)]
+struct FwdTile {
+    /// Outputs per row.
+    n: usize,
+    rows: Rows,
+    /// The output buffer's slot, and where row 0 of the output starts in it.
+    slot: usize,
+    out: usize,
+    acc: bool,
+    /// Whether zero inputs count as executed work (`skip=false`).
+    dense: bool,
+    /// Whether the weights were widened once for all rows.
+    wide: bool,
+}
+
+/// The rows of `fp.linear` on widened weights, from an input outside the output's buffer.
+fn fwd_rows_wide<S: Storage>(mode: Accum, x: &RowView<'_, S>, dst: &mut [S], t: FwdTile, ws: &mut RowState) {
+    for r in 0..usize::from(t.rows.count) {
+        let at = t.out + Rows::skip(r, t.rows.second);
+        let mut ops = OpCount::default();
+        let out = &mut dst[at..at + t.n];
+        linear_kn_forward_wide(mode, &ws.wide, x.input(r), out, t.acc, t.dense, &mut ws.scratch, &mut ops);
+        ws.ops.push(ops);
+    }
 }
 
 impl<S: Storage> Exec<'_, S> {
@@ -46,30 +75,24 @@ impl<S: Storage> Exec<'_, S> {
         let wide = count > 1 && self.span("w", w)?.slot != o.slot;
         let spikes = self.st.bufs[self.span("spk", spk)?.slot].as_bits().is_some();
         let mode = self.st.mode;
+        let t = FwdTile { n, rows, slot: o.slot, out: o.start, acc, dense: !skip, wide };
         let mut ws = self.take_row_state();
         let r = self.with_taken(o.slot, |ex, data| {
             if wide {
                 widen(ex.read("w", w, None)?.half().map_err(|m| ex.bad(m))?, &mut ws.wide);
             }
             let x0 = ex.read("spk", spk, Some((o.slot, data)))?;
-            for r in 0..count {
-                let x = ex.next_row(&x0, spk, Rows::skip(r, rows.first), (o.slot, data))?;
-                let input = x.input().map_err(|m| ex.bad(m))?;
-                let wv = if wide { None } else { Some(ex.read("w", w, Some((o.slot, data)))?) };
-                let dst = data.as_half_mut().ok_or_else(|| ex.bad(width_msg("out", 16)))?;
-                let at = o.start + Rows::skip(r, rows.second);
-                let dst = &mut dst[at..at + n];
-                let mut ops = OpCount::default();
-                match &wv {
-                    None => linear_kn_forward_wide(mode, &ws.wide, input, dst, acc, !skip, &mut ws.scratch, &mut ops),
-                    Some(wv) => {
-                        let wh = wv.half().map_err(|m| ex.bad(m))?;
-                        linear_kn_forward(mode, wh, input, dst, acc, !skip, &mut ws.scratch, &mut ops);
-                    }
+            match RowView::of(&x0, rows.first).filter(|_| wide) {
+                // Rows of an input outside the output's buffer, on widened weights: nothing
+                // to resolve per row.
+                Some(x) => {
+                    x0.input().map_err(|m| ex.bad(m))?;
+                    let dst = data.as_half_mut().ok_or_else(|| ex.bad(width_msg("out", 16)))?;
+                    fwd_rows_wide(mode, &x, dst, t, &mut ws);
+                    Ok(())
                 }
-                ws.ops.push(ops);
+                None => ex.fwd_rows_each((spk, &x0, w), data, t, &mut ws),
             }
-            Ok(())
         });
         self.put_row_state(ws);
         r?;
@@ -79,6 +102,37 @@ impl<S: Storage> Exec<'_, S> {
             [ex.touch(spk.buf, k), ex.touch(w.buf, rows as usize * n), ex.touch(out.buf, n * (1 + usize::from(acc))), 0]
         });
         Ok(Flow::Next)
+    }
+
+    /// The rows of `fp.linear` one by one: an input row is read afresh when it is a copy of
+    /// the output buffer (an earlier row may have written it), and the weights each row
+    /// unless they were widened once.
+    fn fwd_rows_each(
+        &self,
+        (spk, x0, w): (&Access, &Opnd<'_, S>, &Access),
+        data: &mut BufData<S>,
+        t: FwdTile,
+        ws: &mut RowState,
+    ) -> Result<(), SimError> {
+        let mode = self.st.mode;
+        for r in 0..usize::from(t.rows.count) {
+            let x = self.next_row(x0, spk, Rows::skip(r, t.rows.first), (t.slot, data))?;
+            let input = x.input().map_err(|m| self.bad(m))?;
+            let wv = if t.wide { None } else { Some(self.read("w", w, Some((t.slot, data)))?) };
+            let dst = data.as_half_mut().ok_or_else(|| self.bad(width_msg("out", 16)))?;
+            let at = t.out + Rows::skip(r, t.rows.second);
+            let dst = &mut dst[at..at + t.n];
+            let mut ops = OpCount::default();
+            match &wv {
+                None => linear_kn_forward_wide(mode, &ws.wide, input, dst, t.acc, t.dense, &mut ws.scratch, &mut ops),
+                Some(wv) => {
+                    let wh = wv.half().map_err(|m| self.bad(m))?;
+                    linear_kn_forward(mode, wh, input, dst, t.acc, t.dense, &mut ws.scratch, &mut ops);
+                }
+            }
+            ws.ops.push(ops);
+        }
+        Ok(())
     }
 
     pub(crate) fn conv_fwd(

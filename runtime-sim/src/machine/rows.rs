@@ -11,7 +11,8 @@ use super::buffers::{BufData, Span};
 use super::engine::{Opnd, RowCost};
 use super::exec::Exec;
 use crate::fp::Storage;
-use crate::kernels::OpCount;
+use crate::kernels::{Input, OpCount};
+use crate::spikes::{SpikeBits, SpikeSlice};
 use isa::Access;
 
 /// The row count of a multi-row instruction and the element strides of its two
@@ -63,6 +64,71 @@ impl<S: Storage> Exec<'_, S> {
     pub(crate) fn rows_span(&self, name: &str, a: &Access, count: usize, stride: u16) -> Result<Span, SimError> {
         self.span_row(name, a, Rows::skip(count.saturating_sub(1), stride))?;
         self.span(name, a)
+    }
+}
+
+/// The rows of an input operand resolved once for a whole multi-row instruction: row `r`
+/// lies `r * stride` elements past row 0, in a buffer that no row writes (the operand is
+/// not in the output's buffer), so no row needs resolving or checking again. The handler
+/// checks the bounds of the last row ([`Exec::rows_span`]) and row 0's element width
+/// before making one.
+pub(crate) struct RowView<'b, S> {
+    data: RowData<'b, S>,
+    start: usize,
+    len: usize,
+    stride: usize,
+}
+
+/// The buffer of a [`RowView`].
+enum RowData<'b, S> {
+    Bits(&'b SpikeBits),
+    Half(&'b [S]),
+}
+
+impl<'b, S: Storage> RowView<'b, S> {
+    /// The rows of `x0` (row 0, as read), or `None` if it is a copy of the output buffer or
+    /// in a 32-bit buffer.
+    pub(crate) fn of(x0: &Opnd<'b, S>, stride: u16) -> Option<Self> {
+        let (data, sp) = x0.borrowed()?;
+        let data = match data {
+            BufData::Bits(b) => RowData::Bits(b),
+            BufData::Half(v) => RowData::Half(v),
+            BufData::Word(_) => return None,
+        };
+        Some(RowView { data, start: sp.start, len: sp.len, stride: usize::from(stride) })
+    }
+
+    /// Where row `r` starts.
+    #[inline]
+    fn at(&self, r: usize) -> usize {
+        self.start + r * self.stride
+    }
+
+    /// Row `r` as an accumulate input.
+    #[inline]
+    pub(crate) fn input(&self, r: usize) -> Input<'b, S> {
+        match self.data {
+            RowData::Bits(b) => Input::Spikes(b.slice(self.at(r), self.len)),
+            RowData::Half(v) => Input::Dense(&v[self.at(r)..self.at(r) + self.len]),
+        }
+    }
+
+    /// Row `r` of a 16-bit operand (`None` for a 1-bit one).
+    #[inline]
+    pub(crate) fn half(&self, r: usize) -> Option<&'b [S]> {
+        match self.data {
+            RowData::Half(v) => Some(&v[self.at(r)..self.at(r) + self.len]),
+            RowData::Bits(_) => None,
+        }
+    }
+
+    /// Row `r` of a 1-bit operand (`None` for a 16-bit one).
+    #[inline]
+    pub(crate) fn bits(&self, r: usize) -> Option<SpikeSlice<'b>> {
+        match self.data {
+            RowData::Bits(b) => Some(b.slice(self.at(r), self.len)),
+            RowData::Half(_) => None,
+        }
     }
 }
 

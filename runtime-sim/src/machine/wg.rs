@@ -2,10 +2,10 @@
 //! master weights.
 
 use super::SimError;
-use super::buffers::Span;
-use super::engine::{ConvDims, width_msg};
+use super::buffers::{BufData, Span};
+use super::engine::{ConvDims, Opnd, width_msg};
 use super::exec::{Exec, Flow, Step};
-use super::rows::Rows;
+use super::rows::{RowView, Rows};
 use crate::fp::Storage;
 use crate::kernels::OpCount;
 use crate::kernels::grad::{bias_grad, conv2d_weight_grad_with};
@@ -19,6 +19,13 @@ enum BiasTarget {
     InDw(Span),
     /// A copy of the `db` range, written back after the rows.
     Copy(Vec<f32>),
+}
+
+/// The row-carrying inputs of a multi-row `wg.linear`.
+struct GradViews<'b, S> {
+    spk: RowView<'b, S>,
+    err: RowView<'b, S>,
+    nz: Option<RowView<'b, S>>,
 }
 
 /// Operands of `wg.update`.
@@ -60,22 +67,15 @@ impl<S: Storage> Exec<'_, S> {
         let mode = self.st.mode;
         let mut ws = self.take_row_state();
         let r = self.with_taken(o.slot, |ex, data| {
-            let (x0, e0) = (ex.read("spk", spk, Some((o.slot, data)))?, ex.read("err", err, Some((o.slot, data)))?);
-            let z0 = nz.as_ref().map(|a| ex.read("nz", a, Some((o.slot, data)))).transpose()?;
+            let v = ex.grad_views(spk, err, nz, rows, (o.slot, data))?;
+            let words = data.as_word_mut().ok_or_else(|| ex.bad(width_msg("dw", 32)))?;
+            let not_half = || ex.bad(width_msg("err", 16));
             for r in 0..count {
-                let x = ex.next_row(&x0, spk, Rows::skip(r, rows.first), (o.slot, data))?;
-                let skip_err = Rows::skip(r, rows.second);
-                let e = ex.next_row(&e0, err, skip_err, (o.slot, data))?;
-                let z = match (nz, &z0) {
-                    (Some(a), Some(z0)) => Some(ex.next_row(z0, a, skip_err, (o.slot, data))?),
-                    _ => None,
-                };
-                let (input, eh) = (x.input().map_err(|m| ex.bad(m))?, e.half().map_err(|m| ex.bad(m))?);
-                let zb = z.as_ref().map(|z| z.bits()).transpose().map_err(|m| ex.bad(m))?;
-                let words = data.as_word_mut().ok_or_else(|| ex.bad(width_msg("dw", 32)))?;
+                let eh = v.err.half(r).ok_or_else(not_half)?;
+                let zb = v.nz.as_ref().and_then(|z| z.bits(r));
                 let mut ops = OpCount::default();
                 let work = (&mut ws.cols, &mut ws.scratch);
-                linear_kn_weight_grad(mode, input, eh, zb, &mut words[o.range()], !skip, work, &mut ops);
+                linear_kn_weight_grad(mode, v.spk.input(r), eh, zb, &mut words[o.range()], !skip, work, &mut ops);
                 // The bias gradient of row r follows its weight gradient, as it would in
                 // separate instructions; it matters only if `db` overlaps `dw`.
                 match &mut bias {
@@ -100,6 +100,30 @@ impl<S: Storage> Exec<'_, S> {
             [ex.touch(spk.buf, k), ex.touch(err.buf, n), ex.touch(dw.buf, 2 * ops.executed as usize), 0]
         });
         Ok(Flow::Next)
+    }
+
+    /// The rows of `wg.linear`'s inputs, resolved once after checking the element widths of
+    /// row 0 (every row is in the same buffers). None of them can share the buffer of `dw`,
+    /// which is 32-bit, so none needs reading afresh per row.
+    fn grad_views<'b>(
+        &'b self,
+        spk: &Access,
+        err: &Access,
+        nz: &Option<Access>,
+        rows: Rows,
+        taken: (usize, &BufData<S>),
+    ) -> Result<GradViews<'b, S>, SimError> {
+        let (x0, e0) = (self.read("spk", spk, Some(taken))?, self.read("err", err, Some(taken))?);
+        let z0 = nz.as_ref().map(|a| self.read("nz", a, Some(taken))).transpose()?;
+        x0.input().map_err(|m| self.bad(m))?;
+        e0.half().map_err(|m| self.bad(m))?;
+        z0.as_ref().map(|z| z.bits()).transpose().map_err(|m| self.bad(m))?;
+        if !matches!(taken.1, BufData::Word(_)) {
+            return Err(self.bad(width_msg("dw", 32)));
+        }
+        let view = |o: &Opnd<'b, S>, stride| RowView::of(o, stride).ok_or_else(|| self.bad(width_msg("dw", 32)));
+        let nz = z0.as_ref().map(|z| view(z, rows.second)).transpose()?;
+        Ok(GradViews { spk: view(&x0, rows.first)?, err: view(&e0, rows.second)?, nz })
     }
 
     /// Where `wg.linear` sums its bias gradient: in the `dw` buffer itself while that is
