@@ -210,7 +210,7 @@ impl<'a> SpikeSlice<'a> {
     /// 64 bits, checked): a short row of spikes tested or walked without an iterator, at
     /// most two word reads whatever its alignment.
     #[inline]
-    pub fn word(&self) -> u64 {
+    pub fn as_word(&self) -> u64 {
         assert!(self.len <= 64, "a spike window of {} bits does not fit a word", self.len);
         if self.len == 0 {
             return 0;
@@ -362,7 +362,7 @@ mod tests {
         let bits = SpikeBits::from_bools(&pattern);
         for (off, len) in [(0, 64), (5, 56), (8, 56), (63, 2), (64, 64), (100, 64), (136, 64), (199, 1), (7, 0)] {
             let want = (0..len).filter(|&i| pattern[off + i]).fold(0u64, |w, i| w | 1 << i);
-            assert_eq!(bits.slice(off, len).word(), want, "window {off}+{len}");
+            assert_eq!(bits.slice(off, len).as_word(), want, "window {off}+{len}");
         }
     }
 

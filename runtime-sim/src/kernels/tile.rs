@@ -107,7 +107,7 @@ fn sum_rows_in_registers<S: Storage>(w: &[f32], n: usize, input: &Input<'_, S>, 
         nonzero = match input {
             // A row of at most 64 spikes is one word, walked by its set bits.
             Input::Spikes(s) if s.len() <= 64 => {
-                let mut bits = s.word();
+                let mut bits = s.as_word();
                 let ones = bits.count_ones() as usize;
                 while bits != 0 {
                     add_row(&mut a, &w[bits.trailing_zeros() as usize * n + j0..], m);
@@ -288,7 +288,7 @@ struct Processed {
 impl Processed {
     fn of<S: Storage>(err: &[S], nz: Option<SpikeSlice<'_>>) -> Processed {
         let on = match nz {
-            Some(bits) => bits.word(),
+            Some(bits) => bits.as_word(),
             None => err.iter().enumerate().fold(0, |m, (j, e)| m | u64::from(e.to_f32() != 0.0) << j),
         };
         let mut p = Processed { g: [0.0; BLOCK], keep: [u32::MAX; BLOCK], count: on.count_ones() as usize };
@@ -331,7 +331,7 @@ fn block_rows<S: Storage, const NARROW: bool>(input: &Input<'_, S>, p: &Processe
     let all = p.count == n;
     match input {
         Input::Spikes(s) if s.len() <= 64 => {
-            let mut bits = s.word();
+            let mut bits = s.as_word();
             let ones = bits.count_ones() as usize;
             while bits != 0 {
                 let i = bits.trailing_zeros() as usize;
