@@ -75,27 +75,32 @@ pub fn linear_kn_forward_wide<S: Storage>(
     ops: &mut OpCount,
 ) {
     let (k, n) = (input.len(), out.len());
-    let (sums, _) = zeroed_rows(scratch, n, 0);
     let nonzero = match mode {
-        Accum::F32 => sum_rows_in_registers(w, n, &input, sums),
-        // `axpy` on one element is `acc_mac`, so a one-column tile needs no special case.
-        Accum::Storage => input.for_each_nonzero(|i, x| axpy::<S>(sums, &w[i * n..(i + 1) * n], x, mode)),
+        // The sums go straight from registers into `out`: no scratch row to clear and copy.
+        Accum::F32 => sum_rows_in_registers(w, n, &input, out, acc),
+        Accum::Storage => {
+            let (sums, _) = zeroed_rows(scratch, n, 0);
+            // `axpy` on one element is `acc_mac`, so a one-column tile needs no special case.
+            let nonzero = input.for_each_nonzero(|i, x| axpy::<S>(sums, &w[i * n..(i + 1) * n], x, mode));
+            finish_forward(mode, sums, out, acc);
+            nonzero
+        }
     } as u64;
-    finish_forward(mode, sums, out, acc);
     count(ops, nonzero * n as u64, (k * n) as u64, dense);
 }
 
-/// `sums[j] = Σ_i x[i]·w[i*n + j]` over the non-zero inputs in increasing `i`, with f32
-/// accumulators, sixteen outputs at a time in a local block the compiler keeps in
-/// registers (instead of loading and storing every sum once per input). The sums start at
-/// +0, as `sums` does. Returns the number of non-zero inputs.
-fn sum_rows_in_registers<S: Storage>(w: &[f32], n: usize, input: &Input<'_, S>, sums: &mut [f32]) -> usize {
+/// `out[j] = (out[j] if acc) + Σ_i x[i]·w[i*n + j]` over the non-zero inputs in increasing
+/// `i`, with f32 accumulators ([`Accum::F32`]), sixteen outputs at a time in a local block
+/// the compiler keeps in registers (instead of loading and storing every sum once per
+/// input). The sums start at +0; the prior output is added last and the result rounded
+/// once into `out`, as [`finish_forward`] does. Returns the number of non-zero inputs.
+fn sum_rows_in_registers<S: Storage>(w: &[f32], n: usize, input: &Input<'_, S>, out: &mut [S], acc: bool) -> usize {
     const L: usize = 16;
     if n == 1 {
         // A one-column tile (a weight column of a layer wider than `fp.w`) is a dot product.
         let mut a = 0.0f32;
         let nonzero = input.for_each_nonzero(|i, x| a += w[i] * x);
-        sums[0] = a;
+        finish_block(&mut [a], &mut out[..1], acc);
         return nonzero;
     }
     let mut nonzero = 0;
@@ -127,9 +132,21 @@ fn sum_rows_in_registers<S: Storage>(w: &[f32], n: usize, input: &Input<'_, S>, 
                 a.iter_mut().zip(&w[i * n + j0..][..m]).for_each(|(a, &wv)| *a += wv * x);
             }),
         };
-        sums[j0..j0 + m].copy_from_slice(&a[..m]);
+        finish_block(&mut a[..m], &mut out[j0..j0 + m], acc);
     }
     nonzero
+}
+
+/// [`finish_forward`] in [`Accum::F32`] on one block of sums: adds the prior outputs last
+/// when accumulating, then rounds the sums into `out` (the same length).
+#[inline(always)]
+fn finish_block<S: Storage>(a: &mut [f32], out: &mut [S], acc: bool) {
+    if acc {
+        for j in 0..a.len() {
+            a[j] += out[j].to_f32();
+        }
+    }
+    S::from_f32_slice(a, out);
 }
 
 /// `a[j] += row[j]` for the first `m` (at most 16) elements: a spike's weights (their
@@ -634,6 +651,39 @@ mod tests {
                 linear_kn_forward_wide(mode, &wide, input, &mut got, false, false, &mut Vec::new(), &mut b);
                 assert_eq!((got, b), (want, a), "case {case}: n = {n}, k = {k}, {mode:?}");
             }
+        }
+    }
+
+    /// The widened-tile kernel writes each block of sums straight into `out`: on random
+    /// tiles (one column, part blocks, whole blocks and more), spike windows and dense
+    /// inputs, random prior outputs with and without `acc`, both accumulator modes and both
+    /// skip settings, it gives the outputs and counts of [`linear_kn_forward`] bit for bit.
+    #[test]
+    fn widened_forward_matches_unwidened_kernel_on_random_tiles() {
+        let mut rng = Lcg(23);
+        for case in 0..800 {
+            let n = [1, 5, 16, 16, 37][case % 5];
+            let k = [1, 37, 64, 65, 100][(case / 5) % 5];
+            let w: Vec<f16> = (0..k * n).map(|_| rng.half(7)).collect();
+            let off = rng.next() as usize % 70;
+            let density = 1 + rng.next() % 6;
+            let s = SpikeBits::from_fn(off + k, |_| rng.next() % density == 0);
+            let dense_x: Vec<f16> = (0..k).map(|_| rng.half(3)).collect();
+            let prior: Vec<f16> = (0..n).map(|_| rng.half(4)).collect();
+            let input = if case % 4 == 1 { Input::Dense(&dense_x) } else { Input::Spikes(s.slice(off, k)) };
+            let mode = if case % 2 == 0 { Accum::F32 } else { Accum::Storage };
+            let (acc, dense) = (case % 3 != 0, case % 7 == 3);
+            let mut wide = Vec::new();
+            widen(&w, &mut wide);
+            let (mut want, mut got) = (prior.clone(), prior);
+            let (mut a, mut b) = (OpCount::default(), OpCount::default());
+            linear_kn_forward(mode, &w, input, &mut want, acc, dense, &mut Vec::new(), &mut a);
+            // A scratch left dirty by an earlier, larger call must not leak into the sums.
+            let mut scratch = vec![f32::NAN; 64];
+            linear_kn_forward_wide(mode, &wide, input, &mut got, acc, dense, &mut scratch, &mut b);
+            let bits = |v: &[f16]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "case {case}: n = {n}, k = {k}, {mode:?}, acc = {acc}");
+            assert_eq!(b, a, "case {case}");
         }
     }
 
