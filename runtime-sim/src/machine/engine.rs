@@ -51,6 +51,18 @@ pub(crate) struct RowCost {
     ops: OpCount,
 }
 
+impl RowCost {
+    /// Adds one row's cycles (compute over the PE array `(PEs, columns)` against the busiest
+    /// buffer port) and operations; the energy is the caller's.
+    #[inline]
+    pub(crate) fn add_row(&mut self, (pes, cols): (u64, u64), ops: OpCount, accesses: &[u64]) {
+        let compute = ops.executed.div_ceil(pes);
+        let port = accesses.iter().copied().max().unwrap_or(0).div_ceil(cols);
+        self.cycles += compute.max(port);
+        self.ops.merge(ops);
+    }
+}
+
 /// A resolved input operand: its buffer (borrowed, or a copy when it is also the output)
 /// and range.
 pub(crate) struct Opnd<'b, S: Storage> {
@@ -260,12 +272,14 @@ impl<S: Storage> Exec<'_, S> {
     /// a whole single-row one, less the issue cycle, which [`engine_done`](Self::engine_done)
     /// adds once. The energy is added row by row, as separate instructions would add it.
     pub(crate) fn engine_row(&mut self, cost: &mut RowCost, ops: OpCount, pj_per_op: f64, accesses: &[u64]) {
-        let (rows, cols) = self.st.chip.engine(self.stream).map_or((1, 1), |e| (e.rows.max(1), e.cols.max(1)));
-        let compute = ops.executed.div_ceil(u64::from(rows) * u64::from(cols));
-        let port = accesses.iter().copied().max().unwrap_or(0).div_ceil(u64::from(cols));
-        cost.cycles += compute.max(port);
-        cost.ops.merge(ops);
+        cost.add_row(self.pe_array(), ops, accesses);
         self.st.stats.energy.compute_pj += ops.executed as f64 * pj_per_op;
+    }
+
+    /// The PE array of the current stream's engine as `(PEs, columns)`, each at least 1.
+    pub(crate) fn pe_array(&self) -> (u64, u64) {
+        let (rows, cols) = self.st.chip.engine(self.stream).map_or((1, 1), |e| (e.rows.max(1), e.cols.max(1)));
+        (u64::from(rows) * u64::from(cols), u64::from(cols))
     }
 
     /// Finishes charging an engine instruction: one issue cycle plus its rows' cycles.

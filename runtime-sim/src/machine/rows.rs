@@ -161,13 +161,21 @@ impl<S: Storage> Exec<'_, S> {
 
     /// Charges the rows recorded in the state's per-row counts: each row's buffer accesses
     /// (from `accesses`, which also counts them), cycles and energy, then one issue cycle.
+    ///
+    /// This is [`engine_row`](Self::engine_row) per row with the PE array looked up once and
+    /// the energy summed in a local: the same f64 adds in the same order (`accesses` only
+    /// counts SRAM accesses, never energy), so the total is bit-identical.
     pub(crate) fn charge_rows(&mut self, pj_per_op: f64, mut accesses: impl FnMut(&mut Self, OpCount) -> [u64; 4]) {
         let rows = std::mem::take(&mut self.st.row_ops);
+        let pe = self.pe_array();
         let mut cost = RowCost::default();
+        let mut energy = self.st.stats.energy.compute_pj;
         for &ops in &rows {
             let a = accesses(self, ops);
-            self.engine_row(&mut cost, ops, pj_per_op, &a);
+            cost.add_row(pe, ops, &a);
+            energy += ops.executed as f64 * pj_per_op;
         }
+        self.st.stats.energy.compute_pj = energy;
         self.st.row_ops = rows;
         self.engine_done(cost);
     }
