@@ -120,11 +120,16 @@ fn sum_rows_in_registers<S: Storage>(w: &[f32], n: usize, input: &Input<'_, S>, 
                 }
                 ones
             }
+            // A longer row a word at a time, each walked by its set bits: still increasing `i`.
             Input::Spikes(s) => {
                 let mut count = 0;
-                for i in s.ones() {
-                    add_row(&mut a, &w[i * n + j0..], m);
-                    count += 1;
+                for k in 0..s.len().div_ceil(64) {
+                    let mut bits = s.word(k);
+                    count += bits.count_ones() as usize;
+                    while bits != 0 {
+                        add_row(&mut a, &w[(64 * k + bits.trailing_zeros() as usize) * n + j0..], m);
+                        bits &= bits - 1;
+                    }
                 }
                 count
             }
