@@ -96,14 +96,11 @@ impl<S: Storage> Exec<'_, S> {
         self.put_row_state(ws);
         r?;
         let pj = self.mac_pj();
-        self.charge_rows(pj, |ex, ops| {
-            [
-                ex.touch(err.buf, n),
-                ex.touch(w.buf, ops.executed as usize),
-                ex.touch(out.buf, k),
-                nz.as_ref().map_or(0, |z| ex.touch(z.buf, n)),
-            ]
-        });
+        // `err`, `out` and `nz` are touched alike by every row: counted for all at once.
+        let a_err = self.touch_rows(err.buf, n, count);
+        let a_out = self.touch_rows(out.buf, k, count);
+        let a_nz = nz.as_ref().map_or(0, |z| self.touch_rows(z.buf, n, count));
+        self.charge_rows(pj, |ex, ops| [a_err, ex.touch(w.buf, ops.executed as usize), a_out, a_nz]);
         Ok(Flow::Next)
     }
 

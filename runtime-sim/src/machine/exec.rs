@@ -124,9 +124,16 @@ impl<S: Storage> Exec<'_, S> {
 
     /// Counts the buffer accesses of touching `elems` elements of `buf`; returns them.
     pub(crate) fn touch(&mut self, buf: isa::Buf, elems: usize) -> u64 {
+        self.touch_rows(buf, elems, 1)
+    }
+
+    /// Counts the buffer accesses of `rows` touches of `elems` elements of `buf` (the
+    /// integer total of `rows` calls of [`touch`](Self::touch)); returns one touch's. A
+    /// multi-row instruction counts its operands that every row touches alike this way.
+    pub(crate) fn touch_rows(&mut self, buf: isa::Buf, elems: usize, rows: usize) -> u64 {
         let i = &self.st.info[buf.index()];
         let n = (elems as u64 * u64::from(i.elem_bits)).div_ceil(u64::from(i.width_bits));
-        self.st.sram[buf.index()] += n;
+        self.st.sram[buf.index()] += n * rows as u64;
         n
     }
 

@@ -97,9 +97,14 @@ impl<S: Storage> Exec<'_, S> {
         self.put_row_state(ws);
         r?;
         let pj = if spikes { self.spike_add_pj() } else { self.mac_pj() };
+        // Every row reads the same amount of `spk` and `out` (and of `w` without skipping):
+        // counted for all rows at once, the same integer totals.
+        let a_spk = self.touch_rows(spk.buf, k, count);
+        let a_out = self.touch_rows(out.buf, n * (1 + usize::from(acc)), count);
+        let a_w = if skip { None } else { Some(self.touch_rows(w.buf, k * n, count)) };
         self.charge_rows(pj, |ex, ops| {
-            let rows = if skip { ops.executed / n.max(1) as u64 } else { k as u64 };
-            [ex.touch(spk.buf, k), ex.touch(w.buf, rows as usize * n), ex.touch(out.buf, n * (1 + usize::from(acc))), 0]
+            let a_w = a_w.unwrap_or_else(|| ex.touch(w.buf, (ops.executed / n.max(1) as u64) as usize * n));
+            [a_spk, a_w, a_out, 0]
         });
         Ok(Flow::Next)
     }

@@ -93,12 +93,12 @@ impl<S: Storage> Exec<'_, S> {
             self.set_word("db", a, v)?;
         }
         let pj = self.st.chip.energy.fp32_add_pj + self.st.chip.energy.mux_pj / 16.0;
-        self.charge_rows(pj, |ex, ops| {
-            if let Some(a) = db {
-                ex.touch(a.buf, 2 * n);
-            }
-            [ex.touch(spk.buf, k), ex.touch(err.buf, n), ex.touch(dw.buf, 2 * ops.executed as usize), 0]
-        });
+        // `db`, `spk` and `err` are touched alike by every row: counted for all at once.
+        if let Some(a) = db {
+            self.touch_rows(a.buf, 2 * n, count);
+        }
+        let (a_spk, a_err) = (self.touch_rows(spk.buf, k, count), self.touch_rows(err.buf, n, count));
+        self.charge_rows(pj, |ex, ops| [a_spk, a_err, ex.touch(dw.buf, 2 * ops.executed as usize), 0]);
         Ok(Flow::Next)
     }
 
