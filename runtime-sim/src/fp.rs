@@ -77,9 +77,9 @@ impl Storage for f32 {
     }
     #[inline]
     fn keep_bits(v: &mut [f32], keep: u64) {
-        for j in 0..v.len() {
+        for (j, x) in v.iter_mut().enumerate() {
             let mask = 0u32.wrapping_sub((keep >> j) as u32 & 1);
-            v[j] = f32::from_bits(v[j].to_bits() & mask);
+            *x = f32::from_bits(x.to_bits() & mask);
         }
     }
 }
@@ -99,9 +99,9 @@ impl Storage for f16 {
     }
     #[inline]
     fn keep_bits(v: &mut [f16], keep: u64) {
-        for j in 0..v.len() {
+        for (j, x) in v.iter_mut().enumerate() {
             let mask = 0u16.wrapping_sub((keep >> j) as u16 & 1);
-            v[j] = f16::from_bits(v[j].to_bits() & mask);
+            *x = f16::from_bits(x.to_bits() & mask);
         }
     }
     #[inline]

@@ -86,10 +86,10 @@ fn count_ops(shape: &Conv2dShape, inputs: &[u64], errors: &[u64], across: &mut V
             prefix[j + 1] = prefix[j] + row[j];
         }
         let sums = &mut across[iy * ow..][..ow];
-        for ox in 0..ow {
+        for (ox, sum) in sums.iter_mut().enumerate() {
             let lo = ox.saturating_sub(pad).min(w);
             let hi = (ox + shape.kw).saturating_sub(pad).min(w).max(lo);
-            sums[ox] = prefix[hi] - prefix[lo];
+            *sum = prefix[hi] - prefix[lo];
         }
     }
     let mut executed = 0u64;
