@@ -51,6 +51,10 @@ pub trait Storage: Copy + Default + PartialEq + core::fmt::Debug + Send + Sync +
             *o = Self::from_f32(x);
         }
     }
+    /// Every element of `v` whose bit in `keep` (bit `j` for element `j`, at most 64
+    /// elements) is clear set to +0, the others left as they are: a mask of the bit
+    /// patterns, with no branch on the bits.
+    fn keep_bits(v: &mut [Self], keep: u64);
     /// Rounds every element of `x` in place to a value of this type, as [`Storage::round`]
     /// does one by one.
     #[inline]
@@ -71,6 +75,13 @@ impl Storage for f32 {
     fn to_f32(self) -> f32 {
         self
     }
+    #[inline]
+    fn keep_bits(v: &mut [f32], keep: u64) {
+        for (j, x) in v.iter_mut().enumerate() {
+            let mask = 0u32.wrapping_sub((keep >> j) as u32 & 1);
+            *x = f32::from_bits(x.to_bits() & mask);
+        }
+    }
 }
 
 impl Storage for f16 {
@@ -85,6 +96,13 @@ impl Storage for f16 {
     #[inline]
     fn to_f32(self) -> f32 {
         if cfg!(target_feature = "f16c") { f16::to_f32(self) } else { widen_table()[usize::from(self.to_bits())] }
+    }
+    #[inline]
+    fn keep_bits(v: &mut [f16], keep: u64) {
+        for (j, x) in v.iter_mut().enumerate() {
+            let mask = 0u16.wrapping_sub((keep >> j) as u16 & 1);
+            *x = f16::from_bits(x.to_bits() & mask);
+        }
     }
     #[inline]
     fn from_f16(h: f16) -> Self {

@@ -45,8 +45,9 @@ pub(crate) fn weight_grad<S: Storage>(
     acc: &mut [f32],
     scratch: &mut ConvScratch,
 ) -> OpCount {
-    let p = Columns::new(shape, gout, &mut scratch.errors);
-    let entries = Entries::new(shape, input, &p);
+    let [input_counts, error_counts, across] = &mut scratch.counts;
+    let p = Columns::new(shape, gout, &mut scratch.errors, error_counts);
+    let entries = Entries::new(shape, input, &p, &mut scratch.items, &mut scratch.starts, input_counts);
     // Vectors per kernel row, and for all kernel rows of a channel.
     let per_row = (shape.kw * shape.cout).div_ceil(LANES);
     let lanes = zeroed(&mut scratch.sums, shape.kh * per_row * LANES);
@@ -61,35 +62,48 @@ pub(crate) fn weight_grad<S: Storage>(
         }
         scatter(shape, lanes, ci, per_row, acc);
     }
-    count_ops(shape, &entries.per_position, &p.per_position)
+    count_ops(shape, entries.per_position, p.per_position, across)
 }
 
 /// Executed and skipped operations of one row's weight gradient, as the general kernel
 /// counts them: every in-bounds (output, tap) pair is `cin·cout` operations, executed
 /// where both the error and the input are non-zero. `inputs` holds the non-zero inputs
 /// of each input position over the channels, `errors` the non-zero errors of each output
-/// position.
-fn count_ops(shape: &Conv2dShape, inputs: &[u64], errors: &[u64]) -> OpCount {
-    let (oh, ow) = (shape.oh(), shape.ow());
+/// position; `across` is working memory.
+fn count_ops(shape: &Conv2dShape, inputs: &[u64], errors: &[u64], across: &mut Vec<u64>) -> OpCount {
+    let (oh, ow, w) = (shape.oh(), shape.ow(), shape.w);
     // Stride 1: output o reads input o + k − pad for the taps k in `span(o)`.
     let pad = shape.pad;
     let span = |o: usize, k: usize, size: usize| pad.saturating_sub(o)..k.min((size + pad).saturating_sub(o));
     // Non-zero inputs each output column reads along one input row, then along the rows.
-    let mut across = vec![0u64; shape.h * ow];
-    for (row, sums) in inputs.chunks_exact(shape.w).zip(across.chunks_exact_mut(ow)) {
+    // Output column ox reads input columns lo..hi; with the running sums `prefix` of a row
+    // (`prefix[j]` = the first j counts) that is `prefix[hi] − prefix[lo]`.
+    let across = zeroed(across, shape.h * ow + w + 1);
+    let (across, prefix) = across.split_at_mut(shape.h * ow);
+    for iy in 0..shape.h {
+        let row = &inputs[iy * w..][..w];
+        for j in 0..w {
+            prefix[j + 1] = prefix[j] + row[j];
+        }
+        let sums = &mut across[iy * ow..][..ow];
         for (ox, sum) in sums.iter_mut().enumerate() {
-            *sum = span(ox, shape.kw, shape.w).map(|kx| row[ox + kx - pad]).sum();
+            let lo = ox.saturating_sub(pad).min(w);
+            let hi = (ox + shape.kw).saturating_sub(pad).min(w).max(lo);
+            *sum = prefix[hi] - prefix[lo];
         }
     }
     let mut executed = 0u64;
-    for (oy, row) in errors.chunks_exact(ow).enumerate() {
+    for oy in 0..oh {
+        let row = &errors[oy * ow..][..ow];
         for ky in span(oy, shape.kh, shape.h) {
             let sums = &across[(oy + ky - pad) * ow..][..ow];
-            executed += row.iter().zip(sums).map(|(e, n)| e * n).sum::<u64>();
+            for ox in 0..ow {
+                executed += row[ox] * sums[ox];
+            }
         }
     }
     let count = |o: usize, k: usize, size: usize| (0..o).map(|o| span(o, k, size).len() as u64).sum::<u64>();
-    let pairs = count(oh, shape.kh, shape.h) * count(ow, shape.kw, shape.w);
+    let pairs = count(oh, shape.kh, shape.h) * count(ow, shape.kw, w);
     let total = pairs * (shape.cin * shape.cout) as u64;
     OpCount { executed, skipped: total - executed }
 }
@@ -102,18 +116,18 @@ struct Columns<'a> {
     data: &'a [f32],
     cols: usize,
     r0: usize,
-    per_position: Vec<u64>,
+    per_position: &'a [u64],
 }
 
 impl<'a> Columns<'a> {
-    /// Lays `gout` out in `buf`.
-    fn new<S: Storage>(shape: &Conv2dShape, gout: &[S], buf: &'a mut Vec<f32>) -> Self {
+    /// Lays `gout` out in `buf`, counting into `counts`.
+    fn new<S: Storage>(shape: &Conv2dShape, gout: &[S], buf: &'a mut Vec<f32>, counts: &'a mut Vec<u64>) -> Self {
         let (oh, ow, cout, kw) = (shape.oh(), shape.ow(), shape.cout, shape.kw);
         let r0 = (shape.kh - 1).saturating_sub(shape.pad);
         // Inputs reach output rows up to h−1+pad and columns up to w−1+pad.
         let (rows, cols) = (shape.h + shape.pad + r0, shape.w + shape.pad + kw - 1);
         let data = zeroed(buf, rows * cols * cout + kw * cout + LANES);
-        let mut per_position = vec![0u64; oh * ow];
+        let per_position = zeroed(counts, oh * ow);
         for (co, g) in gout.chunks_exact(oh * ow).enumerate() {
             for (oy, (row, counts)) in g.chunks_exact(ow).zip(per_position.chunks_exact_mut(ow)).enumerate() {
                 // Outputs past the rows and columns any input reaches are counted only.
@@ -135,44 +149,88 @@ impl<'a> Columns<'a> {
 /// first error it multiplies in the last kernel row (the last kernel column), and its
 /// value. The error of kernel row ky lies `(kh−1−ky)` error rows after that index.
 /// `per_position` counts the non-zero inputs of each input position over the channels.
-struct Entries {
-    starts: Vec<usize>,
-    items: Vec<(usize, f32)>,
-    per_position: Vec<u64>,
+struct Entries<'a> {
+    starts: &'a [usize],
+    items: &'a [(usize, f32)],
+    per_position: &'a [u64],
 }
 
-impl Entries {
-    fn new<S: Storage>(shape: &Conv2dShape, input: &Input<'_, S>, p: &Columns<'_>) -> Self {
+impl<'a> Entries<'a> {
+    /// Lists the inputs into `items`, the channel starts into `starts` and the counts into
+    /// `counts`, reusing their allocations.
+    fn new<S: Storage>(
+        shape: &Conv2dShape,
+        input: &Input<'_, S>,
+        p: &Columns<'_>,
+        items: &'a mut Vec<(usize, f32)>,
+        starts: &'a mut Vec<usize>,
+        counts: &'a mut Vec<u64>,
+    ) -> Self {
         let (h, w, cout) = (shape.h, shape.w, shape.cout);
-        let mut counts = vec![0usize; shape.cin];
-        let mut per_position = vec![0u64; h * w];
-        let mut items = Vec::new();
-        // Walk the rows alongside the increasing indices instead of dividing each one.
-        let (mut ci, mut iy, mut row_end) = (0usize, 0usize, w);
+        let per_position = zeroed(counts, h * w);
+        let starts = zeroed(starts, shape.cin + 1);
+        items.clear();
+        // Walk the rows alongside the increasing indices instead of dividing each one; a
+        // channel starts where the list stands when the walk enters it.
         // `pad + r0 ≥ kh − 1`, so the first row an input reaches is at index zero or more.
         let first = shape.pad + p.r0 + 1 - shape.kh;
-        input.for_each_nonzero(|i, x| {
-            while i >= row_end {
-                row_end += w;
-                iy += 1;
-                if iy == h {
-                    (ci, iy) = (ci + 1, 0);
+        let mut walk = Walk { w, h, ci: 0, iy: 0, row_end: w, first, cols: p.cols, pad: shape.pad, cout };
+        // The two loops call `add` directly (a closure through `for_each_nonzero` was not
+        // inlined: one call per input).
+        match input {
+            Input::Spikes(bits) => {
+                for i in bits.ones() {
+                    walk.add(i, 1.0, items, starts, per_position);
                 }
             }
-            let ix = i + w - row_end;
-            items.push((((iy + first) * p.cols + ix + shape.pad) * cout, x));
-            counts[ci] += 1;
-            per_position[iy * w + ix] += 1;
-        });
-        let mut starts = vec![0usize; shape.cin + 1];
-        for (c, n) in counts.iter().enumerate() {
-            starts[c + 1] = starts[c] + n;
+            Input::Dense(d) => {
+                for i in 0..d.len() {
+                    let v = d[i].to_f32();
+                    if v != 0.0 {
+                        walk.add(i, v, items, starts, per_position);
+                    }
+                }
+            }
         }
+        let ci = walk.ci;
+        starts[ci + 1..].fill(items.len());
         Entries { starts, items, per_position }
     }
 
     fn channel(&self, ci: usize) -> &[(usize, f32)] {
         &self.items[self.starts[ci]..self.starts[ci + 1]]
+    }
+}
+
+/// Where [`Entries::new`] stands in the input: channel `ci`, row `iy`, which ends before
+/// index `row_end`; and what it needs to place an input's errors.
+struct Walk {
+    w: usize,
+    h: usize,
+    ci: usize,
+    iy: usize,
+    row_end: usize,
+    first: usize,
+    cols: usize,
+    pad: usize,
+    cout: usize,
+}
+
+impl Walk {
+    /// Lists the non-zero input at index `i` (past every earlier one) with value `x`.
+    #[inline(always)]
+    fn add(&mut self, i: usize, x: f32, items: &mut Vec<(usize, f32)>, starts: &mut [usize], counts: &mut [u64]) {
+        while i >= self.row_end {
+            self.row_end += self.w;
+            self.iy += 1;
+            if self.iy == self.h {
+                (self.ci, self.iy) = (self.ci + 1, 0);
+                starts[self.ci] = items.len();
+            }
+        }
+        let ix = i + self.w - self.row_end;
+        items.push((((self.iy + self.first) * self.cols + ix + self.pad) * self.cout, x));
+        counts[self.iy * self.w + ix] += 1;
     }
 }
 
@@ -278,8 +336,17 @@ mod tests {
         let special = rng.bernoulli(0.2);
         let zeros = [0.0, 0.2, 0.7, 0.95][rng.below(4) as usize];
         let gout: Vec<S> = values(rng, s.out_len(), zeros, special);
-        let density = [0.05, 0.2, 0.6][rng.below(3) as usize];
-        let spikes = SpikeBits::from_nonzero(&ones::<f32>(rng, s.in_len(), density));
+        // Sometimes no input at all, or one channel's worth, so channels with no inputs
+        // (first, last, in a run) get their empty lists.
+        let density = [0.0, 0.05, 0.2, 0.6][rng.below(4) as usize];
+        let mut spikes = SpikeBits::from_nonzero(&ones::<f32>(rng, s.in_len(), density));
+        if rng.bernoulli(0.15) {
+            let keep = rng.below(s.cin as u64) as usize;
+            let plane = s.h * s.w;
+            for i in (0..s.in_len()).filter(|i| i / plane != keep) {
+                spikes.set(i, false);
+            }
+        }
         let odd_inputs = special && rng.bernoulli(0.3);
         let dense: Vec<S> = values(rng, s.in_len(), 1.0 - density, odd_inputs);
         // Accumulators as a running sum leaves them (never −0: adding +0 makes it +0),
@@ -302,6 +369,12 @@ mod tests {
                     let ops = weight_grad(mode, s, &gout, &input, &mut got, scratch);
                     assert_eq!(bits(&got), bits(&want), "{what}");
                     assert_eq!(ops, want_ops, "{what}");
+                    // A fresh scratch gives the same: nothing left over from earlier calls
+                    // (longer lists, larger counts) leaks into this one.
+                    let mut fresh = start.clone();
+                    let ops = weight_grad(mode, s, &gout, &input, &mut fresh, &mut ConvScratch::default());
+                    assert_eq!(bits(&fresh), bits(&want), "{what} fresh scratch");
+                    assert_eq!(ops, want_ops, "{what} fresh scratch");
                     fast += 1;
                 }
                 let (mut got, mut ops) = (start.clone(), OpCount::default());

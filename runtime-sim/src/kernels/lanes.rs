@@ -68,6 +68,12 @@ pub(crate) struct ConvScratch {
     pub(crate) weights: Vec<f32>,
     /// Accumulator planes or rows.
     pub(crate) sums: Vec<f32>,
+    /// The weight gradient's non-zero inputs, `(error index, value)`.
+    pub(crate) items: Vec<(usize, f32)>,
+    /// Where each channel's inputs start in `items`.
+    pub(crate) starts: Vec<usize>,
+    /// Non-zero counts per position (inputs, errors) and their sums along rows.
+    pub(crate) counts: [Vec<u64>; 3],
 }
 
 /// `v` as `n` zeros, reusing its allocation.
