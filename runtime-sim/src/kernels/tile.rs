@@ -650,11 +650,7 @@ mod tests {
             widen(&w, &mut wide);
             for mode in [Accum::F32, Accum::Storage] {
                 let input = Input::Spikes(s.slice(off, k));
-                let (mut want, mut got) = (vec![f16::ZERO; n], vec![f16::ZERO; n]);
-                let (mut a, mut b) = (OpCount::default(), OpCount::default());
-                linear_forward(mode, &wt, None, input, &mut want, &mut a);
-                linear_kn_forward_wide(mode, &wide, input, &mut got, false, false, &mut Vec::new(), &mut b);
-                assert_eq!((got, b), (want, a), "case {case}: n = {n}, k = {k}, {mode:?}");
+                wide_matches_golden_layout(mode, (&wide, &wt), input, &format!("case {case}: n = {n}, k = {k}"));
             }
         }
     }
@@ -692,6 +688,17 @@ mod tests {
         }
     }
 
+    /// Checks that the widened-tile forward kernel on `wide` (`k x n`) gives the outputs and
+    /// counts of the golden-layout kernel on `wt` (its transpose), without a prior output.
+    fn wide_matches_golden_layout(mode: Accum, (wide, wt): (&[f32], &[f16]), input: Input<'_, f16>, what: &str) {
+        let n = wt.len() / input.len().max(1);
+        let (mut want, mut got) = (vec![f16::ZERO; n], vec![f16::ZERO; n]);
+        let (mut a, mut b) = (OpCount::default(), OpCount::default());
+        linear_forward(mode, wt, None, input, &mut want, &mut a);
+        linear_kn_forward_wide(mode, wide, input, &mut got, false, false, &mut Vec::new(), &mut b);
+        assert_eq!((got, b), (want, a), "{what}, {mode:?}");
+    }
+
     /// The kernel for widened tiles keeps sixteen sums in registers at a time: tiles of
     /// 37 outputs (two whole blocks and a part), of 11, 16 and one (a dot product) still
     /// match the golden layout.
@@ -707,11 +714,7 @@ mod tests {
             widen(&w, &mut wide);
             for mode in [Accum::F32, Accum::Storage] {
                 for input in [Input::Spikes(s.slice(0, K)), Input::Dense(&dense)] {
-                    let (mut want, mut got) = (vec![f16::ZERO; n], vec![f16::ZERO; n]);
-                    let (mut a, mut b) = (OpCount::default(), OpCount::default());
-                    linear_forward(mode, &wt, None, input, &mut want, &mut a);
-                    linear_kn_forward_wide(mode, &wide, input, &mut got, false, false, &mut Vec::new(), &mut b);
-                    assert_eq!((got, b), (want, a), "n = {n}, {mode:?}");
+                    wide_matches_golden_layout(mode, (&wide, &wt), input, &format!("n = {n}"));
                 }
             }
         }
