@@ -20,6 +20,7 @@
 //! - [`conv_weight_grad`]: the fast path of the conv weight gradient (register blocks).
 //! - [`lanes`]: blocks of eight-lane accumulators, shared by the fast conv kernels.
 //! - [`grad`]: gradient soma (reverse time), error propagation, weight and bias gradients.
+//! - [`par`]: splitting a large instruction's independent outputs over host threads.
 //! - [`update`]: SGD, SGD with momentum, Adam (FP32 master weights).
 //! - [`tile`]: fc forward, error propagation and weight gradient in the ISA's `k x n`
 //!   weight layout, with the engine's skip decisions.
@@ -33,6 +34,7 @@ mod conv_weight_grad;
 pub mod grad;
 mod lanes;
 pub mod loss;
+mod par;
 pub mod pool;
 pub mod soma;
 pub mod tile;
