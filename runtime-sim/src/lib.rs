@@ -41,3 +41,19 @@ pub mod spikes;
 pub mod train;
 
 pub use machine::{Machine, RunStats, SimError, SimOptions};
+
+/// The number of host threads the simulator uses: for the pieces of a large instruction,
+/// and for the evaluation runs of [`train`]. Every core by default, or `RAYON_NUM_THREADS`.
+pub fn host_threads() -> usize {
+    rayon::current_num_threads()
+}
+
+/// Sets the number of host threads (see [`host_threads`]); only before the first
+/// simulation of the process, because the thread pool is built once. Results do not depend
+/// on it: threads compute disjoint outputs, each in a fixed order.
+pub fn set_host_threads(n: usize) -> Result<(), String> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .map_err(|e| format!("cannot start {n} host threads: {e}"))
+}

@@ -23,6 +23,11 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Host threads for simulating (large instructions are split over them) and for the
+    /// evaluation runs of `snnc train`. Results do not depend on it. Default: every core,
+    /// or RAYON_NUM_THREADS when set.
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
 }
 
 #[derive(Subcommand)]
@@ -64,6 +69,12 @@ pub enum Failure {
 /// Parses the command line, runs the command and turns its outcome into an exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        if let Err(e) = sim::set_host_threads(usize::from(n)) {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let result = match cli.command {
         Command::Check(args) => model_cmds::check(&args),
         Command::Graph(args) => model_cmds::graph(&args),

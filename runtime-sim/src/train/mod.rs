@@ -89,7 +89,7 @@ pub struct TrainConfig {
     pub layers: Vec<ParamLayer>,
     /// How the simulator runs.
     pub sim: SimOptions,
-    /// Host threads for the evaluation runs; 0 takes as many as the host has. The results
+    /// Host threads for the evaluation runs; 0 takes [`crate::host_threads`]. The results
     /// are the same for every count.
     pub eval_threads: usize,
 }
@@ -354,8 +354,7 @@ impl<'a> Trainer<'a> {
         let eval = self.eval.clone();
         self.machine.load_code(&eval)?;
         let runs: Vec<(usize, &[Batch])> = all.chunks(s).enumerate().collect();
-        let host = || std::thread::available_parallelism().map_or(1, |n| n.get());
-        let wanted = if self.config.eval_threads == 0 { host() } else { self.config.eval_threads };
+        let wanted = if self.config.eval_threads == 0 { crate::host_threads() } else { self.config.eval_threads };
         let threads = wanted.clamp(1, runs.len().max(1));
         self.prepare_spares(threads - 1, &eval)?;
         let (mut cost, mut tally) = (Cost::default(), Tally::default());

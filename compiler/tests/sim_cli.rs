@@ -1,0 +1,51 @@
+//! `snnc sim` on a conv model large enough that the simulator splits instructions over host
+//! threads: the report, to the last bit of every counter and energy figure, does not depend
+//! on the thread count.
+
+mod common;
+
+use common::{repo, snnc, text};
+
+/// The input tensor of `resnet_digits` (B x T x 3x32x32 FP16 values, little-endian): each
+/// 1.0 with probability 1/8 by a fixed generator, else 0.0, so the layers fire and errors
+/// flow back.
+fn input_bytes() -> Vec<u8> {
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let one = 0x3c00u16.to_le_bytes();
+    (0..8 * 4 * 3 * 32 * 32)
+        .flat_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if x % 8 == 0 { one } else { [0, 0] }
+        })
+        .collect()
+}
+
+#[test]
+fn the_thread_count_changes_no_figure_of_a_run() {
+    let dir = common::scratch("sim-threads", "resnet");
+    let (program, input) = (dir.join("resnet_digits.bin"), dir.join("input.bin"));
+    let program = program.to_string_lossy().into_owned();
+    let model = repo("models/resnet_digits.snn");
+    let compiled = snnc(&["compile", &model, "-o", &program]);
+    assert!(compiled.status.success(), "{}", text(&compiled.stderr));
+    std::fs::write(&input, input_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let input = input.to_string_lossy().into_owned();
+    let run = |threads: &str| {
+        let out = snnc(&["--threads", threads, "sim", &program, "--input", &input, "--model", &model, "--json"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let (one, two, three) = (run("1"), run("2"), run("3"));
+    assert!(one.contains("\"cycles\""), "{one}");
+    assert_eq!(one, two, "one thread against two");
+    assert_eq!(one, three, "one thread against three");
+}
+
+#[test]
+fn zero_threads_is_refused() {
+    let out = snnc(&["--threads", "0", "check", &repo("models/digits.snn")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--threads"), "{}", text(&out.stderr));
+}
