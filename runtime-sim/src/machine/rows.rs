@@ -132,6 +132,59 @@ impl<'b, S: Storage> RowView<'b, S> {
     }
 }
 
+/// The rows of a 1-bit [`RowView`], which cannot fail to give a row.
+#[derive(Clone, Copy)]
+pub(crate) struct BitRows<'b> {
+    bits: &'b SpikeBits,
+    start: usize,
+    len: usize,
+    stride: usize,
+}
+
+impl<'b> BitRows<'b> {
+    /// Row `r`.
+    #[inline]
+    pub(crate) fn row(&self, r: usize) -> SpikeSlice<'b> {
+        self.bits.slice(self.start + r * self.stride, self.len)
+    }
+}
+
+/// The rows of a 16-bit [`RowView`], which cannot fail to give a row.
+#[derive(Clone, Copy)]
+pub(crate) struct HalfRows<'b, S> {
+    data: &'b [S],
+    start: usize,
+    len: usize,
+    stride: usize,
+}
+
+impl<'b, S> HalfRows<'b, S> {
+    /// Row `r`.
+    #[inline]
+    pub(crate) fn row(&self, r: usize) -> &'b [S] {
+        let at = self.start + r * self.stride;
+        &self.data[at..at + self.len]
+    }
+}
+
+impl<'b, S: Storage> RowView<'b, S> {
+    /// The rows as 1-bit rows, if the operand is in a 1-bit buffer.
+    pub(crate) fn bit_rows(&self) -> Option<BitRows<'b>> {
+        match self.data {
+            RowData::Bits(bits) => Some(BitRows { bits, start: self.start, len: self.len, stride: self.stride }),
+            RowData::Half(_) => None,
+        }
+    }
+
+    /// The rows as 16-bit rows, if the operand is in a 16-bit buffer.
+    pub(crate) fn half_rows(&self) -> Option<HalfRows<'b, S>> {
+        match self.data {
+            RowData::Half(data) => Some(HalfRows { data, start: self.start, len: self.len, stride: self.stride }),
+            RowData::Bits(_) => None,
+        }
+    }
+}
+
 /// The reusable working memory of a multi-row instruction, out of the machine state while
 /// the rows run: the kernels' scratch rows, the widened weights and the per-row counts.
 pub(crate) struct RowState {

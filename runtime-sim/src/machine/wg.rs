@@ -6,10 +6,11 @@ use super::buffers::{BufData, Span};
 use super::engine::{ConvDims, Opnd, width_msg};
 use super::exec::{Exec, Flow, Step};
 use super::rows::{RowView, Rows};
-use crate::fp::Storage;
+use crate::fp::{Accum, Storage};
 use crate::kernels::OpCount;
 use crate::kernels::grad::{bias_grad, conv2d_weight_grad_with};
 use crate::kernels::tile::linear_kn_weight_grad;
+use crate::kernels::tile_rows::linear_kn_weight_grad_rows;
 use crate::kernels::update::{Adam, Momentum, adam, sgd_momentum};
 use isa::{Access, OptKind};
 
@@ -26,6 +27,27 @@ struct GradViews<'b, S> {
     spk: RowView<'b, S>,
     err: RowView<'b, S>,
     nz: Option<RowView<'b, S>>,
+}
+
+/// The rows of a `wg.linear` without a bias gradient in one kernel call, when its spikes
+/// and `nz` are 1-bit rows; returns false (having done nothing) otherwise.
+fn grad_rows_at_once<S: Storage>(
+    v: &GradViews<'_, S>,
+    mode: Accum,
+    dw: &mut [f32],
+    dense: bool,
+    count: usize,
+    ops: &mut Vec<OpCount>,
+) -> bool {
+    let (Some(spk), Some(err)) = (v.spk.bit_rows(), v.err.half_rows()) else { return false };
+    match v.nz.as_ref().map(|z| z.bit_rows()) {
+        None => linear_kn_weight_grad_rows(mode, count, |r| (spk.row(r), err.row(r), None), dw, dense, ops),
+        Some(Some(nz)) => {
+            linear_kn_weight_grad_rows(mode, count, |r| (spk.row(r), err.row(r), Some(nz.row(r))), dw, dense, ops)
+        }
+        Some(None) => return false,
+    }
+    true
 }
 
 /// Operands of `wg.update`.
@@ -69,6 +91,9 @@ impl<S: Storage> Exec<'_, S> {
         let r = self.with_taken(o.slot, |ex, data| {
             let v = ex.grad_views(spk, err, nz, rows, (o.slot, data))?;
             let words = data.as_word_mut().ok_or_else(|| ex.bad(width_msg("dw", 32)))?;
+            if bias.is_none() && grad_rows_at_once(&v, mode, &mut words[o.range()], !skip, count, &mut ws.ops) {
+                return Ok(());
+            }
             let not_half = || ex.bad(width_msg("err", 16));
             for r in 0..count {
                 let eh = v.err.half(r).ok_or_else(not_half)?;

@@ -1,0 +1,205 @@
+//! Linear tiles applied to many rows by one instruction (`rows = R`), for the common shape
+//! of the staged fc programs: rows of at most 64 spikes and tiles of at most sixteen
+//! outputs.
+//!
+//! A multi-row instruction means `R` single-row instructions in order, and the kernels in
+//! [`tile`](super::tile) compute one row per call. At that size (a dozen spikes per row)
+//! the set-up of each call costs as much as its arithmetic, so these kernels walk all rows
+//! in one loop: the same operations on every accumulator in the same order, and the same
+//! counts per row, with the per-row work cut to a few vector instructions. The tests check
+//! them against the one-row kernels bit for bit.
+
+use super::lanes::mac;
+use super::tile::{BLOCK, Processed, blend, count, linear_kn_weight_grad};
+use super::{Input, OpCount};
+use crate::fp::{Accum, Storage};
+use crate::spikes::SpikeSlice;
+
+/// One row of a multi-row `wg.linear`: its spikes, its errors and its `nz` bitmap.
+pub type GradRow<'b, S> = (SpikeSlice<'b>, &'b [S], Option<SpikeSlice<'b>>);
+
+/// [`linear_kn_weight_grad`] on `rows` rows in order, all into the same `dw`, pushing each
+/// row's count onto `ops`. `row(r)` gives row `r`; every row has the lengths of row 0.
+///
+/// Tiles of at most [`BLOCK`] outputs whose rows hold at most 64 spikes take a loop that
+/// turns each row's errors into lanes with a few vector instructions and walks its spikes
+/// as one word; any other tile calls the one-row kernel row by row.
+pub fn linear_kn_weight_grad_rows<'b, S: Storage>(
+    mode: Accum,
+    rows: usize,
+    row: impl Fn(usize) -> GradRow<'b, S>,
+    dw: &mut [f32],
+    dense: bool,
+    ops: &mut Vec<OpCount>,
+) {
+    let (k, n) = if rows == 0 { (0, 0) } else { (row(0).0.len(), row(0).1.len()) };
+    if k > 64 || n > BLOCK || dw.len() < k * n {
+        for r in 0..rows {
+            let (spk, err, nz) = row(r);
+            let mut c = OpCount::default();
+            let work = (&mut Vec::new(), &mut Vec::new());
+            linear_kn_weight_grad(mode, Input::Spikes(spk), err, nz, dw, dense, work, &mut c);
+            ops.push(c);
+        }
+        return;
+    }
+    match mode {
+        Accum::F32 => grad_rows::<S, false>(rows, row, (k, n), dw, dense, ops),
+        Accum::Storage => grad_rows::<S, true>(rows, row, (k, n), dw, dense, ops),
+    }
+}
+
+/// The loop of [`linear_kn_weight_grad_rows`] for a `k x n` tile (`k` at most 64, `n` at
+/// most [`BLOCK`]) in one accumulator mode.
+fn grad_rows<'b, S: Storage, const NARROW: bool>(
+    rows: usize,
+    row: impl Fn(usize) -> GradRow<'b, S>,
+    (k, n): (usize, usize),
+    dw: &mut [f32],
+    dense: bool,
+    ops: &mut Vec<OpCount>,
+) {
+    for r in 0..rows {
+        let (spk, err, nz) = row(r);
+        let p = Processed::of(err, nz);
+        // With no error processed nothing changes, and the count of inputs does not matter.
+        let bits = if p.count == 0 { 0 } else { spk.as_word() };
+        let nonzero = bits.count_ones() as usize;
+        if bits != 0 {
+            add_spikes::<S, NARROW>(dw, n, &p, bits);
+        }
+        let used = if dense { k } else { nonzero };
+        let mut c = OpCount::default();
+        count(&mut c, (used * p.count) as u64, (k * n) as u64, false);
+        ops.push(c);
+    }
+}
+
+/// [`add_lanes`] for each set bit `i` of `bits` on row `i` of `dw` (`n` wide). Not inlined:
+/// inlined into the row loop, next to the code that makes `p`, its lanes were compiled to
+/// scalar and half-vector code, at twice the instructions.
+#[inline(never)]
+fn add_spikes<S: Storage, const NARROW: bool>(dw: &mut [f32], n: usize, p: &Processed, mut bits: u64) {
+    while bits != 0 {
+        let i = bits.trailing_zeros() as usize;
+        add_lanes::<S, NARROW>(&mut dw[i * n..(i + 1) * n], p);
+        bits &= bits - 1;
+    }
+}
+
+/// `row[l] = mac(row[l], g[l], 1.0)` for one spike, then the old bits put back in the lanes
+/// of unprocessed errors (none when every error is processed): the lanes of
+/// [`linear_kn_weight_grad`]'s block path. The lanes are index loops over a whole block,
+/// which the compiler turns into vector code.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+fn add_lanes<S: Storage, const NARROW: bool>(row: &mut [f32], p: &Processed) {
+    let (g, keep) = (&p.g, &p.keep);
+    match <&mut [f32; BLOCK]>::try_from(&mut *row) {
+        Ok(row) if p.count == BLOCK => {
+            for l in 0..BLOCK {
+                row[l] = mac::<S, NARROW>(row[l], g[l], 1.0);
+            }
+        }
+        Ok(row) => {
+            for l in 0..BLOCK {
+                row[l] = blend(mac::<S, NARROW>(row[l], g[l], 1.0), row[l], keep[l]);
+            }
+        }
+        Err(_) => {
+            for (l, x) in row.iter_mut().enumerate() {
+                *x = blend(mac::<S, NARROW>(*x, g[l], 1.0), *x, keep[l]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spikes::SpikeBits;
+    use half::f16;
+
+    /// A small deterministic generator (64-bit LCG, high bits out) with the special values
+    /// the fast paths must keep: ±0, ±inf, NaN and values no FP16 holds.
+    pub(super) struct Lcg(pub(super) u64);
+
+    impl Lcg {
+        pub(super) fn next(&mut self) -> u32 {
+            self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 33) as u32
+        }
+
+        /// An FP16 value: zero (of either sign) one time in `zeros`, now and then ±inf or
+        /// NaN, else an ordinary value.
+        pub(super) fn half(&mut self, zeros: u32) -> f16 {
+            if self.next() % zeros == 0 {
+                return if self.next() % 2 == 0 { f16::NEG_ZERO } else { f16::ZERO };
+            }
+            match self.next() % 40 {
+                0 => f16::INFINITY,
+                1 => f16::NEG_INFINITY,
+                2 => f16::NAN,
+                _ => f16::from_f32((self.next() % 2001) as f32 / 700.0 - 1.4),
+            }
+        }
+
+        /// An accumulator: ±0, an FP16 value (maybe special), or a value FP16 does not hold.
+        pub(super) fn acc(&mut self) -> f32 {
+            match self.next() % 4 {
+                0 => -0.0,
+                1 => 0.0,
+                2 => self.half(9).to_f32(),
+                _ => (self.next() % 100_001) as f32 / 3331.0 - 15.0,
+            }
+        }
+    }
+
+    /// Bits of every value, so that −0 and NaN compare as they are stored.
+    pub(super) fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// The multi-row weight gradient against the one-row kernel called row by row, on random
+    /// tiles (widths up to and past a block, rows up to and past 64 spikes), unaligned row
+    /// strides, with and without `nz`, in both accumulator modes and both skip settings:
+    /// every accumulator's bits and every row's count agree.
+    #[test]
+    fn weight_grad_rows_match_one_row_kernel() {
+        let mut rng = Lcg(5);
+        for case in 0..500 {
+            let n = [1, 5, 10, 16, 16, 17][case % 6];
+            let k = [1, 37, 56, 64, 64, 65][(case / 6) % 6];
+            let rows = 1 + rng.next() as usize % 12;
+            let (s_stride, e_stride) = (k + rng.next() as usize % 9, n + rng.next() as usize % 5);
+            let (s0, z0) = (rng.next() as usize % 70, rng.next() as usize % 70);
+            let density = 1 + rng.next() % 6;
+            let spikes = SpikeBits::from_fn(s0 + rows * s_stride, |_| rng.next() % density == 0);
+            let zeros = 1 + rng.next() % 4;
+            let err: Vec<f16> = (0..rows * e_stride).map(|_| rng.half(zeros)).collect();
+            let all_on = case % 5 == 2;
+            let nz_bits = SpikeBits::from_fn(z0 + rows * e_stride, |_| all_on || rng.next() % density != 0);
+            let with_nz = case % 3 != 0;
+            let start: Vec<f32> = (0..k * n).map(|_| rng.acc()).collect();
+            let mode = if case % 2 == 0 { Accum::F32 } else { Accum::Storage };
+            let dense = case % 7 == 3;
+            let row = |r: usize| {
+                let nz = with_nz.then(|| nz_bits.slice(z0 + r * e_stride, n));
+                (spikes.slice(s0 + r * s_stride, k), &err[r * e_stride..r * e_stride + n], nz)
+            };
+            let (mut want, mut got) = (start.clone(), start);
+            let mut want_ops = Vec::new();
+            for r in 0..rows {
+                let (spk, e, nz) = row(r);
+                let mut c = OpCount::default();
+                let work = (&mut Vec::new(), &mut Vec::new());
+                linear_kn_weight_grad(mode, Input::Spikes(spk), e, nz, &mut want, dense, work, &mut c);
+                want_ops.push(c);
+            }
+            let mut got_ops = Vec::new();
+            linear_kn_weight_grad_rows(mode, rows, row, &mut got, dense, &mut got_ops);
+            assert_eq!(bits(&got), bits(&want), "case {case}: k = {k}, n = {n}, {mode:?}");
+            assert_eq!(got_ops, want_ops, "case {case}");
+        }
+    }
+}
