@@ -10,7 +10,7 @@
 //! them against the one-row kernels bit for bit.
 
 use super::lanes::mac;
-use super::tile::{BLOCK, Processed, blend, count, linear_kn_weight_grad};
+use super::tile::{BLOCK, Processed, blend, count, linear_kn_forward_wide, linear_kn_weight_grad};
 use super::{Input, OpCount};
 use crate::fp::{Accum, Storage};
 use crate::spikes::SpikeSlice;
@@ -114,6 +114,135 @@ fn add_lanes<S: Storage, const NARROW: bool>(row: &mut [f32], p: &Processed) {
     }
 }
 
+/// Where the output rows of a multi-row forward tile are: row `r` is `n` values starting
+/// at `start + r * stride` of the buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct OutRows {
+    /// Outputs per row.
+    pub n: usize,
+    /// Where row 0 starts.
+    pub start: usize,
+    /// Elements from one row to the next.
+    pub stride: usize,
+}
+
+/// [`linear_kn_forward_wide`] on `rows` rows of spikes (`spk(r)` gives row `r`, every row of
+/// the same length), each into its row of `out` (see [`OutRows`]), rows in order, pushing
+/// each row's count onto `ops`; `w` is the tile widened by [`widen`](super::tile::widen).
+///
+/// With f32 accumulators, a tile sixteen outputs wide and rows of at most 64 spikes (the
+/// staged fc tiles), four rows' sums are kept in registers at once: each row's sums are
+/// the same adds in the same order, but four independent chains of adds keep the adder
+/// busy where one waits on each add's latency. The sums never read `out`, so computing
+/// them early is safe even when output rows overlap; each row's prior output is read and
+/// its result written in row order. Other tiles call the one-row kernel row by row.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_kn_forward_rows<'b, S: Storage>(
+    mode: Accum,
+    w: &[f32],
+    rows: usize,
+    spk: impl Fn(usize) -> SpikeSlice<'b>,
+    (out, at): (&mut [S], OutRows),
+    (acc, dense): (bool, bool),
+    scratch: &mut Vec<f32>,
+    ops: &mut Vec<OpCount>,
+) {
+    let k = if rows == 0 { 0 } else { spk(0).len() };
+    if mode != Accum::F32 || at.n != BLOCK || k > 64 || w.len() < k * BLOCK {
+        for r in 0..rows {
+            let o = at.start + r * at.stride;
+            let mut c = OpCount::default();
+            linear_kn_forward_wide(mode, w, Input::Spikes(spk(r)), &mut out[o..o + at.n], acc, dense, scratch, &mut c);
+            ops.push(c);
+        }
+        return;
+    }
+    let w = &w[..k * BLOCK];
+    let mut r = 0;
+    while r + 4 <= rows {
+        let bits = [spk(r).as_word(), spk(r + 1).as_word(), spk(r + 2).as_word(), spk(r + 3).as_word()];
+        let sums = sum_four_rows(w, bits);
+        for q in 0..4 {
+            finish_row((out, at), r + q, sums[q], acc);
+            ops.push(forward_count(bits[q], k, dense));
+        }
+        r += 4;
+    }
+    for r in r..rows {
+        let bits = spk(r).as_word();
+        finish_row((out, at), r, sum_one_row(w, bits), acc);
+        ops.push(forward_count(bits, k, dense));
+    }
+}
+
+/// The sums of four rows of spikes (`bits[q]` for row `q`, bit `i` for input `i`) over a
+/// widened tile sixteen wide: each starts at +0 and adds the weights of its set bits in
+/// increasing `i`. The four chains are interleaved while every row still has a spike left.
+#[inline(always)]
+fn sum_four_rows(w: &[f32], bits: [u64; 4]) -> [[f32; BLOCK]; 4] {
+    let mut a = [[0.0f32; BLOCK]; 4];
+    let mut x = bits;
+    while x[0] != 0 && x[1] != 0 && x[2] != 0 && x[3] != 0 {
+        for q in 0..4 {
+            add_weights(&mut a[q], w, x[q].trailing_zeros() as usize);
+            x[q] &= x[q] - 1;
+        }
+    }
+    for q in 0..4 {
+        while x[q] != 0 {
+            add_weights(&mut a[q], w, x[q].trailing_zeros() as usize);
+            x[q] &= x[q] - 1;
+        }
+    }
+    a
+}
+
+/// The sums of one row of spikes, as [`sum_four_rows`] makes each.
+#[inline(always)]
+fn sum_one_row(w: &[f32], mut bits: u64) -> [f32; BLOCK] {
+    let mut a = [0.0f32; BLOCK];
+    while bits != 0 {
+        add_weights(&mut a, w, bits.trailing_zeros() as usize);
+        bits &= bits - 1;
+    }
+    a
+}
+
+/// `a[j] += w[16i + j]`: input `i`'s weights, whose product with the spike's 1.0 is exact.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+fn add_weights(a: &mut [f32; BLOCK], w: &[f32], i: usize) {
+    let row = &w[i * BLOCK..(i + 1) * BLOCK];
+    for j in 0..BLOCK {
+        a[j] += row[j];
+    }
+}
+
+/// Adds row `r`'s prior outputs last when accumulating and rounds its sums into the row,
+/// as the one-row kernel finishes a block.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+fn finish_row<S: Storage>((out, at): (&mut [S], OutRows), r: usize, mut a: [f32; BLOCK], acc: bool) {
+    let o = at.start + r * at.stride;
+    let Ok(dst) = <&mut [S; BLOCK]>::try_from(&mut out[o..o + BLOCK]) else { return };
+    if acc {
+        let mut prior = [0.0f32; BLOCK];
+        S::to_f32_16(dst, &mut prior);
+        for j in 0..BLOCK {
+            a[j] += prior[j];
+        }
+    }
+    S::from_f32_slice(&a, dst);
+}
+
+/// The count of one forward row of `k` spikes into sixteen outputs.
+#[inline(always)]
+fn forward_count(bits: u64, k: usize, dense: bool) -> OpCount {
+    let mut c = OpCount::default();
+    count(&mut c, u64::from(bits.count_ones()) * BLOCK as u64, (k * BLOCK) as u64, dense);
+    c
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,9 +284,17 @@ mod tests {
         }
     }
 
-    /// Bits of every value, so that −0 and NaN compare as they are stored.
+    /// Bits of every value, so that −0 compares as it is stored, with every NaN as one
+    /// pattern: which of two NaN operands an add returns depends on the operand order the
+    /// compiler picks for a commutative add (Rust does not specify NaN bits), so two builds
+    /// of the same sums may differ there, and only there.
     pub(super) fn bits(v: &[f32]) -> Vec<u32> {
-        v.iter().map(|x| x.to_bits()).collect()
+        v.iter().map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() }).collect()
+    }
+
+    /// [`bits`] for FP16 values.
+    fn half_bits(v: &[f16]) -> Vec<u16> {
+        v.iter().map(|x| if x.is_nan() { u16::MAX } else { x.to_bits() }).collect()
     }
 
     /// The multi-row weight gradient against the one-row kernel called row by row, on random
@@ -199,6 +336,48 @@ mod tests {
             let mut got_ops = Vec::new();
             linear_kn_weight_grad_rows(mode, rows, row, &mut got, dense, &mut got_ops);
             assert_eq!(bits(&got), bits(&want), "case {case}: k = {k}, n = {n}, {mode:?}");
+            assert_eq!(got_ops, want_ops, "case {case}");
+        }
+    }
+
+    /// The multi-row forward kernel against the one-row kernel called row by row, on random
+    /// tiles (sixteen wide and not, rows up to and past 64 spikes), with weights and prior
+    /// outputs that include ±0, ±inf and NaN, output rows apart, touching and overlapping
+    /// (stride 0 too, where each row accumulates onto the last), with and without `acc`, in
+    /// both accumulator modes and both skip settings: outputs and counts agree bit for bit.
+    #[test]
+    fn forward_rows_match_one_row_kernel() {
+        let mut rng = Lcg(9);
+        for case in 0..600 {
+            let n = [16, 16, 16, 5, 17][case % 5];
+            let k = [1, 37, 56, 64, 64, 65][(case / 5) % 6];
+            let rows = 1 + rng.next() as usize % 11;
+            let s_stride = k + rng.next() as usize % 9;
+            let o_stride = [n, 0, n / 2, n + 3][rng.next() as usize % 4];
+            let s0 = rng.next() as usize % 70;
+            let density = 1 + rng.next() % 6;
+            let spikes = SpikeBits::from_fn(s0 + rows * s_stride, |_| rng.next() % density == 0);
+            let w: Vec<f16> = (0..k * n).map(|_| rng.half(7)).collect();
+            let mut wide = Vec::new();
+            crate::kernels::tile::widen(&w, &mut wide);
+            let o0 = rng.next() as usize % 5;
+            let start: Vec<f16> = (0..o0 + rows * o_stride + n).map(|_| rng.half(4)).collect();
+            let mode = if case % 2 == 0 { Accum::F32 } else { Accum::Storage };
+            let (acc, dense) = (case % 3 != 0, case % 7 == 3);
+            let spk = |r: usize| spikes.slice(s0 + r * s_stride, k);
+            let (mut want, mut got) = (start.clone(), start);
+            let mut want_ops = Vec::new();
+            for r in 0..rows {
+                let (o, mut c) = (o0 + r * o_stride, OpCount::default());
+                let out = &mut want[o..o + n];
+                linear_kn_forward_wide(mode, &wide, Input::Spikes(spk(r)), out, acc, dense, &mut Vec::new(), &mut c);
+                want_ops.push(c);
+            }
+            let at = OutRows { n, start: o0, stride: o_stride };
+            let mut got_ops = Vec::new();
+            let mut scratch = vec![f32::NAN; 8];
+            linear_kn_forward_rows(mode, &wide, rows, spk, (&mut got, at), (acc, dense), &mut scratch, &mut got_ops);
+            assert_eq!(half_bits(&got), half_bits(&want), "case {case}: k = {k}, n = {n}, {mode:?}, acc = {acc}");
             assert_eq!(got_ops, want_ops, "case {case}");
         }
     }
