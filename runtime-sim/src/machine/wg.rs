@@ -11,7 +11,7 @@ use crate::kernels::OpCount;
 use crate::kernels::grad::{bias_grad, conv2d_weight_grad_with};
 use crate::kernels::tile::linear_kn_weight_grad;
 use crate::kernels::tile_rows::linear_kn_weight_grad_rows;
-use crate::kernels::update::{Adam, Momentum, adam, sgd_momentum};
+use crate::kernels::update::{Adam, Momentum, adam, scaled_grad, sgd_momentum};
 use isa::{Access, OptKind};
 
 /// Where a multi-row `wg.linear` accumulates its bias gradient.
@@ -231,7 +231,8 @@ impl<S: Storage> Exec<'_, S> {
         let wd = if slot.kind == OptKind::Adam { slot.wd } else { 0.0 };
         // The gradient is scaled and rounded to storage first, as the golden step stores
         // gradients before the update; Adam's weight decay is L2 added to it.
-        let g: Vec<S> = grad.iter().zip(&master).map(|(g, m)| S::from_f32(g * scale + wd * m)).collect();
+        let mut g = self.pooled_zeros(n);
+        scaled_grad(&grad, &master, (scale, wd), &mut g);
         let passes = match slot.kind {
             OptKind::Sgd => {
                 let p = Momentum { lr: slot.lr, momentum: slot.m, weight_decay: slot.wd };
@@ -253,6 +254,7 @@ impl<S: Storage> Exec<'_, S> {
                 4
             }
         };
+        self.recycle([g]);
         self.set_word("master", o.master, &master)?;
         self.set_half("w16", o.w16, &w16)?;
         if let Some(a) = o.state {
