@@ -29,6 +29,14 @@ pub(crate) struct Rows {
     pub(crate) second: u16,
 }
 
+/// `x.div_ceil(d)` for `d` ≥ 1, as a shift when `d` is a power of two (PE arrays, their
+/// columns and buffer port widths usually are). Charging is done per row of a multi-row
+/// instruction, and its divisions by run-time values were most of the charging time.
+#[inline]
+pub(crate) fn div_ceil(x: u64, d: u64) -> u64 {
+    if d.is_power_of_two() { (x >> d.trailing_zeros()) + u64::from(x & (d - 1) != 0) } else { x.div_ceil(d) }
+}
+
 impl Rows {
     /// Elements between row 0 and row `r` of an operand with this stride.
     pub(crate) fn skip(r: usize, stride: u16) -> usize {
@@ -231,5 +239,22 @@ impl<S: Storage> Exec<'_, S> {
         self.st.stats.energy.compute_pj = energy;
         self.st.row_ops = rows;
         self.engine_done(cost);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::div_ceil;
+
+    /// The shift for powers of two gives `u64::div_ceil`'s quotient, near zero, near
+    /// multiples and at the top of the range, and other divisors still divide.
+    #[test]
+    fn div_ceil_matches_the_division() {
+        let xs = [0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 255, 256, 257, 1 << 40, (1 << 40) + 1, u64::MAX - 1, u64::MAX];
+        for d in [1u64, 2, 3, 4, 5, 8, 16, 12, 64, 128, 256, 1000, 1 << 33, 1 << 63] {
+            for &x in &xs {
+                assert_eq!(div_ceil(x, d), x.div_ceil(d), "{x} / {d}");
+            }
+        }
     }
 }
