@@ -59,14 +59,23 @@ fn grad_rows<'b, S: Storage, const NARROW: bool>(
     dense: bool,
     ops: &mut Vec<OpCount>,
 ) {
+    // Adding −0 leaves every f32 as it is, bit for bit, except a signalling NaN (which
+    // comes out quiet). With f32 accumulators and none of those in `dw` (adds only ever
+    // make quiet NaNs, so none appears later), an unprocessed lane can add −0 instead of
+    // being blended back to its old bits.
+    let plain = !NARROW && n == BLOCK && !has_signalling_nan(dw);
     for r in 0..rows {
         let (spk, err, nz) = row(r);
-        let p = Processed::of(err, nz);
+        let mut p = Processed::of(err, nz);
         // With no error processed nothing changes, and the count of inputs does not matter.
         let bits = if p.count == 0 { 0 } else { spk.as_word() };
         let nonzero = bits.count_ones() as usize;
         if bits != 0 {
-            add_spikes::<S, NARROW>(dw, n, &p, bits);
+            let all = p.count == BLOCK || plain;
+            if all {
+                p.negate_unprocessed_zeros();
+            }
+            add_spikes::<S, NARROW>(dw, n, &p, bits, all);
         }
         let used = if dense { k } else { nonzero };
         let mut c = OpCount::default();
@@ -79,24 +88,48 @@ fn grad_rows<'b, S: Storage, const NARROW: bool>(
 /// inlined into the row loop, next to the code that makes `p`, its lanes were compiled to
 /// scalar and half-vector code, at twice the instructions.
 #[inline(never)]
-fn add_spikes<S: Storage, const NARROW: bool>(dw: &mut [f32], n: usize, p: &Processed, mut bits: u64) {
+fn add_spikes<S: Storage, const NARROW: bool>(dw: &mut [f32], n: usize, p: &Processed, mut bits: u64, all: bool) {
     while bits != 0 {
         let i = bits.trailing_zeros() as usize;
-        add_lanes::<S, NARROW>(&mut dw[i * n..(i + 1) * n], p);
+        add_lanes::<S, NARROW>(&mut dw[i * n..(i + 1) * n], p, all);
         bits &= bits - 1;
     }
 }
 
-/// `row[l] = mac(row[l], g[l], 1.0)` for one spike, then the old bits put back in the lanes
-/// of unprocessed errors (none when every error is processed): the lanes of
+/// Whether any value of `v` is a signalling NaN (exponent all ones, quiet bit clear,
+/// payload not zero), without a branch per value.
+fn has_signalling_nan(v: &[f32]) -> bool {
+    let mut any = false;
+    for x in v {
+        let b = x.to_bits() & 0x7fff_ffff;
+        any |= b > 0x7f80_0000 && b < 0x7fc0_0000;
+    }
+    any
+}
+
+impl Processed {
+    /// Makes the error of every unprocessed lane −0 instead of +0, so that adding it (times
+    /// a spike's 1.0) to an f32 accumulator leaves the accumulator's bits as they are.
+    #[inline(always)]
+    #[allow(clippy::needless_range_loop)]
+    fn negate_unprocessed_zeros(&mut self) {
+        for l in 0..BLOCK {
+            self.g[l] = f32::from_bits(self.g[l].to_bits() | (self.keep[l] & 0x8000_0000));
+        }
+    }
+}
+
+/// `row[l] = mac(row[l], g[l], 1.0)` for one spike, then, unless `all` (every error is
+/// processed, or the unprocessed ones add −0 to plain f32 accumulators), the old bits put
+/// back in the lanes of unprocessed errors: the lanes of
 /// [`linear_kn_weight_grad`]'s block path. The lanes are index loops over a whole block,
 /// which the compiler turns into vector code.
 #[inline(always)]
 #[allow(clippy::needless_range_loop)]
-fn add_lanes<S: Storage, const NARROW: bool>(row: &mut [f32], p: &Processed) {
+fn add_lanes<S: Storage, const NARROW: bool>(row: &mut [f32], p: &Processed, all: bool) {
     let (g, keep) = (&p.g, &p.keep);
     match <&mut [f32; BLOCK]>::try_from(&mut *row) {
-        Ok(row) if p.count == BLOCK => {
+        Ok(row) if all => {
             for l in 0..BLOCK {
                 row[l] = mac::<S, NARROW>(row[l], g[l], 1.0);
             }
@@ -317,8 +350,12 @@ mod tests {
             let all_on = case % 5 == 2;
             let nz_bits = SpikeBits::from_fn(z0 + rows * e_stride, |_| all_on || rng.next() % density != 0);
             let with_nz = case % 3 != 0;
-            let start: Vec<f32> = (0..k * n).map(|_| rng.acc()).collect();
-            let mode = if case % 2 == 0 { Accum::F32 } else { Accum::Storage };
+            let mut start: Vec<f32> = (0..k * n).map(|_| rng.acc()).collect();
+            if case % 4 == 2 {
+                // A signalling NaN somewhere in the tile: the kernel must blend, not add −0.
+                start[rng.next() as usize % (k * n)] = f32::from_bits(0x7fa0_0001 | (rng.next() & 0x8000_0000));
+            }
+            let mode = if [0, 1, 2, 4].contains(&(case % 6)) { Accum::F32 } else { Accum::Storage };
             let dense = case % 7 == 3;
             let row = |r: usize| {
                 let nz = with_nz.then(|| nz_bits.slice(z0 + r * e_stride, n));
@@ -335,7 +372,10 @@ mod tests {
             }
             let mut got_ops = Vec::new();
             linear_kn_weight_grad_rows(mode, rows, row, &mut got, dense, &mut got_ops);
-            assert_eq!(bits(&got), bits(&want), "case {case}: k = {k}, n = {n}, {mode:?}");
+            // Exact bits, NaNs too: an accumulator is only ever added to, and a signalling
+            // NaN must stay signalling where the error is not processed.
+            let exact = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(exact(&got), exact(&want), "case {case}: k = {k}, n = {n}, {mode:?}");
             assert_eq!(got_ops, want_ops, "case {case}");
         }
     }
@@ -380,5 +420,24 @@ mod tests {
             assert_eq!(half_bits(&got), half_bits(&want), "case {case}: k = {k}, n = {n}, {mode:?}, acc = {acc}");
             assert_eq!(got_ops, want_ops, "case {case}");
         }
+    }
+
+    /// A signalling NaN accumulator in the lane of an unprocessed error keeps its bits (an
+    /// add of −0 would make it quiet), and the other lanes still add their errors.
+    #[test]
+    fn signalling_nan_in_an_unprocessed_lane_stays_signalling() {
+        let snan = f32::from_bits(0x7fa0_0001);
+        let spikes = SpikeBits::from_fn(3, |i| i != 1);
+        let err: Vec<f16> = (0..16).map(|j| f16::from_f32(j as f32 / 8.0 + 0.5)).collect();
+        let nz = SpikeBits::from_fn(16, |j| j != 0);
+        let mut dw = vec![0.0f32; 3 * 16];
+        dw[2 * 16] = snan;
+        let mut ops = Vec::new();
+        let row = |_| (spikes.slice(0, 3), &err[..], Some(nz.slice(0, 16)));
+        linear_kn_weight_grad_rows(Accum::F32, 1, row, &mut dw, false, &mut ops);
+        assert_eq!(dw[2 * 16].to_bits(), snan.to_bits());
+        assert_eq!(dw[0], 0.0);
+        assert_eq!((dw[1], dw[2 * 16 + 1]), (err[1].to_f32(), err[1].to_f32()));
+        assert_eq!(ops, vec![OpCount { executed: 2 * 15, skipped: 3 * 16 - 2 * 15 }]);
     }
 }
