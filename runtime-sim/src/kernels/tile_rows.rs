@@ -321,11 +321,6 @@ mod tests {
     /// pattern: which of two NaN operands an add returns depends on the operand order the
     /// compiler picks for a commutative add (Rust does not specify NaN bits), so two builds
     /// of the same sums may differ there, and only there.
-    pub(super) fn bits(v: &[f32]) -> Vec<u32> {
-        v.iter().map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() }).collect()
-    }
-
-    /// [`bits`] for FP16 values.
     fn half_bits(v: &[f16]) -> Vec<u16> {
         v.iter().map(|x| if x.is_nan() { u16::MAX } else { x.to_bits() }).collect()
     }
