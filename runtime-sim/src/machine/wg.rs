@@ -37,13 +37,13 @@ fn grad_rows_at_once<S: Storage>(
     dw: &mut [f32],
     dense: bool,
     count: usize,
-    ops: &mut Vec<OpCount>,
+    work: (&mut Vec<OpCount>, &mut Vec<f32>),
 ) -> bool {
     let (Some(spk), Some(err)) = (v.spk.bit_rows(), v.err.half_rows()) else { return false };
     match v.nz.as_ref().map(|z| z.bit_rows()) {
-        None => linear_kn_weight_grad_rows(mode, count, |r| (spk.row(r), err.row(r), None), dw, dense, ops),
+        None => linear_kn_weight_grad_rows(mode, count, |r| (spk.row(r), err.row(r), None), dw, dense, work),
         Some(Some(nz)) => {
-            linear_kn_weight_grad_rows(mode, count, |r| (spk.row(r), err.row(r), Some(nz.row(r))), dw, dense, ops)
+            linear_kn_weight_grad_rows(mode, count, |r| (spk.row(r), err.row(r), Some(nz.row(r))), dw, dense, work)
         }
         Some(None) => return false,
     }
@@ -91,7 +91,8 @@ impl<S: Storage> Exec<'_, S> {
         let r = self.with_taken(o.slot, |ex, data| {
             let v = ex.grad_views(spk, err, nz, rows, (o.slot, data))?;
             let words = data.as_word_mut().ok_or_else(|| ex.bad(width_msg("dw", 32)))?;
-            if bias.is_none() && grad_rows_at_once(&v, mode, &mut words[o.range()], !skip, count, &mut ws.ops) {
+            let work = (&mut ws.ops, &mut ws.scratch);
+            if bias.is_none() && grad_rows_at_once(&v, mode, &mut words[o.range()], !skip, count, work) {
                 return Ok(());
             }
             let not_half = || ex.bad(width_msg("err", 16));
