@@ -57,7 +57,8 @@ pub fn linear_kn_weight_grad_rows<'b, S: Storage>(
 }
 
 /// The loop of [`linear_kn_weight_grad_rows`] for a `k x n` tile (`k` at most 64, `n` at
-/// most [`BLOCK`]) in one accumulator mode.
+/// most [`BLOCK`]) in one accumulator mode, row by row, where unprocessed lanes must be
+/// blended back (rounded accumulators, a narrower tile, or a signalling NaN in `dw`).
 fn grad_rows<'b, S: Storage, const NARROW: bool>(
     rows: usize,
     row: impl Fn(usize) -> GradRow<'b, S>,
@@ -66,20 +67,14 @@ fn grad_rows<'b, S: Storage, const NARROW: bool>(
     dense: bool,
     ops: &mut Vec<OpCount>,
 ) {
-    // See `linear_kn_weight_grad_rows` for why −0 may stand in for an unprocessed error.
-    let plain = !NARROW && n == BLOCK && !has_signalling_nan(dw);
     for r in 0..rows {
         let (spk, err, nz) = row(r);
-        let mut p = Processed::of(err, nz);
+        let p = Processed::of(err, nz);
         // With no error processed nothing changes, and the count of inputs does not matter.
         let bits = if p.count == 0 { 0 } else { spk.as_word() };
         let nonzero = bits.count_ones() as usize;
         if bits != 0 {
-            let all = p.count == BLOCK || plain;
-            if all {
-                p.negate_unprocessed_zeros();
-            }
-            add_spikes::<S, NARROW>(dw, n, &p, bits, all);
+            add_spikes::<S, NARROW>(dw, n, &p, bits, p.count == BLOCK);
         }
         let used = if dense { k } else { nonzero };
         let mut c = OpCount::default();
@@ -244,9 +239,8 @@ impl Processed {
     }
 }
 
-/// `row[l] = mac(row[l], g[l], 1.0)` for one spike, then, unless `all` (every error is
-/// processed, or the unprocessed ones add −0 to plain f32 accumulators), the old bits put
-/// back in the lanes of unprocessed errors: the lanes of
+/// `row[l] = mac(row[l], g[l], 1.0)` for one spike, then, unless `all` errors are
+/// processed, the old bits put back in the lanes of unprocessed errors: the lanes of
 /// [`linear_kn_weight_grad`]'s block path. The lanes are index loops over a whole block,
 /// which the compiler turns into vector code.
 #[inline(always)]
