@@ -47,6 +47,13 @@ pub trait Storage: Copy + Default + PartialEq + core::fmt::Debug + Send + Sync +
             *o = x.to_f32();
         }
     }
+    /// Widens a block of sixteen values into `out` (exact, as [`Storage::to_f32`]); for f16
+    /// two vector conversions where the CPU converts in hardware, which the per-element loop
+    /// of [`Storage::to_f32_slice`] is not compiled to.
+    #[inline]
+    fn to_f32_16(src: &[Self; 16], out: &mut [f32; 16]) {
+        Self::to_f32_slice(src, out);
+    }
     /// Rounds every element of `src` into `out`, which has the same length (as
     /// [`Storage::from_f32`] does one by one).
     #[inline]
@@ -127,6 +134,11 @@ impl Storage for f16 {
         for (o, x) in out.iter_mut().zip(src) {
             *o = x.to_f32();
         }
+    }
+    #[inline]
+    fn to_f32_16(src: &[Self; 16], out: &mut [f32; 16]) {
+        use half::slice::HalfFloatSliceExt;
+        src.convert_to_f32_slice(out);
     }
     /// Narrows and widens back through a stack buffer, both in hardware where the CPU can.
     #[inline]

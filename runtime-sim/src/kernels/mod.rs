@@ -38,6 +38,7 @@ mod par;
 pub mod pool;
 pub mod soma;
 pub mod tile;
+pub mod tile_rows;
 pub mod update;
 
 pub(crate) use lanes::ConvScratch;

@@ -13,6 +13,7 @@
 use super::SimError;
 use super::buffers::{BufData, Span};
 use super::exec::Exec;
+use super::rows::div_ceil;
 use crate::fp::Storage;
 use crate::kernels::accumulate::Conv2dShape;
 use crate::kernels::pool::PoolShape;
@@ -56,8 +57,8 @@ impl RowCost {
     /// buffer port) and operations; the energy is the caller's.
     #[inline]
     pub(crate) fn add_row(&mut self, (pes, cols): (u64, u64), ops: OpCount, accesses: &[u64]) {
-        let compute = ops.executed.div_ceil(pes);
-        let port = accesses.iter().copied().max().unwrap_or(0).div_ceil(cols);
+        let compute = div_ceil(ops.executed, pes);
+        let port = div_ceil(accesses.iter().copied().max().unwrap_or(0), cols);
         self.cycles += compute.max(port);
         self.ops.merge(ops);
     }

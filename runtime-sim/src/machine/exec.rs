@@ -132,7 +132,7 @@ impl<S: Storage> Exec<'_, S> {
     /// multi-row instruction counts its operands that every row touches alike this way.
     pub(crate) fn touch_rows(&mut self, buf: isa::Buf, elems: usize, rows: usize) -> u64 {
         let i = &self.st.info[buf.index()];
-        let n = (elems as u64 * u64::from(i.elem_bits)).div_ceil(u64::from(i.width_bits));
+        let n = super::rows::div_ceil(elems as u64 * u64::from(i.elem_bits), u64::from(i.width_bits));
         self.st.sram[buf.index()] += n * rows as u64;
         n
     }

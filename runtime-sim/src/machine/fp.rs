@@ -12,6 +12,7 @@ use crate::kernels::accumulate::conv2d_forward;
 use crate::kernels::pool::{avgpool_forward, maxpool_forward};
 use crate::kernels::soma::{lif_forward_step, readout_forward_step, surrogate_mask};
 use crate::kernels::tile::{linear_kn_forward, linear_kn_forward_wide, widen};
+use crate::kernels::tile_rows::{OutRows, linear_kn_forward_rows};
 use crate::spikes::SpikeBits;
 use isa::{Access, PoolKind};
 
@@ -43,7 +44,14 @@ struct FwdTile {
 
 /// The rows of `fp.linear` on widened weights, from an input outside the output's buffer.
 fn fwd_rows_wide<S: Storage>(mode: Accum, x: &RowView<'_, S>, dst: &mut [S], t: FwdTile, ws: &mut RowState) {
-    for r in 0..usize::from(t.rows.count) {
+    let count = usize::from(t.rows.count);
+    if let Some(spk) = x.bit_rows() {
+        let at = OutRows { n: t.n, start: t.out, stride: usize::from(t.rows.second) };
+        let (flags, scratch) = ((t.acc, t.dense), &mut ws.scratch);
+        linear_kn_forward_rows(mode, &ws.wide, count, |r| spk.row(r), (dst, at), flags, scratch, &mut ws.ops);
+        return;
+    }
+    for r in 0..count {
         let at = t.out + Rows::skip(r, t.rows.second);
         let mut ops = OpCount::default();
         let out = &mut dst[at..at + t.n];

@@ -29,6 +29,14 @@ pub(crate) struct Rows {
     pub(crate) second: u16,
 }
 
+/// `x.div_ceil(d)` for `d` ≥ 1, as a shift when `d` is a power of two (PE arrays, their
+/// columns and buffer port widths usually are). Charging is done per row of a multi-row
+/// instruction, and its divisions by run-time values were most of the charging time.
+#[inline]
+pub(crate) fn div_ceil(x: u64, d: u64) -> u64 {
+    if d.is_power_of_two() { (x >> d.trailing_zeros()) + u64::from(x & (d - 1) != 0) } else { x.div_ceil(d) }
+}
+
 impl Rows {
     /// Elements between row 0 and row `r` of an operand with this stride.
     pub(crate) fn skip(r: usize, stride: u16) -> usize {
@@ -132,6 +140,59 @@ impl<'b, S: Storage> RowView<'b, S> {
     }
 }
 
+/// The rows of a 1-bit [`RowView`], which cannot fail to give a row.
+#[derive(Clone, Copy)]
+pub(crate) struct BitRows<'b> {
+    bits: &'b SpikeBits,
+    start: usize,
+    len: usize,
+    stride: usize,
+}
+
+impl<'b> BitRows<'b> {
+    /// Row `r`.
+    #[inline]
+    pub(crate) fn row(&self, r: usize) -> SpikeSlice<'b> {
+        self.bits.slice(self.start + r * self.stride, self.len)
+    }
+}
+
+/// The rows of a 16-bit [`RowView`], which cannot fail to give a row.
+#[derive(Clone, Copy)]
+pub(crate) struct HalfRows<'b, S> {
+    data: &'b [S],
+    start: usize,
+    len: usize,
+    stride: usize,
+}
+
+impl<'b, S> HalfRows<'b, S> {
+    /// Row `r`.
+    #[inline]
+    pub(crate) fn row(&self, r: usize) -> &'b [S] {
+        let at = self.start + r * self.stride;
+        &self.data[at..at + self.len]
+    }
+}
+
+impl<'b, S: Storage> RowView<'b, S> {
+    /// The rows as 1-bit rows, if the operand is in a 1-bit buffer.
+    pub(crate) fn bit_rows(&self) -> Option<BitRows<'b>> {
+        match self.data {
+            RowData::Bits(bits) => Some(BitRows { bits, start: self.start, len: self.len, stride: self.stride }),
+            RowData::Half(_) => None,
+        }
+    }
+
+    /// The rows as 16-bit rows, if the operand is in a 16-bit buffer.
+    pub(crate) fn half_rows(&self) -> Option<HalfRows<'b, S>> {
+        match self.data {
+            RowData::Half(data) => Some(HalfRows { data, start: self.start, len: self.len, stride: self.stride }),
+            RowData::Bits(_) => None,
+        }
+    }
+}
+
 /// The reusable working memory of a multi-row instruction, out of the machine state while
 /// the rows run: the kernels' scratch rows, the widened weights and the per-row counts.
 pub(crate) struct RowState {
@@ -178,5 +239,22 @@ impl<S: Storage> Exec<'_, S> {
         self.st.stats.energy.compute_pj = energy;
         self.st.row_ops = rows;
         self.engine_done(cost);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::div_ceil;
+
+    /// The shift for powers of two gives `u64::div_ceil`'s quotient, near zero, near
+    /// multiples and at the top of the range, and other divisors still divide.
+    #[test]
+    fn div_ceil_matches_the_division() {
+        let xs = [0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 255, 256, 257, 1 << 40, (1 << 40) + 1, u64::MAX - 1, u64::MAX];
+        for d in [1u64, 2, 3, 4, 5, 8, 16, 12, 64, 128, 256, 1000, 1 << 33, 1 << 63] {
+            for &x in &xs {
+                assert_eq!(div_ceil(x, d), x.div_ceil(d), "{x} / {d}");
+            }
+        }
     }
 }

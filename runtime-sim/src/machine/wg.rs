@@ -6,11 +6,12 @@ use super::buffers::{BufData, Span};
 use super::engine::{ConvDims, Opnd, width_msg};
 use super::exec::{Exec, Flow, Step};
 use super::rows::{RowView, Rows};
-use crate::fp::Storage;
+use crate::fp::{Accum, Storage};
 use crate::kernels::OpCount;
 use crate::kernels::grad::{bias_grad, conv2d_weight_grad_with};
 use crate::kernels::tile::linear_kn_weight_grad;
-use crate::kernels::update::{Adam, Momentum, adam, sgd_momentum};
+use crate::kernels::tile_rows::linear_kn_weight_grad_rows;
+use crate::kernels::update::{Adam, Momentum, adam, scaled_grad, sgd_momentum};
 use isa::{Access, OptKind};
 
 /// Where a multi-row `wg.linear` accumulates its bias gradient.
@@ -26,6 +27,27 @@ struct GradViews<'b, S> {
     spk: RowView<'b, S>,
     err: RowView<'b, S>,
     nz: Option<RowView<'b, S>>,
+}
+
+/// The rows of a `wg.linear` without a bias gradient in one kernel call, when its spikes
+/// and `nz` are 1-bit rows; returns false (having done nothing) otherwise.
+fn grad_rows_at_once<S: Storage>(
+    v: &GradViews<'_, S>,
+    mode: Accum,
+    dw: &mut [f32],
+    dense: bool,
+    count: usize,
+    work: (&mut Vec<OpCount>, &mut Vec<f32>),
+) -> bool {
+    let (Some(spk), Some(err)) = (v.spk.bit_rows(), v.err.half_rows()) else { return false };
+    match v.nz.as_ref().map(|z| z.bit_rows()) {
+        None => linear_kn_weight_grad_rows(mode, count, |r| (spk.row(r), err.row(r), None), dw, dense, work),
+        Some(Some(nz)) => {
+            linear_kn_weight_grad_rows(mode, count, |r| (spk.row(r), err.row(r), Some(nz.row(r))), dw, dense, work)
+        }
+        Some(None) => return false,
+    }
+    true
 }
 
 /// Operands of `wg.update`.
@@ -69,6 +91,10 @@ impl<S: Storage> Exec<'_, S> {
         let r = self.with_taken(o.slot, |ex, data| {
             let v = ex.grad_views(spk, err, nz, rows, (o.slot, data))?;
             let words = data.as_word_mut().ok_or_else(|| ex.bad(width_msg("dw", 32)))?;
+            let work = (&mut ws.ops, &mut ws.scratch);
+            if bias.is_none() && grad_rows_at_once(&v, mode, &mut words[o.range()], !skip, count, work) {
+                return Ok(());
+            }
             let not_half = || ex.bad(width_msg("err", 16));
             for r in 0..count {
                 let eh = v.err.half(r).ok_or_else(not_half)?;
@@ -206,7 +232,8 @@ impl<S: Storage> Exec<'_, S> {
         let wd = if slot.kind == OptKind::Adam { slot.wd } else { 0.0 };
         // The gradient is scaled and rounded to storage first, as the golden step stores
         // gradients before the update; Adam's weight decay is L2 added to it.
-        let g: Vec<S> = grad.iter().zip(&master).map(|(g, m)| S::from_f32(g * scale + wd * m)).collect();
+        let mut g = self.pooled_zeros(n);
+        scaled_grad(&grad, &master, (scale, wd), &mut g);
         let passes = match slot.kind {
             OptKind::Sgd => {
                 let p = Momentum { lr: slot.lr, momentum: slot.m, weight_decay: slot.wd };
@@ -228,6 +255,7 @@ impl<S: Storage> Exec<'_, S> {
                 4
             }
         };
+        self.recycle([g]);
         self.set_word("master", o.master, &master)?;
         self.set_half("w16", o.w16, &w16)?;
         if let Some(a) = o.state {

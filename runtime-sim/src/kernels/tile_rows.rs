@@ -1,0 +1,564 @@
+//! Linear tiles applied to many rows by one instruction (`rows = R`), for the common shape
+//! of the staged fc programs: rows of at most 64 spikes and tiles of at most sixteen
+//! outputs.
+//!
+//! A multi-row instruction means `R` single-row instructions in order, and the kernels in
+//! [`tile`](super::tile) compute one row per call. At that size (a dozen spikes per row)
+//! the set-up of each call costs as much as its arithmetic, so these kernels walk all rows
+//! in one loop: the same operations on every accumulator in the same order, and the same
+//! counts per row, with the per-row work cut to a few vector instructions. The tests check
+//! them against the one-row kernels bit for bit.
+
+use super::lanes::mac;
+use super::tile::{BLOCK, Processed, blend, count, linear_kn_forward_wide, linear_kn_weight_grad};
+use super::{Input, OpCount};
+use crate::fp::{Accum, Storage};
+use crate::spikes::SpikeSlice;
+
+/// One row of a multi-row `wg.linear`: its spikes, its errors and its `nz` bitmap.
+pub type GradRow<'b, S> = (SpikeSlice<'b>, &'b [S], Option<SpikeSlice<'b>>);
+
+/// [`linear_kn_weight_grad`] on `rows` rows in order, all into the same `dw`, pushing each
+/// row's count onto `ops`. `row(r)` gives row `r`; every row has the lengths of row 0.
+///
+/// Tiles of at most [`BLOCK`] outputs whose rows hold at most 64 spikes take a loop that
+/// turns each row's errors into lanes with a few vector instructions and walks its spikes
+/// as one word; any other tile calls the one-row kernel row by row.
+pub fn linear_kn_weight_grad_rows<'b, S: Storage>(
+    mode: Accum,
+    rows: usize,
+    row: impl Fn(usize) -> GradRow<'b, S>,
+    dw: &mut [f32],
+    dense: bool,
+    (ops, scratch): (&mut Vec<OpCount>, &mut Vec<f32>),
+) {
+    let (k, n) = if rows == 0 { (0, 0) } else { (row(0).0.len(), row(0).1.len()) };
+    if k > 64 || n > BLOCK || dw.len() < k * n {
+        for r in 0..rows {
+            let (spk, err, nz) = row(r);
+            let mut c = OpCount::default();
+            let work = (&mut Vec::new(), &mut Vec::new());
+            linear_kn_weight_grad(mode, Input::Spikes(spk), err, nz, dw, dense, work, &mut c);
+            ops.push(c);
+        }
+        return;
+    }
+    // Adding −0 leaves every f32 as it is, bit for bit, except a signalling NaN (which
+    // comes out quiet). With f32 accumulators and none of those in `dw` (adds only ever
+    // make quiet NaNs, so none appears later), an unprocessed lane can add −0 instead of
+    // being blended back to its old bits, and then each input's row of `dw` can take all
+    // its terms at once.
+    let plain = mode == Accum::F32 && n == BLOCK && !has_signalling_nan(dw);
+    match mode {
+        Accum::F32 if plain => grad_by_input(rows, row, k, dw, dense, (ops, scratch)),
+        Accum::F32 => grad_rows::<S, false>(rows, row, (k, n), dw, dense, ops),
+        Accum::Storage => grad_rows::<S, true>(rows, row, (k, n), dw, dense, ops),
+    }
+}
+
+/// The loop of [`linear_kn_weight_grad_rows`] for a `k x n` tile (`k` at most 64, `n` at
+/// most [`BLOCK`]) in one accumulator mode, row by row, where unprocessed lanes must be
+/// blended back (rounded accumulators, a narrower tile, or a signalling NaN in `dw`).
+fn grad_rows<'b, S: Storage, const NARROW: bool>(
+    rows: usize,
+    row: impl Fn(usize) -> GradRow<'b, S>,
+    (k, n): (usize, usize),
+    dw: &mut [f32],
+    dense: bool,
+    ops: &mut Vec<OpCount>,
+) {
+    for r in 0..rows {
+        let (spk, err, nz) = row(r);
+        let p = Processed::of(err, nz);
+        // With no error processed nothing changes, and the count of inputs does not matter.
+        let bits = if p.count == 0 { 0 } else { spk.as_word() };
+        let nonzero = bits.count_ones() as usize;
+        if bits != 0 {
+            add_spikes::<S, NARROW>(dw, n, &p, bits, p.count == BLOCK);
+        }
+        let used = if dense { k } else { nonzero };
+        let mut c = OpCount::default();
+        count(&mut c, (used * p.count) as u64, (k * n) as u64, false);
+        ops.push(c);
+    }
+}
+
+/// Rows per chunk of [`grad_by_input`]: four words of row bits per input.
+const CHUNK: usize = 256;
+
+/// The plain f32 case of [`linear_kn_weight_grad_rows`] on a tile sixteen wide, input by
+/// input: for a chunk of rows, first each row's errors (−0 where not processed) are set
+/// aside and its spikes noted in a bitmap per input, then each input's row of `dw` is
+/// loaded once, takes the errors of the rows where that input spiked, in row order, and is
+/// stored once. Every accumulator sees the same adds in the same order as row by row, but
+/// the sums stay in registers instead of going through memory at every spike.
+fn grad_by_input<'b, S: Storage>(
+    rows: usize,
+    row: impl Fn(usize) -> GradRow<'b, S>,
+    k: usize,
+    dw: &mut [f32],
+    dense: bool,
+    (ops, gs): (&mut Vec<OpCount>, &mut Vec<f32>),
+) {
+    if gs.len() < CHUNK * BLOCK {
+        gs.resize(CHUNK * BLOCK, 0.0);
+    }
+    for c0 in (0..rows).step_by(CHUNK) {
+        let mut by_input = [[0u64; CHUNK / 64]; 64];
+        let mut kept = 0;
+        for r in c0..rows.min(c0 + CHUNK) {
+            let (spk, err, nz) = row(r);
+            let mut p = Processed::of(err, nz);
+            // With no error processed nothing changes, and the count of inputs does not matter.
+            let mut bits = if p.count == 0 { 0 } else { spk.as_word() };
+            let nonzero = bits.count_ones() as usize;
+            if bits != 0 {
+                p.negate_unprocessed_zeros();
+                gs[kept * BLOCK..(kept + 1) * BLOCK].copy_from_slice(&p.g);
+                while bits != 0 {
+                    by_input[bits.trailing_zeros() as usize][kept / 64] |= 1 << (kept % 64);
+                    bits &= bits - 1;
+                }
+                kept += 1;
+            }
+            let used = if dense { k } else { nonzero };
+            let mut c = OpCount::default();
+            count(&mut c, (used * p.count) as u64, (k * BLOCK) as u64, false);
+            ops.push(c);
+        }
+        let words = kept.div_ceil(64);
+        let mut i = 0;
+        while i + 4 <= k {
+            let four = <&mut [f32; 4 * BLOCK]>::try_from(&mut dw[i * BLOCK..(i + 4) * BLOCK]);
+            if let Ok(four) = four {
+                add_kept_rows_four(
+                    four,
+                    gs,
+                    [&by_input[i], &by_input[i + 1], &by_input[i + 2], &by_input[i + 3]],
+                    words,
+                );
+            }
+            i += 4;
+        }
+        for i in i..k {
+            add_kept_rows(&mut dw[i * BLOCK..(i + 1) * BLOCK], gs, &by_input[i], words);
+        }
+    }
+}
+
+/// [`add_kept_rows`] for four inputs' rows of `dw` at once (`acc` holds the four rows):
+/// while each still has a kept row left in a word, the four chains of adds are
+/// interleaved, which keeps the adder busy where one chain waits on each add's latency.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+fn add_kept_rows_four(acc: &mut [f32; 4 * BLOCK], gs: &[f32], kept_rows: [&[u64; CHUNK / 64]; 4], words: usize) {
+    let mut a = [[0.0f32; BLOCK]; 4];
+    for q in 0..4 {
+        a[q].copy_from_slice(&acc[q * BLOCK..(q + 1) * BLOCK]);
+    }
+    for w in 0..words.min(CHUNK / 64) {
+        let mut x = [kept_rows[0][w], kept_rows[1][w], kept_rows[2][w], kept_rows[3][w]];
+        while x[0] != 0 && x[1] != 0 && x[2] != 0 && x[3] != 0 {
+            for q in 0..4 {
+                add_kept(&mut a[q], gs, 64 * w + x[q].trailing_zeros() as usize);
+                x[q] &= x[q] - 1;
+            }
+        }
+        for q in 0..4 {
+            while x[q] != 0 {
+                add_kept(&mut a[q], gs, 64 * w + x[q].trailing_zeros() as usize);
+                x[q] &= x[q] - 1;
+            }
+        }
+    }
+    for q in 0..4 {
+        acc[q * BLOCK..(q + 1) * BLOCK].copy_from_slice(&a[q]);
+    }
+}
+
+/// `a[l] = mac(a[l], g[l], 1.0)` with the errors of kept row `m`, for a spike (the
+/// product with its 1.0 is exact).
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+fn add_kept(a: &mut [f32; BLOCK], gs: &[f32], m: usize) {
+    let g = &gs[m * BLOCK..(m + 1) * BLOCK];
+    for l in 0..BLOCK {
+        a[l] = mac::<f32, false>(a[l], g[l], 1.0);
+    }
+}
+
+/// `acc[l] = mac(acc[l], g[l], 1.0)` for the kept rows whose bits are set in `kept_rows`
+/// (over its first `words` words), in increasing order, the sums held in registers.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+fn add_kept_rows(acc: &mut [f32], gs: &[f32], kept_rows: &[u64; CHUNK / 64], words: usize) {
+    let Ok(acc) = <&mut [f32; BLOCK]>::try_from(acc) else { return };
+    let mut a = *acc;
+    for w in 0..words.min(CHUNK / 64) {
+        let mut bits = kept_rows[w];
+        while bits != 0 {
+            add_kept(&mut a, gs, 64 * w + bits.trailing_zeros() as usize);
+            bits &= bits - 1;
+        }
+    }
+    *acc = a;
+}
+
+/// [`add_lanes`] for each set bit `i` of `bits` on row `i` of `dw` (`n` wide). Not inlined:
+/// inlined into the row loop, next to the code that makes `p`, its lanes were compiled to
+/// scalar and half-vector code, at twice the instructions.
+#[inline(never)]
+fn add_spikes<S: Storage, const NARROW: bool>(dw: &mut [f32], n: usize, p: &Processed, mut bits: u64, all: bool) {
+    while bits != 0 {
+        let i = bits.trailing_zeros() as usize;
+        add_lanes::<S, NARROW>(&mut dw[i * n..(i + 1) * n], p, all);
+        bits &= bits - 1;
+    }
+}
+
+/// Whether any value of `v` is a signalling NaN (exponent all ones, quiet bit clear,
+/// payload not zero), without a branch per value.
+fn has_signalling_nan(v: &[f32]) -> bool {
+    let mut any = false;
+    for x in v {
+        let b = x.to_bits() & 0x7fff_ffff;
+        any |= b > 0x7f80_0000 && b < 0x7fc0_0000;
+    }
+    any
+}
+
+impl Processed {
+    /// Makes the error of every unprocessed lane −0 instead of +0, so that adding it (times
+    /// a spike's 1.0) to an f32 accumulator leaves the accumulator's bits as they are.
+    #[inline(always)]
+    #[allow(clippy::needless_range_loop)]
+    fn negate_unprocessed_zeros(&mut self) {
+        for l in 0..BLOCK {
+            self.g[l] = f32::from_bits(self.g[l].to_bits() | (self.keep[l] & 0x8000_0000));
+        }
+    }
+}
+
+/// `row[l] = mac(row[l], g[l], 1.0)` for one spike, then, unless `all` errors are
+/// processed, the old bits put back in the lanes of unprocessed errors: the lanes of
+/// [`linear_kn_weight_grad`]'s block path. The lanes are index loops over a whole block,
+/// which the compiler turns into vector code.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+fn add_lanes<S: Storage, const NARROW: bool>(row: &mut [f32], p: &Processed, all: bool) {
+    let (g, keep) = (&p.g, &p.keep);
+    match <&mut [f32; BLOCK]>::try_from(&mut *row) {
+        Ok(row) if all => {
+            for l in 0..BLOCK {
+                row[l] = mac::<S, NARROW>(row[l], g[l], 1.0);
+            }
+        }
+        Ok(row) => {
+            for l in 0..BLOCK {
+                row[l] = blend(mac::<S, NARROW>(row[l], g[l], 1.0), row[l], keep[l]);
+            }
+        }
+        Err(_) => {
+            for (l, x) in row.iter_mut().enumerate() {
+                *x = blend(mac::<S, NARROW>(*x, g[l], 1.0), *x, keep[l]);
+            }
+        }
+    }
+}
+
+/// Where the output rows of a multi-row forward tile are: row `r` is `n` values starting
+/// at `start + r * stride` of the buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct OutRows {
+    /// Outputs per row.
+    pub n: usize,
+    /// Where row 0 starts.
+    pub start: usize,
+    /// Elements from one row to the next.
+    pub stride: usize,
+}
+
+/// [`linear_kn_forward_wide`] on `rows` rows of spikes (`spk(r)` gives row `r`, every row of
+/// the same length), each into its row of `out` (see [`OutRows`]), rows in order, pushing
+/// each row's count onto `ops`; `w` is the tile widened by [`widen`](super::tile::widen).
+///
+/// With f32 accumulators, a tile sixteen outputs wide and rows of at most 64 spikes (the
+/// staged fc tiles), four rows' sums are kept in registers at once: each row's sums are
+/// the same adds in the same order, but four independent chains of adds keep the adder
+/// busy where one waits on each add's latency. The sums never read `out`, so computing
+/// them early is safe even when output rows overlap; each row's prior output is read and
+/// its result written in row order. Other tiles call the one-row kernel row by row.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_kn_forward_rows<'b, S: Storage>(
+    mode: Accum,
+    w: &[f32],
+    rows: usize,
+    spk: impl Fn(usize) -> SpikeSlice<'b>,
+    (out, at): (&mut [S], OutRows),
+    (acc, dense): (bool, bool),
+    scratch: &mut Vec<f32>,
+    ops: &mut Vec<OpCount>,
+) {
+    let k = if rows == 0 { 0 } else { spk(0).len() };
+    if mode != Accum::F32 || at.n != BLOCK || k > 64 || w.len() < k * BLOCK {
+        for r in 0..rows {
+            let o = at.start + r * at.stride;
+            let mut c = OpCount::default();
+            linear_kn_forward_wide(mode, w, Input::Spikes(spk(r)), &mut out[o..o + at.n], acc, dense, scratch, &mut c);
+            ops.push(c);
+        }
+        return;
+    }
+    let w = &w[..k * BLOCK];
+    let mut r = 0;
+    while r + 4 <= rows {
+        let bits = [spk(r).as_word(), spk(r + 1).as_word(), spk(r + 2).as_word(), spk(r + 3).as_word()];
+        let sums = sum_four_rows(w, bits);
+        for q in 0..4 {
+            finish_row((out, at), r + q, sums[q], acc);
+            ops.push(forward_count(bits[q], k, dense));
+        }
+        r += 4;
+    }
+    for r in r..rows {
+        let bits = spk(r).as_word();
+        finish_row((out, at), r, sum_one_row(w, bits), acc);
+        ops.push(forward_count(bits, k, dense));
+    }
+}
+
+/// The sums of four rows of spikes (`bits[q]` for row `q`, bit `i` for input `i`) over a
+/// widened tile sixteen wide: each starts at +0 and adds the weights of its set bits in
+/// increasing `i`. The four chains are interleaved while every row still has a spike left.
+#[inline(always)]
+fn sum_four_rows(w: &[f32], bits: [u64; 4]) -> [[f32; BLOCK]; 4] {
+    let mut a = [[0.0f32; BLOCK]; 4];
+    let mut x = bits;
+    while x[0] != 0 && x[1] != 0 && x[2] != 0 && x[3] != 0 {
+        for q in 0..4 {
+            add_weights(&mut a[q], w, x[q].trailing_zeros() as usize);
+            x[q] &= x[q] - 1;
+        }
+    }
+    for q in 0..4 {
+        while x[q] != 0 {
+            add_weights(&mut a[q], w, x[q].trailing_zeros() as usize);
+            x[q] &= x[q] - 1;
+        }
+    }
+    a
+}
+
+/// The sums of one row of spikes, as [`sum_four_rows`] makes each.
+#[inline(always)]
+fn sum_one_row(w: &[f32], mut bits: u64) -> [f32; BLOCK] {
+    let mut a = [0.0f32; BLOCK];
+    while bits != 0 {
+        add_weights(&mut a, w, bits.trailing_zeros() as usize);
+        bits &= bits - 1;
+    }
+    a
+}
+
+/// `a[j] += w[16i + j]`: input `i`'s weights, whose product with the spike's 1.0 is exact.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+fn add_weights(a: &mut [f32; BLOCK], w: &[f32], i: usize) {
+    let row = &w[i * BLOCK..(i + 1) * BLOCK];
+    for j in 0..BLOCK {
+        a[j] += row[j];
+    }
+}
+
+/// Adds row `r`'s prior outputs last when accumulating and rounds its sums into the row,
+/// as the one-row kernel finishes a block.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+fn finish_row<S: Storage>((out, at): (&mut [S], OutRows), r: usize, mut a: [f32; BLOCK], acc: bool) {
+    let o = at.start + r * at.stride;
+    let Ok(dst) = <&mut [S; BLOCK]>::try_from(&mut out[o..o + BLOCK]) else { return };
+    if acc {
+        let mut prior = [0.0f32; BLOCK];
+        S::to_f32_16(dst, &mut prior);
+        for j in 0..BLOCK {
+            a[j] += prior[j];
+        }
+    }
+    S::from_f32_slice(&a, dst);
+}
+
+/// The count of one forward row of `k` spikes into sixteen outputs.
+#[inline(always)]
+fn forward_count(bits: u64, k: usize, dense: bool) -> OpCount {
+    let mut c = OpCount::default();
+    count(&mut c, u64::from(bits.count_ones()) * BLOCK as u64, (k * BLOCK) as u64, dense);
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spikes::SpikeBits;
+    use half::f16;
+
+    /// A small deterministic generator (64-bit LCG, high bits out) with the special values
+    /// the fast paths must keep: ±0, ±inf, NaN and values no FP16 holds.
+    pub(super) struct Lcg(pub(super) u64);
+
+    impl Lcg {
+        pub(super) fn next(&mut self) -> u32 {
+            self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 33) as u32
+        }
+
+        /// An FP16 value: zero (of either sign) one time in `zeros`, now and then ±inf or
+        /// NaN, else an ordinary value.
+        pub(super) fn half(&mut self, zeros: u32) -> f16 {
+            if self.next() % zeros == 0 {
+                return if self.next() % 2 == 0 { f16::NEG_ZERO } else { f16::ZERO };
+            }
+            match self.next() % 40 {
+                0 => f16::INFINITY,
+                1 => f16::NEG_INFINITY,
+                2 => f16::NAN,
+                _ => f16::from_f32((self.next() % 2001) as f32 / 700.0 - 1.4),
+            }
+        }
+
+        /// An accumulator: ±0, an FP16 value (maybe special), or a value FP16 does not hold.
+        pub(super) fn acc(&mut self) -> f32 {
+            match self.next() % 4 {
+                0 => -0.0,
+                1 => 0.0,
+                2 => self.half(9).to_f32(),
+                _ => (self.next() % 100_001) as f32 / 3331.0 - 15.0,
+            }
+        }
+    }
+
+    /// Bits of every value, with every quiet NaN as one pattern (as [`half_bits`] does) and
+    /// signalling NaNs as they are.
+    fn quiet_nans_alike(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| if x.is_nan() && x.to_bits() & 0x0040_0000 != 0 { u32::MAX } else { x.to_bits() }).collect()
+    }
+
+    /// Bits of every value, so that −0 compares as it is stored, with every NaN as one
+    /// pattern: which of two NaN operands an add returns depends on the operand order the
+    /// compiler picks for a commutative add (Rust does not specify NaN bits), so two builds
+    /// of the same sums may differ there, and only there.
+    fn half_bits(v: &[f16]) -> Vec<u16> {
+        v.iter().map(|x| if x.is_nan() { u16::MAX } else { x.to_bits() }).collect()
+    }
+
+    /// The multi-row weight gradient against the one-row kernel called row by row, on random
+    /// tiles (widths up to and past a block, rows up to and past 64 spikes), unaligned row
+    /// strides, up to a few hundred rows, with and without `nz`, in both accumulator modes
+    /// and both skip settings, with ±0, ±inf and NaN errors and accumulators (and a
+    /// signalling NaN in some tiles): every accumulator's bits and every row's count agree.
+    #[test]
+    fn weight_grad_rows_match_one_row_kernel() {
+        let mut rng = Lcg(5);
+        for case in 0..500 {
+            let n = [1, 5, 10, 16, 16, 17][case % 6];
+            let k = [1, 37, 56, 64, 64, 65][(case / 6) % 6];
+            // Some instructions run past one chunk of rows of the input-by-input path.
+            let rows = if case % 10 == 4 { 250 + rng.next() as usize % 300 } else { 1 + rng.next() as usize % 12 };
+            let (s_stride, e_stride) = (k + rng.next() as usize % 9, n + rng.next() as usize % 5);
+            let (s0, z0) = (rng.next() as usize % 70, rng.next() as usize % 70);
+            let density = 1 + rng.next() % 6;
+            let spikes = SpikeBits::from_fn(s0 + rows * s_stride, |_| rng.next() % density == 0);
+            let zeros = 1 + rng.next() % 4;
+            let err: Vec<f16> = (0..rows * e_stride).map(|_| rng.half(zeros)).collect();
+            let all_on = case % 5 == 2;
+            let nz_bits = SpikeBits::from_fn(z0 + rows * e_stride, |_| all_on || rng.next() % density != 0);
+            let with_nz = case % 3 != 0;
+            let mut start: Vec<f32> = (0..k * n).map(|_| rng.acc()).collect();
+            if case % 4 == 2 {
+                // A signalling NaN somewhere in the tile: the kernel must blend, not add −0.
+                start[rng.next() as usize % (k * n)] = f32::from_bits(0x7fa0_0001 | (rng.next() & 0x8000_0000));
+            }
+            let mode = if [0, 1, 2, 4].contains(&(case % 6)) { Accum::F32 } else { Accum::Storage };
+            let dense = case % 7 == 3;
+            let row = |r: usize| {
+                let nz = with_nz.then(|| nz_bits.slice(z0 + r * e_stride, n));
+                (spikes.slice(s0 + r * s_stride, k), &err[r * e_stride..r * e_stride + n], nz)
+            };
+            let (mut want, mut got) = (start.clone(), start);
+            let mut want_ops = Vec::new();
+            for r in 0..rows {
+                let (spk, e, nz) = row(r);
+                let mut c = OpCount::default();
+                let work = (&mut Vec::new(), &mut Vec::new());
+                linear_kn_weight_grad(mode, Input::Spikes(spk), e, nz, &mut want, dense, work, &mut c);
+                want_ops.push(c);
+            }
+            let mut got_ops = Vec::new();
+            linear_kn_weight_grad_rows(mode, rows, row, &mut got, dense, (&mut got_ops, &mut vec![f32::NAN; 3]));
+            // Exact bits but for quiet NaNs, all one pattern (see [`half_bits`]); a
+            // signalling NaN must stay as it is where the error is not processed.
+            assert_eq!(quiet_nans_alike(&got), quiet_nans_alike(&want), "case {case}: k = {k}, n = {n}, {mode:?}");
+            assert_eq!(got_ops, want_ops, "case {case}");
+        }
+    }
+
+    /// The multi-row forward kernel against the one-row kernel called row by row, on random
+    /// tiles (sixteen wide and not, rows up to and past 64 spikes), with weights and prior
+    /// outputs that include ±0, ±inf and NaN, output rows apart, touching and overlapping
+    /// (stride 0 too, where each row accumulates onto the last), with and without `acc`, in
+    /// both accumulator modes and both skip settings: outputs and counts agree bit for bit.
+    #[test]
+    fn forward_rows_match_one_row_kernel() {
+        let mut rng = Lcg(9);
+        for case in 0..600 {
+            let n = [16, 16, 16, 5, 17][case % 5];
+            let k = [1, 37, 56, 64, 64, 65][(case / 5) % 6];
+            let rows = 1 + rng.next() as usize % 11;
+            let s_stride = k + rng.next() as usize % 9;
+            let o_stride = [n, 0, n / 2, n + 3][rng.next() as usize % 4];
+            let s0 = rng.next() as usize % 70;
+            let density = 1 + rng.next() % 6;
+            let spikes = SpikeBits::from_fn(s0 + rows * s_stride, |_| rng.next() % density == 0);
+            let w: Vec<f16> = (0..k * n).map(|_| rng.half(7)).collect();
+            let mut wide = Vec::new();
+            crate::kernels::tile::widen(&w, &mut wide);
+            let o0 = rng.next() as usize % 5;
+            let start: Vec<f16> = (0..o0 + rows * o_stride + n).map(|_| rng.half(4)).collect();
+            let mode = if case % 2 == 0 { Accum::F32 } else { Accum::Storage };
+            let (acc, dense) = (case % 3 != 0, case % 7 == 3);
+            let spk = |r: usize| spikes.slice(s0 + r * s_stride, k);
+            let (mut want, mut got) = (start.clone(), start);
+            let mut want_ops = Vec::new();
+            for r in 0..rows {
+                let (o, mut c) = (o0 + r * o_stride, OpCount::default());
+                let out = &mut want[o..o + n];
+                linear_kn_forward_wide(mode, &wide, Input::Spikes(spk(r)), out, acc, dense, &mut Vec::new(), &mut c);
+                want_ops.push(c);
+            }
+            let at = OutRows { n, start: o0, stride: o_stride };
+            let mut got_ops = Vec::new();
+            let mut scratch = vec![f32::NAN; 8];
+            linear_kn_forward_rows(mode, &wide, rows, spk, (&mut got, at), (acc, dense), &mut scratch, &mut got_ops);
+            assert_eq!(half_bits(&got), half_bits(&want), "case {case}: k = {k}, n = {n}, {mode:?}, acc = {acc}");
+            assert_eq!(got_ops, want_ops, "case {case}");
+        }
+    }
+
+    /// A signalling NaN accumulator in the lane of an unprocessed error keeps its bits (an
+    /// add of −0 would make it quiet), and the other lanes still add their errors.
+    #[test]
+    fn signalling_nan_in_an_unprocessed_lane_stays_signalling() {
+        let snan = f32::from_bits(0x7fa0_0001);
+        let spikes = SpikeBits::from_fn(3, |i| i != 1);
+        let err: Vec<f16> = (0..16).map(|j| f16::from_f32(j as f32 / 8.0 + 0.5)).collect();
+        let nz = SpikeBits::from_fn(16, |j| j != 0);
+        let mut dw = vec![0.0f32; 3 * 16];
+        dw[2 * 16] = snan;
+        let mut ops = Vec::new();
+        let row = |_| (spikes.slice(0, 3), &err[..], Some(nz.slice(0, 16)));
+        linear_kn_weight_grad_rows(Accum::F32, 1, row, &mut dw, false, (&mut ops, &mut Vec::new()));
+        assert_eq!(dw[2 * 16].to_bits(), snan.to_bits());
+        assert_eq!(dw[0], 0.0);
+        assert_eq!((dw[1], dw[2 * 16 + 1]), (err[1].to_f32(), err[1].to_f32()));
+        assert_eq!(ops, vec![OpCount { executed: 2 * 15, skipped: 3 * 16 - 2 * 15 }]);
+    }
+}
