@@ -7,7 +7,7 @@
 //! is added to the accumulator before that rounding (as `x·Wᵀ + b` is computed in the golden
 //! data).
 
-use super::{Input, OpCount, conv_forward};
+use super::{ConvScratch, Input, OpCount, conv_forward, correlate};
 use crate::fp::{Accum, Storage, acc_add, acc_mac, axpy};
 
 /// Geometry of a 2-D convolution for one row (one timestep of one sample).
@@ -107,8 +107,10 @@ pub fn linear_forward<S: Storage>(
 /// taps that read a zero input are counted as skipped.
 ///
 /// Every output sums its taps in `(ci, ky, kx)` order, the order a gather over the window
-/// would use. Stride 1 goes through [`conv_forward`](super::conv_forward), one output row
-/// at a time; other strides through [`conv2d_forward_general`].
+/// would use. Stride 1 with finite weights goes through
+/// [`conv_forward::forward_planes`], a correlation over every input in vector registers;
+/// other stride-1 convs through the row kernel of [`conv_forward`](super::conv_forward),
+/// and other strides through [`conv2d_forward_general`].
 pub fn conv2d_forward<S: Storage>(
     mode: Accum,
     shape: &Conv2dShape,
@@ -118,10 +120,26 @@ pub fn conv2d_forward<S: Storage>(
     out: &mut [S],
     ops: &mut OpCount,
 ) {
+    conv2d_forward_with(mode, shape, (weight, bias), input, out, ops, &mut ConvScratch::default());
+}
+
+/// [`conv2d_forward`] with working memory the caller keeps across calls.
+pub(crate) fn conv2d_forward_with<S: Storage>(
+    mode: Accum,
+    shape: &Conv2dShape,
+    (weight, bias): (&[S], Option<&[S]>),
+    input: Input<'_, S>,
+    out: &mut [S],
+    ops: &mut OpCount,
+    scratch: &mut ConvScratch,
+) {
     assert_eq!(input.len(), shape.in_len(), "conv input shape");
     assert_eq!(weight.len(), shape.weight_len(), "conv weight shape");
     assert_eq!(out.len(), shape.out_len(), "conv output shape");
-    if shape.stride == 1 {
+    if conv_forward::planes_apply(shape, weight) {
+        let parallel = correlate::worth_splitting(conv_forward::planes_work(shape));
+        ops.merge(conv_forward::forward_planes(mode, shape, (weight, bias), &input, out, scratch, parallel));
+    } else if shape.stride == 1 {
         ops.merge(conv_forward::forward(mode, shape, weight, bias, &input, out));
     } else {
         conv2d_forward_general(mode, shape, weight, bias, input, out, ops);

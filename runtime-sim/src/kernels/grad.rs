@@ -19,7 +19,7 @@
 
 use super::accumulate::Conv2dShape;
 use super::soma::{LifParams, Reset};
-use super::{ConvScratch, conv_input_grad, conv_weight_grad};
+use super::{ConvScratch, conv_input_grad, conv_weight_grad, correlate};
 use super::{Input, OpCount};
 use crate::fp::{Accum, Storage, acc_add, acc_mac, add, axpy, mul, store, sub};
 use crate::spikes::SpikeSlice;
@@ -166,7 +166,8 @@ pub(crate) fn conv2d_backward_input_with<S: Storage>(
     let nonzero = gout.iter().filter(|g| g.to_f32() != 0.0).count();
     // Below a quarter of non-zero errors the scatter of the general kernel does less work.
     if 4 * nonzero >= gout.len() && conv_input_grad::applies(shape, weight) {
-        conv_input_grad::backward_input(mode, shape, weight, gout, acc, scratch);
+        let parallel = correlate::worth_splitting(conv_input_grad::work(shape));
+        conv_input_grad::backward_input(mode, shape, weight, gout, acc, scratch, parallel);
         ops.merge(conv_input_grad::input_grad_ops(shape, gout));
     } else {
         conv2d_backward_input_general(mode, shape, weight, gout, acc, ops);
