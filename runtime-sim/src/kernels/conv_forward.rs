@@ -1,13 +1,19 @@
-//! Forward convolution of stride 1, one output row at a time.
+//! Forward convolution of stride 1: a correlation over padded planes, or one output row at
+//! a time.
 //!
-//! Each output sums `W[co,ci,ky,kx]·x[ci, oy+ky−pad, ox+kx−pad]` over its non-zero inputs
-//! in (ci, ky, kx) order, as in [`conv2d_forward`](super::accumulate::conv2d_forward). For
-//! one output row the accumulators, channel-last (`[ox][co]`), fit the L1 cache. For each
-//! (ci, ky, kx) in that order, every non-zero input of input row `oy+ky−pad` adds its
-//! weights for all output channels to output `ox = ix+pad−kx`: within one pass no two
-//! inputs touch the same accumulators, and the passes keep each output's order. The
-//! non-zero inputs are listed once per call, row by row, so a pass costs one step per
-//! non-zero input and no division.
+//! With finite weights, [`forward_planes`] copies the inputs into zero-padded planes and
+//! computes every output over every input, zero or not, as a correlation in vector
+//! registers ([`super::correlate`]). Otherwise (an infinite or NaN weight times a zero
+//! input would be NaN where the general kernel skips the input) the row kernel below runs.
+//!
+//! Row kernel: each output sums `W[co,ci,ky,kx]·x[ci, oy+ky−pad, ox+kx−pad]` over its
+//! non-zero inputs in (ci, ky, kx) order, as in
+//! [`conv2d_forward`](super::accumulate::conv2d_forward). For one output row the
+//! accumulators, channel-last (`[ox][co]`), fit the L1 cache. For each (ci, ky, kx) in that
+//! order, every non-zero input of input row `oy+ky−pad` adds its weights for all output
+//! channels to output `ox = ix+pad−kx`: within one pass no two inputs touch the same
+//! accumulators, and the passes keep each output's order. The non-zero inputs are listed
+//! once per call, row by row, so a pass costs one step per non-zero input and no division.
 //!
 //! Inputs whose output column falls outside the map add into spare columns either side,
 //! which are thrown away, so the inner loop has no bounds test. Skipped (zero) inputs are
