@@ -211,6 +211,26 @@ fn output_coord(shape: &Conv2dShape, i: usize, k: usize, size: usize) -> Option<
     (y % shape.stride == 0 && y / shape.stride < size).then_some(y / shape.stride)
 }
 
+/// `dst[i] = add(dst[i], S::from_f32(acc[i]))` for every `i`: unrounded sums stored and
+/// added to what `dst` holds, as a conv that accumulates into its output does, without a
+/// temporary of the storage type. `acc` is left rounded to the storage type. The values
+/// are those of the two steps one after the other: [`Storage::round_slice`] gives the value
+/// `S::from_f32` stores, and the add rounds once, as [`crate::fp::add`] does.
+pub(crate) fn add_rounded<S: Storage>(dst: &mut [S], acc: &mut [f32]) {
+    const BLOCK: usize = 256;
+    assert_eq!(dst.len(), acc.len(), "accumulated output shape");
+    S::round_slice(acc);
+    let mut a = [0.0f32; BLOCK];
+    for (d, s) in dst.chunks_mut(BLOCK).zip(acc.chunks(BLOCK)) {
+        let a = &mut a[..d.len()];
+        S::to_f32_slice(d, a);
+        for (x, y) in a.iter_mut().zip(s) {
+            *x += y;
+        }
+        S::from_f32_slice(a, d);
+    }
+}
+
 /// Element-wise bias add on stored values: `y[j] = fl(y[j] + b[j % b.len()])`, one rounding
 /// per element, `b` repeated over `y`. Use it when the synaptic sum has already been rounded
 /// to storage (the accumulate kernels take the bias into the accumulator instead). For a conv
@@ -267,6 +287,31 @@ mod tests {
         assert_eq!(out[0].to_f32(), 2050.0);
         linear_forward(Accum::Storage, &w, None, Input::Spikes(s.slice(0, 3)), &mut out, &mut ops);
         assert_eq!(out[0].to_f32(), 2048.0);
+    }
+
+    /// [`add_rounded`] against storing the sums and adding them, for random values with
+    /// zeros of both signs, infinities, NaN and values f16 cannot hold: the same bits.
+    #[test]
+    fn add_rounded_is_store_then_add() {
+        let mut rng = crate::data::rng::Rng::new(5);
+        for case in 0..50 {
+            let n = rng.below(700) as usize;
+            let acc: Vec<f32> = (0..n)
+                .map(|_| {
+                    let v = crate::kernels::conv_cases::values::<f32>(&mut rng, 1, 0.2, true)[0];
+                    if rng.bernoulli(0.1) { v * 65536.0 } else { v }
+                })
+                .collect();
+            let dst: Vec<f16> = crate::kernels::conv_cases::values(&mut rng, n, 0.2, true);
+            let mut tmp = vec![f16::ZERO; n];
+            crate::fp::store(&acc, &mut tmp);
+            let mut want = dst.clone();
+            crate::fp::add_assign_slice(&mut want, &tmp);
+            let (mut got, mut acc) = (dst, acc);
+            add_rounded(&mut got, &mut acc);
+            let bits = |v: &[f16]| crate::kernels::conv_cases::bits(&v.iter().map(|x| x.to_f32()).collect::<Vec<_>>());
+            assert_eq!(bits(&got), bits(&want), "case {case}");
+        }
     }
 
     #[test]

@@ -160,9 +160,26 @@ pub(crate) fn conv2d_backward_input_with<S: Storage>(
     ops: &mut OpCount,
     scratch: &mut ConvScratch,
 ) {
+    assert_eq!(gin.len(), acc.len(), "conv input-gradient shape");
+    conv2d_backward_input_sums(mode, shape, weight, gout, acc, ops, scratch);
+    store(acc, gin);
+}
+
+/// [`conv2d_backward_input_with`] without the rounding to storage: only the unrounded sums
+/// into `acc`, for a caller that adds them into a stored gradient (see
+/// [`add_rounded`](super::accumulate::add_rounded)).
+pub(crate) fn conv2d_backward_input_sums<S: Storage>(
+    mode: Accum,
+    shape: &Conv2dShape,
+    weight: &[S],
+    gout: &[S],
+    acc: &mut [f32],
+    ops: &mut OpCount,
+    scratch: &mut ConvScratch,
+) {
     assert_eq!(weight.len(), shape.weight_len(), "conv weight shape");
     assert_eq!(gout.len(), shape.out_len(), "conv gradient shape");
-    assert!(gin.len() == shape.in_len() && acc.len() == gin.len(), "conv input-gradient shape");
+    assert_eq!(acc.len(), shape.in_len(), "conv input-gradient shape");
     let nonzero = gout.iter().filter(|g| g.to_f32() != 0.0).count();
     // Below a quarter of non-zero errors the scatter of the general kernel does less work.
     if 4 * nonzero >= gout.len() && conv_input_grad::applies(shape, weight) {
@@ -172,7 +189,6 @@ pub(crate) fn conv2d_backward_input_with<S: Storage>(
     } else {
         conv2d_backward_input_general(mode, shape, weight, gout, acc, ops);
     }
-    store(acc, gin);
 }
 
 /// [`conv2d_backward_input`] for any geometry and any values, into `acc`: along rows for
