@@ -120,16 +120,18 @@ pub fn conv2d_forward<S: Storage>(
     out: &mut [S],
     ops: &mut OpCount,
 ) {
-    conv2d_forward_with(mode, shape, (weight, bias), input, out, ops, &mut ConvScratch::default());
+    conv2d_forward_with(mode, shape, (weight, bias), input, (out, false), ops, &mut ConvScratch::default());
 }
 
-/// [`conv2d_forward`] with working memory the caller keeps across calls.
+/// [`conv2d_forward`] with working memory the caller keeps across calls; with `add`, the
+/// rounded outputs are added to what `out` holds (one more rounding each), as a conv that
+/// accumulates into its output does.
 pub(crate) fn conv2d_forward_with<S: Storage>(
     mode: Accum,
     shape: &Conv2dShape,
     (weight, bias): (&[S], Option<&[S]>),
     input: Input<'_, S>,
-    out: &mut [S],
+    (out, add): (&mut [S], bool),
     ops: &mut OpCount,
     scratch: &mut ConvScratch,
 ) {
@@ -138,7 +140,13 @@ pub(crate) fn conv2d_forward_with<S: Storage>(
     assert_eq!(out.len(), shape.out_len(), "conv output shape");
     if conv_forward::planes_apply(shape, weight) {
         let parallel = correlate::worth_splitting(conv_forward::planes_work(shape));
-        ops.merge(conv_forward::forward_planes(mode, shape, (weight, bias), &input, out, scratch, parallel));
+        let ops_here = conv_forward::forward_planes(mode, shape, (weight, bias), &input, (out, add), scratch, parallel);
+        ops.merge(ops_here);
+    } else if add {
+        // The other kernels only store: a temporary takes their outputs, added after.
+        let mut tmp = vec![S::default(); out.len()];
+        conv2d_forward_with(mode, shape, (weight, bias), input, (&mut tmp, false), ops, scratch);
+        crate::fp::add_assign_slice(out, &tmp);
     } else if shape.stride == 1 {
         ops.merge(conv_forward::forward(mode, shape, weight, bias, &input, out));
     } else {

@@ -19,7 +19,7 @@
 //! which are thrown away, so the inner loop has no bounds test. Skipped (zero) inputs are
 //! never added, as in the general kernel, so no condition on the values is needed.
 
-use super::accumulate::Conv2dShape;
+use super::accumulate::{Conv2dShape, add_rounded};
 use super::correlate::{Correlation, correlate};
 use super::lanes::{ConvScratch, LANES, mac, zeroed};
 use super::{Input, OpCount};
@@ -117,14 +117,16 @@ pub(crate) fn planes_work(shape: &Conv2dShape) -> usize {
 /// whose rows are `w + 2·pad` long, and output (oy, ox), flattened with that row length to
 /// `q`, takes the term of (ci, ky, kx) from `q + ky·cols + kx` of plane ci. Dense work
 /// in vector registers beats the scatter of the row kernel already at a tenth of the
-/// inputs non-zero. `bias` is added to each accumulator before it is rounded; the
-/// operations are counted as the general kernel counts them. Needs [`planes_apply`].
+/// inputs non-zero. `bias` is added to each accumulator before it is rounded; with `add`
+/// the rounded outputs are added to what `out` holds ([`add_rounded`]) instead of
+/// replacing it. The operations are counted as the general kernel counts them. Needs
+/// [`planes_apply`].
 pub(crate) fn forward_planes<S: Storage>(
     mode: Accum,
     shape: &Conv2dShape,
     (weight, bias): (&[S], Option<&[S]>),
     input: &Input<'_, S>,
-    out: &mut [S],
+    (out, add): (&mut [S], bool),
     scratch: &mut ConvScratch,
     parallel: bool,
 ) -> OpCount {
@@ -149,14 +151,21 @@ pub(crate) fn forward_planes<S: Storage>(
     }
     let k = Correlation { src, offsets, weights, channels: cout, vectors, row: cols };
     let layout = correlate::<S>(mode, &k, &mut scratch.sums, parallel);
-    for (r, row) in out.chunks_exact_mut(ow).enumerate() {
+    // The sums in output order first, so that the rounding (and the add) runs once over
+    // the whole output rather than once per short row.
+    let flat = zeroed(&mut scratch.errors, out.len());
+    for (r, row) in flat.chunks_exact_mut(ow).enumerate() {
         let (co, oy) = (r / oh, r % oh);
-        let sums = &mut scratch.sums[layout.at(co, oy * cols)..][..ow];
+        row.copy_from_slice(&scratch.sums[layout.at(co, oy * cols)..][..ow]);
         if let Some(b) = bias {
             let b = b[co].to_f32();
-            sums.iter_mut().for_each(|a| *a = acc_add::<S>(*a, b, mode));
+            row.iter_mut().for_each(|a| *a = acc_add::<S>(*a, b, mode));
         }
-        S::from_f32_slice(sums, row);
+    }
+    if add {
+        add_rounded(out, flat);
+    } else {
+        S::from_f32_slice(flat, out);
     }
     let executed = reached * cout as u64;
     let total = ny.iter().sum::<u64>() * nx.iter().sum::<u64>() * (shape.cin * cout) as u64;
@@ -328,7 +337,8 @@ fn forward_ops(shape: &Conv2dShape, rows: &NonzeroRows) -> OpCount {
 mod tests {
     use super::*;
     use crate::data::rng::Rng;
-    use crate::kernels::accumulate::{conv2d_forward, conv2d_forward_general};
+    use crate::fp::add_assign_slice;
+    use crate::kernels::accumulate::{conv2d_forward, conv2d_forward_general, conv2d_forward_with};
     use crate::kernels::conv_cases::{ones, shape, values};
     use crate::spikes::SpikeBits;
     use half::f16;
@@ -365,6 +375,7 @@ mod tests {
         let spikes = SpikeBits::from_nonzero(&ones::<f32>(rng, s.in_len(), density));
         let dense: Vec<S> = values(rng, s.in_len(), 1.0 - density, special);
         let with_bias = rng.bernoulli(0.3);
+        let start: Vec<S> = values(rng, s.out_len(), 0.2, special);
         let b = with_bias.then_some(&bias[..]);
         for input in [Input::Spikes(spikes.slice(0, s.in_len())), Input::Dense(&dense)] {
             for mode in [Accum::F32, Accum::Storage] {
@@ -382,11 +393,19 @@ mod tests {
                 if planes_apply(s, &weight) {
                     for parallel in [false, true] {
                         let mut got = vec![S::default(); s.out_len()];
-                        let ops = forward_planes(mode, s, (&weight, b), &input, &mut got, scratch, parallel);
+                        let ops = forward_planes(mode, s, (&weight, b), &input, (&mut got, false), scratch, parallel);
                         assert_eq!(bits(&got), bits(&want), "{what} planes, parallel {parallel}");
                         assert_eq!(ops, want_ops, "{what} planes, parallel {parallel}");
                     }
                 }
+                // Accumulating into an output that holds values already: the same as storing
+                // into a temporary and adding that, on either path of the entry point.
+                let mut want_sum = start.clone();
+                add_assign_slice(&mut want_sum, &want);
+                let (mut got, mut ops) = (start.clone(), OpCount::default());
+                conv2d_forward_with(mode, s, (&weight, b), input, (&mut got, true), &mut ops, scratch);
+                assert_eq!(bits(&got), bits(&want_sum), "{what} accumulating");
+                assert_eq!(ops, want_ops, "{what} accumulating");
                 let (mut got, mut ops) = (vec![S::default(); s.out_len()], OpCount::default());
                 conv2d_forward(mode, s, &weight, b, input, &mut got, &mut ops);
                 assert_eq!(bits(&got), bits(&want), "{what}");
