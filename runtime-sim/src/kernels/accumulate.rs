@@ -7,7 +7,7 @@
 //! is added to the accumulator before that rounding (as `x·Wᵀ + b` is computed in the golden
 //! data).
 
-use super::{Input, OpCount, conv_forward};
+use super::{ConvScratch, Input, OpCount, conv_forward, correlate};
 use crate::fp::{Accum, Storage, acc_add, acc_mac, axpy};
 
 /// Geometry of a 2-D convolution for one row (one timestep of one sample).
@@ -107,8 +107,10 @@ pub fn linear_forward<S: Storage>(
 /// taps that read a zero input are counted as skipped.
 ///
 /// Every output sums its taps in `(ci, ky, kx)` order, the order a gather over the window
-/// would use. Stride 1 goes through [`conv_forward`](super::conv_forward), one output row
-/// at a time; other strides through [`conv2d_forward_general`].
+/// would use. Stride 1 with finite weights goes through
+/// [`conv_forward::forward_planes`], a correlation over every input in vector registers;
+/// other stride-1 convs through the row kernel of [`conv_forward`](super::conv_forward),
+/// and other strides through [`conv2d_forward_general`].
 pub fn conv2d_forward<S: Storage>(
     mode: Accum,
     shape: &Conv2dShape,
@@ -118,10 +120,34 @@ pub fn conv2d_forward<S: Storage>(
     out: &mut [S],
     ops: &mut OpCount,
 ) {
+    conv2d_forward_with(mode, shape, (weight, bias), input, (out, false), ops, &mut ConvScratch::default());
+}
+
+/// [`conv2d_forward`] with working memory the caller keeps across calls; with `add`, the
+/// rounded outputs are added to what `out` holds (one more rounding each), as a conv that
+/// accumulates into its output does.
+pub(crate) fn conv2d_forward_with<S: Storage>(
+    mode: Accum,
+    shape: &Conv2dShape,
+    (weight, bias): (&[S], Option<&[S]>),
+    input: Input<'_, S>,
+    (out, add): (&mut [S], bool),
+    ops: &mut OpCount,
+    scratch: &mut ConvScratch,
+) {
     assert_eq!(input.len(), shape.in_len(), "conv input shape");
     assert_eq!(weight.len(), shape.weight_len(), "conv weight shape");
     assert_eq!(out.len(), shape.out_len(), "conv output shape");
-    if shape.stride == 1 {
+    if conv_forward::planes_apply(shape, weight) {
+        let parallel = correlate::worth_splitting(conv_forward::planes_work(shape));
+        let ops_here = conv_forward::forward_planes(mode, shape, (weight, bias), &input, (out, add), scratch, parallel);
+        ops.merge(ops_here);
+    } else if add {
+        // The other kernels only store: a temporary takes their outputs, added after.
+        let mut tmp = vec![S::default(); out.len()];
+        conv2d_forward_with(mode, shape, (weight, bias), input, (&mut tmp, false), ops, scratch);
+        crate::fp::add_assign_slice(out, &tmp);
+    } else if shape.stride == 1 {
         ops.merge(conv_forward::forward(mode, shape, weight, bias, &input, out));
     } else {
         conv2d_forward_general(mode, shape, weight, bias, input, out, ops);
@@ -193,6 +219,26 @@ fn output_coord(shape: &Conv2dShape, i: usize, k: usize, size: usize) -> Option<
     (y % shape.stride == 0 && y / shape.stride < size).then_some(y / shape.stride)
 }
 
+/// `dst[i] = add(dst[i], S::from_f32(acc[i]))` for every `i`: unrounded sums stored and
+/// added to what `dst` holds, as a conv that accumulates into its output does, without a
+/// temporary of the storage type. `acc` is left rounded to the storage type. The values
+/// are those of the two steps one after the other: [`Storage::round_slice`] gives the value
+/// `S::from_f32` stores, and the add rounds once, as [`crate::fp::add`] does.
+pub(crate) fn add_rounded<S: Storage>(dst: &mut [S], acc: &mut [f32]) {
+    const BLOCK: usize = 256;
+    assert_eq!(dst.len(), acc.len(), "accumulated output shape");
+    S::round_slice(acc);
+    let mut a = [0.0f32; BLOCK];
+    for (d, s) in dst.chunks_mut(BLOCK).zip(acc.chunks(BLOCK)) {
+        let a = &mut a[..d.len()];
+        S::to_f32_slice(d, a);
+        for (x, y) in a.iter_mut().zip(s) {
+            *x += y;
+        }
+        S::from_f32_slice(a, d);
+    }
+}
+
 /// Element-wise bias add on stored values: `y[j] = fl(y[j] + b[j % b.len()])`, one rounding
 /// per element, `b` repeated over `y`. Use it when the synaptic sum has already been rounded
 /// to storage (the accumulate kernels take the bias into the accumulator instead). For a conv
@@ -249,6 +295,31 @@ mod tests {
         assert_eq!(out[0].to_f32(), 2050.0);
         linear_forward(Accum::Storage, &w, None, Input::Spikes(s.slice(0, 3)), &mut out, &mut ops);
         assert_eq!(out[0].to_f32(), 2048.0);
+    }
+
+    /// [`add_rounded`] against storing the sums and adding them, for random values with
+    /// zeros of both signs, infinities, NaN and values f16 cannot hold: the same bits.
+    #[test]
+    fn add_rounded_is_store_then_add() {
+        let mut rng = crate::data::rng::Rng::new(5);
+        for case in 0..50 {
+            let n = rng.below(700) as usize;
+            let acc: Vec<f32> = (0..n)
+                .map(|_| {
+                    let v = crate::kernels::conv_cases::values::<f32>(&mut rng, 1, 0.2, true)[0];
+                    if rng.bernoulli(0.1) { v * 65536.0 } else { v }
+                })
+                .collect();
+            let dst: Vec<f16> = crate::kernels::conv_cases::values(&mut rng, n, 0.2, true);
+            let mut tmp = vec![f16::ZERO; n];
+            crate::fp::store(&acc, &mut tmp);
+            let mut want = dst.clone();
+            crate::fp::add_assign_slice(&mut want, &tmp);
+            let (mut got, mut acc) = (dst, acc);
+            add_rounded(&mut got, &mut acc);
+            let bits = |v: &[f16]| crate::kernels::conv_cases::bits(&v.iter().map(|x| x.to_f32()).collect::<Vec<_>>());
+            assert_eq!(bits(&got), bits(&want), "case {case}");
+        }
     }
 
     #[test]

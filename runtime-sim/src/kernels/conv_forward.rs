@@ -1,20 +1,27 @@
-//! Forward convolution of stride 1, one output row at a time.
+//! Forward convolution of stride 1: a correlation over padded planes, or one output row at
+//! a time.
 //!
-//! Each output sums `W[co,ci,ky,kx]·x[ci, oy+ky−pad, ox+kx−pad]` over its non-zero inputs
-//! in (ci, ky, kx) order, as in [`conv2d_forward`](super::accumulate::conv2d_forward). For
-//! one output row the accumulators, channel-last (`[ox][co]`), fit the L1 cache. For each
-//! (ci, ky, kx) in that order, every non-zero input of input row `oy+ky−pad` adds its
-//! weights for all output channels to output `ox = ix+pad−kx`: within one pass no two
-//! inputs touch the same accumulators, and the passes keep each output's order. The
-//! non-zero inputs are listed once per call, row by row, so a pass costs one step per
-//! non-zero input and no division.
+//! With finite weights, [`forward_planes`] copies the inputs into zero-padded planes and
+//! computes every output over every input, zero or not, as a correlation in vector
+//! registers ([`super::correlate`]). Otherwise (an infinite or NaN weight times a zero
+//! input would be NaN where the general kernel skips the input) the row kernel below runs.
+//!
+//! Row kernel: each output sums `W[co,ci,ky,kx]·x[ci, oy+ky−pad, ox+kx−pad]` over its
+//! non-zero inputs in (ci, ky, kx) order, as in
+//! [`conv2d_forward`](super::accumulate::conv2d_forward). For one output row the
+//! accumulators, channel-last (`[ox][co]`), fit the L1 cache. For each (ci, ky, kx) in that
+//! order, every non-zero input of input row `oy+ky−pad` adds its weights for all output
+//! channels to output `ox = ix+pad−kx`: within one pass no two inputs touch the same
+//! accumulators, and the passes keep each output's order. The non-zero inputs are listed
+//! once per call, row by row, so a pass costs one step per non-zero input and no division.
 //!
 //! Inputs whose output column falls outside the map add into spare columns either side,
 //! which are thrown away, so the inner loop has no bounds test. Skipped (zero) inputs are
 //! never added, as in the general kernel, so no condition on the values is needed.
 
-use super::accumulate::Conv2dShape;
-use super::lanes::mac;
+use super::accumulate::{Conv2dShape, add_rounded};
+use super::correlate::{Correlation, correlate};
+use super::lanes::{ConvScratch, LANES, mac, zeroed};
 use super::{Input, OpCount};
 use crate::fp::{Accum, Storage, acc_add};
 
@@ -89,6 +96,148 @@ pub(crate) fn forward<S: Storage>(
         }
     }
     forward_ops(shape, &rows)
+}
+
+/// Whether [`forward_planes`] computes bit for bit what the general kernel does: stride 1
+/// and finite weights, so that a zero input, which the general kernel skips, contributes a
+/// product of ±0, which leaves an accumulator that starts at +0 as it is (see
+/// [`super::lanes`]).
+pub(crate) fn planes_apply<S: Storage>(shape: &Conv2dShape, weight: &[S]) -> bool {
+    shape.stride == 1 && weight.iter().all(|w| w.to_f32().is_finite())
+}
+
+/// Multiply-adds of the forward conv as [`forward_planes`] computes it, for
+/// [`worth_splitting`](super::correlate::worth_splitting).
+pub(crate) fn planes_work(shape: &Conv2dShape) -> usize {
+    shape.weight_len() * shape.oh() * (shape.w + 2 * shape.pad)
+}
+
+/// The forward conv of one row into `out` (`[cout,oh,ow]`) as a correlation over every
+/// input, zero or not ([`super::correlate`]): the inputs are copied into zero-padded planes
+/// whose rows are `w + 2·pad` long, and output (oy, ox), flattened with that row length to
+/// `q`, takes the term of (ci, ky, kx) from `q + ky·cols + kx` of plane ci. Dense work
+/// in vector registers beats the scatter of the row kernel already at a tenth of the
+/// inputs non-zero. `bias` is added to each accumulator before it is rounded; with `add`
+/// the rounded outputs are added to what `out` holds ([`add_rounded`]) instead of
+/// replacing it. The operations are counted as the general kernel counts them. Needs
+/// [`planes_apply`].
+pub(crate) fn forward_planes<S: Storage>(
+    mode: Accum,
+    shape: &Conv2dShape,
+    (weight, bias): (&[S], Option<&[S]>),
+    input: &Input<'_, S>,
+    (out, add): (&mut [S], bool),
+    scratch: &mut ConvScratch,
+    parallel: bool,
+) -> OpCount {
+    let (oh, ow, cout) = (shape.oh(), shape.ow(), shape.cout);
+    let cols = shape.w + 2 * shape.pad;
+    let vectors = (oh * cols).div_ceil(LANES);
+    let plane = vectors * LANES + (shape.kh - 1) * cols + shape.kw - 1;
+    let [ny, nx, _] = &mut scratch.counts;
+    let (ny, nx) =
+        (reach_counts(shape.h, shape.kh, oh, shape.pad, ny), reach_counts(shape.w, shape.kw, ow, shape.pad, nx));
+    let src = zeroed(&mut scratch.planes, shape.cin * plane);
+    let reached = fill_planes(shape, input, (cols, plane), src, (ny, nx));
+    let weights = tap_major_into(shape, weight, &mut scratch.weights);
+    let offsets = &mut scratch.offsets;
+    offsets.clear();
+    for ci in 0..shape.cin {
+        for ky in 0..shape.kh {
+            for kx in 0..shape.kw {
+                offsets.push(ci * plane + ky * cols + kx);
+            }
+        }
+    }
+    let k = Correlation { src, offsets, weights, channels: cout, vectors, row: cols };
+    let layout = correlate::<S>(mode, &k, &mut scratch.sums, parallel);
+    // The sums in output order first, so that the rounding (and the add) runs once over
+    // the whole output rather than once per short row.
+    let flat = zeroed(&mut scratch.errors, out.len());
+    for (r, row) in flat.chunks_exact_mut(ow).enumerate() {
+        let (co, oy) = (r / oh, r % oh);
+        row.copy_from_slice(&scratch.sums[layout.at(co, oy * cols)..][..ow]);
+        if let Some(b) = bias {
+            let b = b[co].to_f32();
+            row.iter_mut().for_each(|a| *a = acc_add::<S>(*a, b, mode));
+        }
+    }
+    if add {
+        add_rounded(out, flat);
+    } else {
+        S::from_f32_slice(flat, out);
+    }
+    let executed = reached * cout as u64;
+    let total = ny.iter().sum::<u64>() * nx.iter().sum::<u64>() * (shape.cin * cout) as u64;
+    OpCount { executed, skipped: total - executed }
+}
+
+/// For each input coordinate `i < size` along one axis, the number of the `k` taps through
+/// which it reaches one of `out` outputs, into `buf`.
+fn reach_counts(size: usize, k: usize, out: usize, pad: usize, buf: &mut Vec<u64>) -> &[u64] {
+    buf.clear();
+    for i in 0..size {
+        let n = (0..k).filter(|&t| (i + pad).checked_sub(t).is_some_and(|o| o < out)).count();
+        buf.push(n as u64);
+    }
+    buf
+}
+
+/// Copies `input` into the zeroed planes `dst` (`cols`-long rows, `plane` apart): input
+/// (ci, iy, ix) at `ci·plane + (iy+pad)·cols + ix+pad`. Returns `Σ ny[iy]·nx[ix]` over
+/// the non-zero inputs: the (output, tap) pairs that execute, per output channel.
+fn fill_planes<S: Storage>(
+    shape: &Conv2dShape,
+    input: &Input<'_, S>,
+    (cols, plane): (usize, usize),
+    dst: &mut [f32],
+    (ny, nx): (&[u64], &[u64]),
+) -> u64 {
+    let (h, w, pad) = (shape.h, shape.w, shape.pad);
+    let mut reached = 0u64;
+    match input {
+        Input::Spikes(bits) => {
+            // Walk the rows alongside the increasing indices instead of dividing each one.
+            let (mut ci, mut iy, mut row_end) = (0usize, 0usize, w);
+            for i in bits.ones() {
+                while i >= row_end {
+                    row_end += w;
+                    iy += 1;
+                    if iy == h {
+                        (ci, iy) = (ci + 1, 0);
+                    }
+                }
+                let ix = i + w - row_end;
+                dst[ci * plane + (iy + pad) * cols + ix + pad] = 1.0;
+                reached += ny[iy] * nx[ix];
+            }
+        }
+        Input::Dense(d) => {
+            for (r, src) in d.chunks_exact(w).enumerate() {
+                let (ci, iy) = (r / h, r % h);
+                let row = &mut dst[ci * plane + (iy + pad) * cols + pad..][..w];
+                S::to_f32_slice(src, row);
+                let mut per_row = 0u64;
+                for ix in 0..w {
+                    per_row += if row[ix] != 0.0 { nx[ix] } else { 0 };
+                }
+                reached += per_row * ny[iy];
+            }
+        }
+    }
+    reached
+}
+
+/// The weights as `[ci][ky][kx][co]`, widened into `buf`; see [`tap_major_weights`].
+fn tap_major_into<'a, S: Storage>(shape: &Conv2dShape, weight: &[S], buf: &'a mut Vec<f32>) -> &'a [f32] {
+    let (cin, cout, taps) = (shape.cin, shape.cout, shape.kh * shape.kw);
+    let wt = zeroed(buf, weight.len());
+    for (co, per_out) in weight.chunks_exact((cin * taps).max(1)).enumerate() {
+        for (k, w) in per_out.iter().enumerate() {
+            wt[k * cout + co] = w.to_f32();
+        }
+    }
+    wt
 }
 
 /// The weights as `[ci][ky][kx][co]`, widened, so one tap's weights for every output
@@ -188,26 +337,31 @@ fn forward_ops(shape: &Conv2dShape, rows: &NonzeroRows) -> OpCount {
 mod tests {
     use super::*;
     use crate::data::rng::Rng;
-    use crate::kernels::accumulate::{conv2d_forward, conv2d_forward_general};
+    use crate::fp::add_assign_slice;
+    use crate::kernels::accumulate::{conv2d_forward, conv2d_forward_general, conv2d_forward_with};
     use crate::kernels::conv_cases::{ones, shape, values};
     use crate::spikes::SpikeBits;
     use half::f16;
 
-    /// The row-wise kernel against the general one on random shapes (stride 1 for the
-    /// row-wise kernel, any for the entry point), spike and dense inputs with and without
-    /// bias, in both accumulator modes and both storage types: the same outputs bit for bit
-    /// and the same operation counts.
+    /// The row-wise kernel and the correlation over planes (on one thread and split over the
+    /// pool) against the general one on random shapes (stride 1 for the fast kernels, any
+    /// for the entry point), spike and dense inputs with and without bias, in both
+    /// accumulator modes and both storage types: the same outputs bit for bit and the same
+    /// operation counts.
     #[test]
     fn row_kernel_matches_the_general_kernel() {
         let mut rng = Rng::new(13);
+        // One scratch for every case, as the simulator keeps it: what a call leaves in it
+        // must not change the next call's result.
+        let mut scratch = ConvScratch::default();
         for case in 0..300 {
             let s = shape(&mut rng);
-            check::<f16>(&mut rng, &s, case);
-            check::<f32>(&mut rng, &s, case);
+            check::<f16>(&mut rng, &s, case, &mut scratch);
+            check::<f32>(&mut rng, &s, case, &mut scratch);
         }
     }
 
-    fn check<S: Storage>(rng: &mut Rng, s: &Conv2dShape, case: usize) {
+    fn check<S: Storage>(rng: &mut Rng, s: &Conv2dShape, case: usize, scratch: &mut ConvScratch) {
         let special = rng.bernoulli(0.2);
         let mut weight: Vec<S> = values(rng, s.weight_len(), 0.1, special);
         // Sometimes weights large enough that f16 outputs round to the largest values and
@@ -221,6 +375,7 @@ mod tests {
         let spikes = SpikeBits::from_nonzero(&ones::<f32>(rng, s.in_len(), density));
         let dense: Vec<S> = values(rng, s.in_len(), 1.0 - density, special);
         let with_bias = rng.bernoulli(0.3);
+        let start: Vec<S> = values(rng, s.out_len(), 0.2, special);
         let b = with_bias.then_some(&bias[..]);
         for input in [Input::Spikes(spikes.slice(0, s.in_len())), Input::Dense(&dense)] {
             for mode in [Accum::F32, Accum::Storage] {
@@ -235,6 +390,22 @@ mod tests {
                     assert_eq!(bits(&got), bits(&want), "{what}");
                     assert_eq!(ops, want_ops, "{what}");
                 }
+                if planes_apply(s, &weight) {
+                    for parallel in [false, true] {
+                        let mut got = vec![S::default(); s.out_len()];
+                        let ops = forward_planes(mode, s, (&weight, b), &input, (&mut got, false), scratch, parallel);
+                        assert_eq!(bits(&got), bits(&want), "{what} planes, parallel {parallel}");
+                        assert_eq!(ops, want_ops, "{what} planes, parallel {parallel}");
+                    }
+                }
+                // Accumulating into an output that holds values already: the same as storing
+                // into a temporary and adding that, on either path of the entry point.
+                let mut want_sum = start.clone();
+                add_assign_slice(&mut want_sum, &want);
+                let (mut got, mut ops) = (start.clone(), OpCount::default());
+                conv2d_forward_with(mode, s, (&weight, b), input, (&mut got, true), &mut ops, scratch);
+                assert_eq!(bits(&got), bits(&want_sum), "{what} accumulating");
+                assert_eq!(ops, want_ops, "{what} accumulating");
                 let (mut got, mut ops) = (vec![S::default(); s.out_len()], OpCount::default());
                 conv2d_forward(mode, s, &weight, b, input, &mut got, &mut ops);
                 assert_eq!(bits(&got), bits(&want), "{what}");

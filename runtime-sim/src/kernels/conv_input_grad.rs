@@ -6,9 +6,9 @@
 //! long, so that every tap of every input position reads inside them. An input-gradient
 //! plane, flattened with that same row length, is then a one-dimensional correlation: the
 //! term of tap (ky, kx) for position `q` is at `q + (kh−1−ky)·cols + (kw−1−kx)` of the
-//! padded error plane. A block of consecutive positions (up to 48) stays in vector registers
-//! while all `kh·kw·cout` terms are added; the positions that fall into the padding columns
-//! are computed too and thrown away.
+//! padded error plane, which [`super::correlate`] computes for blocks of input channels and
+//! positions in vector registers (and splits over host threads when the work is large);
+//! the positions that fall into the padding columns are computed too and thrown away.
 //!
 //! Terms read from the padding, and terms of zero errors, which the general kernel skips or
 //! multiplies, are products of zero with a finite weight here (see [`applies`]): ±0, which
@@ -16,7 +16,8 @@
 
 use super::OpCount;
 use super::accumulate::Conv2dShape;
-use super::lanes::{Block, ConvScratch, LANES, block_mac, blocks, dispatch, zeroed};
+use super::correlate::{Correlation, correlate};
+use super::lanes::{ConvScratch, LANES, zeroed};
 use crate::fp::{Accum, Storage};
 
 /// Whether [`backward_input`] computes bit for bit what the general kernel does: stride 1,
@@ -27,7 +28,8 @@ pub(crate) fn applies<S: Storage>(shape: &Conv2dShape, weight: &[S]) -> bool {
 }
 
 /// The input gradient of one row into `acc` (`[cin,h,w]`), unrounded; see the module doc.
-/// `scratch` is working memory reused across calls.
+/// `scratch` is working memory reused across calls; `parallel` splits the work over the
+/// pool.
 pub(crate) fn backward_input<S: Storage>(
     mode: Accum,
     shape: &Conv2dShape,
@@ -35,32 +37,39 @@ pub(crate) fn backward_input<S: Storage>(
     gout: &[S],
     acc: &mut [f32],
     scratch: &mut ConvScratch,
+    parallel: bool,
 ) {
     let p = Padded::new(shape, gout, &mut scratch.errors);
-    let wt = flipped_weights(shape, weight, &mut scratch.weights);
+    let weights = flipped_weights(shape, weight, &mut scratch.weights);
+    let offsets = term_offsets(shape, &p, &mut scratch.offsets);
     let vectors = (shape.h * p.cols).div_ceil(LANES);
-    let stride = vectors * LANES;
-    // One flattened gradient plane per input channel, every element written by a block.
-    // Blocks are the outer loop so the rows of the padded errors a block reads stay in the
-    // cache for every channel.
-    let planes = &mut scratch.sums;
-    if planes.len() < shape.cin * stride {
-        planes.resize(shape.cin * stride, 0.0);
-    }
-    let planes = &mut planes[..shape.cin * stride];
-    let mut q0 = 0;
-    for nv in blocks(vectors) {
-        for (ci, plane) in planes.chunks_exact_mut(stride).enumerate() {
-            dispatch!(input_block::<S>(mode, nv)(&p, wt, shape, ci, q0, plane));
-        }
-        q0 += nv * LANES;
-    }
+    let k = Correlation { src: p.data, offsets, weights, channels: shape.cin, vectors, row: p.cols };
+    let layout = correlate::<S>(mode, &k, &mut scratch.sums, parallel);
     let (h, w) = (shape.h, shape.w);
-    for (ci, plane) in planes.chunks_exact(stride).enumerate() {
-        for iy in 0..h {
-            acc[(ci * h + iy) * w..][..w].copy_from_slice(&plane[iy * p.cols..][..w]);
+    for (r, row) in acc.chunks_exact_mut(w).enumerate() {
+        let (ci, iy) = (r / h, r % h);
+        row.copy_from_slice(&scratch.sums[layout.at(ci, iy * p.cols)..][..w]);
+    }
+}
+
+/// Multiply-adds of error propagation as [`backward_input`] computes it, for
+/// [`worth_splitting`](super::correlate::worth_splitting).
+pub(crate) fn work(shape: &Conv2dShape) -> usize {
+    shape.weight_len() * shape.h * (shape.w + shape.kw - 1)
+}
+
+/// The offsets of the terms in (ky, kx, co) order: the error of tap (ky, kx) and output
+/// channel co for position `q` is at `q + co·plane + (kh−1−ky)·cols + (kw−1−kx)`.
+fn term_offsets<'a>(shape: &Conv2dShape, p: &Padded, buf: &'a mut Vec<usize>) -> &'a [usize] {
+    buf.clear();
+    for ky in 0..shape.kh {
+        for kx in 0..shape.kw {
+            for co in 0..shape.cout {
+                buf.push(co * p.plane + (shape.kh - 1 - ky) * p.cols + (shape.kw - 1 - kx));
+            }
         }
     }
+    buf
 }
 
 /// Executed and skipped operations of error propagation, as the general kernel counts
@@ -112,42 +121,19 @@ impl<'a> Padded<'a> {
     }
 }
 
-/// The weights as `[ci][ky][kx][co]`, widened into `buf`, so one tap's weights for every
-/// output channel are adjacent. The source is walked in chunks, with no division.
+/// The weights as `[ky][kx][co][ci]`, widened into `buf`: one term's weights for every
+/// input channel are adjacent. The source is walked in chunks, with no division.
 fn flipped_weights<'a, S: Storage>(shape: &Conv2dShape, weight: &[S], buf: &'a mut Vec<f32>) -> &'a [f32] {
-    let cout = shape.cout;
+    let (cin, cout, taps) = (shape.cin, shape.cout, shape.kh * shape.kw);
     let wt = zeroed(buf, weight.len());
-    for (co, per_out) in weight.chunks_exact((shape.cin * shape.kh * shape.kw).max(1)).enumerate() {
-        for (k, w) in per_out.iter().enumerate() {
-            wt[k * cout + co] = w.to_f32();
-        }
-    }
-    wt
-}
-
-/// The `NV·8` gradients of channel `ci` from flattened position `q0`, into `plane`.
-fn input_block<S: Storage, const NARROW: bool, const NV: usize>(
-    p: &Padded,
-    wt: &[f32],
-    shape: &Conv2dShape,
-    ci: usize,
-    q0: usize,
-    plane: &mut [f32],
-) {
-    let (kh, kw, cout) = (shape.kh, shape.kw, shape.cout);
-    let mut acc: Block<NV> = [[0.0; LANES]; NV];
-    for ky in 0..kh {
-        for kx in 0..kw {
-            let at = q0 + (kh - 1 - ky) * p.cols + (kw - 1 - kx);
-            let w = &wt[((ci * kh + ky) * kw + kx) * cout..][..cout];
-            for (co, &wv) in w.iter().enumerate() {
-                block_mac::<S, NARROW, NV>(&mut acc, &p.data[co * p.plane + at..], wv);
+    for (co, per_out) in weight.chunks_exact((cin * taps).max(1)).enumerate() {
+        for (ci, per_in) in per_out.chunks_exact(taps.max(1)).enumerate() {
+            for (tap, w) in per_in.iter().enumerate() {
+                wt[(tap * cout + co) * cin + ci] = w.to_f32();
             }
         }
     }
-    for (out, a) in plane[q0..][..NV * LANES].chunks_exact_mut(LANES).zip(&acc) {
-        out.copy_from_slice(a);
-    }
+    wt
 }
 
 #[cfg(test)]
@@ -161,7 +147,8 @@ mod tests {
     /// The fast path against the general kernel on random shapes, values and densities, in
     /// both accumulator modes and both storage types: the same partial sums bit for bit and
     /// the same operation counts. The entry point must agree with the general kernel too,
-    /// whichever path it takes (stride 2, non-finite weights, sparse errors).
+    /// whichever path it takes (stride 2, non-finite weights, sparse errors). The fast path
+    /// runs on one thread and split over the pool.
     #[test]
     fn fast_path_matches_the_general_kernel() {
         let mut rng = Rng::new(11);
@@ -190,8 +177,11 @@ mod tests {
             conv2d_backward_input_general(mode, s, &weight, &gout, &mut want, &mut want_ops);
             if applies(s, &weight) {
                 let mut got = vec![f32::NAN; s.in_len()];
-                backward_input(mode, s, &weight, &gout, &mut got, scratch);
+                backward_input(mode, s, &weight, &gout, &mut got, scratch, false);
                 assert_eq!(bits(&got), bits(&want), "{what}");
+                let mut split = vec![f32::NAN; s.in_len()];
+                backward_input(mode, s, &weight, &gout, &mut split, scratch, true);
+                assert_eq!(bits(&split), bits(&want), "{what} split");
                 assert_eq!(input_grad_ops(s, &gout), want_ops, "{what}");
                 fast += 1;
             }

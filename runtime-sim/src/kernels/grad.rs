@@ -19,7 +19,7 @@
 
 use super::accumulate::Conv2dShape;
 use super::soma::{LifParams, Reset};
-use super::{ConvScratch, conv_input_grad, conv_weight_grad};
+use super::{ConvScratch, conv_input_grad, conv_weight_grad, correlate};
 use super::{Input, OpCount};
 use crate::fp::{Accum, Storage, acc_add, acc_mac, add, axpy, mul, store, sub};
 use crate::spikes::SpikeSlice;
@@ -160,18 +160,35 @@ pub(crate) fn conv2d_backward_input_with<S: Storage>(
     ops: &mut OpCount,
     scratch: &mut ConvScratch,
 ) {
+    assert_eq!(gin.len(), acc.len(), "conv input-gradient shape");
+    conv2d_backward_input_sums(mode, shape, weight, gout, acc, ops, scratch);
+    store(acc, gin);
+}
+
+/// [`conv2d_backward_input_with`] without the rounding to storage: only the unrounded sums
+/// into `acc`, for a caller that adds them into a stored gradient (see
+/// [`add_rounded`](super::accumulate::add_rounded)).
+pub(crate) fn conv2d_backward_input_sums<S: Storage>(
+    mode: Accum,
+    shape: &Conv2dShape,
+    weight: &[S],
+    gout: &[S],
+    acc: &mut [f32],
+    ops: &mut OpCount,
+    scratch: &mut ConvScratch,
+) {
     assert_eq!(weight.len(), shape.weight_len(), "conv weight shape");
     assert_eq!(gout.len(), shape.out_len(), "conv gradient shape");
-    assert!(gin.len() == shape.in_len() && acc.len() == gin.len(), "conv input-gradient shape");
+    assert_eq!(acc.len(), shape.in_len(), "conv input-gradient shape");
     let nonzero = gout.iter().filter(|g| g.to_f32() != 0.0).count();
     // Below a quarter of non-zero errors the scatter of the general kernel does less work.
     if 4 * nonzero >= gout.len() && conv_input_grad::applies(shape, weight) {
-        conv_input_grad::backward_input(mode, shape, weight, gout, acc, scratch);
+        let parallel = correlate::worth_splitting(conv_input_grad::work(shape));
+        conv_input_grad::backward_input(mode, shape, weight, gout, acc, scratch, parallel);
         ops.merge(conv_input_grad::input_grad_ops(shape, gout));
     } else {
         conv2d_backward_input_general(mode, shape, weight, gout, acc, ops);
     }
-    store(acc, gin);
 }
 
 /// [`conv2d_backward_input`] for any geometry and any values, into `acc`: along rows for

@@ -16,7 +16,7 @@
 //! values that is zero is +0 in round-to-nearest, and they hold storage values in
 //! [`Accum::Storage`] mode by construction.
 
-use crate::fp::{Accum, Storage};
+use crate::fp::{Accum, Storage, mac_exact};
 
 /// Lanes of one vector.
 pub(crate) const LANES: usize = 8;
@@ -29,23 +29,12 @@ pub(crate) type Block<const NV: usize> = [[f32; LANES]; NV];
 pub(crate) const MAX_VECTORS: usize = 6;
 
 /// `acc + a·b` with the roundings of [`crate::fp::acc_mac`] in [`Accum::F32`] mode
-/// (`NARROW = false`) or [`Accum::Storage`] mode (`NARROW = true`).
+/// (`NARROW = false`) or [`Accum::Storage`] mode (`NARROW = true`). The F32 case is one fused
+/// multiply-add where [`mac_exact`] allows it, so `a` and `b` must be values of `S`: every
+/// caller passes weights, errors and inputs read from `S` buffers, or a spike's 1.0.
 #[inline(always)]
 pub(crate) fn mac<S: Storage, const NARROW: bool>(acc: f32, a: f32, b: f32) -> f32 {
-    if NARROW { S::round(acc + S::round(a * b)) } else { acc + a * b }
-}
-
-/// `acc[v][l] = mac(acc[v][l], src[8v + l], x)` for every lane of the block; `src` holds at
-/// least `8·NV` values.
-#[inline(always)]
-pub(crate) fn block_mac<S: Storage, const NARROW: bool, const NV: usize>(acc: &mut Block<NV>, src: &[f32], x: f32) {
-    let src = &src[..NV * LANES];
-    for (v, a) in acc.iter_mut().enumerate() {
-        let s = &src[v * LANES..(v + 1) * LANES];
-        for l in 0..LANES {
-            a[l] = mac::<S, NARROW>(a[l], s[l], x);
-        }
-    }
+    if NARROW { S::round(acc + S::round(a * b)) } else { mac_exact::<S>(acc, a, b) }
 }
 
 /// Whether adding a ±0 term leaves every accumulator of `acc` bit for bit as it is: none is
@@ -68,6 +57,10 @@ pub(crate) struct ConvScratch {
     pub(crate) weights: Vec<f32>,
     /// Accumulator planes or rows.
     pub(crate) sums: Vec<f32>,
+    /// Zero-padded input planes of the forward conv.
+    pub(crate) planes: Vec<f32>,
+    /// The source offsets of a correlation's terms.
+    pub(crate) offsets: Vec<usize>,
     /// The weight gradient's non-zero inputs, `(error index, value)`.
     pub(crate) items: Vec<(usize, f32)>,
     /// Where each channel's inputs start in `items`.

@@ -15,9 +15,10 @@
 //! - [`pool`]: average and max pooling on spike maps, forward and backward.
 //! - [`soma`]: LIF and readout forward, surrogate derivatives.
 //! - [`loss`]: output rate / mean membrane, loss value and output gradient.
-//! - [`conv_forward`]: the stride-1 conv forward, one output row at a time.
+//! - [`conv_forward`]: the stride-1 conv forward (padded planes, or row by row).
 //! - [`conv_input_grad`]: the fast path of conv error propagation (register blocks).
 //! - [`conv_weight_grad`]: the fast path of the conv weight gradient (register blocks).
+//! - [`correlate`]: multi-channel correlation over padded planes, for the two above.
 //! - [`lanes`]: blocks of eight-lane accumulators, shared by the fast conv kernels.
 //! - [`grad`]: gradient soma (reverse time), error propagation, weight and bias gradients.
 //! - [`par`]: splitting a large instruction's independent outputs over host threads.
@@ -31,6 +32,7 @@ mod conv_cases;
 mod conv_forward;
 mod conv_input_grad;
 mod conv_weight_grad;
+mod correlate;
 pub mod grad;
 mod lanes;
 pub mod loss;

@@ -9,9 +9,6 @@
 //! Small instructions stay on the calling thread, where handing work to another thread
 //! costs more than it saves. `RAYON_NUM_THREADS=1` runs everything on one thread.
 
-// Until the kernels that split their work land, nothing calls these helpers.
-#![allow(dead_code)]
-
 use rayon::prelude::*;
 
 /// Work (multiply-adds, or element steps of comparable cost) below which an instruction is

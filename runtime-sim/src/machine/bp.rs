@@ -9,9 +9,10 @@
 use super::engine::{ConvDims, width_msg};
 use super::exec::{Exec, Flow, Step};
 use super::rows::Rows;
-use crate::fp::{Storage, add_assign_slice};
+use crate::fp::Storage;
 use crate::kernels::OpCount;
-use crate::kernels::grad::{conv2d_backward_input_with, readout_backward_step};
+use crate::kernels::accumulate::add_rounded;
+use crate::kernels::grad::{conv2d_backward_input_sums, conv2d_backward_input_with, readout_backward_step};
 use crate::kernels::loss::{LossKind as KLoss, loss_value, output_grad_row};
 use crate::kernels::pool::{avgpool_backward, maxpool_backward};
 use crate::kernels::soma::{LifParams, Reset, SOMA_BLOCK, Surrogate as Sg};
@@ -121,8 +122,7 @@ impl<S: Storage> Exec<'_, S> {
         let e = self.masked_err(err, nz)?;
         let mode = self.st.mode;
         // The kernel writes every input gradient and every partial sum, so neither needs
-        // clearing, and only an accumulating conv needs a temporary.
-        let mut tmp = self.pooled_zeros(if acc { shape.in_len() } else { 0 });
+        // clearing; an accumulating conv adds the rounded sums straight from them.
         let mut psum = std::mem::take(&mut self.st.scratch);
         if psum.len() < shape.in_len() {
             psum.resize(shape.in_len(), 0.0);
@@ -134,15 +134,15 @@ impl<S: Storage> Exec<'_, S> {
             let dst = &mut data.as_half_mut().ok_or_else(|| ex.bad(width_msg("out", 16)))?[o.range()];
             let (mut ops, psum) = (OpCount::default(), &mut psum[..shape.in_len()]);
             if acc {
-                conv2d_backward_input_with(mode, &shape, wh, &e, (&mut tmp, psum), &mut ops, &mut conv);
-                add_assign_slice(dst, &tmp);
+                conv2d_backward_input_sums(mode, &shape, wh, &e, psum, &mut ops, &mut conv);
+                add_rounded(dst, psum);
             } else {
                 conv2d_backward_input_with(mode, &shape, wh, &e, (dst, psum), &mut ops, &mut conv);
             }
             Ok(ops)
         });
         (self.st.scratch, self.st.conv) = (psum, conv);
-        self.recycle([e, tmp]);
+        self.recycle([e]);
         let ops = r?;
         let a = [
             self.touch(err.buf, shape.out_len()),

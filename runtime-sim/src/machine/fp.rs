@@ -6,9 +6,9 @@ use super::buffers::BufData;
 use super::engine::{ConvDims, Opnd, width_msg};
 use super::exec::{Exec, Flow, Step};
 use super::rows::{RowState, RowView, Rows};
-use crate::fp::{Accum, Storage, add, add_assign_slice};
+use crate::fp::{Accum, Storage, add};
 use crate::kernels::OpCount;
-use crate::kernels::accumulate::conv2d_forward;
+use crate::kernels::accumulate::conv2d_forward_with;
 use crate::kernels::pool::{avgpool_forward, maxpool_forward};
 use crate::kernels::soma::{lif_forward_step, readout_forward_step, surrogate_mask};
 use crate::kernels::tile::{linear_kn_forward, linear_kn_forward_wide, widen};
@@ -163,23 +163,18 @@ impl<S: Storage> Exec<'_, S> {
         self.need("out", out, shape.out_len())?;
         let o = self.span("out", out)?;
         let mode = self.st.mode;
-        // The kernel writes every output, so only an accumulating conv needs a temporary.
-        let mut tmp = self.pooled_zeros(if acc { shape.out_len() } else { 0 });
+        // The kernel writes every output, or adds to it when the conv accumulates.
+        let mut conv = std::mem::take(&mut self.st.conv);
         let r = self.with_taken(o.slot, |ex, data| {
             let x = ex.read("spk", spk, Some((o.slot, data)))?;
             let wv = ex.read("w", w, Some((o.slot, data)))?;
             let (input, wh) = (x.input().map_err(|m| ex.bad(m))?, wv.half().map_err(|m| ex.bad(m))?);
             let dst = &mut data.as_half_mut().ok_or_else(|| ex.bad(width_msg("out", 16)))?[o.range()];
             let mut ops = OpCount::default();
-            if acc {
-                conv2d_forward(mode, &shape, wh, None, input, &mut tmp, &mut ops);
-                add_assign_slice(dst, &tmp);
-            } else {
-                conv2d_forward(mode, &shape, wh, None, input, dst, &mut ops);
-            }
+            conv2d_forward_with(mode, &shape, (wh, None), input, (dst, acc), &mut ops, &mut conv);
             Ok((ops, x.is_bits()))
         });
-        self.recycle([tmp]);
+        self.st.conv = conv;
         let (mut ops, spikes) = r?;
         if !skip {
             ops = OpCount { executed: ops.total(), skipped: 0 };
