@@ -71,17 +71,35 @@ impl SpikeBits {
 
     /// Writes the first `bits` bits of `bytes` (bit `k` of byte `j` is element
     /// `start + 8j + k`), clipped at the end, leaving every other bit alone.
+    ///
+    /// The bytes are packed into words eight at a time and written word by word, with no
+    /// intermediate vector (DMA loads of spikes and masks write thousands of bits each).
     pub fn write_bytes(&mut self, start: usize, bytes: &[u8], bits: usize) {
         let n = bits.min(bytes.len() * 8).min(self.len.saturating_sub(start));
-        let words: Vec<u64> = bytes
-            .chunks(8)
-            .map(|c| {
-                let mut w = [0u8; 8];
-                w[..c.len()].copy_from_slice(c);
-                u64::from_le_bytes(w)
-            })
-            .collect();
-        self.write_bits(start, &words, n);
+        for (i, c) in bytes.chunks(8).enumerate() {
+            let k = i * 64;
+            if k >= n {
+                break;
+            }
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.write_word(start + k, (n - k).min(64), u64::from_le_bytes(w));
+        }
+    }
+
+    /// Appends bits `from .. from + len` to `out` as packed little-endian bytes (bit `k` of
+    /// the range in bit `k % 8` of byte `k / 8`, the last byte zero-padded), a word at a time.
+    pub fn append_bytes(&self, from: usize, len: usize, out: &mut Vec<u8>) {
+        assert!(from + len <= self.len, "spike range {from}+{len} out of range {}", self.len);
+        let at = out.len();
+        out.resize(at + len.div_ceil(8), 0);
+        let dst = &mut out[at..];
+        for k in (0..len).step_by(64) {
+            let w = self.read_word(from + k, (len - k).min(64)).to_le_bytes();
+            let b = k / 8;
+            let m = (dst.len() - b).min(8);
+            dst[b..b + m].copy_from_slice(&w[..m]);
+        }
     }
 
     /// Up to 64 bits from bit `at`, in the low bits of the result.
@@ -340,6 +358,22 @@ mod tests {
     }
 
     use super::*;
+
+    /// Appending a range as bytes gives the bytes of its bits packed one by one, at offsets
+    /// and lengths that straddle words and end inside a byte, after what `out` held.
+    #[test]
+    fn appended_bytes_pack_the_bits_of_any_range() {
+        let pattern: Vec<bool> = (0..300).map(|i| i % 3 == 0 || i % 7 == 1).collect();
+        let bits = SpikeBits::from_bools(&pattern);
+        for (from, len) in [(0usize, 300usize), (5, 130), (63, 2), (64, 64), (100, 7), (7, 0), (1, 299)] {
+            let mut want = vec![0u8; len.div_ceil(8)];
+            (0..len).filter(|&k| pattern[from + k]).for_each(|k| want[k / 8] |= 1 << (k % 8));
+            let mut got = vec![0xEEu8];
+            bits.append_bytes(from, len, &mut got);
+            assert_eq!(got[0], 0xEE);
+            assert_eq!(&got[1..], &want[..], "{from}+{len}");
+        }
+    }
 
     #[test]
     fn ones_visits_set_bits_of_unaligned_windows() {

@@ -214,9 +214,29 @@ impl<S: Storage> BufData<S> {
         self.put_bytes(start, bytes);
     }
 
-    /// The packed bytes of a range (for DRAM stores and byte-form transfers).
+    /// The packed bytes of a range, in a new vector.
+    #[cfg(test)]
     pub(crate) fn bytes(&self, r: std::ops::Range<usize>) -> Vec<u8> {
-        self.chunk(r).into_bytes()
+        let mut out = Vec::new();
+        self.bytes_into(r, &mut out);
+        out
+    }
+
+    /// Replaces the contents of `out` by the packed bytes of a range, the bytes that
+    /// [`Chunk::into_bytes`] makes of [`chunk`](Self::chunk), without the intermediate
+    /// vectors: a DMA store reuses one byte vector for all its instructions.
+    pub(crate) fn bytes_into(&self, r: std::ops::Range<usize>, out: &mut Vec<u8>) {
+        out.clear();
+        match self {
+            BufData::Bits(b) => b.append_bytes(r.start, r.len(), out),
+            BufData::Half(v) => half_bytes(&v[r], out),
+            BufData::Word(v) => {
+                out.resize(4 * r.len(), 0);
+                for (o, x) in out.chunks_exact_mut(4).zip(&v[r]) {
+                    o.copy_from_slice(&x.to_le_bytes());
+                }
+            }
+        }
     }
 
     /// The 1-bit contents, if this is a 1-bit buffer.
@@ -245,9 +265,55 @@ impl<S: Storage> BufData<S> {
     }
 }
 
+/// Replaces `out` by the binary16 bytes of `v`: each value widened to f32 and rounded to
+/// binary16, as `Chunk::into_bytes` converts the values of a chunk, but a block at a time
+/// through stack buffers (both conversions in hardware where the CPU can; the same
+/// roundings, and the same quieted NaNs, as the element-wise conversions).
+fn half_bytes<S: Storage>(v: &[S], out: &mut Vec<u8>) {
+    const BLOCK: usize = 256;
+    let (mut wide, mut narrow) = ([0.0f32; BLOCK], [f16::ZERO; BLOCK]);
+    out.resize(2 * v.len(), 0);
+    for (c, o) in v.chunks(BLOCK).zip(out.chunks_mut(2 * BLOCK)) {
+        let (w, h) = (&mut wide[..c.len()], &mut narrow[..c.len()]);
+        S::to_f32_slice(c, w);
+        <f16 as Storage>::from_f32_slice(w, h);
+        for (pair, x) in o.chunks_exact_mut(2).zip(h.iter()) {
+            pair.copy_from_slice(&x.to_le_bytes());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The reused-vector byte form against the chunk conversion it replaces, for every
+    /// width and storage type, on values that include NaNs (signalling ones among them,
+    /// which both quiet), infinities, subnormals and values that round.
+    #[test]
+    fn bytes_into_matches_the_chunk_conversion() {
+        let specials = [0.0f32, -0.0, 1.0 / 3.0, 65519.0, 1e-7, -6e-8, f32::INFINITY, f32::NAN, -f32::NAN];
+        let mut vals: Vec<f32> = (0..700).map(|i| (i as f32 * 0.37).sin() * 100.0).collect();
+        vals.extend(specials);
+        vals.push(f32::from_bits(0x7F80_0001));
+        let h16: Vec<f16> = vals.iter().map(|&v| f16::from_f32(v)).chain([f16::from_bits(0x7C01)]).collect();
+        let mut out = vec![1, 2, 3];
+        for (from, len) in [(0usize, 710usize), (3, 300), (256, 256), (5, 0), (700, 10)] {
+            let half: BufData<f16> = BufData::Half(h16.clone());
+            let single: BufData<f32> = BufData::Half(vals.clone());
+            let word: BufData<f16> = BufData::Word(vals.clone());
+            let bits: BufData<f16> = BufData::Bits(crate::spikes::SpikeBits::from_nonzero(&vals));
+            let r = from..from + len;
+            half.bytes_into(r.clone(), &mut out);
+            assert_eq!(out, half.chunk(r.clone()).into_bytes(), "f16 {from}+{len}");
+            single.bytes_into(r.clone(), &mut out);
+            assert_eq!(out, single.chunk(r.clone()).into_bytes(), "f32 {from}+{len}");
+            word.bytes_into(r.clone(), &mut out);
+            assert_eq!(out, word.chunk(r.clone()).into_bytes(), "word {from}+{len}");
+            bits.bytes_into(r.clone(), &mut out);
+            assert_eq!(out, bits.chunk(r).into_bytes(), "bits {from}+{len}");
+        }
+    }
 
     #[test]
     fn bits_round_trip_through_unaligned_bytes() {

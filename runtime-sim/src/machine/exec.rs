@@ -335,9 +335,16 @@ impl<S: Storage> Exec<'_, S> {
     pub(crate) fn dma_load(&mut self, dst: &Access, src: &DramAddr, rows: u16, row: u32, stride: u32) -> Step {
         self.check_bits("dst", dst, u64::from(rows) * u64::from(row) * 8)?;
         let sp = self.span("dst", dst)?;
-        let mut bytes = vec![0u8; rows as usize * row as usize];
-        self.read_rows(src, (rows, row, stride), &mut bytes)?;
-        self.st.bufs[sp.slot].load_bytes(sp.start, &bytes);
+        // The bytes go through the state's transfer vector, so a load allocates nothing.
+        let mut bytes = std::mem::take(&mut self.st.bytes);
+        bytes.clear();
+        bytes.resize(rows as usize * row as usize, 0);
+        let r = self.read_rows(src, (rows, row, stride), &mut bytes);
+        if r.is_ok() {
+            self.st.bufs[sp.slot].load_bytes(sp.start, &bytes);
+        }
+        self.st.bytes = bytes;
+        r?;
         if S::NAME == "f32" && self.st.bufs[sp.slot].elem_bits() == 16 {
             self.load_wide(sp, src, (rows, row, stride))?;
         }
@@ -428,10 +435,40 @@ impl<S: Storage> Exec<'_, S> {
     pub(crate) fn dma_store(&mut self, dst: &DramAddr, src: &Access, rows: u16, row: u32, stride: u32) -> Step {
         self.check_bits("src", src, u64::from(rows) * u64::from(row) * 8)?;
         let sp = self.span("src", src)?;
-        let bytes = self.st.bufs[sp.slot].bytes(sp.range());
+        // The bytes go through the state's transfer vector, so a store allocates nothing.
+        let mut bytes = std::mem::take(&mut self.st.bytes);
+        self.st.bufs[sp.slot].bytes_into(sp.range(), &mut bytes);
+        let r = self.write_rows(dst, sp, (rows, row, stride), &bytes);
+        self.st.bytes = bytes;
+        r?;
+        self.touch(src.buf, sp.len);
+        self.dram_time(rows, row);
+        Ok(Flow::Next)
+    }
+
+    /// Writes the `rows` rows of `row` bytes of `bytes` (the packed form of `sp`), `stride`
+    /// bytes apart, and counts them by traffic kind. When every row lies inside DRAM the
+    /// range is checked once, the rows are written in one strided walk and consecutive rows
+    /// of one kind are counted together; otherwise, and for FP32-held values, the rows go
+    /// one by one, so the error names the first row outside DRAM after the rows before it
+    /// were written and counted.
+    fn write_rows(
+        &mut self,
+        dst: &DramAddr,
+        sp: Span,
+        (rows, row, stride): (u16, u32, u32),
+        bytes: &[u8],
+    ) -> Result<(), SimError> {
         // FP32-held 16-bit values keep their precision through DRAM (see `Dram`).
         let buf = &self.st.bufs[sp.slot];
         let wide = (S::NAME == "f32" && buf.elem_bits() == 16).then(|| buf.vals(sp.range()));
+        let base = dst.at(&self.regs());
+        let span = i64::from(rows.saturating_sub(1)) * i64::from(stride) + i64::from(row);
+        if wide.is_none() && rows > 0 && row > 0 && self.st.dram.contains(base, span as u64) {
+            self.st.dram.write_strided(base as u64, (row as usize, u64::from(stride)), bytes);
+            self.count_written(base as u64, (rows, row, stride));
+            return Ok(());
+        }
         let per = (row as usize / 2).max(1);
         for (r, chunk) in bytes.chunks(row.max(1) as usize).enumerate().take(usize::from(rows)) {
             let addr = self.dram_row(dst, r as u16, row, stride)?;
@@ -442,9 +479,43 @@ impl<S: Storage> Exec<'_, S> {
             let kind = self.st.classify.kind(addr);
             *self.st.stats.dram.written.entry(kind).or_default() += u64::from(row);
         }
-        self.touch(src.buf, sp.len);
-        self.dram_time(rows, row);
-        Ok(Flow::Next)
+        Ok(())
+    }
+
+    /// Counts `rows` rows of `row` bytes written `stride` bytes apart from `base` (all
+    /// inside DRAM, `rows` and `row` non-zero) by traffic kind: at once when one named
+    /// range holds them all, else in runs of consecutive rows of one kind (the same totals
+    /// as a count per row).
+    fn count_written(&mut self, base: u64, (rows, row, stride): (u16, u32, u32)) {
+        let span = u64::from(rows - 1) * u64::from(stride) + u64::from(row);
+        let (kind, until) = self.st.classify.kind_until(base);
+        let written = &mut self.st.stats.dram.written;
+        if base + span <= until {
+            *written.entry(kind).or_default() += u64::from(rows) * u64::from(row);
+            return;
+        }
+        let mut run: Option<(DramKind, u64)> = None;
+        // The kind of the last row looked up, valid for addresses `from..until`.
+        let (mut from, mut until, mut kind) = (0, 0, DramKind::Other);
+        for r in 0..u64::from(rows) {
+            let addr = base + r * u64::from(stride);
+            if !(from..until).contains(&addr) {
+                (kind, until) = self.st.classify.kind_until(addr);
+                from = addr;
+            }
+            run = match run {
+                Some((k, n)) if k == kind => Some((k, n + u64::from(row))),
+                other => {
+                    if let Some((k, n)) = other {
+                        *written.entry(k).or_default() += n;
+                    }
+                    Some((kind, u64::from(row)))
+                }
+            };
+        }
+        if let Some((k, n)) = run {
+            *written.entry(k).or_default() += n;
+        }
     }
 
     pub(crate) fn noc_send(&mut self, to: u16, chan: u8, src: &Access) -> Step {

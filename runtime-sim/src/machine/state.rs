@@ -105,6 +105,8 @@ pub(crate) struct State<S> {
     /// Vectors the soma and conv instructions copy their operands into (or use as
     /// temporaries), returned after each instruction so that a step allocates none.
     pub(crate) pool: Vec<Vec<S>>,
+    /// The bytes of the current DMA transfer, reused from instruction to instruction.
+    pub(crate) bytes: Vec<u8>,
     /// Working memory of the fast conv kernels, reused from instruction to instruction.
     pub(crate) conv: crate::kernels::ConvScratch,
 }
@@ -155,6 +157,7 @@ impl<S: Storage> State<S> {
             cols: Vec::new(),
             row_ops: Vec::new(),
             pool: Vec::new(),
+            bytes: Vec::new(),
             conv: crate::kernels::ConvScratch::default(),
         };
         st.index_code(program);
