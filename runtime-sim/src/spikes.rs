@@ -19,13 +19,29 @@ impl SpikeBits {
         SpikeBits { len, words: vec![0; len.div_ceil(64)] }
     }
 
+    /// Makes this an all-zero tensor of `len` bits, reusing its storage.
+    pub fn clear_to(&mut self, len: usize) {
+        self.words.clear();
+        self.words.resize(len.div_ceil(64), 0);
+        self.len = len;
+    }
+
     /// Packs `len` bits, bit `i` being `bit(i)`, a word at a time.
-    pub fn from_fn(len: usize, mut bit: impl FnMut(usize) -> bool) -> Self {
+    pub fn from_fn(len: usize, bit: impl FnMut(usize) -> bool) -> Self {
+        let mut b = SpikeBits::default();
+        b.refill(len, bit);
+        b
+    }
+
+    /// Makes this a tensor of `len` bits, bit `i` being `bit(i)`, as
+    /// [`from_fn`](Self::from_fn) packs them, reusing its storage.
+    pub fn refill(&mut self, len: usize, mut bit: impl FnMut(usize) -> bool) {
+        self.words.clear();
         let words = (0..len)
             .step_by(64)
-            .map(|base| (base..len.min(base + 64)).fold(0u64, |w, i| w | (u64::from(bit(i)) << (i - base))))
-            .collect();
-        SpikeBits { len, words }
+            .map(|base| (base..len.min(base + 64)).fold(0u64, |w, i| w | (u64::from(bit(i)) << (i - base))));
+        self.words.extend(words);
+        self.len = len;
     }
 
     /// Packs a slice of booleans.
