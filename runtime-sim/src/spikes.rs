@@ -92,13 +92,21 @@ impl SpikeBits {
     /// intermediate vector (DMA loads of spikes and masks write thousands of bits each).
     pub fn write_bytes(&mut self, start: usize, bytes: &[u8], bits: usize) {
         let n = bits.min(bytes.len() * 8).min(self.len.saturating_sub(start));
-        for (i, c) in bytes.chunks(8).enumerate() {
+        let whole = bytes.chunks_exact(8);
+        let rest = whole.remainder();
+        for (i, c) in whole.enumerate() {
             let k = i * 64;
             if k >= n {
-                break;
+                return;
             }
             let mut w = [0u8; 8];
-            w[..c.len()].copy_from_slice(c);
+            w.copy_from_slice(c);
+            self.write_word(start + k, (n - k).min(64), u64::from_le_bytes(w));
+        }
+        let k = bytes.len() / 8 * 64;
+        if k < n {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
             self.write_word(start + k, (n - k).min(64), u64::from_le_bytes(w));
         }
     }
@@ -359,17 +367,21 @@ mod tests {
 
     #[test]
     fn bytes_write_the_same_bits_aligned_or_not() {
-        let bytes = [0b1010_0110u8, 0xff, 0x01];
-        for start in [0usize, 3, 8, 61, 64] {
-            let mut fast = super::SpikeBits::zeros(90);
-            fast.set(start.saturating_sub(1), true);
-            fast.write_bytes(start, &bytes, 24);
-            let mut slow = super::SpikeBits::zeros(90);
-            slow.set(start.saturating_sub(1), true);
-            for k in 0..24.min(90 - start) {
-                slow.set(start + k, (bytes[k / 8] >> (k % 8)) & 1 == 1);
+        let long: Vec<u8> = (0..21u8).map(|i| i.wrapping_mul(73) ^ 0x5a).collect();
+        for (bytes, bits) in [(&[0b1010_0110u8, 0xff, 0x01][..], 24usize), (&long[..], 168), (&long[..], 100)] {
+            for start in [0usize, 3, 8, 61, 64, 150] {
+                let mut fast = super::SpikeBits::zeros(190);
+                fast.set(start.saturating_sub(1), true);
+                fast.set(189, true);
+                fast.write_bytes(start, bytes, bits);
+                let mut slow = super::SpikeBits::zeros(190);
+                slow.set(start.saturating_sub(1), true);
+                slow.set(189, true);
+                for k in 0..bits.min(190 - start) {
+                    slow.set(start + k, (bytes[k / 8] >> (k % 8)) & 1 == 1);
+                }
+                assert_eq!(fast, slow, "start {start}, {bits} bits");
             }
-            assert_eq!(fast, slow, "start {start}");
         }
     }
 

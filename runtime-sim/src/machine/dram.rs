@@ -22,6 +22,9 @@ use std::collections::BTreeMap;
 
 const PAGE_BITS: u32 = 16;
 const PAGE: usize = 1 << PAGE_BITS;
+/// The block [`Dram::read_strided_short`] copies per row: one fixed-size move, where a
+/// row-sized copy is a loop or a call.
+const WIDE_COPY: usize = 16;
 
 /// The DRAM contents.
 ///
@@ -118,6 +121,36 @@ impl Dram {
                 Some(p) => chunk.copy_from_slice(&p[off..off + row]),
                 None => chunk.fill(0),
             }
+        }
+    }
+
+    /// [`read_strided`](Self::read_strided) for rows of at most [`WIDE_COPY`] bytes: each
+    /// row is copied as a whole `WIDE_COPY`-byte block where the block lies inside its page
+    /// and inside `out`, which spills into the following rows of `out`; they are copied
+    /// after it, in order, and overwrite the spill. The last rows, and rows at the end of a
+    /// page, are copied exactly.
+    pub(crate) fn read_strided_short(&self, addr: u64, (row, stride): (usize, u64), out: &mut [u8]) {
+        if row == 0 || row > WIDE_COPY {
+            return self.read_strided(addr, (row, stride), out);
+        }
+        let rows = out.len() / row;
+        let mut page: (usize, Option<&[u8]>) = (usize::MAX, None);
+        for r in 0..rows {
+            let a = addr + r as u64 * stride;
+            let (index, off) = ((a >> PAGE_BITS) as usize, a as usize & (PAGE - 1));
+            let at = r * row;
+            if off + WIDE_COPY > PAGE || at + WIDE_COPY > out.len() {
+                self.read(a, &mut out[at..at + row]);
+                continue;
+            }
+            if page.0 != index {
+                page = (index, self.pages.get(index).and_then(Option::as_deref));
+            }
+            let mut block = [0u8; WIDE_COPY];
+            if let Some(p) = page.1 {
+                block.copy_from_slice(&p[off..off + WIDE_COPY]);
+            }
+            out[at..at + WIDE_COPY].copy_from_slice(&block);
         }
     }
 
@@ -311,9 +344,16 @@ mod tests {
             (PAGE as u64 - 40, 32, 24, 5),
             (100, 3, 3, 9),
             (2 * PAGE as u64 + 10, 5, 9, 4),
+            (PAGE as u64 - 200, 7, 9, 40),
+            (PAGE as u64 - 180, 16, 16, 20),
+            (2 * PAGE as u64 - 20, 2, 1, 30),
+            (3 * PAGE as u64 - 5, 1, 4, 6),
         ] {
             let mut strided = vec![0xAA; row * rows];
             d.read_strided(addr, (row, stride), &mut strided);
+            let mut short = vec![0xCC; row * rows];
+            d.read_strided_short(addr, (row, stride), &mut short);
+            assert_eq!(short, strided, "short rows of {row} bytes every {stride} from {addr}");
             let mut one_by_one = vec![0xBB; row * rows];
             for (r, chunk) in one_by_one.chunks_mut(row).enumerate() {
                 d.read(addr + r as u64 * stride, chunk);

@@ -371,7 +371,7 @@ impl<S: Storage> Exec<'_, S> {
             // rows are copied in one strided walk and counted at once.
             let (kind, until) = self.st.classify.kind_until(base as u64);
             if base as u64 + span as u64 <= until {
-                self.st.dram.read_strided(base as u64, (row as usize, u64::from(stride)), bytes);
+                self.st.dram.read_strided_short(base as u64, (row as usize, u64::from(stride)), bytes);
                 self.count_read(Some((kind, u64::from(rows) * u64::from(row))));
                 return Ok(());
             }
