@@ -111,13 +111,12 @@ impl SpikeBits {
         }
     }
 
-    /// Appends bits `from .. from + len` to `out` as packed little-endian bytes (bit `k` of
-    /// the range in bit `k % 8` of byte `k / 8`, the last byte zero-padded), a word at a time.
-    pub fn append_bytes(&self, from: usize, len: usize, out: &mut Vec<u8>) {
+    /// Writes bits `from .. from + len` over the first `len.div_ceil(8)` bytes of `dst` as
+    /// packed little-endian bytes (bit `k` of the range in bit `k % 8` of byte `k / 8`, the
+    /// last byte zero-padded), a word at a time. Panics if `dst` is shorter.
+    pub fn copy_to_bytes(&self, from: usize, len: usize, dst: &mut [u8]) {
         assert!(from + len <= self.len, "spike range {from}+{len} out of range {}", self.len);
-        let at = out.len();
-        out.resize(at + len.div_ceil(8), 0);
-        let dst = &mut out[at..];
+        let dst = &mut dst[..len.div_ceil(8)];
         for k in (0..len).step_by(64) {
             let w = self.read_word(from + k, (len - k).min(64)).to_le_bytes();
             let b = k / 8;
@@ -387,19 +386,19 @@ mod tests {
 
     use super::*;
 
-    /// Appending a range as bytes gives the bytes of its bits packed one by one, at offsets
-    /// and lengths that straddle words and end inside a byte, after what `out` held.
+    /// Copying a range to bytes gives the bytes of its bits packed one by one, at offsets
+    /// and lengths that straddle words and end inside a byte, leaving later bytes alone.
     #[test]
-    fn appended_bytes_pack_the_bits_of_any_range() {
+    fn copied_bytes_pack_the_bits_of_any_range() {
         let pattern: Vec<bool> = (0..300).map(|i| i % 3 == 0 || i % 7 == 1).collect();
         let bits = SpikeBits::from_bools(&pattern);
         for (from, len) in [(0usize, 300usize), (5, 130), (63, 2), (64, 64), (100, 7), (7, 0), (1, 299)] {
             let mut want = vec![0u8; len.div_ceil(8)];
             (0..len).filter(|&k| pattern[from + k]).for_each(|k| want[k / 8] |= 1 << (k % 8));
-            let mut got = vec![0xEEu8];
-            bits.append_bytes(from, len, &mut got);
-            assert_eq!(got[0], 0xEE);
-            assert_eq!(&got[1..], &want[..], "{from}+{len}");
+            let mut got = vec![0xEEu8; want.len() + 1];
+            bits.copy_to_bytes(from, len, &mut got);
+            assert_eq!(got[want.len()], 0xEE);
+            assert_eq!(&got[..want.len()], &want[..], "{from}+{len}");
         }
     }
 

@@ -224,14 +224,17 @@ impl<S: Storage> BufData<S> {
 
     /// Replaces the contents of `out` by the packed bytes of a range, the bytes that
     /// [`Chunk::into_bytes`] makes of [`chunk`](Self::chunk), without the intermediate
-    /// vectors: a DMA store reuses one byte vector for all its instructions.
+    /// vectors: a DMA store reuses one byte vector for all its instructions. Every byte is
+    /// written, so the vector is only zeroed where it grows.
     pub(crate) fn bytes_into(&self, r: std::ops::Range<usize>, out: &mut Vec<u8>) {
-        out.clear();
         match self {
-            BufData::Bits(b) => b.append_bytes(r.start, r.len(), out),
+            BufData::Bits(b) => {
+                fit(out, r.len().div_ceil(8));
+                b.copy_to_bytes(r.start, r.len(), out);
+            }
             BufData::Half(v) => half_bytes(&v[r], out),
             BufData::Word(v) => {
-                out.resize(4 * r.len(), 0);
+                fit(out, 4 * r.len());
                 for (o, x) in out.chunks_exact_mut(4).zip(&v[r]) {
                     o.copy_from_slice(&x.to_le_bytes());
                 }
@@ -265,6 +268,17 @@ impl<S: Storage> BufData<S> {
     }
 }
 
+/// Makes `out` `n` bytes long for a caller that overwrites them all: only bytes past its
+/// old length are zeroed (a memset of every transferred byte would cost as much as the
+/// transfer).
+pub(crate) fn fit(out: &mut Vec<u8>, n: usize) {
+    if out.len() < n {
+        out.resize(n, 0);
+    } else {
+        out.truncate(n);
+    }
+}
+
 /// Replaces `out` by the binary16 bytes of `v`: each value widened to f32 and rounded to
 /// binary16, as `Chunk::into_bytes` converts the values of a chunk, but a block at a time
 /// through stack buffers (both conversions in hardware where the CPU can; the same
@@ -272,7 +286,7 @@ impl<S: Storage> BufData<S> {
 fn half_bytes<S: Storage>(v: &[S], out: &mut Vec<u8>) {
     const BLOCK: usize = 256;
     let (mut wide, mut narrow) = ([0.0f32; BLOCK], [f16::ZERO; BLOCK]);
-    out.resize(2 * v.len(), 0);
+    fit(out, 2 * v.len());
     for (c, o) in v.chunks(BLOCK).zip(out.chunks_mut(2 * BLOCK)) {
         let (w, h) = (&mut wide[..c.len()], &mut narrow[..c.len()]);
         S::to_f32_slice(c, w);

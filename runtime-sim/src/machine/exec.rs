@@ -335,10 +335,10 @@ impl<S: Storage> Exec<'_, S> {
     pub(crate) fn dma_load(&mut self, dst: &Access, src: &DramAddr, rows: u16, row: u32, stride: u32) -> Step {
         self.check_bits("dst", dst, u64::from(rows) * u64::from(row) * 8)?;
         let sp = self.span("dst", dst)?;
-        // The bytes go through the state's transfer vector, so a load allocates nothing.
+        // The bytes go through the state's transfer vector, so a load allocates nothing;
+        // `read_rows` writes every byte or fails, so the vector is not zeroed first.
         let mut bytes = std::mem::take(&mut self.st.bytes);
-        bytes.clear();
-        bytes.resize(rows as usize * row as usize, 0);
+        super::buffers::fit(&mut bytes, rows as usize * row as usize);
         let r = self.read_rows(src, (rows, row, stride), &mut bytes);
         if r.is_ok() {
             self.st.bufs[sp.slot].load_bytes(sp.start, &bytes);
