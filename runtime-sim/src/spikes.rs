@@ -85,6 +85,16 @@ impl SpikeBits {
         *w = if value { *w | mask } else { *w & !mask };
     }
 
+    /// Sets bits `from .. from + len` to `value`, 64 at a time. Panics if the range is out
+    /// of range, like slice indexing.
+    pub fn fill(&mut self, from: usize, len: usize, value: bool) {
+        assert!(from + len <= self.len, "spike range {from}+{len} out of range {}", self.len);
+        let word = if value { !0u64 } else { 0 };
+        for k in (0..len).step_by(64) {
+            self.write_word(from + k, (len - k).min(64), word);
+        }
+    }
+
     /// Writes the first `bits` bits of `bytes` (bit `k` of byte `j` is element
     /// `start + 8j + k`), clipped at the end, leaving every other bit alone.
     ///
@@ -134,9 +144,10 @@ impl SpikeBits {
         if n >= 64 { v } else { v & ((1u64 << n) - 1) }
     }
 
-    /// Writes the low `n` (at most 64) bits of `v` from bit `at`.
+    /// Writes the low `n` (at most 64) bits of `v` from bit `at`. Panics if the bits are
+    /// out of range, like slice indexing.
     #[inline]
-    fn write_word(&mut self, at: usize, n: usize, v: u64) {
+    pub(crate) fn write_word(&mut self, at: usize, n: usize, v: u64) {
         let mask = if n >= 64 { !0u64 } else { (1u64 << n) - 1 };
         let (w, sh) = (at / 64, at % 64);
         let v = v & mask;
@@ -440,6 +451,22 @@ mod tests {
             assert_eq!(copy, SpikeBits::from_bools(&pattern[off..off + len]), "window {off}+{len}");
         }
         assert_eq!(SpikeBits::from_nonzero(&[0.0, -0.0, 2.0, f32::NAN]).to_f32(), [0.0, 0.0, 1.0, 1.0]);
+    }
+
+    /// A range filled a word at a time holds what setting each bit gives, and the bits
+    /// around it keep theirs.
+    #[test]
+    fn fill_sets_the_range_and_nothing_else() {
+        let pattern: Vec<bool> = (0..300).map(|i| i % 3 == 0 || i % 7 == 1).collect();
+        for (from, len) in [(0usize, 300usize), (5, 130), (63, 2), (64, 64), (100, 7), (7, 0), (1, 299)] {
+            for value in [false, true] {
+                let mut fast = SpikeBits::from_bools(&pattern);
+                fast.fill(from, len, value);
+                let mut slow = SpikeBits::from_bools(&pattern);
+                (from..from + len).for_each(|i| slow.set(i, value));
+                assert_eq!(fast, slow, "{from}+{len} {value}");
+            }
+        }
     }
 
     #[test]

@@ -132,7 +132,7 @@ impl<S: Storage> BufData<S> {
     /// Fills a range with one value.
     pub(crate) fn fill(&mut self, r: std::ops::Range<usize>, value: f32) {
         match self {
-            BufData::Bits(b) => r.for_each(|i| b.set(i, value != 0.0)),
+            BufData::Bits(b) => b.fill(r.start, r.len(), value != 0.0),
             BufData::Half(d) => d[r].fill(S::from_f32(value)),
             BufData::Word(d) => d[r].fill(value),
         }

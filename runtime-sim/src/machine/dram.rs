@@ -16,6 +16,7 @@
 //! an address outside every named range. (`fc1.w_master` is optimizer state, `input_errors`
 //! errors, `input_spikes` inputs.)
 
+use crate::spikes::SpikeBits;
 use isa::{Program, SymbolKind};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -151,6 +152,38 @@ impl Dram {
                 block.copy_from_slice(&p[off..off + WIDE_COPY]);
             }
             out[at..at + WIDE_COPY].copy_from_slice(&block);
+        }
+    }
+
+    /// Reads `rows` rows of at most 8 bytes, `stride` bytes apart from `addr`, straight into
+    /// bits `at ..` of `dst`, row `r` at bit `at + 8·row·r`: the bits that reading the rows
+    /// into bytes and writing those with [`SpikeBits::write_bytes`] leave. Each row is one
+    /// 8-byte read where that stays inside its page, masked to the row. The caller has
+    /// checked the DRAM span and that `dst` holds the bits.
+    pub(crate) fn read_strided_bits(
+        &self,
+        addr: u64,
+        (row, stride): (usize, u64),
+        rows: usize,
+        (dst, at): (&mut SpikeBits, usize),
+    ) {
+        let bits = 8 * row.min(8);
+        let mut page: (usize, Option<&[u8]>) = (usize::MAX, None);
+        for r in 0..rows {
+            let a = addr + r as u64 * stride;
+            let (index, off) = ((a >> PAGE_BITS) as usize, a as usize & (PAGE - 1));
+            let mut b = [0u8; 8];
+            if off + 8 <= PAGE {
+                if page.0 != index {
+                    page = (index, self.pages.get(index).and_then(Option::as_deref));
+                }
+                if let Some(p) = page.1 {
+                    b.copy_from_slice(&p[off..off + 8]);
+                }
+            } else {
+                self.read(a, &mut b[..row.min(8)]);
+            }
+            dst.write_word(at + r * bits, bits, u64::from_le_bytes(b));
         }
     }
 
@@ -359,6 +392,31 @@ mod tests {
                 d.read(addr + r as u64 * stride, chunk);
             }
             assert_eq!(strided, one_by_one, "rows of {row} bytes every {stride} from {addr}");
+        }
+    }
+
+    /// Rows read straight into bits hold what reading them as bytes and writing the bytes
+    /// leaves, at bit offsets that straddle words, across page ends and in unwritten pages,
+    /// and the bits around them keep theirs.
+    #[test]
+    fn strided_bit_reads_match_byte_reads() {
+        let mut d = Dram::new(4 * PAGE as u64);
+        let data: Vec<u8> = (0..PAGE + 500).map(|i| (i * 7 % 251) as u8 + 1).collect();
+        d.write(PAGE as u64 - 300, &data);
+        for (addr, row, stride, rows, at) in [
+            (PAGE as u64 - 310, 7, 98, 12, 5),
+            (PAGE as u64 - 40, 8, 3, 15, 64),
+            (2 * PAGE as u64 - 20, 2, 1, 30, 0),
+            (2 * PAGE as u64 + 300, 3, 5, 7, 61),
+            (100, 1, 0, 9, 1),
+        ] {
+            let mut bytes = vec![0u8; row * rows];
+            d.read_strided(addr, (row, stride), &mut bytes);
+            let mut want = SpikeBits::from_fn(1200, |i| i % 3 == 0);
+            want.write_bytes(at, &bytes, bytes.len() * 8);
+            let mut got = SpikeBits::from_fn(1200, |i| i % 3 == 0);
+            d.read_strided_bits(addr, (row, stride), rows, (&mut got, at));
+            assert_eq!(got, want, "rows of {row} bytes every {stride} from {addr} to bit {at}");
         }
     }
 

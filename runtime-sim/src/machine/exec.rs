@@ -335,6 +335,11 @@ impl<S: Storage> Exec<'_, S> {
     pub(crate) fn dma_load(&mut self, dst: &Access, src: &DramAddr, rows: u16, row: u32, stride: u32) -> Step {
         self.check_bits("dst", dst, u64::from(rows) * u64::from(row) * 8)?;
         let sp = self.span("dst", dst)?;
+        if self.load_short_bits(sp, src, (rows, row, stride)) {
+            self.touch(dst.buf, sp.len);
+            self.dram_time(rows, row);
+            return Ok(Flow::Next);
+        }
         // The bytes go through the state's transfer vector, so a load allocates nothing;
         // `read_rows` writes every byte or fails, so the vector is not zeroed first.
         let mut bytes = std::mem::take(&mut self.st.bytes);
@@ -353,6 +358,38 @@ impl<S: Storage> Exec<'_, S> {
         Ok(Flow::Next)
     }
 
+    /// The start of a transfer of `rows` rows of `row` bytes, `stride` bytes apart, and the
+    /// kind of its traffic, when the whole span lies inside DRAM and inside one named range
+    /// (or one gap between them), so that it is read in one walk and counted at once.
+    fn one_kind_span(&self, at: &DramAddr, (rows, row, stride): (u16, u32, u32)) -> Option<(u64, DramKind)> {
+        let base = at.at(&self.regs());
+        let span = i64::from(rows.saturating_sub(1)) * i64::from(stride) + i64::from(row);
+        if rows == 0 || !self.st.dram.contains(base, span.max(0) as u64) {
+            return None;
+        }
+        let (kind, until) = self.st.classify.kind_until(base as u64);
+        (base as u64 + span as u64 <= until).then_some((base as u64, kind))
+    }
+
+    /// A load of rows of at most 8 bytes into a 1-bit buffer (a chunk of input spikes per
+    /// sample and timestep), straight from DRAM into the bits without the byte vector, when
+    /// [`one_kind_span`](Self::one_kind_span) allows one walk; returns whether it did it.
+    /// The bits are those `read_rows` and `load_bytes` would leave, and so is the count.
+    fn load_short_bits(&mut self, sp: Span, src: &DramAddr, (rows, row, stride): (u16, u32, u32)) -> bool {
+        if row == 0 || row > 8 || self.st.bufs[sp.slot].as_bits().is_none() {
+            return false;
+        }
+        let Some((base, kind)) = self.one_kind_span(src, (rows, row, stride)) else {
+            return false;
+        };
+        if let Some(bits) = self.st.bufs[sp.slot].as_bits_mut() {
+            let walk = (row as usize, u64::from(stride));
+            self.st.dram.read_strided_bits(base, walk, usize::from(rows), (bits, sp.start));
+        }
+        self.count_read(Some((kind, u64::from(rows) * u64::from(row))));
+        true
+    }
+
     /// Reads `rows` rows of `row` bytes, `stride` bytes apart, into `bytes` and counts them
     /// by traffic kind. When every row lies inside DRAM the range is checked once and
     /// consecutive rows of one kind are counted together; otherwise the rows are checked one
@@ -363,19 +400,15 @@ impl<S: Storage> Exec<'_, S> {
         (rows, row, stride): (u16, u32, u32),
         bytes: &mut [u8],
     ) -> Result<(), SimError> {
+        // The common case: one walk, counted at once.
+        if let Some((base, kind)) = self.one_kind_span(src, (rows, row, stride)) {
+            self.st.dram.read_strided_short(base, (row as usize, u64::from(stride)), bytes);
+            self.count_read(Some((kind, u64::from(rows) * u64::from(row))));
+            return Ok(());
+        }
         let base = src.at(&self.regs());
         let span = i64::from(rows.saturating_sub(1)) * i64::from(stride) + i64::from(row);
         let all_inside = rows == 0 || self.st.dram.contains(base, span.max(0) as u64);
-        if all_inside && rows > 0 {
-            // The common case: the whole span is inside DRAM and one named range, so the
-            // rows are copied in one strided walk and counted at once.
-            let (kind, until) = self.st.classify.kind_until(base as u64);
-            if base as u64 + span as u64 <= until {
-                self.st.dram.read_strided_short(base as u64, (row as usize, u64::from(stride)), bytes);
-                self.count_read(Some((kind, u64::from(rows) * u64::from(row))));
-                return Ok(());
-            }
-        }
         let mut run: Option<(DramKind, u64)> = None;
         // The kind of the last row looked up, valid for addresses `from..until`.
         let (mut from, mut until, mut kind) = (0, 0, DramKind::Other);
