@@ -218,26 +218,32 @@ impl<S: Storage> BufData<S> {
     #[cfg(test)]
     pub(crate) fn bytes(&self, r: std::ops::Range<usize>) -> Vec<u8> {
         let mut out = Vec::new();
-        self.bytes_into(r, &mut out);
+        let n = self.bytes_into(r, &mut out);
+        out.truncate(n);
         out
     }
 
-    /// Replaces the contents of `out` by the packed bytes of a range, the bytes that
-    /// [`Chunk::into_bytes`] makes of [`chunk`](Self::chunk), without the intermediate
-    /// vectors: a DMA store reuses one byte vector for all its instructions. Every byte is
-    /// written, so the vector is only zeroed where it grows.
-    pub(crate) fn bytes_into(&self, r: std::ops::Range<usize>, out: &mut Vec<u8>) {
+    /// Writes the packed bytes of a range, the bytes that [`Chunk::into_bytes`] makes of
+    /// [`chunk`](Self::chunk), over the start of `out` (grown if it is shorter) and returns
+    /// how many there are, without intermediate vectors: a DMA store reuses one byte vector
+    /// for all its instructions.
+    pub(crate) fn bytes_into(&self, r: std::ops::Range<usize>, out: &mut Vec<u8>) -> usize {
         match self {
             BufData::Bits(b) => {
-                fit(out, r.len().div_ceil(8));
-                b.copy_to_bytes(r.start, r.len(), out);
+                let n = r.len().div_ceil(8);
+                b.copy_to_bytes(r.start, r.len(), prefix(out, n));
+                n
             }
-            BufData::Half(v) => half_bytes(&v[r], out),
+            BufData::Half(v) => {
+                let n = 2 * r.len();
+                half_bytes(&v[r], prefix(out, n))
+            }
             BufData::Word(v) => {
-                fit(out, 4 * r.len());
-                for (o, x) in out.chunks_exact_mut(4).zip(&v[r]) {
+                let dst = prefix(out, 4 * r.len());
+                for (o, x) in dst.chunks_exact_mut(4).zip(&v[r]) {
                     o.copy_from_slice(&x.to_le_bytes());
                 }
+                dst.len()
             }
         }
     }
@@ -268,25 +274,24 @@ impl<S: Storage> BufData<S> {
     }
 }
 
-/// Makes `out` `n` bytes long for a caller that overwrites them all: only bytes past its
-/// old length are zeroed (a memset of every transferred byte would cost as much as the
-/// transfer).
-pub(crate) fn fit(out: &mut Vec<u8>, n: usize) {
+/// The first `n` bytes of `out`, for a caller that overwrites them all. The vector only
+/// ever grows, zeroing just the new bytes: a reused transfer vector cleared and refilled
+/// for every transfer costs a memset of every byte moved.
+pub(crate) fn prefix(out: &mut Vec<u8>, n: usize) -> &mut [u8] {
     if out.len() < n {
         out.resize(n, 0);
-    } else {
-        out.truncate(n);
     }
+    &mut out[..n]
 }
 
-/// Replaces `out` by the binary16 bytes of `v`: each value widened to f32 and rounded to
+/// Writes the binary16 bytes of `v` over `out` (twice as long) and returns their count:
+/// each value widened to f32 and rounded to
 /// binary16, as `Chunk::into_bytes` converts the values of a chunk, but a block at a time
 /// through stack buffers (both conversions in hardware where the CPU can; the same
 /// roundings, and the same quieted NaNs, as the element-wise conversions).
-fn half_bytes<S: Storage>(v: &[S], out: &mut Vec<u8>) {
+fn half_bytes<S: Storage>(v: &[S], out: &mut [u8]) -> usize {
     const BLOCK: usize = 256;
     let (mut wide, mut narrow) = ([0.0f32; BLOCK], [f16::ZERO; BLOCK]);
-    fit(out, 2 * v.len());
     for (c, o) in v.chunks(BLOCK).zip(out.chunks_mut(2 * BLOCK)) {
         let (w, h) = (&mut wide[..c.len()], &mut narrow[..c.len()]);
         S::to_f32_slice(c, w);
@@ -295,6 +300,7 @@ fn half_bytes<S: Storage>(v: &[S], out: &mut Vec<u8>) {
             pair.copy_from_slice(&x.to_le_bytes());
         }
     }
+    out.len()
 }
 
 #[cfg(test)]
@@ -318,14 +324,14 @@ mod tests {
             let word: BufData<f16> = BufData::Word(vals.clone());
             let bits: BufData<f16> = BufData::Bits(crate::spikes::SpikeBits::from_nonzero(&vals));
             let r = from..from + len;
-            half.bytes_into(r.clone(), &mut out);
-            assert_eq!(out, half.chunk(r.clone()).into_bytes(), "f16 {from}+{len}");
-            single.bytes_into(r.clone(), &mut out);
-            assert_eq!(out, single.chunk(r.clone()).into_bytes(), "f32 {from}+{len}");
-            word.bytes_into(r.clone(), &mut out);
-            assert_eq!(out, word.chunk(r.clone()).into_bytes(), "word {from}+{len}");
-            bits.bytes_into(r.clone(), &mut out);
-            assert_eq!(out, bits.chunk(r).into_bytes(), "bits {from}+{len}");
+            let n = half.bytes_into(r.clone(), &mut out);
+            assert_eq!(out[..n], half.chunk(r.clone()).into_bytes(), "f16 {from}+{len}");
+            let n = single.bytes_into(r.clone(), &mut out);
+            assert_eq!(out[..n], single.chunk(r.clone()).into_bytes(), "f32 {from}+{len}");
+            let n = word.bytes_into(r.clone(), &mut out);
+            assert_eq!(out[..n], word.chunk(r.clone()).into_bytes(), "word {from}+{len}");
+            let n = bits.bytes_into(r.clone(), &mut out);
+            assert_eq!(out[..n], bits.chunk(r).into_bytes(), "bits {from}+{len}");
         }
     }
 

@@ -343,10 +343,10 @@ impl<S: Storage> Exec<'_, S> {
         // The bytes go through the state's transfer vector, so a load allocates nothing;
         // `read_rows` writes every byte or fails, so the vector is not zeroed first.
         let mut bytes = std::mem::take(&mut self.st.bytes);
-        super::buffers::fit(&mut bytes, rows as usize * row as usize);
-        let r = self.read_rows(src, (rows, row, stride), &mut bytes);
+        let n = rows as usize * row as usize;
+        let r = self.read_rows(src, (rows, row, stride), super::buffers::prefix(&mut bytes, n));
         if r.is_ok() {
-            self.st.bufs[sp.slot].load_bytes(sp.start, &bytes);
+            self.st.bufs[sp.slot].load_bytes(sp.start, &bytes[..n]);
         }
         self.st.bytes = bytes;
         r?;
@@ -470,8 +470,8 @@ impl<S: Storage> Exec<'_, S> {
         let sp = self.span("src", src)?;
         // The bytes go through the state's transfer vector, so a store allocates nothing.
         let mut bytes = std::mem::take(&mut self.st.bytes);
-        self.st.bufs[sp.slot].bytes_into(sp.range(), &mut bytes);
-        let r = self.write_rows(dst, sp, (rows, row, stride), &bytes);
+        let n = self.st.bufs[sp.slot].bytes_into(sp.range(), &mut bytes);
+        let r = self.write_rows(dst, sp, (rows, row, stride), &bytes[..n]);
         self.st.bytes = bytes;
         r?;
         self.touch(src.buf, sp.len);
