@@ -111,15 +111,23 @@ impl<S: Storage> Exec<'_, S> {
     /// Resolves row `a` of a multi-row operand, `skip` elements past the access's first
     /// element (0 for row 0), checking its bounds.
     pub(crate) fn span_row(&self, name: &str, a: &Access, skip: usize) -> Result<Span, SimError> {
-        let start = a.start(&self.regs()) + skip as i64;
+        let start = a.start(&self.st.streams[self.idx()].regs) + skip as i64;
         let slot = self.st.slot(self.core, a.buf);
         let cap = self.st.bufs[slot].len();
         let end = start + i64::from(a.len);
         if start < 0 || end > cap as i64 {
-            return Err(self
-                .range(format!("operand `{name}` reaches elements {start}..{end} of `{}`, which holds {cap}", a.buf)));
+            return Err(self.outside(name, a.buf, (start, end), cap));
         }
         Ok(Span { slot, start: start as usize, len: a.len as usize })
+    }
+
+    /// The error of an operand reaching elements `start..end` of a buffer of `cap`; kept
+    /// out of line, so that resolving an operand, which every instruction does several
+    /// times, stays a few instructions.
+    #[cold]
+    #[inline(never)]
+    fn outside(&self, name: &str, buf: isa::Buf, (start, end): (i64, i64), cap: usize) -> SimError {
+        self.range(format!("operand `{name}` reaches elements {start}..{end} of `{buf}`, which holds {cap}"))
     }
 
     /// Counts the buffer accesses of touching `elems` elements of `buf`; returns them.
