@@ -19,13 +19,29 @@ impl SpikeBits {
         SpikeBits { len, words: vec![0; len.div_ceil(64)] }
     }
 
+    /// Makes this an all-zero tensor of `len` bits, reusing its storage.
+    pub fn clear_to(&mut self, len: usize) {
+        self.words.clear();
+        self.words.resize(len.div_ceil(64), 0);
+        self.len = len;
+    }
+
     /// Packs `len` bits, bit `i` being `bit(i)`, a word at a time.
-    pub fn from_fn(len: usize, mut bit: impl FnMut(usize) -> bool) -> Self {
+    pub fn from_fn(len: usize, bit: impl FnMut(usize) -> bool) -> Self {
+        let mut b = SpikeBits::default();
+        b.refill(len, bit);
+        b
+    }
+
+    /// Makes this a tensor of `len` bits, bit `i` being `bit(i)`, as
+    /// [`from_fn`](Self::from_fn) packs them, reusing its storage.
+    pub fn refill(&mut self, len: usize, mut bit: impl FnMut(usize) -> bool) {
+        self.words.clear();
         let words = (0..len)
             .step_by(64)
-            .map(|base| (base..len.min(base + 64)).fold(0u64, |w, i| w | (u64::from(bit(i)) << (i - base))))
-            .collect();
-        SpikeBits { len, words }
+            .map(|base| (base..len.min(base + 64)).fold(0u64, |w, i| w | (u64::from(bit(i)) << (i - base))));
+        self.words.extend(words);
+        self.len = len;
     }
 
     /// Packs a slice of booleans.
@@ -69,19 +85,54 @@ impl SpikeBits {
         *w = if value { *w | mask } else { *w & !mask };
     }
 
+    /// Sets bits `from .. from + len` to `value`, 64 at a time. Panics if the range is out
+    /// of range, like slice indexing.
+    pub fn fill(&mut self, from: usize, len: usize, value: bool) {
+        assert!(from + len <= self.len, "spike range {from}+{len} out of range {}", self.len);
+        let word = if value { !0u64 } else { 0 };
+        for k in (0..len).step_by(64) {
+            self.write_word(from + k, (len - k).min(64), word);
+        }
+    }
+
     /// Writes the first `bits` bits of `bytes` (bit `k` of byte `j` is element
     /// `start + 8j + k`), clipped at the end, leaving every other bit alone.
+    ///
+    /// The bytes are packed into words eight at a time and written word by word, with no
+    /// intermediate vector (DMA loads of spikes and masks write thousands of bits each).
     pub fn write_bytes(&mut self, start: usize, bytes: &[u8], bits: usize) {
         let n = bits.min(bytes.len() * 8).min(self.len.saturating_sub(start));
-        let words: Vec<u64> = bytes
-            .chunks(8)
-            .map(|c| {
-                let mut w = [0u8; 8];
-                w[..c.len()].copy_from_slice(c);
-                u64::from_le_bytes(w)
-            })
-            .collect();
-        self.write_bits(start, &words, n);
+        let whole = bytes.chunks_exact(8);
+        let rest = whole.remainder();
+        for (i, c) in whole.enumerate() {
+            let k = i * 64;
+            if k >= n {
+                return;
+            }
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.write_word(start + k, (n - k).min(64), u64::from_le_bytes(w));
+        }
+        let k = bytes.len() / 8 * 64;
+        if k < n {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.write_word(start + k, (n - k).min(64), u64::from_le_bytes(w));
+        }
+    }
+
+    /// Writes bits `from .. from + len` over the first `len.div_ceil(8)` bytes of `dst` as
+    /// packed little-endian bytes (bit `k` of the range in bit `k % 8` of byte `k / 8`, the
+    /// last byte zero-padded), a word at a time. Panics if `dst` is shorter.
+    pub fn copy_to_bytes(&self, from: usize, len: usize, dst: &mut [u8]) {
+        assert!(from + len <= self.len, "spike range {from}+{len} out of range {}", self.len);
+        let dst = &mut dst[..len.div_ceil(8)];
+        for k in (0..len).step_by(64) {
+            let w = self.read_word(from + k, (len - k).min(64)).to_le_bytes();
+            let b = k / 8;
+            let m = (dst.len() - b).min(8);
+            dst[b..b + m].copy_from_slice(&w[..m]);
+        }
     }
 
     /// Up to 64 bits from bit `at`, in the low bits of the result.
@@ -93,9 +144,10 @@ impl SpikeBits {
         if n >= 64 { v } else { v & ((1u64 << n) - 1) }
     }
 
-    /// Writes the low `n` (at most 64) bits of `v` from bit `at`.
+    /// Writes the low `n` (at most 64) bits of `v` from bit `at`. Panics if the bits are
+    /// out of range, like slice indexing.
     #[inline]
-    fn write_word(&mut self, at: usize, n: usize, v: u64) {
+    pub(crate) fn write_word(&mut self, at: usize, n: usize, v: u64) {
         let mask = if n >= 64 { !0u64 } else { (1u64 << n) - 1 };
         let (w, sh) = (at / 64, at % 64);
         let v = v & mask;
@@ -325,21 +377,41 @@ mod tests {
 
     #[test]
     fn bytes_write_the_same_bits_aligned_or_not() {
-        let bytes = [0b1010_0110u8, 0xff, 0x01];
-        for start in [0usize, 3, 8, 61, 64] {
-            let mut fast = super::SpikeBits::zeros(90);
-            fast.set(start.saturating_sub(1), true);
-            fast.write_bytes(start, &bytes, 24);
-            let mut slow = super::SpikeBits::zeros(90);
-            slow.set(start.saturating_sub(1), true);
-            for k in 0..24.min(90 - start) {
-                slow.set(start + k, (bytes[k / 8] >> (k % 8)) & 1 == 1);
+        let long: Vec<u8> = (0..21u8).map(|i| i.wrapping_mul(73) ^ 0x5a).collect();
+        for (bytes, bits) in [(&[0b1010_0110u8, 0xff, 0x01][..], 24usize), (&long[..], 168), (&long[..], 100)] {
+            for start in [0usize, 3, 8, 61, 64, 150] {
+                let mut fast = super::SpikeBits::zeros(190);
+                fast.set(start.saturating_sub(1), true);
+                fast.set(189, true);
+                fast.write_bytes(start, bytes, bits);
+                let mut slow = super::SpikeBits::zeros(190);
+                slow.set(start.saturating_sub(1), true);
+                slow.set(189, true);
+                for k in 0..bits.min(190 - start) {
+                    slow.set(start + k, (bytes[k / 8] >> (k % 8)) & 1 == 1);
+                }
+                assert_eq!(fast, slow, "start {start}, {bits} bits");
             }
-            assert_eq!(fast, slow, "start {start}");
         }
     }
 
     use super::*;
+
+    /// Copying a range to bytes gives the bytes of its bits packed one by one, at offsets
+    /// and lengths that straddle words and end inside a byte, leaving later bytes alone.
+    #[test]
+    fn copied_bytes_pack_the_bits_of_any_range() {
+        let pattern: Vec<bool> = (0..300).map(|i| i % 3 == 0 || i % 7 == 1).collect();
+        let bits = SpikeBits::from_bools(&pattern);
+        for (from, len) in [(0usize, 300usize), (5, 130), (63, 2), (64, 64), (100, 7), (7, 0), (1, 299)] {
+            let mut want = vec![0u8; len.div_ceil(8)];
+            (0..len).filter(|&k| pattern[from + k]).for_each(|k| want[k / 8] |= 1 << (k % 8));
+            let mut got = vec![0xEEu8; want.len() + 1];
+            bits.copy_to_bytes(from, len, &mut got);
+            assert_eq!(got[want.len()], 0xEE);
+            assert_eq!(&got[..want.len()], &want[..], "{from}+{len}");
+        }
+    }
 
     #[test]
     fn ones_visits_set_bits_of_unaligned_windows() {
@@ -379,6 +451,22 @@ mod tests {
             assert_eq!(copy, SpikeBits::from_bools(&pattern[off..off + len]), "window {off}+{len}");
         }
         assert_eq!(SpikeBits::from_nonzero(&[0.0, -0.0, 2.0, f32::NAN]).to_f32(), [0.0, 0.0, 1.0, 1.0]);
+    }
+
+    /// A range filled a word at a time holds what setting each bit gives, and the bits
+    /// around it keep theirs.
+    #[test]
+    fn fill_sets_the_range_and_nothing_else() {
+        let pattern: Vec<bool> = (0..300).map(|i| i % 3 == 0 || i % 7 == 1).collect();
+        for (from, len) in [(0usize, 300usize), (5, 130), (63, 2), (64, 64), (100, 7), (7, 0), (1, 299)] {
+            for value in [false, true] {
+                let mut fast = SpikeBits::from_bools(&pattern);
+                fast.fill(from, len, value);
+                let mut slow = SpikeBits::from_bools(&pattern);
+                (from..from + len).for_each(|i| slow.set(i, value));
+                assert_eq!(fast, slow, "{from}+{len} {value}");
+            }
+        }
     }
 
     #[test]

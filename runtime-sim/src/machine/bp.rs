@@ -6,7 +6,8 @@
 //! `loss(z, argmax target) / b` added to an FP32 accumulator, so that the sum over the batch
 //! is the batch-mean loss. An all-zero target row is a padding slot: zero gradient, no loss.
 
-use super::engine::{ConvDims, width_msg};
+use super::SimError;
+use super::engine::{ConvDims, Opnd, width_msg};
 use super::exec::{Exec, Flow, Step};
 use super::rows::Rows;
 use crate::fp::Storage;
@@ -17,7 +18,7 @@ use crate::kernels::loss::{LossKind as KLoss, loss_value, output_grad_row};
 use crate::kernels::pool::{avgpool_backward, maxpool_backward};
 use crate::kernels::soma::{LifParams, Reset, SOMA_BLOCK, Surrogate as Sg};
 use crate::kernels::tile::{linear_kn_backward, linear_kn_backward_cols, transpose_wide};
-use crate::spikes::SpikeBits;
+use crate::spikes::SpikeSlice;
 use isa::{Access, LossKind, PoolKind};
 use std::ops::Range;
 
@@ -197,29 +198,10 @@ impl<S: Storage> Exec<'_, S> {
         for (name, a) in [("mask", o.mask.as_ref()), ("spk", o.spk.as_ref()), ("nz", o.nz.as_ref())] {
             a.map(|a| self.need(name, a, n).and_then(|_| self.width(name, a, 1))).transpose()?;
         }
-        let ds = self.pooled_half("ds", o.ds)?;
-        let mut dv = self.pooled_half("dv", o.dv)?;
-        let mut dh = self.pooled_zeros(n);
-        let h = match (fire, o.h.as_ref()) {
-            (true, Some(a)) => self.pooled_half("h", a)?,
-            _ => self.pooled_zeros(0),
+        let nonzero = match if fire { self.soma_in_place(&p, &o) } else { None } {
+            Some(r) => r.map_err(|m| self.bad(m))?,
+            None => self.soma_copied(&p, &o, n, fire)?,
         };
-        if fire {
-            let mask = o.mask.as_ref().map(|a| self.bits_vec("mask", a)).transpose()?;
-            let spk = o.spk.as_ref().map(|a| self.bits_vec("spk", a)).transpose()?;
-            let saved = Saved { h: o.h.as_ref().map(|_| &h[..]), mask: mask.as_ref(), spk: spk.as_ref() };
-            lif_backward(&p, &ds, &saved, &mut dv, &mut dh).map_err(|m| self.bad(m))?;
-        } else {
-            readout_backward_step(p.beta, &ds, &mut dv, &mut dh);
-        }
-        self.set_half("dv", o.dv, &dv)?;
-        self.set_half("dh", o.dh, &dh)?;
-        let nz = SpikeBits::from_fn(n, |i| dh[i].to_f32() != 0.0);
-        let nonzero = nz.count_ones();
-        if let Some(a) = o.nz {
-            self.set_bits("nz", a, &nz)?;
-        }
-        self.recycle([ds, dv, dh, h]);
         self.layer(|l| {
             l.error_elems += n as u64;
             l.error_nonzero += nonzero as u64;
@@ -232,6 +214,42 @@ impl<S: Storage> Exec<'_, S> {
         let per = 3.0 * e.fp16_mul_pj + 2.0 * e.fp16_add_pj;
         self.elementwise(n, 1, OpCount { executed: 5 * n as u64, skipped: 0 }, per, &acc);
         Ok(Flow::Next)
+    }
+
+    /// `bp.soma` on copies of its 16-bit inputs, written back in operand order; returns the
+    /// number of non-zero errors. Every instruction that cannot run in place (see
+    /// `soma.rs`) comes here.
+    fn soma_copied(&mut self, p: &LifParams, o: &SomaOps<'_>, n: usize, fire: bool) -> Result<usize, SimError> {
+        let ds = self.pooled_half("ds", o.ds)?;
+        let mut dv = self.pooled_half("dv", o.dv)?;
+        let mut dh = self.pooled_zeros(n);
+        let h = match (fire, o.h.as_ref()) {
+            (true, Some(a)) => self.pooled_half("h", a)?,
+            _ => self.pooled_zeros(0),
+        };
+        if fire {
+            // The saved bits are read in place: the kernel writes only `dv` and `dh`, which
+            // are copies.
+            let mask = o.mask.as_ref().map(|a| self.read("mask", a, None)).transpose()?;
+            let spk = o.spk.as_ref().map(|a| self.read("spk", a, None)).transpose()?;
+            let mask = mask.as_ref().map(Opnd::bits).transpose().map_err(|m| self.bad(m))?;
+            let spk = spk.as_ref().map(Opnd::bits).transpose().map_err(|m| self.bad(m))?;
+            let saved = Saved { h: o.h.as_ref().map(|_| &h[..]), mask, spk };
+            lif_backward(p, &ds, &saved, &mut dv, &mut dh).map_err(|m| self.bad(m))?;
+        } else {
+            readout_backward_step(p.beta, &ds, &mut dv, &mut dh);
+        }
+        self.set_half("dv", o.dv, &dv)?;
+        self.set_half("dh", o.dh, &dh)?;
+        let mut nz = self.pooled_bits(0);
+        nz.refill(n, |i| dh[i].to_f32() != 0.0);
+        let nonzero = nz.count_ones();
+        if let Some(a) = o.nz {
+            self.set_bits("nz", a, &nz)?;
+        }
+        self.recycle([ds, dv, dh, h]);
+        self.recycle_bits([nz]);
+        Ok(nonzero)
     }
 
     pub(crate) fn loss(
@@ -283,17 +301,20 @@ impl<S: Storage> Exec<'_, S> {
 }
 
 /// What the forward pass kept for the gradient soma.
-struct Saved<'a, S> {
-    h: Option<&'a [S]>,
-    mask: Option<&'a SpikeBits>,
-    spk: Option<&'a SpikeBits>,
+pub(crate) struct Saved<'a, S> {
+    pub(crate) h: Option<&'a [S]>,
+    pub(crate) mask: Option<SpikeSlice<'a>>,
+    pub(crate) spk: Option<SpikeSlice<'a>>,
 }
+
+// The blocks of the gradient soma read the saved bits a word per block.
+const _: () = assert!(SOMA_BLOCK == 64);
 
 /// One gradient-soma timestep, the arithmetic of
 /// [`lif_backward_step`](crate::kernels::grad::lif_backward_step), with the surrogate taken
 /// from the saved H when present and otherwise from the 1-bit rect mask (which is what the
 /// chip keeps for the rect surrogate).
-fn lif_backward<S: Storage>(
+pub(crate) fn lif_backward<S: Storage>(
     p: &LifParams,
     ds: &[S],
     saved: &Saved<'_, S>,
@@ -357,7 +378,10 @@ fn surrogate_block<S: Storage>(
             S::round_slice(sg);
         }
         (None, Some(height), Some(mask)) => {
-            sg.iter_mut().zip(r).for_each(|(x, i)| *x = if mask.get(i) { height } else { 0.0 });
+            let w = mask.word(r.start / SOMA_BLOCK);
+            for (j, x) in sg.iter_mut().enumerate() {
+                *x = if w >> j & 1 == 1 { height } else { 0.0 };
+            }
         }
         _ => sg.fill(0.0),
     }
@@ -370,10 +394,10 @@ fn surrogate_block<S: Storage>(
 fn reset_block<S: Storage>(p: &LifParams, saved: &Saved<'_, S>, r: Range<usize>, sg: &[f32], dvdh: &mut [f32]) {
     match p.reset {
         Reset::Hard { v_reset } => {
-            let spk = saved.spk;
-            dvdh.iter_mut()
-                .zip(r.clone())
-                .for_each(|(d, i)| *d = if spk.is_some_and(|s| s.get(i)) { 0.0 } else { 1.0 });
+            let fired = saved.spk.map_or(0, |s| s.word(r.start / SOMA_BLOCK));
+            for (j, d) in dvdh.iter_mut().enumerate() {
+                *d = if fired >> j & 1 == 1 { 0.0 } else { 1.0 };
+            }
             if let Some(h) = saved.h.filter(|_| !p.detach_reset) {
                 let mut t = [0.0f32; SOMA_BLOCK];
                 let t = &mut t[..dvdh.len()];
@@ -394,6 +418,62 @@ fn reset_block<S: Storage>(p: &LifParams, saved: &Saved<'_, S>, r: Range<usize>,
             S::round_slice(dvdh);
             dvdh.iter_mut().for_each(|d| *d = 1.0 - *d);
             S::round_slice(dvdh);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Saved, lif_backward};
+    use crate::data::rng::Rng;
+    use crate::kernels::grad::lif_backward_step;
+    use crate::kernels::soma::{LifParams, Reset, Surrogate, surrogate_mask};
+    use crate::spikes::SpikeBits;
+    use half::f16;
+
+    /// The block kernel of `bp.soma`, reading the saved spikes and the rect mask a word
+    /// per block from windows at unaligned offsets, against the element-wise reference
+    /// over several blocks: every reset, detached or not, with the surrogate from H and,
+    /// for the rect surrogate, from the 1-bit mask alone.
+    #[test]
+    fn block_soma_matches_the_elementwise_reference() {
+        let mut rng = Rng::new(41);
+        let resets = [(Reset::Hard { v_reset: 0.0 }, true), (Reset::Hard { v_reset: 0.0 }, false)];
+        let resets = resets.into_iter().chain([(Reset::Soft, true), (Reset::Soft, false)]);
+        for (reset, detach_reset) in resets {
+            for surrogate in [Surrogate::Rect { width: 1.0 }, Surrogate::Atan { alpha: 2.0 }] {
+                let p = LifParams { beta: 0.75, threshold: 1.0, reset, detach_reset, surrogate };
+                for (n, offset) in [(150usize, 37usize), (64, 0), (7, 63)] {
+                    check(&p, n, offset, &mut rng);
+                }
+            }
+        }
+    }
+
+    fn check(p: &LifParams, n: usize, offset: usize, rng: &mut Rng) {
+        let vals = |rng: &mut Rng, lo, hi| (0..n).map(|_| f16::from_f32(rng.range_f64(lo, hi) as f32)).collect();
+        let (ds, h, gv0): (Vec<f16>, Vec<f16>, Vec<f16>) =
+            (vals(rng, -1.0, 1.0), vals(rng, 0.0, 2.0), vals(rng, -1.0, 1.0));
+        let (mut spk, mut mask) = (SpikeBits::zeros(offset + n + 5), SpikeBits::zeros(offset + n + 5));
+        for (i, hi) in h.iter().enumerate() {
+            spk.set(offset + i, hi.to_f32() >= p.threshold);
+        }
+        surrogate_mask(p, &h, &mut mask, offset);
+        let (mut gv_want, mut gh_want) = (gv0.clone(), vec![f16::ZERO; n]);
+        lif_backward_step(p, &ds, &h, spk.slice(offset, n), &mut gv_want, &mut gh_want);
+        let from_mask = matches!(p.surrogate, Surrogate::Rect { .. }) && (p.detach_reset || p.reset == Reset::Soft);
+        for use_h in [true, false].into_iter().filter(|&u| u || from_mask) {
+            let saved = Saved {
+                h: use_h.then_some(&h[..]),
+                mask: Some(mask.slice(offset, n)),
+                spk: Some(spk.slice(offset, n)),
+            };
+            let (mut gv, mut gh) = (gv0.clone(), vec![f16::ZERO; n]);
+            assert!(lif_backward(p, &ds, &saved, &mut gv, &mut gh).is_ok());
+            let bits = |v: &[f16]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let case = format!("{p:?} n {n} offset {offset} h {use_h}");
+            assert_eq!(bits(&gh), bits(&gh_want), "{case}");
+            assert_eq!(bits(&gv), bits(&gv_want), "{case}");
         }
     }
 }

@@ -132,7 +132,7 @@ impl<S: Storage> BufData<S> {
     /// Fills a range with one value.
     pub(crate) fn fill(&mut self, r: std::ops::Range<usize>, value: f32) {
         match self {
-            BufData::Bits(b) => r.for_each(|i| b.set(i, value != 0.0)),
+            BufData::Bits(b) => b.fill(r.start, r.len(), value != 0.0),
             BufData::Half(d) => d[r].fill(S::from_f32(value)),
             BufData::Word(d) => d[r].fill(value),
         }
@@ -214,9 +214,38 @@ impl<S: Storage> BufData<S> {
         self.put_bytes(start, bytes);
     }
 
-    /// The packed bytes of a range (for DRAM stores and byte-form transfers).
+    /// The packed bytes of a range, in a new vector.
+    #[cfg(test)]
     pub(crate) fn bytes(&self, r: std::ops::Range<usize>) -> Vec<u8> {
-        self.chunk(r).into_bytes()
+        let mut out = Vec::new();
+        let n = self.bytes_into(r, &mut out);
+        out.truncate(n);
+        out
+    }
+
+    /// Writes the packed bytes of a range, the bytes that [`Chunk::into_bytes`] makes of
+    /// [`chunk`](Self::chunk), over the start of `out` (grown if it is shorter) and returns
+    /// how many there are, without intermediate vectors: a DMA store reuses one byte vector
+    /// for all its instructions.
+    pub(crate) fn bytes_into(&self, r: std::ops::Range<usize>, out: &mut Vec<u8>) -> usize {
+        match self {
+            BufData::Bits(b) => {
+                let n = r.len().div_ceil(8);
+                b.copy_to_bytes(r.start, r.len(), prefix(out, n));
+                n
+            }
+            BufData::Half(v) => {
+                let n = 2 * r.len();
+                half_bytes(&v[r], prefix(out, n))
+            }
+            BufData::Word(v) => {
+                let dst = prefix(out, 4 * r.len());
+                for (o, x) in dst.chunks_exact_mut(4).zip(&v[r]) {
+                    o.copy_from_slice(&x.to_le_bytes());
+                }
+                dst.len()
+            }
+        }
     }
 
     /// The 1-bit contents, if this is a 1-bit buffer.
@@ -245,9 +274,66 @@ impl<S: Storage> BufData<S> {
     }
 }
 
+/// The first `n` bytes of `out`, for a caller that overwrites them all. The vector only
+/// ever grows, zeroing just the new bytes: a reused transfer vector cleared and refilled
+/// for every transfer costs a memset of every byte moved.
+pub(crate) fn prefix(out: &mut Vec<u8>, n: usize) -> &mut [u8] {
+    if out.len() < n {
+        out.resize(n, 0);
+    }
+    &mut out[..n]
+}
+
+/// Writes the binary16 bytes of `v` over `out` (twice as long) and returns their count:
+/// each value widened to f32 and rounded to
+/// binary16, as `Chunk::into_bytes` converts the values of a chunk, but a block at a time
+/// through stack buffers (both conversions in hardware where the CPU can; the same
+/// roundings, and the same quieted NaNs, as the element-wise conversions).
+fn half_bytes<S: Storage>(v: &[S], out: &mut [u8]) -> usize {
+    const BLOCK: usize = 256;
+    let (mut wide, mut narrow) = ([0.0f32; BLOCK], [f16::ZERO; BLOCK]);
+    for (c, o) in v.chunks(BLOCK).zip(out.chunks_mut(2 * BLOCK)) {
+        let (w, h) = (&mut wide[..c.len()], &mut narrow[..c.len()]);
+        S::to_f32_slice(c, w);
+        <f16 as Storage>::from_f32_slice(w, h);
+        for (pair, x) in o.chunks_exact_mut(2).zip(h.iter()) {
+            pair.copy_from_slice(&x.to_le_bytes());
+        }
+    }
+    out.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The reused-vector byte form against the chunk conversion it replaces, for every
+    /// width and storage type, on values that include NaNs (signalling ones among them,
+    /// which both quiet), infinities, subnormals and values that round.
+    #[test]
+    fn bytes_into_matches_the_chunk_conversion() {
+        let specials = [0.0f32, -0.0, 1.0 / 3.0, 65519.0, 1e-7, -6e-8, f32::INFINITY, f32::NAN, -f32::NAN];
+        let mut vals: Vec<f32> = (0..700).map(|i| (i as f32 * 0.37).sin() * 100.0).collect();
+        vals.extend(specials);
+        vals.push(f32::from_bits(0x7F80_0001));
+        let h16: Vec<f16> = vals.iter().map(|&v| f16::from_f32(v)).chain([f16::from_bits(0x7C01)]).collect();
+        let mut out = vec![1, 2, 3];
+        for (from, len) in [(0usize, 710usize), (3, 300), (256, 256), (5, 0), (700, 10)] {
+            let half: BufData<f16> = BufData::Half(h16.clone());
+            let single: BufData<f32> = BufData::Half(vals.clone());
+            let word: BufData<f16> = BufData::Word(vals.clone());
+            let bits: BufData<f16> = BufData::Bits(crate::spikes::SpikeBits::from_nonzero(&vals));
+            let r = from..from + len;
+            let n = half.bytes_into(r.clone(), &mut out);
+            assert_eq!(out[..n], half.chunk(r.clone()).into_bytes(), "f16 {from}+{len}");
+            let n = single.bytes_into(r.clone(), &mut out);
+            assert_eq!(out[..n], single.chunk(r.clone()).into_bytes(), "f32 {from}+{len}");
+            let n = word.bytes_into(r.clone(), &mut out);
+            assert_eq!(out[..n], word.chunk(r.clone()).into_bytes(), "word {from}+{len}");
+            let n = bits.bytes_into(r.clone(), &mut out);
+            assert_eq!(out[..n], bits.chunk(r).into_bytes(), "bits {from}+{len}");
+        }
+    }
 
     #[test]
     fn bits_round_trip_through_unaligned_bytes() {

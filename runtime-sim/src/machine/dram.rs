@@ -16,12 +16,16 @@
 //! an address outside every named range. (`fc1.w_master` is optimizer state, `input_errors`
 //! errors, `input_spikes` inputs.)
 
+use crate::spikes::SpikeBits;
 use isa::{Program, SymbolKind};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
 const PAGE_BITS: u32 = 16;
 const PAGE: usize = 1 << PAGE_BITS;
+/// The block [`Dram::read_strided_short`] copies per row: one fixed-size move, where a
+/// row-sized copy is a loop or a call.
+const WIDE_COPY: usize = 16;
 
 /// The DRAM contents.
 ///
@@ -117,6 +121,97 @@ impl Dram {
                 Some(p) if row <= 16 => chunk.iter_mut().zip(&p[off..off + row]).for_each(|(o, b)| *o = *b),
                 Some(p) => chunk.copy_from_slice(&p[off..off + row]),
                 None => chunk.fill(0),
+            }
+        }
+    }
+
+    /// [`read_strided`](Self::read_strided) for rows of at most [`WIDE_COPY`] bytes: each
+    /// row is copied as a whole `WIDE_COPY`-byte block where the block lies inside its page
+    /// and inside `out`, which spills into the following rows of `out`; they are copied
+    /// after it, in order, and overwrite the spill. The last rows, and rows at the end of a
+    /// page, are copied exactly.
+    pub(crate) fn read_strided_short(&self, addr: u64, (row, stride): (usize, u64), out: &mut [u8]) {
+        if row == 0 || row > WIDE_COPY {
+            return self.read_strided(addr, (row, stride), out);
+        }
+        let rows = out.len() / row;
+        let mut page: (usize, Option<&[u8]>) = (usize::MAX, None);
+        for r in 0..rows {
+            let a = addr + r as u64 * stride;
+            let (index, off) = ((a >> PAGE_BITS) as usize, a as usize & (PAGE - 1));
+            let at = r * row;
+            if off + WIDE_COPY > PAGE || at + WIDE_COPY > out.len() {
+                self.read(a, &mut out[at..at + row]);
+                continue;
+            }
+            if page.0 != index {
+                page = (index, self.pages.get(index).and_then(Option::as_deref));
+            }
+            let mut block = [0u8; WIDE_COPY];
+            if let Some(p) = page.1 {
+                block.copy_from_slice(&p[off..off + WIDE_COPY]);
+            }
+            out[at..at + WIDE_COPY].copy_from_slice(&block);
+        }
+    }
+
+    /// Reads `rows` rows of at most 8 bytes, `stride` bytes apart from `addr`, straight into
+    /// bits `at ..` of `dst`, row `r` at bit `at + 8·row·r`: the bits that reading the rows
+    /// into bytes and writing those with [`SpikeBits::write_bytes`] leave. Each row is one
+    /// 8-byte read where that stays inside its page, masked to the row. The caller has
+    /// checked the DRAM span and that `dst` holds the bits.
+    pub(crate) fn read_strided_bits(
+        &self,
+        addr: u64,
+        (row, stride): (usize, u64),
+        rows: usize,
+        (dst, at): (&mut SpikeBits, usize),
+    ) {
+        let bits = 8 * row.min(8);
+        let mut page: (usize, Option<&[u8]>) = (usize::MAX, None);
+        for r in 0..rows {
+            let a = addr + r as u64 * stride;
+            let (index, off) = ((a >> PAGE_BITS) as usize, a as usize & (PAGE - 1));
+            let mut b = [0u8; 8];
+            if off + 8 <= PAGE {
+                if page.0 != index {
+                    page = (index, self.pages.get(index).and_then(Option::as_deref));
+                }
+                if let Some(p) = page.1 {
+                    b.copy_from_slice(&p[off..off + 8]);
+                }
+            } else {
+                self.read(a, &mut b[..row.min(8)]);
+            }
+            dst.write_word(at + r * bits, bits, u64::from_le_bytes(b));
+        }
+    }
+
+    /// Writes consecutive `row`-byte pieces of `data` to rows `stride` bytes apart from
+    /// `addr`, in order, as a [`Dram::write`] of each row would; the caller has checked the
+    /// whole span. Without recorded FP32 values to forget, a row inside one page is written
+    /// in place: a strided store of many short rows (two bytes of spikes per sample) would
+    /// otherwise pay the general write's set-up for every row.
+    pub(crate) fn write_strided(&mut self, addr: u64, (row, stride): (usize, u64), data: &[u8]) {
+        if row == 0 {
+            return;
+        }
+        for (r, chunk) in data.chunks_exact(row).enumerate() {
+            let a = addr + r as u64 * stride;
+            let (index, off) = ((a >> PAGE_BITS) as usize, a as usize & (PAGE - 1));
+            if off + row > PAGE || !self.wide.is_empty() {
+                self.write(a, chunk);
+                continue;
+            }
+            if let Some(slot) = self.pages.get_mut(index) {
+                let p = slot.get_or_insert_with(|| vec![0u8; PAGE].into_boxed_slice());
+                let dst = &mut p[off..off + row];
+                // Short rows are copied byte by byte inline, as in `read_strided`.
+                if row <= 16 {
+                    dst.iter_mut().zip(chunk).for_each(|(o, b)| *o = *b);
+                } else {
+                    dst.copy_from_slice(chunk);
+                }
             }
         }
     }
@@ -282,14 +377,82 @@ mod tests {
             (PAGE as u64 - 40, 32, 24, 5),
             (100, 3, 3, 9),
             (2 * PAGE as u64 + 10, 5, 9, 4),
+            (PAGE as u64 - 200, 7, 9, 40),
+            (PAGE as u64 - 180, 16, 16, 20),
+            (2 * PAGE as u64 - 20, 2, 1, 30),
+            (3 * PAGE as u64 - 5, 1, 4, 6),
         ] {
             let mut strided = vec![0xAA; row * rows];
             d.read_strided(addr, (row, stride), &mut strided);
+            let mut short = vec![0xCC; row * rows];
+            d.read_strided_short(addr, (row, stride), &mut short);
+            assert_eq!(short, strided, "short rows of {row} bytes every {stride} from {addr}");
             let mut one_by_one = vec![0xBB; row * rows];
             for (r, chunk) in one_by_one.chunks_mut(row).enumerate() {
                 d.read(addr + r as u64 * stride, chunk);
             }
             assert_eq!(strided, one_by_one, "rows of {row} bytes every {stride} from {addr}");
+        }
+    }
+
+    /// Rows read straight into bits hold what reading them as bytes and writing the bytes
+    /// leaves, at bit offsets that straddle words, across page ends and in unwritten pages,
+    /// and the bits around them keep theirs.
+    #[test]
+    fn strided_bit_reads_match_byte_reads() {
+        let mut d = Dram::new(4 * PAGE as u64);
+        let data: Vec<u8> = (0..PAGE + 500).map(|i| (i * 7 % 251) as u8 + 1).collect();
+        d.write(PAGE as u64 - 300, &data);
+        for (addr, row, stride, rows, at) in [
+            (PAGE as u64 - 310, 7, 98, 12, 5),
+            (PAGE as u64 - 40, 8, 3, 15, 64),
+            (2 * PAGE as u64 - 20, 2, 1, 30, 0),
+            (2 * PAGE as u64 + 300, 3, 5, 7, 61),
+            (100, 1, 0, 9, 1),
+        ] {
+            let mut bytes = vec![0u8; row * rows];
+            d.read_strided(addr, (row, stride), &mut bytes);
+            let mut want = SpikeBits::from_fn(1200, |i| i % 3 == 0);
+            want.write_bytes(at, &bytes, bytes.len() * 8);
+            let mut got = SpikeBits::from_fn(1200, |i| i % 3 == 0);
+            d.read_strided_bits(addr, (row, stride), rows, (&mut got, at));
+            assert_eq!(got, want, "rows of {row} bytes every {stride} from {addr} to bit {at}");
+        }
+    }
+
+    /// A strided write leaves what writing each row on its own leaves: short and long
+    /// rows, rows across a page boundary, overlapping rows (the later wins), fresh pages,
+    /// and recorded FP32 values that a row overwrites.
+    #[test]
+    fn strided_writes_match_row_by_row_writes() {
+        for (addr, row, stride, rows) in [
+            (PAGE as u64 - 310, 7, 98, 12),
+            (PAGE as u64 - 40, 32, 24, 5),
+            (100, 3, 2, 9),
+            (2 * PAGE as u64 + 10, 2, 64, 40),
+            (3 * PAGE as u64 - 1, 1, 0, 3),
+        ] {
+            let data: Vec<u8> = (0..row * rows).map(|i| (i * 13 % 251) as u8 + 1).collect();
+            for wide in [false, true] {
+                let mut strided = Dram::new(4 * PAGE as u64);
+                strided.write(PAGE as u64 - 100, &[5; 300]);
+                if wide {
+                    strided.write_wide(104, &[1, 2, 3, 4], &[0.5, 0.25]);
+                }
+                let mut one_by_one = strided.clone();
+                strided.write_strided(addr, (row, stride), &data);
+                for (r, chunk) in data.chunks(row).enumerate() {
+                    one_by_one.write(addr + r as u64 * stride, chunk);
+                }
+                let case = format!("rows of {row} bytes every {stride} from {addr}, wide {wide}");
+                assert_eq!(strided.wide, one_by_one.wide, "{case}");
+                let (mut a, mut b) = (vec![0u8; 4 * PAGE], vec![1u8; 4 * PAGE]);
+                strided.read(0, &mut a);
+                one_by_one.read(0, &mut b);
+                assert!(a == b, "{case}");
+                let written = |d: &Dram| d.pages.iter().map(Option::is_some).collect::<Vec<_>>();
+                assert_eq!(written(&strided), written(&one_by_one), "{case}");
+            }
         }
     }
 

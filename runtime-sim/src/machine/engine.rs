@@ -207,6 +207,19 @@ impl<S: Storage> Exec<'_, S> {
         self.st.pool.extend(vs);
     }
 
+    /// An all-zero tensor of `n` bits from the state's pool; give it back with
+    /// [`recycle_bits`](Self::recycle_bits).
+    pub(crate) fn pooled_bits(&mut self, n: usize) -> SpikeBits {
+        let mut b = self.st.bit_pool.pop().unwrap_or_default();
+        b.clear_to(n);
+        b
+    }
+
+    /// Returns bit tensors to the state's pool.
+    pub(crate) fn recycle_bits<const N: usize>(&mut self, bs: [SpikeBits; N]) {
+        self.st.bit_pool.extend(bs);
+    }
+
     /// A copy of a 1-bit range.
     pub(crate) fn bits_vec(&self, name: &'static str, a: &Access) -> Result<SpikeBits, SimError> {
         let o = self.read(name, a, None)?;

@@ -111,15 +111,23 @@ impl<S: Storage> Exec<'_, S> {
     /// Resolves row `a` of a multi-row operand, `skip` elements past the access's first
     /// element (0 for row 0), checking its bounds.
     pub(crate) fn span_row(&self, name: &str, a: &Access, skip: usize) -> Result<Span, SimError> {
-        let start = a.start(&self.regs()) + skip as i64;
+        let start = a.start(&self.st.streams[self.idx()].regs) + skip as i64;
         let slot = self.st.slot(self.core, a.buf);
         let cap = self.st.bufs[slot].len();
         let end = start + i64::from(a.len);
         if start < 0 || end > cap as i64 {
-            return Err(self
-                .range(format!("operand `{name}` reaches elements {start}..{end} of `{}`, which holds {cap}", a.buf)));
+            return Err(self.outside(name, a.buf, (start, end), cap));
         }
         Ok(Span { slot, start: start as usize, len: a.len as usize })
+    }
+
+    /// The error of an operand reaching elements `start..end` of a buffer of `cap`; kept
+    /// out of line, so that resolving an operand, which every instruction does several
+    /// times, stays a few instructions.
+    #[cold]
+    #[inline(never)]
+    fn outside(&self, name: &str, buf: isa::Buf, (start, end): (i64, i64), cap: usize) -> SimError {
+        self.range(format!("operand `{name}` reaches elements {start}..{end} of `{buf}`, which holds {cap}"))
     }
 
     /// Counts the buffer accesses of touching `elems` elements of `buf`; returns them.
@@ -335,15 +343,59 @@ impl<S: Storage> Exec<'_, S> {
     pub(crate) fn dma_load(&mut self, dst: &Access, src: &DramAddr, rows: u16, row: u32, stride: u32) -> Step {
         self.check_bits("dst", dst, u64::from(rows) * u64::from(row) * 8)?;
         let sp = self.span("dst", dst)?;
-        let mut bytes = vec![0u8; rows as usize * row as usize];
-        self.read_rows(src, (rows, row, stride), &mut bytes)?;
-        self.st.bufs[sp.slot].load_bytes(sp.start, &bytes);
+        if self.load_short_bits(sp, src, (rows, row, stride)) {
+            self.touch(dst.buf, sp.len);
+            self.dram_time(rows, row);
+            return Ok(Flow::Next);
+        }
+        // The bytes go through the state's transfer vector, so a load allocates nothing;
+        // `read_rows` writes every byte or fails, so the vector is not zeroed first.
+        let mut bytes = std::mem::take(&mut self.st.bytes);
+        let n = rows as usize * row as usize;
+        let r = self.read_rows(src, (rows, row, stride), super::buffers::prefix(&mut bytes, n));
+        if r.is_ok() {
+            self.st.bufs[sp.slot].load_bytes(sp.start, &bytes[..n]);
+        }
+        self.st.bytes = bytes;
+        r?;
         if S::NAME == "f32" && self.st.bufs[sp.slot].elem_bits() == 16 {
             self.load_wide(sp, src, (rows, row, stride))?;
         }
         self.touch(dst.buf, sp.len);
         self.dram_time(rows, row);
         Ok(Flow::Next)
+    }
+
+    /// The start of a transfer of `rows` rows of `row` bytes, `stride` bytes apart, and the
+    /// kind of its traffic, when the whole span lies inside DRAM and inside one named range
+    /// (or one gap between them), so that it is read in one walk and counted at once.
+    fn one_kind_span(&self, at: &DramAddr, (rows, row, stride): (u16, u32, u32)) -> Option<(u64, DramKind)> {
+        let base = at.at(&self.regs());
+        let span = i64::from(rows.saturating_sub(1)) * i64::from(stride) + i64::from(row);
+        if rows == 0 || !self.st.dram.contains(base, span.max(0) as u64) {
+            return None;
+        }
+        let (kind, until) = self.st.classify.kind_until(base as u64);
+        (base as u64 + span as u64 <= until).then_some((base as u64, kind))
+    }
+
+    /// A load of rows of at most 8 bytes into a 1-bit buffer (a chunk of input spikes per
+    /// sample and timestep), straight from DRAM into the bits without the byte vector, when
+    /// [`one_kind_span`](Self::one_kind_span) allows one walk; returns whether it did it.
+    /// The bits are those `read_rows` and `load_bytes` would leave, and so is the count.
+    fn load_short_bits(&mut self, sp: Span, src: &DramAddr, (rows, row, stride): (u16, u32, u32)) -> bool {
+        if row == 0 || row > 8 || self.st.bufs[sp.slot].as_bits().is_none() {
+            return false;
+        }
+        let Some((base, kind)) = self.one_kind_span(src, (rows, row, stride)) else {
+            return false;
+        };
+        if let Some(bits) = self.st.bufs[sp.slot].as_bits_mut() {
+            let walk = (row as usize, u64::from(stride));
+            self.st.dram.read_strided_bits(base, walk, usize::from(rows), (bits, sp.start));
+        }
+        self.count_read(Some((kind, u64::from(rows) * u64::from(row))));
+        true
     }
 
     /// Reads `rows` rows of `row` bytes, `stride` bytes apart, into `bytes` and counts them
@@ -356,19 +408,15 @@ impl<S: Storage> Exec<'_, S> {
         (rows, row, stride): (u16, u32, u32),
         bytes: &mut [u8],
     ) -> Result<(), SimError> {
+        // The common case: one walk, counted at once.
+        if let Some((base, kind)) = self.one_kind_span(src, (rows, row, stride)) {
+            self.st.dram.read_strided_short(base, (row as usize, u64::from(stride)), bytes);
+            self.count_read(Some((kind, u64::from(rows) * u64::from(row))));
+            return Ok(());
+        }
         let base = src.at(&self.regs());
         let span = i64::from(rows.saturating_sub(1)) * i64::from(stride) + i64::from(row);
         let all_inside = rows == 0 || self.st.dram.contains(base, span.max(0) as u64);
-        if all_inside && rows > 0 {
-            // The common case: the whole span is inside DRAM and one named range, so the
-            // rows are copied in one strided walk and counted at once.
-            let (kind, until) = self.st.classify.kind_until(base as u64);
-            if base as u64 + span as u64 <= until {
-                self.st.dram.read_strided(base as u64, (row as usize, u64::from(stride)), bytes);
-                self.count_read(Some((kind, u64::from(rows) * u64::from(row))));
-                return Ok(());
-            }
-        }
         let mut run: Option<(DramKind, u64)> = None;
         // The kind of the last row looked up, valid for addresses `from..until`.
         let (mut from, mut until, mut kind) = (0, 0, DramKind::Other);
@@ -428,10 +476,40 @@ impl<S: Storage> Exec<'_, S> {
     pub(crate) fn dma_store(&mut self, dst: &DramAddr, src: &Access, rows: u16, row: u32, stride: u32) -> Step {
         self.check_bits("src", src, u64::from(rows) * u64::from(row) * 8)?;
         let sp = self.span("src", src)?;
-        let bytes = self.st.bufs[sp.slot].bytes(sp.range());
+        // The bytes go through the state's transfer vector, so a store allocates nothing.
+        let mut bytes = std::mem::take(&mut self.st.bytes);
+        let n = self.st.bufs[sp.slot].bytes_into(sp.range(), &mut bytes);
+        let r = self.write_rows(dst, sp, (rows, row, stride), &bytes[..n]);
+        self.st.bytes = bytes;
+        r?;
+        self.touch(src.buf, sp.len);
+        self.dram_time(rows, row);
+        Ok(Flow::Next)
+    }
+
+    /// Writes the `rows` rows of `row` bytes of `bytes` (the packed form of `sp`), `stride`
+    /// bytes apart, and counts them by traffic kind. When every row lies inside DRAM the
+    /// range is checked once, the rows are written in one strided walk and consecutive rows
+    /// of one kind are counted together; otherwise, and for FP32-held values, the rows go
+    /// one by one, so the error names the first row outside DRAM after the rows before it
+    /// were written and counted.
+    fn write_rows(
+        &mut self,
+        dst: &DramAddr,
+        sp: Span,
+        (rows, row, stride): (u16, u32, u32),
+        bytes: &[u8],
+    ) -> Result<(), SimError> {
         // FP32-held 16-bit values keep their precision through DRAM (see `Dram`).
         let buf = &self.st.bufs[sp.slot];
         let wide = (S::NAME == "f32" && buf.elem_bits() == 16).then(|| buf.vals(sp.range()));
+        let base = dst.at(&self.regs());
+        let span = i64::from(rows.saturating_sub(1)) * i64::from(stride) + i64::from(row);
+        if wide.is_none() && rows > 0 && row > 0 && self.st.dram.contains(base, span as u64) {
+            self.st.dram.write_strided(base as u64, (row as usize, u64::from(stride)), bytes);
+            self.count_written(base as u64, (rows, row, stride));
+            return Ok(());
+        }
         let per = (row as usize / 2).max(1);
         for (r, chunk) in bytes.chunks(row.max(1) as usize).enumerate().take(usize::from(rows)) {
             let addr = self.dram_row(dst, r as u16, row, stride)?;
@@ -442,9 +520,43 @@ impl<S: Storage> Exec<'_, S> {
             let kind = self.st.classify.kind(addr);
             *self.st.stats.dram.written.entry(kind).or_default() += u64::from(row);
         }
-        self.touch(src.buf, sp.len);
-        self.dram_time(rows, row);
-        Ok(Flow::Next)
+        Ok(())
+    }
+
+    /// Counts `rows` rows of `row` bytes written `stride` bytes apart from `base` (all
+    /// inside DRAM, `rows` and `row` non-zero) by traffic kind: at once when one named
+    /// range holds them all, else in runs of consecutive rows of one kind (the same totals
+    /// as a count per row).
+    fn count_written(&mut self, base: u64, (rows, row, stride): (u16, u32, u32)) {
+        let span = u64::from(rows - 1) * u64::from(stride) + u64::from(row);
+        let (kind, until) = self.st.classify.kind_until(base);
+        let written = &mut self.st.stats.dram.written;
+        if base + span <= until {
+            *written.entry(kind).or_default() += u64::from(rows) * u64::from(row);
+            return;
+        }
+        let mut run: Option<(DramKind, u64)> = None;
+        // The kind of the last row looked up, valid for addresses `from..until`.
+        let (mut from, mut until, mut kind) = (0, 0, DramKind::Other);
+        for r in 0..u64::from(rows) {
+            let addr = base + r * u64::from(stride);
+            if !(from..until).contains(&addr) {
+                (kind, until) = self.st.classify.kind_until(addr);
+                from = addr;
+            }
+            run = match run {
+                Some((k, n)) if k == kind => Some((k, n + u64::from(row))),
+                other => {
+                    if let Some((k, n)) = other {
+                        *written.entry(k).or_default() += n;
+                    }
+                    Some((kind, u64::from(row)))
+                }
+            };
+        }
+        if let Some((k, n)) = run {
+            *written.entry(k).or_default() += n;
+        }
     }
 
     pub(crate) fn noc_send(&mut self, to: u16, chan: u8, src: &Access) -> Step {

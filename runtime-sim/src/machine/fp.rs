@@ -10,10 +10,9 @@ use crate::fp::{Accum, Storage, add};
 use crate::kernels::OpCount;
 use crate::kernels::accumulate::conv2d_forward_with;
 use crate::kernels::pool::{avgpool_forward, maxpool_forward};
-use crate::kernels::soma::{lif_forward_step, readout_forward_step, surrogate_mask};
+use crate::kernels::soma::{LifParams, lif_forward_step, readout_forward_step, surrogate_mask};
 use crate::kernels::tile::{linear_kn_forward, linear_kn_forward_wide, widen};
 use crate::kernels::tile_rows::{OutRows, linear_kn_forward_rows};
-use crate::spikes::SpikeBits;
 use isa::{Access, PoolKind};
 
 /// Operands of `fp.lif`.
@@ -222,18 +221,46 @@ impl<S: Storage> Exec<'_, S> {
         for (name, a) in [("spk", o.spk.as_ref()), ("mask", o.mask.as_ref())] {
             a.map(|a| self.need(name, a, n).and_then(|_| self.width(name, a, 1))).transpose()?;
         }
+        let fired = match if fire { self.lif_in_place(&p, &o) } else { None } {
+            Some(fired) => fired,
+            None => self.lif_copied(&p, &o, n, fire)?,
+        };
+        self.layer(|l| {
+            l.neuron_steps += n as u64;
+            l.spikes += fired as u64;
+        });
+        let mut acc = [self.touch(o.x.buf, n), self.touch(o.v.buf, 2 * n), 0, 0, 0, 0];
+        for (slot, a) in acc[2..].iter_mut().zip([o.bias, o.h, o.spk, o.mask].into_iter().flatten()) {
+            *slot = self.touch(a.buf, n);
+        }
+        let e = &self.st.chip.energy;
+        let per = e.fp16_mul_pj + 2.0 * e.fp16_add_pj + e.compare_pj;
+        let ops = OpCount { executed: 3 * n as u64, skipped: 0 };
+        self.elementwise(n, 1, ops, per, &acc);
+        Ok(Flow::Next)
+    }
+
+    /// `fp.lif` on copies of its inputs, written back in operand order; returns the number
+    /// of spikes. Every instruction that cannot run in place (see `soma.rs`) comes here.
+    fn lif_copied(&mut self, p: &LifParams, o: &LifOps<'_>, n: usize, fire: bool) -> Result<usize, SimError> {
         let mut x = self.pooled_half("x", o.x)?;
         if let Some(b) = o.bias {
-            let b = self.half_vec("bias", b)?;
-            x.iter_mut().zip(&b).for_each(|(xi, bi)| *xi = add(*xi, *bi));
+            // The bias is read in place: `x` is a copy, so nothing the bias sees changes.
+            let bo = self.read("bias", b, None)?;
+            let bh = bo.half().map_err(|m| self.bad(m))?;
+            for i in 0..n {
+                x[i] = add(x[i], bh[i]);
+            }
         }
         let mut v = self.pooled_half("v", o.v)?;
         let mut h = self.pooled_zeros(n);
-        let (mut spikes, mut mask) = (SpikeBits::zeros(n), SpikeBits::zeros(n));
+        // The bits come from the state's pool; a mask is only made when it is stored.
+        let mut spikes = self.pooled_bits(n);
+        let mut mask = self.pooled_bits(if o.mask.is_some() { n } else { 0 });
         let fired = if fire {
-            let fired = lif_forward_step(&p, &x, &mut v, &mut h, &mut spikes, 0);
+            let fired = lif_forward_step(p, &x, &mut v, &mut h, &mut spikes, 0);
             if o.mask.is_some() {
-                surrogate_mask(&p, &h, &mut mask, 0);
+                surrogate_mask(p, &h, &mut mask, 0);
             }
             fired
         } else {
@@ -252,19 +279,8 @@ impl<S: Storage> Exec<'_, S> {
             self.set_bits("mask", a, &mask)?;
         }
         self.recycle([x, v, h]);
-        self.layer(|l| {
-            l.neuron_steps += n as u64;
-            l.spikes += fired as u64;
-        });
-        let mut acc = [self.touch(o.x.buf, n), self.touch(o.v.buf, 2 * n), 0, 0, 0, 0];
-        for (slot, a) in acc[2..].iter_mut().zip([o.bias, o.h, o.spk, o.mask].into_iter().flatten()) {
-            *slot = self.touch(a.buf, n);
-        }
-        let e = &self.st.chip.energy;
-        let per = e.fp16_mul_pj + 2.0 * e.fp16_add_pj + e.compare_pj;
-        let ops = OpCount { executed: 3 * n as u64, skipped: 0 };
-        self.elementwise(n, 1, ops, per, &acc);
-        Ok(Flow::Next)
+        self.recycle_bits([spikes, mask]);
+        Ok(fired)
     }
 
     pub(crate) fn sum(&mut self, dst: &Access, src: &Access) -> Step {

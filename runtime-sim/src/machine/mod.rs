@@ -43,6 +43,7 @@ mod exec;
 mod fp;
 mod rows;
 mod sched;
+mod soma;
 mod state;
 mod stats;
 mod visit;
@@ -268,6 +269,13 @@ impl Machine {
         let mut bytes = vec![0u8; spikes.len().div_ceil(8)];
         spikes.iter().enumerate().filter(|(_, s)| **s).for_each(|(i, _)| bytes[i / 8] |= 1 << (i % 8));
         self.write_symbol(name, &bytes)
+    }
+
+    /// Lets `fp.lif` and `bp.soma` run in place or not (tests hold the two paths against
+    /// each other).
+    #[cfg(test)]
+    pub(crate) fn set_soma_in_place(&mut self, on: bool) {
+        with_state!(&mut self.inner, st => st.soma_in_place = on);
     }
 
     /// The values of a buffer range of one core, as f32 (for tests and debugging tools).

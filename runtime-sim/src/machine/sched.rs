@@ -32,7 +32,8 @@ enum Outcome {
 pub(crate) fn run<S: Storage>(code: &[CoreCode], st: &mut State<S>, max_cycles: u64) -> Result<(), SimError> {
     let mut heap: BinaryHeap<Reverse<(u64, usize)>> =
         (0..st.streams.len()).filter(|&i| !st.streams[i].halted).map(|i| Reverse((0, i))).collect();
-    while let Some(Reverse((_, idx))) = heap.pop() {
+    let mut next = heap.pop();
+    while let Some(Reverse((_, mut idx))) = next {
         loop {
             if st.streams[idx].clock > max_cycles {
                 return Err(SimError::CycleLimit { limit: max_cycles });
@@ -42,12 +43,15 @@ pub(crate) fn run<S: Storage>(code: &[CoreCode], st: &mut State<S>, max_cycles: 
                 heap.push(Reverse((st.streams[w].clock, w)));
             }
             if let Outcome::Stopped = outcome {
+                next = heap.pop();
                 break;
             }
             let key = (st.streams[idx].clock, idx);
-            if heap.peek().is_some_and(|Reverse(top)| *top < key) {
-                heap.push(Reverse(key));
-                break;
+            // When another stream is now earlier, it swaps places with this one in the heap:
+            // one sift instead of a push and a pop. Keys are unique (the stream index breaks
+            // ties), so the order of the streams is the same either way.
+            if let Some(mut top) = heap.peek_mut().filter(|top| top.0 < key) {
+                idx = std::mem::replace(&mut *top, Reverse(key)).0.1;
             }
         }
     }

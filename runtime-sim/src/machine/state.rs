@@ -105,6 +105,14 @@ pub(crate) struct State<S> {
     /// Vectors the soma and conv instructions copy their operands into (or use as
     /// temporaries), returned after each instruction so that a step allocates none.
     pub(crate) pool: Vec<Vec<S>>,
+    /// Bit tensors the soma instructions build their spikes, masks and nonzero bitmaps
+    /// in, returned after each instruction like `pool`.
+    pub(crate) bit_pool: Vec<crate::spikes::SpikeBits>,
+    /// Whether `fp.lif` and `bp.soma` may run in place (see `soma.rs`); false only in tests
+    /// that hold the in-place paths against the copying ones.
+    pub(crate) soma_in_place: bool,
+    /// The bytes of the current DMA transfer, reused from instruction to instruction.
+    pub(crate) bytes: Vec<u8>,
     /// Working memory of the fast conv kernels, reused from instruction to instruction.
     pub(crate) conv: crate::kernels::ConvScratch,
 }
@@ -155,6 +163,9 @@ impl<S: Storage> State<S> {
             cols: Vec::new(),
             row_ops: Vec::new(),
             pool: Vec::new(),
+            bit_pool: Vec::new(),
+            soma_in_place: true,
+            bytes: Vec::new(),
             conv: crate::kernels::ConvScratch::default(),
         };
         st.index_code(program);

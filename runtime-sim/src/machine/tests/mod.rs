@@ -7,6 +7,7 @@ mod backward;
 mod pad;
 mod pipeline;
 mod rows;
+mod soma;
 mod stats;
 mod sync;
 
