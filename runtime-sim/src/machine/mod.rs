@@ -45,6 +45,7 @@ mod rows;
 mod sched;
 mod state;
 mod stats;
+mod update;
 mod visit;
 mod wg;
 

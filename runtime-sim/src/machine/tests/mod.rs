@@ -9,6 +9,7 @@ mod pipeline;
 mod rows;
 mod stats;
 mod sync;
+mod update;
 
 use super::{Machine, RunStats, SimError, SimOptions};
 use isa::{ChipDesc, DataKind, DataSegment, Program, Symbol, SymbolKind, asm};
