@@ -10,7 +10,9 @@
 //! them against the one-row kernels bit for bit.
 
 use super::lanes::mac;
-use super::tile::{BLOCK, Processed, blend, count, linear_kn_forward_wide, linear_kn_weight_grad};
+use super::tile::{
+    BLOCK, Processed, blend, count, linear_kn_backward_cols, linear_kn_forward_wide, linear_kn_weight_grad,
+};
 use super::{Input, OpCount};
 use crate::fp::{Accum, Storage};
 use crate::spikes::SpikeSlice;
@@ -395,6 +397,144 @@ fn forward_count(bits: u64, k: usize, dense: bool) -> OpCount {
     c
 }
 
+/// One row of a multi-row `bp.linear`: its errors and its `nz` bitmap.
+pub type ErrRow<'b, S> = (&'b [S], Option<SpikeSlice<'b>>);
+
+/// [`linear_kn_backward_cols`] on `rows` rows (`row(r)` gives row `r`'s errors and bitmap,
+/// every row of the same length), each into its row of `out` (see [`OutRows`]), rows in
+/// order, pushing each row's count onto `ops`; `cols` is the tile widened and transposed by
+/// [`transpose_wide`](super::tile::transpose_wide).
+///
+/// With f32 accumulators, sixteen outputs, at most 64 errors per row and output rows that
+/// do not overlap (the staged fc tiles), four rows' sums are kept in registers at once,
+/// each the same chain of adds as the one-row kernel's: the prior output (or +0), then the
+/// processed non-zero errors' products in increasing order. The prior outputs of four rows
+/// are read before any of them is written, which is why overlapping rows take the one-row
+/// kernel, as do all other tiles.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_kn_backward_rows<'b, S: Storage>(
+    mode: Accum,
+    cols: &[f32],
+    rows: usize,
+    row: impl Fn(usize) -> ErrRow<'b, S>,
+    (out, at): (&mut [S], OutRows),
+    acc: bool,
+    scratch: &mut Vec<f32>,
+    ops: &mut Vec<OpCount>,
+) {
+    let n = if rows == 0 { 0 } else { row(0).0.len() };
+    let words = rows > 0 && n <= 64 && row(0).1.is_none_or(|z| z.len() == n);
+    if mode != Accum::F32 || at.n != BLOCK || !words || cols.len() < n * BLOCK || at.stride < BLOCK {
+        for r in 0..rows {
+            let (err, nz) = row(r);
+            let o = at.start + r * at.stride;
+            let mut c = OpCount::default();
+            linear_kn_backward_cols(mode, cols, err, nz, &mut out[o..o + at.n], acc, scratch, &mut c);
+            ops.push(c);
+        }
+        return;
+    }
+    let cols = &cols[..n * BLOCK];
+    let mut r = 0;
+    while r + 4 <= rows {
+        let mut g = [[0.0f32; 64]; 4];
+        let mut live = [0u64; 4];
+        let mut sums = [[0.0f32; BLOCK]; 4];
+        for q in 0..4 {
+            let (err, nz) = row(r + q);
+            let processed;
+            (live[q], processed) = live_errors(err, nz, &mut g[q]);
+            start_row((out, at), r + q, &mut sums[q], acc);
+            ops.push(backward_count(n, processed));
+        }
+        while live[0] != 0 && live[1] != 0 && live[2] != 0 && live[3] != 0 {
+            for q in 0..4 {
+                add_products(&mut sums[q], cols, &g[q], live[q].trailing_zeros() as usize);
+                live[q] &= live[q] - 1;
+            }
+        }
+        for q in 0..4 {
+            while live[q] != 0 {
+                add_products(&mut sums[q], cols, &g[q], live[q].trailing_zeros() as usize);
+                live[q] &= live[q] - 1;
+            }
+            end_row((out, at), r + q, &sums[q]);
+        }
+        r += 4;
+    }
+    for r in r..rows {
+        let (err, nz) = row(r);
+        let mut g = [0.0f32; 64];
+        let (mut live, processed) = live_errors(err, nz, &mut g);
+        let mut sums = [0.0f32; BLOCK];
+        start_row((out, at), r, &mut sums, acc);
+        while live != 0 {
+            add_products(&mut sums, cols, &g, live.trailing_zeros() as usize);
+            live &= live - 1;
+        }
+        end_row((out, at), r, &sums);
+        ops.push(backward_count(n, processed));
+    }
+}
+
+/// Widens a row's errors (at most 64) into `g` and returns the bits of those the one-row
+/// kernel adds, processed (`nz` bit set, or every one without a bitmap) and not ±0, with
+/// the number processed.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+fn live_errors<S: Storage>(err: &[S], nz: Option<SpikeSlice<'_>>, g: &mut [f32; 64]) -> (u64, u64) {
+    let n = err.len().min(64);
+    S::to_f32_slice(&err[..n], &mut g[..n]);
+    let mut bits = 0u64;
+    for j in 0..n {
+        bits |= u64::from(g[j] != 0.0) << j;
+    }
+    match nz {
+        Some(z) => {
+            let word = z.as_word();
+            (bits & word, u64::from(word.count_ones()))
+        }
+        None => (bits, n as u64),
+    }
+}
+
+/// `a[i] += cols[16j + i] * g[j]`: error `j`'s products, rounded to f32 and added, as the
+/// one-row kernel's `axpy` does.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+fn add_products(a: &mut [f32; BLOCK], cols: &[f32], g: &[f32; 64], j: usize) {
+    let c = &cols[j * BLOCK..(j + 1) * BLOCK];
+    let x = g[j];
+    for i in 0..BLOCK {
+        a[i] += c[i] * x;
+    }
+}
+
+/// Starts row `r`'s sums at its prior outputs when accumulating (they stay +0 otherwise).
+#[inline(always)]
+fn start_row<S: Storage>((out, at): (&[S], OutRows), r: usize, a: &mut [f32; BLOCK], acc: bool) {
+    let o = at.start + r * at.stride;
+    if let (true, Ok(prior)) = (acc, <&[S; BLOCK]>::try_from(&out[o..o + BLOCK])) {
+        S::to_f32_16(prior, a);
+    }
+}
+
+/// Rounds row `r`'s sums into its outputs.
+#[inline(always)]
+fn end_row<S: Storage>((out, at): (&mut [S], OutRows), r: usize, a: &[f32; BLOCK]) {
+    let o = at.start + r * at.stride;
+    S::from_f32_slice(a, &mut out[o..o + BLOCK]);
+}
+
+/// The count of one backward row of `n` errors into sixteen outputs: the `processed`
+/// errors' products executed, the rest skipped.
+#[inline(always)]
+fn backward_count(n: usize, processed: u64) -> OpCount {
+    let mut c = OpCount::default();
+    count(&mut c, processed * BLOCK as u64, (n * BLOCK) as u64, false);
+    c
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -538,6 +678,52 @@ mod tests {
             let mut got_ops = Vec::new();
             let mut scratch = vec![f32::NAN; 8];
             linear_kn_forward_rows(mode, &wide, rows, spk, (&mut got, at), (acc, dense), &mut scratch, &mut got_ops);
+            assert_eq!(half_bits(&got), half_bits(&want), "case {case}: k = {k}, n = {n}, {mode:?}, acc = {acc}");
+            assert_eq!(got_ops, want_ops, "case {case}");
+        }
+    }
+
+    /// The multi-row backward kernel against the one-row kernel called row by row, on random
+    /// tiles (sixteen outputs and not, rows up to and past 64 errors), with weights, errors
+    /// and prior outputs that include ±0, ±inf and NaN, output rows apart, touching and
+    /// overlapping (stride 0 too), with and without `nz` and `acc`, in both accumulator
+    /// modes: outputs and counts agree bit for bit.
+    #[test]
+    fn backward_rows_match_one_row_kernel() {
+        let mut rng = Lcg(13);
+        for case in 0..600 {
+            let k = [16, 16, 16, 5, 17][case % 5];
+            let n = [1, 10, 16, 63, 64, 65][(case / 5) % 6];
+            let rows = 1 + rng.next() as usize % 11;
+            let e_stride = n + rng.next() as usize % 5;
+            let o_stride = [k, 0, k / 2, k + 3, k, k][rng.next() as usize % 6];
+            let (e0, z0, o0) = (rng.next() as usize % 7, rng.next() as usize % 70, rng.next() as usize % 5);
+            let zeros = 1 + rng.next() % 4;
+            let err: Vec<f16> = (0..e0 + rows * e_stride).map(|_| rng.half(zeros)).collect();
+            let density = 1 + rng.next() % 4;
+            let nz_bits = SpikeBits::from_fn(z0 + rows * e_stride, |_| rng.next() % density != 0);
+            let w: Vec<f16> = (0..k * n).map(|_| rng.half(7)).collect();
+            let mut cols = Vec::new();
+            crate::kernels::tile::transpose_wide(&w, k, n, &mut cols);
+            let start: Vec<f16> = (0..o0 + rows * o_stride + k).map(|_| rng.half(4)).collect();
+            let mode = if case % 4 == 3 { Accum::Storage } else { Accum::F32 };
+            let (acc, with_nz) = (case % 3 != 0, case % 7 >= 2);
+            let row = |r: usize| {
+                let at = e0 + r * e_stride;
+                (&err[at..at + n], with_nz.then(|| nz_bits.slice(z0 + r * e_stride, n)))
+            };
+            let (mut want, mut got) = (start.clone(), start);
+            let mut want_ops = Vec::new();
+            for r in 0..rows {
+                let (o, mut c) = (o0 + r * o_stride, OpCount::default());
+                let (e, nz) = row(r);
+                linear_kn_backward_cols(mode, &cols, e, nz, &mut want[o..o + k], acc, &mut Vec::new(), &mut c);
+                want_ops.push(c);
+            }
+            let at = OutRows { n: k, start: o0, stride: o_stride };
+            let mut got_ops = Vec::new();
+            let mut scratch = vec![f32::NAN; 8];
+            linear_kn_backward_rows(mode, &cols, rows, row, (&mut got, at), acc, &mut scratch, &mut got_ops);
             assert_eq!(half_bits(&got), half_bits(&want), "case {case}: k = {k}, n = {n}, {mode:?}, acc = {acc}");
             assert_eq!(got_ops, want_ops, "case {case}");
         }

@@ -9,7 +9,7 @@
 use super::SimError;
 use super::engine::{ConvDims, Opnd, width_msg};
 use super::exec::{Exec, Flow, Step};
-use super::rows::Rows;
+use super::rows::{BitRows, HalfRows, RowView, Rows};
 use crate::fp::Storage;
 use crate::kernels::OpCount;
 use crate::kernels::accumulate::add_rounded;
@@ -18,6 +18,7 @@ use crate::kernels::loss::{LossKind as KLoss, loss_value, output_grad_row};
 use crate::kernels::pool::{avgpool_backward, maxpool_backward};
 use crate::kernels::soma::{LifParams, Reset, SOMA_BLOCK, Surrogate as Sg};
 use crate::kernels::tile::{linear_kn_backward, linear_kn_backward_cols, transpose_wide};
+use crate::kernels::tile_rows::{OutRows, linear_kn_backward_rows};
 use crate::spikes::SpikeSlice;
 use isa::{Access, LossKind, PoolKind};
 use std::ops::Range;
@@ -31,6 +32,21 @@ pub(crate) struct SomaOps<'a> {
     pub(crate) dv: &'a Access,
     pub(crate) dh: &'a Access,
     pub(crate) nz: &'a Option<Access>,
+}
+
+/// The rows of `bp.linear`'s errors and bitmap resolved once, when the errors are 16-bit and
+/// the bitmap (if any) 1-bit, neither in the output's buffer; `None` otherwise.
+fn row_views<'b, S: Storage>(
+    e0: &Opnd<'b, S>,
+    z0: Option<&Opnd<'b, S>>,
+    stride: u16,
+) -> Option<(HalfRows<'b, S>, Option<BitRows<'b>>)> {
+    let e = RowView::of(e0, stride)?.half_rows()?;
+    let z = match z0 {
+        Some(z0) => Some(RowView::of(z0, stride)?.bit_rows()?),
+        None => None,
+    };
+    Some((e, z))
 }
 
 impl<S: Storage> Exec<'_, S> {
@@ -70,6 +86,15 @@ impl<S: Storage> Exec<'_, S> {
             }
             let e0 = ex.read("err", err, Some((o.slot, data)))?;
             let z0 = nz.as_ref().map(|a| ex.read("nz", a, Some((o.slot, data)))).transpose()?;
+            // Rows of 16-bit errors and 1-bit bitmaps outside the output's buffer, on
+            // weights transposed once: nothing to resolve or check per row.
+            if let Some((e_rows, z_rows)) = row_views(&e0, z0.as_ref(), rows.first).filter(|_| wide) {
+                let dst = data.as_half_mut().ok_or_else(|| ex.bad(width_msg("out", 16)))?;
+                let at = OutRows { n: k, start: o.start, stride: usize::from(rows.second) };
+                let row = |r| (e_rows.row(r), z_rows.map(|z| z.row(r)));
+                linear_kn_backward_rows(mode, &ws.wide, count, row, (dst, at), acc, &mut ws.scratch, &mut ws.ops);
+                return Ok(());
+            }
             for r in 0..count {
                 let skip = Rows::skip(r, rows.first);
                 let e = ex.next_row(&e0, err, skip, (o.slot, data))?;
@@ -102,7 +127,7 @@ impl<S: Storage> Exec<'_, S> {
         let a_err = self.touch_rows(err.buf, n, count);
         let a_out = self.touch_rows(out.buf, k, count);
         let a_nz = nz.as_ref().map_or(0, |z| self.touch_rows(z.buf, n, count));
-        self.charge_rows(pj, |ex, ops| [a_err, ex.touch(w.buf, ops.executed as usize), a_out, a_nz]);
+        self.charge_rows(pj, w.buf, |t, ops| [a_err, t.touch(ops.executed as usize), a_out, a_nz]);
         Ok(Flow::Next)
     }
 

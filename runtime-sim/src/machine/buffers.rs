@@ -268,6 +268,11 @@ impl<S: Storage> BufData<S> {
         if let BufData::Half(v) = self { Some(v) } else { None }
     }
 
+    /// The 32-bit contents.
+    pub(crate) fn as_word(&self) -> Option<&[f32]> {
+        if let BufData::Word(v) = self { Some(v) } else { None }
+    }
+
     /// The 32-bit contents, mutably.
     pub(crate) fn as_word_mut(&mut self) -> Option<&mut Vec<f32>> {
         if let BufData::Word(v) = self { Some(v) } else { None }

@@ -109,8 +109,8 @@ impl<S: Storage> Exec<'_, S> {
         let a_spk = self.touch_rows(spk.buf, k, count);
         let a_out = self.touch_rows(out.buf, n * (1 + usize::from(acc)), count);
         let a_w = if skip { None } else { Some(self.touch_rows(w.buf, k * n, count)) };
-        self.charge_rows(pj, |ex, ops| {
-            let a_w = a_w.unwrap_or_else(|| ex.touch(w.buf, (ops.executed / n.max(1) as u64) as usize * n));
+        self.charge_rows(pj, w.buf, |t, ops| {
+            let a_w = a_w.unwrap_or_else(|| t.touch((ops.executed / n.max(1) as u64) as usize * n));
             [a_spk, a_w, a_out, 0]
         });
         Ok(Flow::Next)

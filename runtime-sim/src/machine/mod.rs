@@ -46,6 +46,7 @@ mod sched;
 mod soma;
 mod state;
 mod stats;
+mod update;
 mod visit;
 mod wg;
 

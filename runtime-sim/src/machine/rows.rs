@@ -221,24 +221,52 @@ impl<S: Storage> Exec<'_, S> {
     }
 
     /// Charges the rows recorded in the state's per-row counts: each row's buffer accesses
-    /// (from `accesses`, which also counts them), cycles and energy, then one issue cycle.
+    /// (from `accesses`, which counts those of the one buffer `var` whose accesses vary row
+    /// by row through the [`RowTouch`] it is given), cycles and energy, then one issue cycle.
     ///
-    /// This is [`engine_row`](Self::engine_row) per row with the PE array looked up once and
-    /// the energy summed in a local: the same f64 adds in the same order (`accesses` only
-    /// counts SRAM accesses, never energy), so the total is bit-identical.
-    pub(crate) fn charge_rows(&mut self, pj_per_op: f64, mut accesses: impl FnMut(&mut Self, OpCount) -> [u64; 4]) {
+    /// This is [`engine_row`](Self::engine_row) per row with the PE array and the buffer's
+    /// geometry looked up once and the sums kept in locals: the same f64 energy adds in the
+    /// same order, so the total is bit-identical, and integer access counts added at once.
+    pub(crate) fn charge_rows(
+        &mut self,
+        pj_per_op: f64,
+        var: isa::Buf,
+        mut accesses: impl FnMut(&mut RowTouch, OpCount) -> [u64; 4],
+    ) {
         let rows = std::mem::take(&mut self.st.row_ops);
         let pe = self.pe_array();
+        let info = &self.st.info[var.index()];
+        let mut touch =
+            RowTouch { elem_bits: u64::from(info.elem_bits), width_bits: u64::from(info.width_bits), total: 0 };
         let mut cost = RowCost::default();
         let mut energy = self.st.stats.energy.compute_pj;
         for &ops in &rows {
-            let a = accesses(self, ops);
+            let a = accesses(&mut touch, ops);
             cost.add_row(pe, ops, &a);
             energy += ops.executed as f64 * pj_per_op;
         }
         self.st.stats.energy.compute_pj = energy;
+        self.st.sram[var.index()] += touch.total;
         self.st.row_ops = rows;
         self.engine_done(cost);
+    }
+}
+
+/// Counts the accesses of one buffer row by row, as [`Exec::touch`] would, in a local that
+/// [`Exec::charge_rows`] adds to the machine's count once.
+pub(crate) struct RowTouch {
+    elem_bits: u64,
+    width_bits: u64,
+    total: u64,
+}
+
+impl RowTouch {
+    /// Counts one touch of `elems` elements and returns its accesses.
+    #[inline]
+    pub(crate) fn touch(&mut self, elems: usize) -> u64 {
+        let n = div_ceil(elems as u64 * self.elem_bits, self.width_bits);
+        self.total += n;
+        n
     }
 }
 

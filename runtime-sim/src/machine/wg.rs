@@ -6,6 +6,7 @@ use super::buffers::{BufData, Span};
 use super::engine::{ConvDims, Opnd, width_msg};
 use super::exec::{Exec, Flow, Step};
 use super::rows::{RowView, Rows};
+use super::state::OptSlot;
 use crate::fp::{Accum, Storage};
 use crate::kernels::OpCount;
 use crate::kernels::grad::{bias_grad, conv2d_weight_grad_with};
@@ -124,7 +125,7 @@ impl<S: Storage> Exec<'_, S> {
             self.touch_rows(a.buf, 2 * n, count);
         }
         let (a_spk, a_err) = (self.touch_rows(spk.buf, k, count), self.touch_rows(err.buf, n, count));
-        self.charge_rows(pj, |ex, ops| [a_spk, a_err, ex.touch(dw.buf, 2 * ops.executed as usize), 0]);
+        self.charge_rows(pj, dw.buf, |t, ops| [a_spk, a_err, t.touch(2 * ops.executed as usize), 0]);
         Ok(Flow::Next)
     }
 
@@ -225,6 +226,35 @@ impl<S: Storage> Exec<'_, S> {
         for (name, a) in [("grad", o.grad), ("master", o.master), ("w16", o.w16)] {
             self.need(name, a, n)?;
         }
+        let passes = match self.update_in_place(&o, n, slot, scale) {
+            Some(passes) => passes,
+            None => self.update_copied(&o, n, slot, scale)?,
+        };
+        if zero {
+            self.width("grad", o.grad, 32)?;
+            let sp = self.span("grad", o.grad)?;
+            if let Some(d) = self.st.bufs[sp.slot].as_word_mut() {
+                d[sp.range()].fill(0.0);
+            }
+        }
+        let mut acc = vec![
+            self.touch(o.grad.buf, n * (1 + usize::from(zero))),
+            self.touch(o.master.buf, 2 * n),
+            self.touch(o.w16.buf, n),
+        ];
+        if let Some(a) = o.state {
+            acc.push(self.touch(a.buf, 2 * a.len as usize));
+        }
+        let e = &self.st.chip.energy;
+        let per = passes as f64 * (e.fp32_mul_pj + e.fp32_add_pj);
+        self.elementwise(n, passes, OpCount { executed: 2 * passes * n as u64, skipped: 0 }, per, &acc);
+        Ok(Flow::Next)
+    }
+
+    /// `wg.update` on copies of its operands, written back in a fixed order (masters, FP16
+    /// weights, state), which settles what overlapping operands mean; returns the
+    /// optimizer's passes per element.
+    fn update_copied(&mut self, o: &UpdateOps<'_>, n: usize, slot: OptSlot, scale: f32) -> Result<u64, SimError> {
         let grad = self.word_vec("grad", o.grad)?;
         let mut master = self.word_vec("master", o.master)?;
         let mut w16 = self.half_vec("w16", o.w16)?;
@@ -261,20 +291,6 @@ impl<S: Storage> Exec<'_, S> {
         if let Some(a) = o.state {
             self.set_word("state", a, &state)?;
         }
-        if zero {
-            self.set_word("grad", o.grad, &vec![0.0; n])?;
-        }
-        let mut acc = vec![
-            self.touch(o.grad.buf, n * (1 + usize::from(zero))),
-            self.touch(o.master.buf, 2 * n),
-            self.touch(o.w16.buf, n),
-        ];
-        if let Some(a) = o.state {
-            acc.push(self.touch(a.buf, 2 * state.len()));
-        }
-        let e = &self.st.chip.energy;
-        let per = passes as f64 * (e.fp32_mul_pj + e.fp32_add_pj);
-        self.elementwise(n, passes, OpCount { executed: 2 * passes * n as u64, skipped: 0 }, per, &acc);
-        Ok(Flow::Next)
+        Ok(passes)
     }
 }

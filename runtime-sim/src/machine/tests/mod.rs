@@ -10,6 +10,7 @@ mod rows;
 mod soma;
 mod stats;
 mod sync;
+mod update;
 
 use super::{Machine, RunStats, SimError, SimOptions};
 use isa::{ChipDesc, DataKind, DataSegment, Program, Symbol, SymbolKind, asm};
