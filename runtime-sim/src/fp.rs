@@ -154,7 +154,9 @@ impl Storage for f16 {
 }
 
 /// Elements rounded per pass of [`Storage::round_slice`]: a stack buffer of this many f16.
-const ROUND_CHUNK: usize = 256;
+/// Most calls round one soma block (at most 64 values, often 16), so a larger buffer would
+/// mostly cost the zeroing of bytes that are never used; the result does not depend on it.
+const ROUND_CHUNK: usize = 64;
 
 /// The f32 value of every binary16 bit pattern, indexed by the pattern: widening a slice
 /// by table look-ups is exact (the table is built with [`f16::to_f32`]) and avoids a call

@@ -83,12 +83,13 @@ fn two_outputs<'a, S: Storage>(
 }
 
 /// Packs whether each of up to 64 values is non-zero (−0 is zero, a NaN is not), value
-/// `j` in bit `j`.
+/// `j` in bit `j`. Widened to f32 the test is exactly that of `x != 0` in storage, and it
+/// is a vector compare where the stored type's own `!=` is a branchy function.
+#[inline(always)]
 fn nonzero_word<S: Storage>(v: &[S]) -> u64 {
-    let zero = S::default();
     let mut w = 0u64;
     for (j, x) in v.iter().enumerate() {
-        w |= u64::from(*x != zero) << j;
+        w |= u64::from(x.to_f32() != 0.0) << j;
     }
     w
 }
@@ -231,11 +232,34 @@ impl<S: Storage> Exec<'_, S> {
 fn mark_nonzero<S: Storage>(dh: &[S], mut nz: Option<(&mut SpikeBits, usize)>) -> usize {
     let mut count = 0;
     for (k, c) in dh.chunks(64).enumerate() {
-        let w = nonzero_word(c);
+        // A block of 16 (the usual soma) is compiled with its length known.
+        let w = if c.len() == 16 { nonzero_word(&c[..16]) } else { nonzero_word(c) };
         count += w.count_ones() as usize;
         if let Some((bits, at)) = nz.as_mut() {
             bits.write_bits(*at + 64 * k, &[w], c.len());
         }
     }
     count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mark_nonzero;
+    use crate::spikes::SpikeBits;
+    use half::f16;
+
+    /// The bitmap of `bp.soma` marks exactly the values that differ from zero in storage
+    /// (−0 is zero; NaN, infinities and subnormals are not), for a block of 16 and others.
+    #[test]
+    fn nonzero_bitmap_follows_storage_inequality() {
+        let specials = [0.0, -0.0, f32::NAN, f32::INFINITY, -1.0, 6e-8, -6e-8, 1e-9, 0.5];
+        for n in [16usize, 20, 70] {
+            let dh: Vec<f16> = (0..n).map(|i| f16::from_f32(specials[(i * 7) % specials.len()])).collect();
+            let mut nz = SpikeBits::zeros(n + 3);
+            let count = mark_nonzero(&dh, Some((&mut nz, 3)));
+            let want: Vec<bool> = dh.iter().map(|x| *x != f16::ZERO).collect();
+            assert_eq!(count, want.iter().filter(|&&b| b).count());
+            assert_eq!((0..n).map(|i| nz.get(3 + i)).collect::<Vec<_>>(), want);
+        }
+    }
 }
