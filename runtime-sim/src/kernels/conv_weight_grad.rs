@@ -236,10 +236,14 @@ impl<'a> Entries<'a> {
                 }
             }
             Input::Dense(d) => {
-                for i in 0..d.len() {
-                    let v = d[i].to_f32();
-                    if v != 0.0 {
-                        walk.add(i, v, items, starts, per_position);
+                // A word of non-zero flags per 64 values, then one step per non-zero: a
+                // branch per value mispredicts on the random zeros of a spike map.
+                for (k, chunk) in d.chunks(64).enumerate() {
+                    let mut nonzero = nonzero_mask(chunk);
+                    while nonzero != 0 {
+                        let j = nonzero.trailing_zeros() as usize;
+                        nonzero &= nonzero - 1;
+                        walk.add(k * 64 + j, chunk[j].to_f32(), items, starts, per_position);
                     }
                 }
             }
@@ -252,6 +256,28 @@ impl<'a> Entries<'a> {
     fn channel(&self, ci: usize) -> &[(usize, f32)] {
         &self.items[self.starts[ci]..self.starts[ci + 1]]
     }
+}
+
+/// Bit j set where `chunk[j]` (at most 64 values) is not ±0; sixteen values at a time,
+/// widened in hardware where the CPU can.
+fn nonzero_mask<S: Storage>(chunk: &[S]) -> u64 {
+    let mut mask = 0u64;
+    let mut wide = [0.0f32; 16];
+    let mut blocks = chunk.chunks_exact(16);
+    for (b, block) in (&mut blocks).enumerate() {
+        match <&[S; 16]>::try_from(block) {
+            Ok(block) => S::to_f32_16(block, &mut wide),
+            Err(_) => S::to_f32_slice(block, &mut wide),
+        }
+        for l in 0..16 {
+            mask |= u64::from(wide[l] != 0.0) << (b * 16 + l);
+        }
+    }
+    let done = chunk.len() - blocks.remainder().len();
+    for (j, v) in blocks.remainder().iter().enumerate() {
+        mask |= u64::from(v.to_f32() != 0.0) << (done + j);
+    }
+    mask
 }
 
 /// Where [`Entries::new`] stands in the input: channel `ci`, row `iy`, which ends before
@@ -416,6 +442,28 @@ mod tests {
                 assert_eq!(bits(&got), bits(&want), "case {case} step {step} {s:?}");
                 assert_eq!(ops, want_ops, "case {case} step {step} {s:?}");
             }
+        }
+    }
+
+    /// The non-zero flags of a chunk agree with `v != 0.0` value by value, for chunks of
+    /// every length up to 64 holding ±0, subnormals, infinities and NaNs.
+    #[test]
+    fn nonzero_mask_flags_each_value() {
+        let mut rng = Rng::new(5);
+        for _ in 0..400 {
+            let n = rng.below(65) as usize;
+            let h: Vec<f16> = (0..n)
+                .map(|_| match rng.below(4) {
+                    0 => f16::from_bits(rng.below(1 << 16) as u16),
+                    1 => f16::NEG_ZERO,
+                    2 => f16::ZERO,
+                    _ => f16::from_bits(rng.below(4) as u16 | 0x8000 * rng.below(2) as u16),
+                })
+                .collect();
+            let f: Vec<f32> = h.iter().map(|v| v.to_f32()).collect();
+            let want = f.iter().enumerate().fold(0u64, |m, (j, v)| m | u64::from(*v != 0.0) << j);
+            assert_eq!(nonzero_mask(&h), want, "{h:?}");
+            assert_eq!(nonzero_mask(&f), want, "{f:?}");
         }
     }
 
