@@ -269,8 +269,8 @@ fn nonzero_mask<S: Storage>(chunk: &[S]) -> u64 {
             Ok(block) => S::to_f32_16(block, &mut wide),
             Err(_) => S::to_f32_slice(block, &mut wide),
         }
-        for l in 0..16 {
-            mask |= u64::from(wide[l] != 0.0) << (b * 16 + l);
+        for (l, v) in wide.iter().enumerate() {
+            mask |= u64::from(*v != 0.0) << (b * 16 + l);
         }
     }
     let done = chunk.len() - blocks.remainder().len();
@@ -457,7 +457,7 @@ mod tests {
                     0 => f16::from_bits(rng.below(1 << 16) as u16),
                     1 => f16::NEG_ZERO,
                     2 => f16::ZERO,
-                    _ => f16::from_bits(rng.below(4) as u16 | 0x8000 * rng.below(2) as u16),
+                    _ => f16::from_bits(rng.below(4) as u16 | (0x8000 * rng.below(2) as u16)),
                 })
                 .collect();
             let f: Vec<f32> = h.iter().map(|v| v.to_f32()).collect();
