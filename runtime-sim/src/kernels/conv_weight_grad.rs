@@ -45,8 +45,8 @@ pub(crate) fn weight_grad<S: Storage>(
     acc: &mut [f32],
     scratch: &mut ConvScratch,
 ) -> OpCount {
-    let [input_counts, error_counts, across] = &mut scratch.counts;
-    let p = Columns::new(shape, gout, &mut scratch.errors, error_counts);
+    let [input_counts, _, across] = &mut scratch.counts;
+    let p = scratch.wg_errors.columns(shape, gout);
     let entries = Entries::new(shape, input, &p, &mut scratch.items, &mut scratch.starts, input_counts);
     // Vectors per kernel row, and for all kernel rows of a channel.
     let per_row = (shape.kw * shape.cout).div_ceil(LANES);
@@ -119,15 +119,45 @@ struct Columns<'a> {
     per_position: &'a [u64],
 }
 
-impl<'a> Columns<'a> {
-    /// Lays `gout` out in `buf`, counting into `counts`.
-    fn new<S: Storage>(shape: &Conv2dShape, gout: &[S], buf: &'a mut Vec<f32>, counts: &'a mut Vec<u64>) -> Self {
+/// The [`Columns`] of the last errors laid out, kept from call to call: a core runs the
+/// weight gradients of many input tiles against the same errors one after another, and
+/// laying them out again cost about a quarter of each call. The cache is keyed by the
+/// errors' contents (their widened bit patterns) and the shape, so it needs no telling when
+/// the buffer the errors came from is written: any change of value misses.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct ErrorCache {
+    /// The shape the layout is for; `None` while nothing valid is cached.
+    shape: Option<Conv2dShape>,
+    /// The errors the layout was made from, widened.
+    key: Vec<f32>,
+    data: Vec<f32>,
+    per_position: Vec<u64>,
+    cols: usize,
+    r0: usize,
+}
+
+impl ErrorCache {
+    /// The layout of `gout`, made afresh unless the cache holds that of the same values.
+    fn columns<S: Storage>(&mut self, shape: &Conv2dShape, gout: &[S]) -> Columns<'_> {
+        if self.shape != Some(*shape) || !widens_to(gout, &self.key) {
+            self.shape = None;
+            self.lay_out(shape, gout);
+            self.key.resize(gout.len(), 0.0);
+            S::to_f32_slice(gout, &mut self.key);
+            self.shape = Some(*shape);
+        }
+        Columns { data: &self.data, cols: self.cols, r0: self.r0, per_position: &self.per_position }
+    }
+
+    /// Lays `gout` out in `data`, counting into `per_position`.
+    fn lay_out<S: Storage>(&mut self, shape: &Conv2dShape, gout: &[S]) {
         let (oh, ow, cout, kw) = (shape.oh(), shape.ow(), shape.cout, shape.kw);
         let r0 = (shape.kh - 1).saturating_sub(shape.pad);
         // Inputs reach output rows up to h−1+pad and columns up to w−1+pad.
         let (rows, cols) = (shape.h + shape.pad + r0, shape.w + shape.pad + kw - 1);
-        let data = zeroed(buf, rows * cols * cout + kw * cout + LANES);
-        let per_position = zeroed(counts, oh * ow);
+        (self.cols, self.r0) = (cols, r0);
+        let data = zeroed(&mut self.data, rows * cols * cout + kw * cout + LANES);
+        let per_position = zeroed(&mut self.per_position, oh * ow);
         for (co, g) in gout.chunks_exact(oh * ow).enumerate() {
             for (oy, (row, counts)) in g.chunks_exact(ow).zip(per_position.chunks_exact_mut(ow)).enumerate() {
                 // Outputs past the rows and columns any input reaches are counted only.
@@ -141,8 +171,30 @@ impl<'a> Columns<'a> {
                 }
             }
         }
-        Columns { data, cols, r0, per_position }
     }
+}
+
+/// Whether `gout` widens to `key` bit for bit, NaN payloads and the sign of zero included:
+/// then its layout is the same. Sixteen values at a time, converted in hardware where the
+/// CPU can, and compared without a branch per value.
+fn widens_to<S: Storage>(gout: &[S], key: &[f32]) -> bool {
+    if gout.len() != key.len() {
+        return false;
+    }
+    let mut wide = [0.0f32; 16];
+    let (mut values, mut keys) = (gout.chunks_exact(16), key.chunks_exact(16));
+    for (v, k) in (&mut values).zip(&mut keys) {
+        let Ok(v) = <&[S; 16]>::try_from(v) else { return false };
+        S::to_f32_16(v, &mut wide);
+        let mut diff = 0;
+        for l in 0..16 {
+            diff |= wide[l].to_bits() ^ k[l].to_bits();
+        }
+        if diff != 0 {
+            return false;
+        }
+    }
+    values.remainder().iter().zip(keys.remainder()).all(|(v, k)| v.to_f32().to_bits() == k.to_bits())
 }
 
 /// The non-zero inputs of each channel in increasing position, each as the index of the
@@ -184,10 +236,14 @@ impl<'a> Entries<'a> {
                 }
             }
             Input::Dense(d) => {
-                for i in 0..d.len() {
-                    let v = d[i].to_f32();
-                    if v != 0.0 {
-                        walk.add(i, v, items, starts, per_position);
+                // A word of non-zero flags per 64 values, then one step per non-zero: a
+                // branch per value mispredicts on the random zeros of a spike map.
+                for (k, chunk) in d.chunks(64).enumerate() {
+                    let mut nonzero = nonzero_mask(chunk);
+                    while nonzero != 0 {
+                        let j = nonzero.trailing_zeros() as usize;
+                        nonzero &= nonzero - 1;
+                        walk.add(k * 64 + j, chunk[j].to_f32(), items, starts, per_position);
                     }
                 }
             }
@@ -200,6 +256,28 @@ impl<'a> Entries<'a> {
     fn channel(&self, ci: usize) -> &[(usize, f32)] {
         &self.items[self.starts[ci]..self.starts[ci + 1]]
     }
+}
+
+/// Bit j set where `chunk[j]` (at most 64 values) is not ±0; sixteen values at a time,
+/// widened in hardware where the CPU can.
+fn nonzero_mask<S: Storage>(chunk: &[S]) -> u64 {
+    let mut mask = 0u64;
+    let mut wide = [0.0f32; 16];
+    let mut blocks = chunk.chunks_exact(16);
+    for (b, block) in (&mut blocks).enumerate() {
+        match <&[S; 16]>::try_from(block) {
+            Ok(block) => S::to_f32_16(block, &mut wide),
+            Err(_) => S::to_f32_slice(block, &mut wide),
+        }
+        for (l, v) in wide.iter().enumerate() {
+            mask |= u64::from(*v != 0.0) << (b * 16 + l);
+        }
+    }
+    let done = chunk.len() - blocks.remainder().len();
+    for (j, v) in blocks.remainder().iter().enumerate() {
+        mask |= u64::from(v.to_f32() != 0.0) << (done + j);
+    }
+    mask
 }
 
 /// Where [`Entries::new`] stands in the input: channel `ci`, row `iy`, which ends before
@@ -328,6 +406,83 @@ mod tests {
             fast += check::<f16>(&mut rng, &s, case, &mut scratch) + check::<f32>(&mut rng, &s, case, &mut scratch);
         }
         assert!(fast > 400, "the fast path ran {fast} times");
+    }
+
+    /// The cached error layout is used only for the errors it was made from: weight
+    /// gradients of one shape against errors that change by one value between calls (a
+    /// sign of zero, a NaN payload, an infinity, a new value) or not at all, through one
+    /// scratch, each agree with the general kernel.
+    #[test]
+    fn error_cache_follows_the_errors() {
+        let mut rng = Rng::new(31);
+        let mut scratch = ConvScratch::default();
+        for case in 0..40 {
+            let s = loop {
+                let s = shape(&mut rng);
+                if s.stride == 1 {
+                    break s;
+                }
+            };
+            let mut gout: Vec<f16> = values(&mut rng, s.out_len(), 0.5, false);
+            let spikes = SpikeBits::from_nonzero(&ones::<f32>(&mut rng, s.in_len(), 0.3));
+            let input = Input::Spikes(spikes.slice(0, s.in_len()));
+            for step in 0..8 {
+                if step % 2 == 1 {
+                    let i = rng.below(gout.len() as u64) as usize;
+                    let nan = f16::from_bits(0x7e00 | rng.below(0x100) as u16);
+                    let old = gout[i];
+                    gout[i] = [-old, f16::from_f32(0.0), f16::NEG_ZERO, nan, f16::INFINITY, f16::from_f32(0.5)]
+                        [rng.below(6) as usize];
+                }
+                let mut want = vec![0.0f32; s.weight_len()];
+                let mut want_ops = OpCount::default();
+                conv2d_weight_grad_general(Accum::F32, &s, &gout, input, &mut want, &mut want_ops);
+                let mut got = vec![0.0f32; s.weight_len()];
+                let ops = weight_grad(Accum::F32, &s, &gout, &input, &mut got, &mut scratch);
+                assert_eq!(bits(&got), bits(&want), "case {case} step {step} {s:?}");
+                assert_eq!(ops, want_ops, "case {case} step {step} {s:?}");
+            }
+        }
+    }
+
+    /// The non-zero flags of a chunk agree with `v != 0.0` value by value, for chunks of
+    /// every length up to 64 holding ±0, subnormals, infinities and NaNs.
+    #[test]
+    fn nonzero_mask_flags_each_value() {
+        let mut rng = Rng::new(5);
+        for _ in 0..400 {
+            let n = rng.below(65) as usize;
+            let h: Vec<f16> = (0..n)
+                .map(|_| match rng.below(4) {
+                    0 => f16::from_bits(rng.below(1 << 16) as u16),
+                    1 => f16::NEG_ZERO,
+                    2 => f16::ZERO,
+                    _ => f16::from_bits(rng.below(4) as u16 | (0x8000 * rng.below(2) as u16)),
+                })
+                .collect();
+            let f: Vec<f32> = h.iter().map(|v| v.to_f32()).collect();
+            let want = f.iter().enumerate().fold(0u64, |m, (j, v)| m | u64::from(*v != 0.0) << j);
+            assert_eq!(nonzero_mask(&h), want, "{h:?}");
+            assert_eq!(nonzero_mask(&f), want, "{f:?}");
+        }
+    }
+
+    /// The cache key compares bit patterns: −0 is not +0, and NaNs differ by payload.
+    #[test]
+    fn widened_keys_compare_bits() {
+        let g: Vec<f16> = (0..37).map(|i| f16::from_f32(i as f32 - 18.0)).collect();
+        let key: Vec<f32> = g.iter().map(|v| v.to_f32()).collect();
+        assert!(widens_to(&g, &key));
+        assert!(!widens_to(&g[1..], &key));
+        for i in [0, 17, 18, 36] {
+            for v in [f16::NEG_ZERO, f16::from_bits(0x7e01), f16::from_bits(0x7e02), f16::NEG_INFINITY] {
+                let mut h = g.clone();
+                h[i] = v;
+                let k: Vec<f32> = h.iter().map(|v| v.to_f32()).collect();
+                assert_eq!(widens_to(&h, &key), h[i].to_bits() == g[i].to_bits(), "{i} {v:?}");
+                assert!(widens_to(&h, &k));
+            }
+        }
     }
 
     /// Checks one case with spike and dense inputs in both modes; returns how often the

@@ -67,6 +67,8 @@ pub(crate) struct ConvScratch {
     pub(crate) starts: Vec<usize>,
     /// Non-zero counts per position (inputs, errors) and their sums along rows.
     pub(crate) counts: [Vec<u64>; 3],
+    /// The weight gradient's last errors, laid out.
+    pub(crate) wg_errors: super::conv_weight_grad::ErrorCache,
 }
 
 /// `v` as `n` zeros, reusing its allocation.

@@ -43,6 +43,7 @@ pub mod tile;
 pub mod tile_rows;
 pub mod update;
 
+pub(crate) use conv_weight_grad::ErrorCache;
 pub(crate) use lanes::ConvScratch;
 
 use crate::fp::Storage;

@@ -115,6 +115,9 @@ pub(crate) struct State<S> {
     pub(crate) bytes: Vec<u8>,
     /// Working memory of the fast conv kernels, reused from instruction to instruction.
     pub(crate) conv: crate::kernels::ConvScratch,
+    /// Each core's last `wg.conv` errors, laid out: the cores take turns, and each runs
+    /// many weight gradients against the same errors (see [`crate::kernels::ErrorCache`]).
+    pub(crate) wg_errors: Vec<crate::kernels::ErrorCache>,
 }
 
 impl<S: Storage> State<S> {
@@ -167,6 +170,7 @@ impl<S: Storage> State<S> {
             soma_in_place: true,
             bytes: Vec::new(),
             conv: crate::kernels::ConvScratch::default(),
+            wg_errors: Vec::new(),
         };
         st.index_code(program);
         Ok(st)

@@ -194,6 +194,12 @@ impl<S: Storage> Exec<'_, S> {
         let e = self.masked_err(err, nz)?;
         let mode = self.st.mode;
         let mut conv = std::mem::take(&mut self.st.conv);
+        // The kernel finds this core's cached error layout in the scratch while it runs.
+        let core = self.core;
+        if self.st.wg_errors.len() <= core {
+            self.st.wg_errors.resize_with(core + 1, Default::default);
+        }
+        std::mem::swap(&mut conv.wg_errors, &mut self.st.wg_errors[core]);
         let r = self.with_taken(o.slot, |ex, data| {
             let x = ex.read("spk", spk, Some((o.slot, data)))?;
             let input = x.input().map_err(|m| ex.bad(m))?;
@@ -202,6 +208,7 @@ impl<S: Storage> Exec<'_, S> {
             conv2d_weight_grad_with(mode, &shape, &e, input, &mut dst[o.range()], &mut ops, &mut conv);
             Ok(ops)
         });
+        std::mem::swap(&mut conv.wg_errors, &mut self.st.wg_errors[core]);
         self.st.conv = conv;
         self.recycle([e]);
         let mut ops = r?;
