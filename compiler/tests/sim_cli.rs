@@ -1,6 +1,7 @@
-//! `snnc sim` on a conv model large enough that the simulator splits instructions over host
-//! threads: the report, to the last bit of every counter and energy figure, does not depend
-//! on the thread count.
+//! `snnc --threads N sim` on a conv model with residual joins: the report, to the last bit
+//! of every counter and energy figure, is the same for every thread count. (Splitting a
+//! conv over threads is compared with the unsplit kernel directly in `sim`'s unit tests;
+//! this model's convs are below the size at which the simulator splits them.)
 
 mod common;
 

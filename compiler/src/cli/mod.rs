@@ -23,9 +23,9 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Host threads for simulating (large instructions are split over them) and for the
-    /// evaluation runs of `snnc train`. Results do not depend on it. Default: every core,
-    /// or RAYON_NUM_THREADS when set.
+    /// Host threads for the simulator: the evaluation runs of `snnc train`, and the pieces
+    /// of large conv instructions. Results do not depend on it. Default: every core, or
+    /// RAYON_NUM_THREADS when set.
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
 }

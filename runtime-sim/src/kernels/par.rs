@@ -11,8 +11,10 @@
 
 use rayon::prelude::*;
 
-/// Work (multiply-adds, or element steps of comparable cost) below which an instruction is
-/// not split: about 10 µs on one core, several times the cost of a hand-off to the pool.
+/// Work (multiply-adds, or element steps of comparable cost) below which no instruction is
+/// split. It is only a floor: a hand-off to a sleeping pool thread costs tens of
+/// microseconds, so each kernel sets its own threshold from measurements (the conv kernels:
+/// [`MIN_SPLIT_WORK`](super::correlate::MIN_SPLIT_WORK) in `correlate.rs`).
 pub(crate) const MIN_SPLIT_WORK: usize = 1 << 15;
 
 /// Whether an instruction with `work` steps should be split over the host's threads.
