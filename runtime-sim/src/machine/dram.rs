@@ -361,6 +361,42 @@ impl Classifier {
     }
 }
 
+/// Rows of a DMA transfer counted by traffic kind in runs of consecutive rows of one kind
+/// (the same totals as a count per row, with a look-up only where a row leaves the address
+/// range whose kind is known).
+#[derive(Debug)]
+pub(crate) struct KindRuns {
+    /// The kind of the last row looked up, valid for addresses `from..until`.
+    from: u64,
+    until: u64,
+    kind: DramKind,
+    /// The run being counted: its kind and bytes so far.
+    pub(crate) run: Option<(DramKind, u64)>,
+}
+
+impl KindRuns {
+    /// No rows yet.
+    pub(crate) fn new() -> KindRuns {
+        KindRuns { from: 0, until: 0, kind: DramKind::Other, run: None }
+    }
+
+    /// Adds a row of `bytes` at `addr`; returns the run it ends, when its kind differs from
+    /// the run's.
+    pub(crate) fn add(&mut self, classify: &Classifier, addr: u64, bytes: u64) -> Option<(DramKind, u64)> {
+        if !(self.from..self.until).contains(&addr) {
+            (self.kind, self.until) = classify.kind_until(addr);
+            self.from = addr;
+        }
+        match &mut self.run {
+            Some((k, n)) if *k == self.kind => {
+                *n += bytes;
+                None
+            }
+            _ => self.run.replace((self.kind, bytes)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,5 +535,27 @@ mod tests {
         d.read(PAGE as u64 - 2, &mut buf);
         assert_eq!(buf, [1, 2, 3, 4]);
         assert!(d.contains(0, 1 << 30) && !d.contains(-1, 1) && !d.contains(1, 1 << 30));
+    }
+
+    /// Runs of rows by kind give the totals of a count per row, across ranges, a gap no
+    /// symbol names, and a return to an earlier kind.
+    #[test]
+    fn kind_runs_add_up_to_a_count_per_row() {
+        let classify = Classifier {
+            ranges: vec![(0, 100, DramKind::Weights), (100, 200, DramKind::Spikes), (300, 400, DramKind::Weights)],
+        };
+        let rows = [0u64, 60, 90, 120, 180, 250, 310, 390];
+        let mut runs = KindRuns::new();
+        let mut ended = Vec::new();
+        for &a in &rows {
+            ended.extend(runs.add(&classify, a, 10));
+        }
+        ended.extend(runs.run);
+        let want =
+            vec![(DramKind::Weights, 30), (DramKind::Spikes, 20), (DramKind::Other, 10), (DramKind::Weights, 20)];
+        assert_eq!(ended, want);
+        let per_row: u64 = rows.iter().map(|_| 10).sum();
+        assert_eq!(ended.iter().map(|r| r.1).sum::<u64>(), per_row);
+        assert!(rows.iter().all(|&a| ended.iter().any(|r| r.0 == classify.kind(a))));
     }
 }

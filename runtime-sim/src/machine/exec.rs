@@ -8,7 +8,7 @@
 //! the handlers; engine instructions live in `fp.rs`, `bp.rs` and `wg.rs`.
 
 use super::buffers::Span;
-use super::dram::DramKind;
+use super::dram::{DramKind, KindRuns};
 use super::error::{Location, SimError, WaitFor};
 use super::state::{Frame, Msg, NSTREAM, OptSlot, State, stream_index};
 use crate::fp::Storage;
@@ -417,9 +417,7 @@ impl<S: Storage> Exec<'_, S> {
         let base = src.at(&self.regs());
         let span = i64::from(rows.saturating_sub(1)) * i64::from(stride) + i64::from(row);
         let all_inside = rows == 0 || self.st.dram.contains(base, span.max(0) as u64);
-        let mut run: Option<(DramKind, u64)> = None;
-        // The kind of the last row looked up, valid for addresses `from..until`.
-        let (mut from, mut until, mut kind) = (0, 0, DramKind::Other);
+        let mut runs = KindRuns::new();
         for (r, chunk) in bytes.chunks_mut(row.max(1) as usize).enumerate() {
             let addr = if all_inside {
                 (base + r as i64 * i64::from(stride)) as u64
@@ -428,25 +426,16 @@ impl<S: Storage> Exec<'_, S> {
                     Ok(addr) => addr,
                     Err(e) => {
                         // The rows before the bad one were read, and count as traffic.
-                        self.count_read(run);
+                        self.count_read(runs.run);
                         return Err(e);
                     }
                 }
             };
             self.st.dram.read_row(addr, chunk);
-            if !(from..until).contains(&addr) {
-                (kind, until) = self.st.classify.kind_until(addr);
-                from = addr;
-            }
-            run = match run {
-                Some((k, n)) if k == kind => Some((k, n + u64::from(row))),
-                other => {
-                    self.count_read(other);
-                    Some((kind, u64::from(row)))
-                }
-            };
+            let ended = runs.add(&self.st.classify, addr, u64::from(row));
+            self.count_read(ended);
         }
-        self.count_read(run);
+        self.count_read(runs.run);
         Ok(())
     }
 
@@ -535,26 +524,14 @@ impl<S: Storage> Exec<'_, S> {
             *written.entry(kind).or_default() += u64::from(rows) * u64::from(row);
             return;
         }
-        let mut run: Option<(DramKind, u64)> = None;
-        // The kind of the last row looked up, valid for addresses `from..until`.
-        let (mut from, mut until, mut kind) = (0, 0, DramKind::Other);
+        let mut runs = KindRuns::new();
         for r in 0..u64::from(rows) {
             let addr = base + r * u64::from(stride);
-            if !(from..until).contains(&addr) {
-                (kind, until) = self.st.classify.kind_until(addr);
-                from = addr;
+            if let Some((k, n)) = runs.add(&self.st.classify, addr, u64::from(row)) {
+                *written.entry(k).or_default() += n;
             }
-            run = match run {
-                Some((k, n)) if k == kind => Some((k, n + u64::from(row))),
-                other => {
-                    if let Some((k, n)) = other {
-                        *written.entry(k).or_default() += n;
-                    }
-                    Some((kind, u64::from(row)))
-                }
-            };
         }
-        if let Some((k, n)) = run {
+        if let Some((k, n)) = runs.run {
             *written.entry(k).or_default() += n;
         }
     }
