@@ -503,7 +503,7 @@ pub(super) fn count(ops: &mut OpCount, executed: u64, total: u64, dense: bool) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::kernels::accumulate::linear_forward;
     use crate::kernels::grad::{linear_backward_input, linear_weight_grad};
@@ -597,10 +597,12 @@ mod tests {
     }
 
     /// A small deterministic generator for the randomised tests (64-bit LCG, high bits out).
-    struct Lcg(u64);
+    /// A small deterministic generator (64-bit LCG, high bits out) of the values the linear
+    /// kernels' tests feed them (the `tile_rows` tests use it too).
+    pub(in crate::kernels) struct Lcg(pub(in crate::kernels) u64);
 
     impl Lcg {
-        fn next(&mut self) -> u32 {
+        pub(in crate::kernels) fn next(&mut self) -> u32 {
             self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
             (self.0 >> 33) as u32
         }
@@ -620,6 +622,30 @@ mod tests {
                 0 => -0.0,
                 1 => 0.0,
                 2 => self.half(9).to_f32(),
+                _ => (self.next() % 100_001) as f32 / 3331.0 - 15.0,
+            }
+        }
+
+        /// An FP16 value: zero (of either sign) one time in `zeros`, now and then ±inf or
+        /// NaN, else an ordinary value.
+        pub(in crate::kernels) fn half_or_special(&mut self, zeros: u32) -> f16 {
+            if self.next() % zeros == 0 {
+                return if self.next() % 2 == 0 { f16::NEG_ZERO } else { f16::ZERO };
+            }
+            match self.next() % 40 {
+                0 => f16::INFINITY,
+                1 => f16::NEG_INFINITY,
+                2 => f16::NAN,
+                _ => f16::from_f32((self.next() % 2001) as f32 / 700.0 - 1.4),
+            }
+        }
+
+        /// An accumulator: ±0, an FP16 value (maybe special), or a value FP16 does not hold.
+        pub(in crate::kernels) fn acc_or_special(&mut self) -> f32 {
+            match self.next() % 4 {
+                0 => -0.0,
+                1 => 0.0,
+                2 => self.half_or_special(9).to_f32(),
                 _ => (self.next() % 100_001) as f32 / 3331.0 - 15.0,
             }
         }

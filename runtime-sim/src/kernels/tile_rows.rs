@@ -538,43 +538,9 @@ fn backward_count(n: usize, processed: u64) -> OpCount {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::tile::tests::Lcg;
     use crate::spikes::SpikeBits;
     use half::f16;
-
-    /// A small deterministic generator (64-bit LCG, high bits out) with the special values
-    /// the fast paths must keep: ±0, ±inf, NaN and values no FP16 holds.
-    pub(super) struct Lcg(pub(super) u64);
-
-    impl Lcg {
-        pub(super) fn next(&mut self) -> u32 {
-            self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-            (self.0 >> 33) as u32
-        }
-
-        /// An FP16 value: zero (of either sign) one time in `zeros`, now and then ±inf or
-        /// NaN, else an ordinary value.
-        pub(super) fn half(&mut self, zeros: u32) -> f16 {
-            if self.next() % zeros == 0 {
-                return if self.next() % 2 == 0 { f16::NEG_ZERO } else { f16::ZERO };
-            }
-            match self.next() % 40 {
-                0 => f16::INFINITY,
-                1 => f16::NEG_INFINITY,
-                2 => f16::NAN,
-                _ => f16::from_f32((self.next() % 2001) as f32 / 700.0 - 1.4),
-            }
-        }
-
-        /// An accumulator: ±0, an FP16 value (maybe special), or a value FP16 does not hold.
-        pub(super) fn acc(&mut self) -> f32 {
-            match self.next() % 4 {
-                0 => -0.0,
-                1 => 0.0,
-                2 => self.half(9).to_f32(),
-                _ => (self.next() % 100_001) as f32 / 3331.0 - 15.0,
-            }
-        }
-    }
 
     /// Bits of every value, with every quiet NaN as one pattern (as [`half_bits`] does) and
     /// signalling NaNs as they are.
@@ -608,11 +574,11 @@ mod tests {
             let density = 1 + rng.next() % 6;
             let spikes = SpikeBits::from_fn(s0 + rows * s_stride, |_| rng.next() % density == 0);
             let zeros = 1 + rng.next() % 4;
-            let err: Vec<f16> = (0..rows * e_stride).map(|_| rng.half(zeros)).collect();
+            let err: Vec<f16> = (0..rows * e_stride).map(|_| rng.half_or_special(zeros)).collect();
             let all_on = case % 5 == 2;
             let nz_bits = SpikeBits::from_fn(z0 + rows * e_stride, |_| all_on || rng.next() % density != 0);
             let with_nz = case % 3 != 0;
-            let mut start: Vec<f32> = (0..k * n).map(|_| rng.acc()).collect();
+            let mut start: Vec<f32> = (0..k * n).map(|_| rng.acc_or_special()).collect();
             if case % 4 == 2 {
                 // A signalling NaN somewhere in the tile: the kernel must blend, not add −0.
                 start[rng.next() as usize % (k * n)] = f32::from_bits(0x7fa0_0001 | (rng.next() & 0x8000_0000));
@@ -658,11 +624,11 @@ mod tests {
             let s0 = rng.next() as usize % 70;
             let density = 1 + rng.next() % 6;
             let spikes = SpikeBits::from_fn(s0 + rows * s_stride, |_| rng.next() % density == 0);
-            let w: Vec<f16> = (0..k * n).map(|_| rng.half(7)).collect();
+            let w: Vec<f16> = (0..k * n).map(|_| rng.half_or_special(7)).collect();
             let mut wide = Vec::new();
             crate::kernels::tile::widen(&w, &mut wide);
             let o0 = rng.next() as usize % 5;
-            let start: Vec<f16> = (0..o0 + rows * o_stride + n).map(|_| rng.half(4)).collect();
+            let start: Vec<f16> = (0..o0 + rows * o_stride + n).map(|_| rng.half_or_special(4)).collect();
             let mode = if case % 2 == 0 { Accum::F32 } else { Accum::Storage };
             let (acc, dense) = (case % 3 != 0, case % 7 == 3);
             let spk = |r: usize| spikes.slice(s0 + r * s_stride, k);
@@ -699,13 +665,13 @@ mod tests {
             let o_stride = [k, 0, k / 2, k + 3, k, k][rng.next() as usize % 6];
             let (e0, z0, o0) = (rng.next() as usize % 7, rng.next() as usize % 70, rng.next() as usize % 5);
             let zeros = 1 + rng.next() % 4;
-            let err: Vec<f16> = (0..e0 + rows * e_stride).map(|_| rng.half(zeros)).collect();
+            let err: Vec<f16> = (0..e0 + rows * e_stride).map(|_| rng.half_or_special(zeros)).collect();
             let density = 1 + rng.next() % 4;
             let nz_bits = SpikeBits::from_fn(z0 + rows * e_stride, |_| rng.next() % density != 0);
-            let w: Vec<f16> = (0..k * n).map(|_| rng.half(7)).collect();
+            let w: Vec<f16> = (0..k * n).map(|_| rng.half_or_special(7)).collect();
             let mut cols = Vec::new();
             crate::kernels::tile::transpose_wide(&w, k, n, &mut cols);
-            let start: Vec<f16> = (0..o0 + rows * o_stride + k).map(|_| rng.half(4)).collect();
+            let start: Vec<f16> = (0..o0 + rows * o_stride + k).map(|_| rng.half_or_special(4)).collect();
             let mode = if case % 4 == 3 { Accum::Storage } else { Accum::F32 };
             let (acc, with_nz) = (case % 3 != 0, case % 7 >= 2);
             let row = |r: usize| {
