@@ -103,7 +103,7 @@ impl Storage for f16 {
         f16::from_f32(x)
     }
     /// One F16C instruction when the build targets it (see `.cargo/config.toml`);
-    /// otherwise a table look-up (see [`widen_table`]), inlined where `half` would check the
+    /// otherwise a table look-up (see `widen_table`), inlined where `half` would check the
     /// CPU on every call. Both are exact.
     #[inline]
     fn to_f32(self) -> f32 {

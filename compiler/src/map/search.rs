@@ -1,6 +1,6 @@
 //! Searching the space of mappings.
 //!
-//! A point of the space is a [`Candidate`]: the units cut into consecutive segments (each
+//! A point of the space is a `Candidate`: the units cut into consecutive segments (each
 //! a pipeline over distinct cores, so a segment has at most as many units as the chip has
 //! cores) and a core count per unit. Everything else — channel / sample split, timestep
 //! batching, dataflow and tile per engine — is chosen per unit by the builder (`build.rs`) for the

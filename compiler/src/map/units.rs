@@ -41,7 +41,7 @@ pub struct UnitShape {
     pub neurons: u64,
     /// Whether the neuron emits spikes (LIF) rather than only integrating (readout).
     pub spiking: bool,
-    /// Whether backward needs the membrane potential H[t] (smooth surrogate or a reset
+    /// Whether backward needs the membrane potential `H[t]` (smooth surrogate or a reset
     /// term that is not detached); with the rect surrogate and a detached reset the 1-bit
     /// mask and spike are enough.
     pub keeps_membrane: bool,

@@ -108,9 +108,9 @@ pub fn linear_forward<S: Storage>(
 ///
 /// Every output sums its taps in `(ci, ky, kx)` order, the order a gather over the window
 /// would use. Stride 1 with finite weights goes through
-/// [`conv_forward::forward_planes`], a correlation over every input in vector registers;
-/// other stride-1 convs through the row kernel of [`conv_forward`](super::conv_forward),
-/// and other strides through [`conv2d_forward_general`].
+/// `conv_forward::forward_planes`, a correlation over every input in vector registers;
+/// other stride-1 convs through the row kernel of `conv_forward`,
+/// and other strides through `conv2d_forward_general`.
 pub fn conv2d_forward<S: Storage>(
     mode: Accum,
     shape: &Conv2dShape,

@@ -136,8 +136,8 @@ pub fn bias_grad<S: Storage>(mode: Accum, gout: &[S], plane: usize, acc: &mut [f
 /// Every input gradient sums its terms in (ky, kx, co) order, which is PyTorch's CPU order;
 /// with f32 accumulators that reproduces the golden oracle's value even where the exact sum
 /// lies next to an f16 rounding boundary. Dense errors of a stride-1 conv with finite
-/// weights go through [`conv_input_grad`](super::conv_input_grad), which keeps blocks of
-/// accumulators in registers; everything else through [`conv2d_backward_input_general`].
+/// weights go through `conv_input_grad`, which keeps blocks of
+/// accumulators in registers; everything else through `conv2d_backward_input_general`.
 pub fn conv2d_backward_input<S: Storage>(
     mode: Accum,
     shape: &Conv2dShape,
@@ -309,8 +309,8 @@ fn conv2d_backward_input_rows<S: Storage>(
 ///
 /// Each accumulator receives its terms in increasing output position, as the direct loop
 /// would. A stride-1 conv whose accumulators and inputs allow it goes through
-/// [`conv_weight_grad`](super::conv_weight_grad), which keeps a channel's accumulators in
-/// registers; everything else through [`conv2d_weight_grad_general`].
+/// `conv_weight_grad`, which keeps a channel's accumulators in
+/// registers; everything else through `conv2d_weight_grad_general`.
 pub fn conv2d_weight_grad<S: Storage>(
     mode: Accum,
     shape: &Conv2dShape,

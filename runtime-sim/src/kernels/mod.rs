@@ -15,16 +15,20 @@
 //! - [`pool`]: average and max pooling on spike maps, forward and backward.
 //! - [`soma`]: LIF and readout forward, surrogate derivatives.
 //! - [`loss`]: output rate / mean membrane, loss value and output gradient.
-//! - [`conv_forward`]: the stride-1 conv forward (padded planes, or row by row).
-//! - [`conv_input_grad`]: the fast path of conv error propagation (register blocks).
-//! - [`conv_weight_grad`]: the fast path of the conv weight gradient (register blocks).
-//! - [`correlate`]: multi-channel correlation over padded planes, for the two above.
-//! - [`lanes`]: blocks of eight-lane accumulators, shared by the fast conv kernels.
+//! - `conv_forward`: the stride-1 conv forward (padded planes, or row by row).
+//! - `conv_input_grad`: the fast path of conv error propagation (register blocks).
+//! - `conv_weight_grad`: the fast path of the conv weight gradient (register blocks).
+//! - `correlate`: multi-channel correlation over padded planes, for the two above.
+//! - `lanes`: blocks of eight-lane accumulators, shared by the fast conv kernels.
 //! - [`grad`]: gradient soma (reverse time), error propagation, weight and bias gradients.
-//! - [`par`]: splitting a large instruction's independent outputs over host threads.
+//! - `par`: splitting a large instruction's independent outputs over host threads.
 //! - [`update`]: SGD, SGD with momentum, Adam (FP32 master weights).
 //! - [`tile`]: fc forward, error propagation and weight gradient in the ISA's `k x n`
 //!   weight layout, with the engine's skip decisions.
+//! - [`tile_rows`]: the same three for every row of a multi-row instruction in one pass.
+//!
+//! The modules in plain code type above are private: the fast paths the public kernels
+//! dispatch to, which have no API of their own.
 
 pub mod accumulate;
 #[cfg(test)]

@@ -128,8 +128,8 @@ pub struct LifParams {
 /// the operation order (and every rounding) of the element-wise definition.
 pub(crate) const SOMA_BLOCK: usize = 64;
 
-/// One LIF timestep over a vector. `v` holds V[t−1] on entry and V[t] on exit; `h` receives
-/// H[t]; bit `spike_offset + i` of `spikes` receives S[t][i]. Returns the number of spikes.
+/// One LIF timestep over a vector. `v` holds `V[t−1]` on entry and `V[t]` on exit; `h`
+/// receives `H[t]`; bit `spike_offset + i` of `spikes` receives `S[t][i]`. Returns the number of spikes.
 pub fn lif_forward_step<S: Storage>(
     p: &LifParams,
     x: &[S],

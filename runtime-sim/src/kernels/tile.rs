@@ -278,7 +278,7 @@ fn backward_sums<S: Storage>(
 /// or non-zero errors when there is no bitmap: the engine tests the error it muxes).
 ///
 /// `cols` and `scratch` are working memory (the processed errors), reused across calls by
-/// tiles wider than [`BLOCK`]; narrower ones keep their errors in a fixed-size block.
+/// tiles wider than `BLOCK`; narrower ones keep their errors in a fixed-size block.
 #[allow(clippy::too_many_arguments)]
 pub fn linear_kn_weight_grad<S: Storage>(
     mode: Accum,

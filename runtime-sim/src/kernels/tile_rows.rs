@@ -23,7 +23,7 @@ pub type GradRow<'b, S> = (SpikeSlice<'b>, &'b [S], Option<SpikeSlice<'b>>);
 /// [`linear_kn_weight_grad`] on `rows` rows in order, all into the same `dw`, pushing each
 /// row's count onto `ops`. `row(r)` gives row `r`; every row has the lengths of row 0.
 ///
-/// Tiles of at most [`BLOCK`] outputs whose rows hold at most 64 spikes take a loop that
+/// Tiles of at most `BLOCK` outputs whose rows hold at most 64 spikes take a loop that
 /// turns each row's errors into lanes with a few vector instructions and walks its spikes
 /// as one word; any other tile calls the one-row kernel row by row.
 pub fn linear_kn_weight_grad_rows<'b, S: Storage>(

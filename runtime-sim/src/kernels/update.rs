@@ -71,7 +71,7 @@ pub struct Adam {
 /// One Adam step (`step` counts from 1) on f32 master weights; `m` and `v` start at zero.
 /// The stored copy is `fl(w)`.
 ///
-/// Whole blocks of sixteen elements go through [`adam_block`], whose loop the compiler
+/// Whole blocks of sixteen elements go through `adam_block`, whose loop the compiler
 /// turns into vector code (the square roots and divisions dominate, and one element at a
 /// time they were half of the update's host time); the rest one by one. Either way each
 /// element sees the same operations in the same order.
