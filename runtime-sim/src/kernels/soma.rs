@@ -129,7 +129,8 @@ pub struct LifParams {
 pub(crate) const SOMA_BLOCK: usize = 64;
 
 /// One LIF timestep over a vector. `v` holds `V[t−1]` on entry and `V[t]` on exit; `h`
-/// receives `H[t]`; bit `spike_offset + i` of `spikes` receives `S[t][i]`. Returns the number of spikes.
+/// receives `H[t]`; bit `spike_offset + i` of `spikes` receives `S[t][i]`. Returns the
+/// number of spikes.
 pub fn lif_forward_step<S: Storage>(
     p: &LifParams,
     x: &[S],
