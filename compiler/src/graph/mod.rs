@@ -1,11 +1,11 @@
 //! The layer graph: layers with resolved inputs and inferred shapes, in a checked DAG.
 //!
 //! A [`LayerGraph`] is built from a [`ModelSpec`](crate::model::ModelSpec) by
-//! [`LayerGraph::build`], which resolves names, rejects cycles, infers every tensor's shape
-//! and checks the loss, reporting *all* errors. Layers live in an arena indexed by
-//! [`LayerId`] (printed `L3`, in source order); petgraph is used for the algorithms (cycle
-//! search, topological order, reachability) and stays private. Analyses such as statistics or the mapping are side tables keyed by
-//! `LayerId`, never fields on the layers.
+//! [`LayerGraph::build`], which resolves names, rejects cycles, infers every tensor's shape and
+//! checks the loss, reporting *all* errors. Layers live in an arena indexed by [`LayerId`]
+//! (printed `L3`, in source order); petgraph is used for the algorithms (cycle search,
+//! topological order, reachability) and stays private. Analyses such as statistics or the
+//! mapping are side tables keyed by `LayerId`, never fields on the layers.
 //!
 //! Invariants of a built graph: exactly one `input` layer; every input of a layer exists;
 //! no cycles; every layer lies on a path from the input to the loss layer; every shape is
