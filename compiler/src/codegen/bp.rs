@@ -95,6 +95,7 @@ fn soma(p: &Plan, u: &Unit, c: &mut Code) {
         dh: back(Buf::BpDelta, u.delta),
         nz: Some(back(Buf::FpMask, u.nz)),
         n,
+        rows: 1,
         cfg: 0,
         fire: cfg.fire,
     });

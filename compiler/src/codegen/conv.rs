@@ -294,6 +294,7 @@ pub(super) fn fp_sample(p: &Plan, u: &Unit, cu: &ConvUnit, c: &mut Code) {
         spk: Some(fwd(Buf::FpSpk, u.spk, n, n)),
         mask: cfg.keep_mask.then(|| fwd(Buf::FpMask, u.mask, n, n)),
         n,
+        rows: 1,
         cfg: 0,
         fire: true,
     });
@@ -360,6 +361,7 @@ pub(super) fn bp_sample(p: &Plan, u: &Unit, cu: &ConvUnit, c: &mut Code) {
         dh: back(Buf::BpDelta, u.delta),
         nz: Some(back(Buf::FpMask, u.nz)),
         n,
+        rows: 1,
         cfg: 0,
         fire: true,
     });

@@ -165,6 +165,7 @@ fn soma(p: &Plan, u: &Unit, c: &mut Code) {
         spk: cfg.fire.then(|| fwd(Buf::FpSpk, u.spk, n, n)),
         mask: cfg.keep_mask.then(|| fwd(Buf::FpMask, u.mask, n, n)),
         n,
+        rows: 1,
         cfg: 0,
         fire: cfg.fire,
     });

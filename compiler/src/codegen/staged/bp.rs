@@ -148,6 +148,7 @@ fn conv_soma(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, pool: Option<Pool
         dh: dh_at.clone(),
         nz: Some(nz_at.clone()),
         n: tile,
+        rows: 1,
         cfg: 0,
         fire: true,
     });
@@ -215,6 +216,7 @@ fn linear_soma(p: &Plan, u: &Unit, o: &Owned, keep_loss: bool, c: &mut Code) {
             dh: back(Buf::BpDelta, dh),
             nz: Some(back(Buf::FpMask, nz)),
             n: nb,
+            rows: 1,
             cfg: 0,
             fire: cfg.fire,
         });

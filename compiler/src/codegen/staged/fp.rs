@@ -236,6 +236,7 @@ fn conv_tile(
         spk: Some(spk.clone()),
         mask: cfg.keep_mask.then(|| at(Buf::FpMask, r.mask, tile)),
         n: tile,
+        rows: 1,
         cfg: 0,
         fire: true,
     });
@@ -361,6 +362,7 @@ fn linear_soma(
         spk: cfg.fire.then(|| bt_buf(p, Buf::FpSpk, spk, nb, false)),
         mask: cfg.keep_mask.then(|| bt_buf(p, Buf::FpMask, mask, nb, false)),
         n: nb,
+        rows: 1,
         cfg: 0,
         fire: cfg.fire,
     });
