@@ -6,9 +6,10 @@
 //! the kernel on the buffers, and charges its cost: one issue cycle plus the larger of the
 //! compute cycles (executed operations over the PE array) and the busiest buffer's accesses
 //! (spread over the array's columns, one bank each). A multi-row linear tile pays the issue
-//! cycle once and the rest row by row (see `rows.rs`). Tile outputs are taken out of the
-//! buffer table while the kernel writes them, so inputs are borrowed without copies; an
-//! input in the same buffer as the output reads a copy taken first.
+//! cycle once and the rest row by row (see `rows.rs`), and so does a multi-row soma
+//! (`elementwise_rows`). Tile outputs are taken out of the buffer table while the kernel
+//! writes them, so inputs are borrowed without copies; an input in the same buffer as the
+//! output reads a copy taken first.
 
 use super::SimError;
 use super::buffers::{BufData, Span};
