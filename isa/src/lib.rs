@@ -57,8 +57,8 @@
 //!   soft reset), the spike bit and the 1-bit rect surrogate mask. `fp.sum` accumulates
 //!   spike counts or membrane sums for rate and readout losses.
 //! - **BP** is the only engine with FP16 multipliers: `bp.linear` and `bp.conv` propagate
-//!   errors through the transposed weights, `bp.soma` runs the neuron backward for one
-//!   timestep (called in a reverse-time loop with a carried dL/dV), `bp.pool` routes
+//!   errors through the transposed weights, `bp.soma` runs the neuron backward over the
+//!   timesteps in reverse time with a carried dL/dV, `bp.pool` routes
 //!   gradients through pooling and `bp.loss` starts it all from the loss.
 //! - **WG** multiplies nothing either: `wg.linear` / `wg.conv` accumulate spike x error
 //!   into FP32 gradient accumulators, and `wg.update` applies SGD (with momentum) or Adam
@@ -75,7 +75,10 @@
 //! of a sample, say), row `r` finding each row-carrying operand `r * stride` elements past
 //! the one written. It means exactly `rows` single-row instructions in order, but the
 //! sequencer loads the tile once and issues once, as a hardware sequencer streaming rows
-//! past a stationary weight tile would.
+//! past a stationary weight tile would. The somas (`fp.lif`, `bp.soma`) take a row count
+//! too: one instruction runs the neuron over `rows` consecutive timesteps (rows `n` elements
+//! apart, `bp.soma` from the last row to the first) with the membrane or its gradient
+//! carried from row to row, so a sample's whole time loop is one issue.
 //!
 //! Neuron and optimizer constants are not operands of every soma or update: they are set
 //! once into a configuration slot by `cfg.neuron` / `cfg.opt` (carrying f32 constants and

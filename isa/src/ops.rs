@@ -238,22 +238,29 @@ macro_rules! for_each_op {
                 /// Padding on every side (at most `k/2`).
                 pad: u8,
             };
-            /// LIF soma for one timestep of `n` neurons: charge, fire, reset; keep H, spike and mask for backward.
+            /// LIF soma over `rows` timesteps of `n` neurons: charge, fire, reset; keep H, spike and mask for backward.
+            /// Row `r` (timestep `r`, in increasing order) reads `x` and writes `h`, `spk` and `mask` at
+            /// `r*n` elements past their start; `v` carries the membrane from row to row and `bias` is the
+            /// same for every row. `rows` = R means exactly R single-row instructions in order (values,
+            /// statistics, buffer accesses, operations and energy); it costs one issue cycle, plus per row
+            /// the cycles a single-row instruction charges beyond its issue cycle.
             FpLif fp_lif = "fp.lif" @ Fp {
-                /// Synaptic input `x[t]` (partial sums).
+                /// Synaptic input `x[t]` (partial sums), `rows*n` elements.
                 x: Access,
-                /// Bias added to x, if any.
+                /// Bias added to x, if any, `n` elements (the same for every row).
                 bias: Option<Access>,
-                /// Membrane V: read as `V[t-1]`, written as `V[t]`.
+                /// Membrane V, `n` elements: read as `V[t-1]`, written as `V[t]`, row after row.
                 v: Access,
-                /// Where to keep `H[t]` for backward (needed by non-rect surrogates).
+                /// Where to keep `H[t]` for backward (needed by non-rect surrogates), `rows*n` elements.
                 h: Option<Access>,
-                /// Output spikes `S[t]` (1-bit).
+                /// Output spikes `S[t]` (1-bit), `rows*n` elements.
                 spk: Option<Access>,
-                /// Surrogate mask |H-theta| < width/2 (1-bit; rect surrogate).
+                /// Surrogate mask |H-theta| < width/2 (1-bit; rect surrogate), `rows*n` elements.
                 mask: Option<Access>,
                 /// Neuron count.
                 n: u32,
+                /// Number of rows (timesteps, at least 1).
+                rows: u16,
                 /// Neuron configuration slot.
                 cfg: u8,
                 /// Fire and reset; `false` makes a non-spiking integrator (readout).
@@ -344,24 +351,32 @@ macro_rules! for_each_op {
                 /// Padding on every side (at most `k/2`).
                 pad: u8,
             };
-            /// Gradient soma for one timestep in reverse time: `dH[t]` from `dS[t]`, the surrogate and `dV[t]`; dV := `dV[t-1]`.
+            /// Gradient soma over `rows` timesteps in reverse time: `dH[t]` from `dS[t]`, the surrogate and `dV[t]`; dV := `dV[t-1]`.
+            /// Rows run from last to first: row `r` reads `h`, `mask`, `spk` and writes `dh`, `nz` at `r*n`
+            /// elements past their start; `dv` carries the gradient from row to row. `ds` holds either
+            /// `rows*n` elements (row `r` at `r*n`) or `n` (the same error for every row, e.g. a rate loss).
+            /// `rows` = R means exactly R single-row instructions for rows R-1, ..., 0 (values, statistics,
+            /// buffer accesses, operations and energy); it costs one issue cycle, plus per row the cycles a
+            /// single-row instruction charges beyond its issue cycle.
             BpSoma bp_soma = "bp.soma" @ Bp {
-                /// `dL/dS[t]`, `n` elements.
+                /// `dL/dS[t]`: `rows*n` elements, or `n` shared by every row.
                 ds: Access,
-                /// Saved `H[t]` (non-rect surrogates, soft reset).
+                /// Saved `H[t]` (non-rect surrogates, soft reset), `rows*n` elements.
                 h: Option<Access>,
-                /// Saved surrogate mask (rect).
+                /// Saved surrogate mask (rect), `rows*n` elements.
                 mask: Option<Access>,
-                /// Saved spikes `S[t]` (reset path when not detached).
+                /// Saved spikes `S[t]` (reset path when not detached), `rows*n` elements.
                 spk: Option<Access>,
-                /// Carried dL/dV: read as `dL/dV[t]`, written as `dL/dV[t-1]`.
+                /// Carried dL/dV, `n` elements: read as `dL/dV[t]`, written as `dL/dV[t-1]`, row after row.
                 dv: Access,
-                /// Output `dL/dH[t]` (feeds WG and the layer below).
+                /// Output `dL/dH[t]` (feeds WG and the layer below), `rows*n` elements.
                 dh: Access,
-                /// Output nonzero bitmap of `dh` (1-bit), so BP and WG can skip zero errors.
+                /// Output nonzero bitmap of `dh` (1-bit), so BP and WG can skip zero errors, `rows*n` elements.
                 nz: Option<Access>,
                 /// Neuron count.
                 n: u32,
+                /// Number of rows (timesteps, at least 1).
+                rows: u16,
                 /// Neuron configuration slot.
                 cfg: u8,
                 /// `false` for a non-spiking readout (no surrogate, no reset).

@@ -30,8 +30,9 @@ use crate::operand::{Operand, Stream};
 pub const MAGIC: [u8; 4] = *b"SNNC";
 /// The binary format version this build reads and writes. Version 2 added the row count and
 /// row strides of `fp.linear`, `bp.linear` and `wg.linear`; version 3 the stride and padding
-/// of `fp.pool` and `bp.pool`.
-pub const FORMAT_VERSION: u16 = 3;
+/// of `fp.pool` and `bp.pool`; version 4 the row count of `fp.lif` and `bp.soma` (one soma
+/// instruction over all timesteps of a sample).
+pub const FORMAT_VERSION: u16 = 4;
 const PRELUDE: usize = 16;
 
 /// A whole program for one chip.

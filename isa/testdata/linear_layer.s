@@ -3,7 +3,7 @@
 ; FP runs the forward pass per sample; BP computes the loss gradient and runs the neuron
 ; backward in reverse time; WG accumulates dW and applies the update after the batch.
 ; The .chip line must carry the default chip's hash (the test says so when it changes).
-.version 3
+.version 4
 .chip cores=20 hash=0xb2f8b38ab889f1e4
 
 .core 0
@@ -17,7 +17,7 @@
     loop r=r0 n=4                                ; timesteps t
     dma.ld dst=fp.in[0+r0*64:64] src=@0x0+r1*32+r0*8 rows=1 row=8 stride=8
     fp.linear spk=fp.in[0+r0*64:64] w=fp.w[0:1024] out=fp.psum[0:16] k=64 n=16 rows=1 spk_stride=0 out_stride=0 acc=false skip=true
-    fp.lif x=fp.psum[0:16] bias=- v=fp.mem[0:16] h=- spk=fp.spk[0+r0*16:16] mask=fp.mask[0+r0*16:16] n=16 cfg=0 fire=true
+    fp.lif x=fp.psum[0:16] bias=- v=fp.mem[0:16] h=- spk=fp.spk[0+r0*16:16] mask=fp.mask[0+r0*16:16] n=16 rows=1 cfg=0 fire=true
     fp.sum dst=fp.psum[16:16] src=fp.spk[0+r0*16:16]
     endloop r=r0
     signal core=0 stream=bp tok=0                ; forward of sample b done
@@ -32,7 +32,7 @@
     bp.loss kind=mse_rate x=fp.psum[16:16] target=bp.err[16:16] out=bp.err[0:16] loss=- n=16 t=4 b=8
     fill dst=bp.vgrad[0:16] value=0
     loop r=r0 n=4                                ; reverse time: t = 3 - r0
-    bp.soma ds=bp.err[0:16] h=- mask=fp.mask[48-r0*16:16] spk=fp.spk[48-r0*16:16] dv=bp.vgrad[0:16] dh=bp.delta[48-r0*16:16] nz=fp.mask[112-r0*16:16] n=16 cfg=0 fire=true
+    bp.soma ds=bp.err[0:16] h=- mask=fp.mask[48-r0*16:16] spk=fp.spk[48-r0*16:16] dv=bp.vgrad[0:16] dh=bp.delta[48-r0*16:16] nz=fp.mask[112-r0*16:16] n=16 rows=1 cfg=0 fire=true
     bp.linear err=bp.delta[48-r0*16:16] w=bp.w[0:1024] out=bp.psum[0:64] n=16 k=64 rows=1 err_stride=0 out_stride=0 acc=false nz=fp.mask[112-r0*16:16]
     dma.st dst=@0x5180+r1*512-r0*128 src=bp.psum[0:64] rows=1 row=128 stride=128
     endloop r=r0

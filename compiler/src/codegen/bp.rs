@@ -9,6 +9,7 @@ use super::emit::{
 };
 use super::fp::per_sample;
 use super::plan::{Plan, SUM_BUF, Unit};
+use super::soma_rows::emit_over_time;
 use isa::{Access, Buf, DramAddr, Instr, Stream};
 
 /// The BP instructions of unit `u`.
@@ -85,8 +86,7 @@ fn soma(p: &Plan, u: &Unit, c: &mut Code) {
     let (n, t, cfg) = (u.n, p.t, u.neuron);
     let back = |buf: Buf, base: u32| rev(buf, base, n, n, t);
     let ds: Access = if u.output { at(Buf::BpErr, u.ds, n) } else { back(Buf::BpErr, u.ds) };
-    c.open(T, t);
-    c.push(Instr::BpSoma {
+    let soma = Instr::BpSoma {
         ds,
         h: cfg.keep_h.then(|| back(Buf::FpMem, u.h)),
         mask: cfg.keep_mask.then(|| back(Buf::FpMask, u.mask)),
@@ -95,10 +95,11 @@ fn soma(p: &Plan, u: &Unit, c: &mut Code) {
         dh: back(Buf::BpDelta, u.delta),
         nz: Some(back(Buf::FpMask, u.nz)),
         n,
+        rows: 1,
         cfg: 0,
         fire: cfg.fire,
-    });
-    c.close(T);
+    };
+    emit_over_time(c, (T, t), soma, false, |_| {});
 }
 
 /// Parity stores of a whole sample: dL/dS (the one loss gradient on the output unit) and

@@ -17,6 +17,7 @@ use super::emit::{B, CHAN_ERRORS, CHAN_SPIKES, Code, T, TILE, at, fwd, h16, rev,
 use super::fp::per_sample;
 use super::plan::{Input, Plan, Unit};
 use super::pooling::Pooling;
+use super::soma_rows::emit_over_time;
 use crate::graph::{Layer, LayerGraph};
 use crate::model::Op;
 use isa::{Access, Buf, ChipDesc, DramAddr, Instr, Reg};
@@ -294,6 +295,7 @@ pub(super) fn fp_sample(p: &Plan, u: &Unit, cu: &ConvUnit, c: &mut Code) {
         spk: Some(fwd(Buf::FpSpk, u.spk, n, n)),
         mask: cfg.keep_mask.then(|| fwd(Buf::FpMask, u.mask, n, n)),
         n,
+        rows: 1,
         cfg: 0,
         fire: true,
     });
@@ -346,12 +348,7 @@ pub(super) fn bp_sample(p: &Plan, u: &Unit, cu: &ConvUnit, c: &mut Code) {
     }
     c.fill(at(Buf::BpVgrad, u.vgrad, n), 0.0);
     let back = |buf: Buf, base: u32| rev(buf, base, n, n, t);
-    c.open(T, t);
-    let ds = match cu.pool {
-        Some(pool) => pool_back(p, u, cu, pool, c),
-        None => back(Buf::BpErr, u.ds),
-    };
-    c.push(Instr::BpSoma {
+    let soma = |ds| Instr::BpSoma {
         ds,
         h: cfg.keep_h.then(|| back(Buf::FpMem, u.h)),
         mask: cfg.keep_mask.then(|| back(Buf::FpMask, u.mask)),
@@ -360,10 +357,20 @@ pub(super) fn bp_sample(p: &Plan, u: &Unit, cu: &ConvUnit, c: &mut Code) {
         dh: back(Buf::BpDelta, u.delta),
         nz: Some(back(Buf::FpMask, u.nz)),
         n,
+        rows: 1,
         cfg: 0,
         fire: true,
-    });
-    c.close(T);
+    };
+    match cu.pool {
+        // Pooling backward writes the soma's `ds` anew every timestep.
+        Some(pool) => {
+            c.open(T, t);
+            let ds = pool_back(p, u, cu, pool, c);
+            c.push(soma(ds));
+            c.close(T);
+        }
+        None => emit_over_time(c, (T, t), soma(back(Buf::BpErr, u.ds)), false, |_| {}),
+    }
     keep_bp(p, u, cu, c);
     if let Some(prev) = u.prev() {
         errors_back(p, u, cu, c);

@@ -7,6 +7,7 @@ use super::emit::{
 };
 use super::placement::buffer_elems;
 use super::plan::{Input, Plan, SUM_BUF, Unit};
+use super::soma_rows::emit_over_time;
 use isa::{Access, Buf, ChipDesc, DramAddr, Instr, Stream};
 
 /// The FP instructions of unit `u`.
@@ -156,8 +157,7 @@ fn linear(p: &Plan, u: &Unit, resident: bool, c: &mut Code) {
 /// The soma of every timestep, the output sums and the membrane stores.
 fn soma(p: &Plan, u: &Unit, c: &mut Code) {
     let (n, cfg) = (u.n, u.neuron);
-    c.open(T, p.t);
-    c.push(Instr::FpLif {
+    let lif = Instr::FpLif {
         x: fwd(Buf::FpPsum, u.x, n, n),
         bias: None,
         v: at(Buf::FpMem, u.v, n),
@@ -165,19 +165,23 @@ fn soma(p: &Plan, u: &Unit, c: &mut Code) {
         spk: cfg.fire.then(|| fwd(Buf::FpSpk, u.spk, n, n)),
         mask: cfg.keep_mask.then(|| fwd(Buf::FpMask, u.mask, n, n)),
         n,
+        rows: 1,
         cfg: 0,
         fire: cfg.fire,
+    };
+    // A readout's sum and the parity stores read the membrane of every timestep.
+    let per_step = (u.output && !cfg.fire) || u.debug.is_some();
+    emit_over_time(c, (T, p.t), lif, per_step, |c| {
+        if u.output {
+            let src = if cfg.fire { fwd(Buf::FpSpk, u.spk, n, n) } else { at(Buf::FpMem, u.v, n) };
+            c.push(Instr::FpSum { dst: at(SUM_BUF, u.sum, n), src });
+        }
+        if let Some(d) = &u.debug {
+            let row = u64::from(n) * 2;
+            let dst = DramAddr::new(d.v).with(B, stride(u64::from(p.t) * row)).with(T, stride(row));
+            c.store(dst, at(Buf::FpMem, u.v, n), row);
+        }
     });
-    if u.output {
-        let src = if cfg.fire { fwd(Buf::FpSpk, u.spk, n, n) } else { at(Buf::FpMem, u.v, n) };
-        c.push(Instr::FpSum { dst: at(SUM_BUF, u.sum, n), src });
-    }
-    if let Some(d) = &u.debug {
-        let row = u64::from(n) * 2;
-        let dst = DramAddr::new(d.v).with(B, stride(u64::from(p.t) * row)).with(T, stride(row));
-        c.store(dst, at(Buf::FpMem, u.v, n), row);
-    }
-    c.close(T);
 }
 
 /// Parity stores of a whole sample: the linear output, spikes (padded to bytes), H and the

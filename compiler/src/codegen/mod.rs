@@ -13,11 +13,12 @@
 //! - **FP** stream, per sample `b`: load (unit 0, from DRAM) or receive (from the previous
 //!   core over the NoC) the input spikes of all `T` timesteps; one multi-row `fp.linear`
 //!   over all timesteps (a row each) into partial sums (per output tile when the weights exceed `fp.w`, each output summed whole
-//!   so it is rounded to FP16 once); then `fp.lif` per timestep, keeping `H` (smooth
-//!   surrogates, soft or non-detached reset), spikes and the rect mask; `fp.sum` of spikes or
-//!   membranes on the output unit; send the spikes of all `T` steps to the next core.
+//!   so it is rounded to FP16 once); then one multi-row `fp.lif` over all timesteps (a
+//!   loop per timestep only where a readout's membrane or parity stores need each step),
+//!   keeping `H` (smooth surrogates, soft or non-detached reset), spikes and the rect mask;
+//!   `fp.sum` of spikes or membranes on the output unit; send the spikes of all `T` steps to the next core.
 //! - **BP** stream, per sample: `bp.loss` on the output unit (or receive dL/dS of all steps
-//!   from the next core), `bp.soma` in reverse time, then one multi-row `bp.linear` over
+//!   from the next core), one multi-row `bp.soma` over all timesteps in reverse time, then one multi-row `bp.linear` over
 //!   all timesteps (per row tile of the weights) to the previous core's dL/dS, sent back over the NoC.
 //! - **WG** stream, per sample: one multi-row `wg.linear` over all timesteps into FP32
 //!   accumulators; after the
@@ -94,6 +95,7 @@ mod fp;
 mod placement;
 mod plan;
 mod pooling;
+mod soma_rows;
 mod staged;
 mod summary;
 mod weights;

@@ -85,7 +85,7 @@ fn opcodes_are_numbered_in_table_order_with_unique_mnemonics() {
 #[test]
 fn printing_is_deterministic_and_names_layers() {
     let text = "
-.version 3
+.version 4
 .chip cores=1 hash=0x0
 .core 0
 .stream fp
@@ -105,10 +105,12 @@ fn multi_row_operands_round_trip_in_text_and_binary() {
         "fp.linear spk=fp.in[0:64] w=fp.w[0:1024] out=fp.psum[0+r2*16:16] k=64 n=16 rows=8 spk_stride=64 out_stride=128 acc=true skip=true",
         "bp.linear err=bp.delta[0:10] w=bp.w[0:640] out=bp.psum[0:64] n=10 k=64 rows=8 err_stride=10 out_stride=128 acc=false nz=fp.mask[0:10]",
         "wg.linear spk=fp.in[0:64] err=bp.delta[0:128] dw=opt[0:8192] db=- k=64 n=128 rows=8 spk_stride=64 err_stride=128 skip=true nz=fp.mask[0:128]",
+        "fp.lif x=fp.psum[0+r1*128:128] bias=- v=fp.mem[0:16] h=fp.mem[16:128] spk=fp.spk[0:128] mask=- n=16 rows=8 cfg=0 fire=true",
+        "bp.soma ds=bp.err[0:10] h=- mask=fp.mask[0:80] spk=fp.spk[0:80] dv=bp.vgrad[0:10] dh=bp.delta[0:80] nz=fp.mask[80:80] n=10 rows=8 cfg=1 fire=true",
     ];
     for line in lines {
         let stream = &line[..2];
-        let text = format!(".version 3\n.chip cores=1 hash=0x0\n.core 0\n.stream {stream}\n    {line}\n");
+        let text = format!(".version 4\n.chip cores=1 hash=0x0\n.core 0\n.stream {stream}\n    {line}\n");
         let p = asm::assemble(&text).unwrap_or_else(|e| panic!("{line}: {e:?}"));
         let instr = p.cores[0].streams.iter().flatten().next().cloned().expect("one instruction");
         assert_eq!(instr.to_string(), line);
@@ -124,7 +126,7 @@ fn pool_stride_and_padding_round_trip_in_text_and_binary() {
     ];
     for line in lines {
         let stream = &line[..2];
-        let text = format!(".version 3\n.chip cores=1 hash=0x0\n.core 0\n.stream {stream}\n    {line}\n");
+        let text = format!(".version 4\n.chip cores=1 hash=0x0\n.core 0\n.stream {stream}\n    {line}\n");
         let p = asm::assemble(&text).unwrap_or_else(|e| panic!("{line}: {e:?}"));
         let instr = p.cores[0].streams.iter().flatten().next().cloned().expect("one instruction");
         assert_eq!(instr.to_string(), line);

@@ -6,7 +6,7 @@ use crate::{ChipDesc, Stream, asm};
 /// A small valid program: core 0 runs a linear layer forward (fp) and its weight gradient
 /// and update (wg) in a loop over 4 timesteps; core 0 sends spikes to core 1 over the NoC.
 const VALID: &str = "
-.version 3
+.version 4
 .chip cores=20 hash=HASH
 .core 0
 .stream fp
@@ -15,7 +15,7 @@ const VALID: &str = "
     loop r=r0 n=4
     dma.ld dst=fp.in[0:64] src=@0x0+r0*8 rows=1 row=8 stride=8
     fp.linear spk=fp.in[0:64] w=fp.w[0:1024] out=fp.psum[0:16] k=64 n=16 rows=1 spk_stride=0 out_stride=0 acc=false skip=true
-    fp.lif x=fp.psum[0:16] bias=- v=fp.mem[0:16] h=fp.mem[16+r0*16:16] spk=fp.spk[0+r0*16:16] mask=fp.mask[0+r0*16:16] n=16 cfg=0 fire=true
+    fp.lif x=fp.psum[0:16] bias=- v=fp.mem[0:16] h=fp.mem[16+r0*16:16] spk=fp.spk[0+r0*16:16] mask=fp.mask[0+r0*16:16] n=16 rows=1 cfg=0 fire=true
     signal core=0 stream=wg tok=0
     endloop r=r0
     halt
@@ -378,7 +378,7 @@ fn the_last_row_must_lie_inside_each_buffer() {
 /// The violations of a one-core program whose fp stream is `line` then `halt`.
 fn pool_violations(line: &str) -> Vec<Violation> {
     let hash = format!("{:#x}", ChipDesc::default().hash());
-    run(&format!(".version 3\n.chip cores=20 hash={hash}\n.core 0\n.stream fp\n    {line}\n    halt\n"))
+    run(&format!(".version 4\n.chip cores=20 hash={hash}\n.core 0\n.stream fp\n    {line}\n    halt\n"))
 }
 
 #[test]
@@ -398,4 +398,87 @@ fn pool_padding_beyond_half_the_window_is_out_of_range() {
     assert!(v.iter().any(|x| x.kind == K::OperandRange && x.message.contains("padding 2")), "{v:#?}");
     let v = pool_violations(&line.replace("stride=2 pad=2", "stride=0 pad=1"));
     assert!(v.iter().any(|x| x.kind == K::OperandRange && x.message.contains("stride 0")), "{v:#?}");
+}
+
+/// The program with its `fp.lif` (fp instruction 5) replaced by a 4-row one whose operands
+/// are `x`, `h` and `spk`, edited by `edit` (applied to the new line only).
+fn lif_rows(edit: impl Fn(&str) -> String) -> impl Fn(&str) -> String {
+    move |s| {
+        let old = s.lines().find(|l| l.contains("fp.lif")).expect("the program has an fp.lif").to_string();
+        let new = "    fp.lif x=fp.psum[0:64] bias=- v=fp.mem[0:16] h=fp.mem[16:64] spk=fp.spk[0:64] mask=fp.mask[0:64] n=16 rows=4 cfg=0 fire=true";
+        s.replace(&old, &edit(new))
+    }
+}
+
+/// The program with a 4-row `bp.soma` added to a bp stream of core 0, edited by `edit`.
+fn soma_rows(edit: impl Fn(&str) -> String) -> impl Fn(&str) -> String {
+    move |s| {
+        let soma = "    bp.soma ds=bp.err[0:64] h=- mask=fp.mask[0:64] spk=fp.spk[0:64] dv=bp.vgrad[0:16] dh=bp.delta[0:64] nz=fp.mask[64:64] n=16 rows=4 cfg=0 fire=true";
+        let bp = format!(
+            ".stream bp\n    cfg.neuron slot=0 beta=0.9 theta=1 reset=hard detach=true sg=rect alpha=1\n{}\n    halt\n.stream wg\n",
+            edit(soma)
+        );
+        s.replacen(".stream wg\n", &bp, 1)
+    }
+}
+
+fn bp(i: usize) -> (Option<usize>, Option<Stream>, Option<usize>) {
+    (Some(0), Some(Stream::Bp), Some(i))
+}
+
+#[test]
+fn multi_row_somas_inside_their_buffers_verify() {
+    let v = run(&listing(lif_rows(str::to_string)));
+    assert!(v.is_empty(), "{v:#?}");
+    let v = run(&listing(soma_rows(str::to_string)));
+    assert!(v.is_empty(), "{v:#?}");
+    // An error shared by every row (a rate loss) has `n` elements.
+    let v = run(&listing(soma_rows(|s| s.replace("ds=bp.err[0:64]", "ds=bp.err[0:16]"))));
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+#[test]
+fn somas_with_zero_rows_are_an_operand_range_violation() {
+    expect(lif_rows(|s| s.replace("rows=4", "rows=0")), K::OperandRange, fp(5), "operand `rows` is 0");
+    expect(soma_rows(|s| s.replace("rows=4", "rows=0")), K::OperandRange, bp(1), "operand `rows` is 0");
+}
+
+#[test]
+fn soma_row_operands_hold_rows_times_n_elements() {
+    let lif = |from: &'static str, to: &'static str| lif_rows(move |s| s.replace(from, to));
+    expect(lif("x=fp.psum[0:64]", "x=fp.psum[0:16]"), K::Shape, fp(5), "operand `x` has 16 elements: expected 64");
+    expect(lif("h=fp.mem[16:64]", "h=fp.mem[16:16]"), K::Shape, fp(5), "operand `h` has 16 elements: expected 64");
+    expect(lif("spk=fp.spk[0:64]", "spk=fp.spk[0:60]"), K::Shape, fp(5), "operand `spk` has 60 elements");
+    expect(lif("mask=fp.mask[0:64]", "mask=fp.mask[0:16]"), K::Shape, fp(5), "operand `mask` has 16 elements");
+    // The carried state and the bias are one row.
+    expect(lif("v=fp.mem[0:16]", "v=fp.mem[0:64]"), K::Shape, fp(5), "operand `v` has 64 elements: expected 16");
+    expect(lif("bias=-", "bias=fp.psum[100:64]"), K::Shape, fp(5), "operand `bias` has 64 elements: expected 16");
+    let soma = |from: &'static str, to: &'static str| soma_rows(move |s| s.replace(from, to));
+    expect(soma("dh=bp.delta[0:64]", "dh=bp.delta[0:16]"), K::Shape, bp(1), "operand `dh` has 16 elements");
+    expect(soma("nz=fp.mask[64:64]", "nz=fp.mask[64:32]"), K::Shape, bp(1), "operand `nz` has 32 elements");
+    expect(soma("dv=bp.vgrad[0:16]", "dv=bp.vgrad[0:64]"), K::Shape, bp(1), "operand `dv` has 64 elements");
+    expect(
+        soma("ds=bp.err[0:64]", "ds=bp.err[0:32]"),
+        K::Shape,
+        bp(1),
+        "operand `ds` has 32 elements: expected rows*n = 64 (one row each) or n = 16 (shared by every row)",
+    );
+}
+
+#[test]
+fn every_soma_row_must_lie_inside_its_buffer() {
+    // fp.psum holds 4096 sums: rows 0..4 of 16 from 4050 end at 4114.
+    expect(
+        lif_rows(|s| s.replace("x=fp.psum[0:64]", "x=fp.psum[4050:64]")),
+        K::BufferBounds,
+        fp(5),
+        "access to `fp.psum` spans elements 4050..4114",
+    );
+    // fp.mask holds 65,536 bits.
+    expect(
+        soma_rows(|s| s.replace("nz=fp.mask[64:64]", "nz=fp.mask[65500:64]")),
+        K::BufferBounds,
+        bp(1),
+        "access to `fp.mask` spans elements 65500..65564",
+    );
 }

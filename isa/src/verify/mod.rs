@@ -24,9 +24,11 @@
 //!   (each from 0 to its loop's trip count - 1), and every register it uses is the counter
 //!   of an enclosing loop ([`ViolationKind::BufferBounds`], [`ViolationKind::UnboundRegister`]).
 //! - every DRAM transfer lies inside DRAM for all loop values ([`ViolationKind::DramBounds`]).
-//! - multi-row instructions (`fp.linear`, `bp.linear`, `wg.linear`) have `rows` at least 1
-//!   ([`ViolationKind::OperandRange`]), and the last row of each row-carrying operand (row 0
-//!   plus `(rows-1) * stride`) lies inside its buffer ([`ViolationKind::BufferBounds`]).
+//! - multi-row instructions (`fp.linear`, `bp.linear`, `wg.linear`, `fp.lif`, `bp.soma`)
+//!   have `rows` at least 1 ([`ViolationKind::OperandRange`]), and the last row of each
+//!   row-carrying linear operand (row 0 plus `(rows-1) * stride`) lies inside its buffer
+//!   ([`ViolationKind::BufferBounds`]); a soma's row-carrying operands span all `rows*n`
+//!   elements, so the access check above bounds them.
 //! - operand lengths agree with the shape fields (e.g. `fp.linear`: `spk` has `k`
 //!   elements, `w` has `k*n`, `out` has `n`), transfers move equal numbers of bits on
 //!   both sides, and spike/mask/bitmap operands name 1-bit buffers

@@ -1,9 +1,11 @@
-//! Multi-row instructions (`fp.linear`, `bp.linear`, `wg.linear` with `rows` > 1): at least
-//! one row, and every row inside its buffers.
+//! Multi-row instructions (`fp.linear`, `bp.linear`, `wg.linear`, `fp.lif`, `bp.soma`): at
+//! least one row, and every row inside its buffers.
 //!
-//! The generic access walk in `flow.rs` checks each operand as written, which is row 0. Rows
-//! only move forwards (strides are unsigned), so row 0 and the last row bound every row in
-//! between; this module checks the last one.
+//! The generic access walk in `flow.rs` checks each operand as written. For the linear tiles
+//! that is row 0; rows only move forwards (strides are unsigned), so row 0 and the last row
+//! bound every row in between, and this module checks the last one. The somas' row-carrying
+//! operands are written whole (`rows*n` elements, which `shape.rs` checks), so the access
+//! walk bounds all their rows and only the row count is left to check here.
 
 use super::flow::Ctx;
 use super::{Report, ViolationKind as K};
@@ -29,6 +31,7 @@ fn row_operands(instr: &Instr) -> Option<(u16, Vec<RowOperand<'_>>)> {
             ops.extend(nz.as_ref().map(|a| ("nz", a, *err_stride)));
             Some((*rows, ops))
         }
+        Instr::FpLif { rows, .. } | Instr::BpSoma { rows, .. } => Some((*rows, Vec::new())),
         _ => None,
     }
 }

@@ -69,26 +69,31 @@ fn engine_shapes(instr: &Instr, c: &mut Check<'_, '_>) {
             let geom = PoolGeometry { c: *ch, ih: *ih, iw: *iw, k: *k, stride: *stride, pad: *pad };
             pool(c, dx, dy, x.as_ref(), &geom);
         }
-        Instr::FpLif { x, bias, v, h, spk, mask, n, cfg, .. } => {
-            let n = u64::from(*n);
+        Instr::FpLif { x, bias, v, h, spk, mask, n, rows, cfg, .. } => {
+            let (n, all) = soma_lens(*n, *rows);
             c.slot(*cfg);
-            c.len("x", x, n);
+            c.len("x", x, all);
             c.len("v", v, n);
             c.opt_len("bias", bias.as_ref(), n);
-            c.opt_len("h", h.as_ref(), n);
-            c.opt_mask("spk", spk.as_ref(), n);
-            c.opt_mask("mask", mask.as_ref(), n);
+            c.opt_len("h", h.as_ref(), all);
+            c.opt_mask("spk", spk.as_ref(), all);
+            c.opt_mask("mask", mask.as_ref(), all);
         }
-        Instr::BpSoma { ds, h, mask, spk, dv, dh, nz, n, cfg, .. } => {
-            let n = u64::from(*n);
+        Instr::BpSoma { ds, h, mask, spk, dv, dh, nz, n, rows, cfg, .. } => {
+            let (n, all) = soma_lens(*n, *rows);
             c.slot(*cfg);
-            for (name, a) in [("ds", ds), ("dv", dv), ("dh", dh)] {
-                c.len(name, a, n);
+            if u64::from(ds.len) != n && u64::from(ds.len) != all {
+                c.push(format!(
+                    "operand `ds` has {} elements: expected rows*n = {all} (one row each) or n = {n} (shared by every row)",
+                    ds.len
+                ));
             }
-            c.opt_len("h", h.as_ref(), n);
-            c.opt_mask("mask", mask.as_ref(), n);
-            c.opt_mask("spk", spk.as_ref(), n);
-            c.opt_mask("nz", nz.as_ref(), n);
+            c.len("dv", dv, n);
+            c.len("dh", dh, all);
+            c.opt_len("h", h.as_ref(), all);
+            c.opt_mask("mask", mask.as_ref(), all);
+            c.opt_mask("spk", spk.as_ref(), all);
+            c.opt_mask("nz", nz.as_ref(), all);
         }
         Instr::BpLoss { x, target, out, loss, n, t, b, .. } => {
             let n = u64::from(*n);
@@ -139,6 +144,14 @@ fn gradient_shapes(instr: &Instr, c: &mut Check<'_, '_>) {
         }
         _ => {}
     }
+}
+
+/// The neuron count of a soma and the element count of its row-carrying operands, `rows*n`.
+/// A zero row count is reported by `rows.rs`; the lengths are then checked as for one row,
+/// so that one mistake gives one violation.
+fn soma_lens(n: u32, rows: u16) -> (u64, u64) {
+    let n = u64::from(n);
+    (n, n * u64::from(rows.max(1)))
 }
 
 fn linear(c: &mut Check<'_, '_>, input: &Access, w: &Access, out: &Access, k: u16, n: u16) {

@@ -214,37 +214,51 @@ impl<S: Storage> Exec<'_, S> {
         Ok(Flow::Next)
     }
 
-    pub(crate) fn soma_bwd(&mut self, o: SomaOps<'_>, n: u32, cfg: u8, fire: bool) -> Step {
+    /// `bp.soma` over `rows` timesteps, last row first: row operands hold `rows*n` elements,
+    /// `dv` `n`, and `ds` either (`n` means one error shared by every row).
+    pub(crate) fn soma_bwd(&mut self, o: SomaOps<'_>, n: u32, rows: u16, cfg: u8, fire: bool) -> Step {
         let n = n as usize;
         let p = self.neuron(cfg)?;
-        for (name, a) in [("ds", Some(o.ds)), ("dv", Some(o.dv)), ("dh", Some(o.dh)), ("h", o.h.as_ref())] {
-            a.map(|a| self.need(name, a, n)).transpose()?;
+        let rows = self.row_count(rows)?;
+        let all = rows * n;
+        if o.ds.len as usize != n {
+            self.need("ds", o.ds, all)?;
+        }
+        for (name, a, len) in [("dv", Some(o.dv), n), ("dh", Some(o.dh), all), ("h", o.h.as_ref(), all)] {
+            a.map(|a| self.need(name, a, len)).transpose()?;
         }
         for (name, a) in [("mask", o.mask.as_ref()), ("spk", o.spk.as_ref()), ("nz", o.nz.as_ref())] {
-            a.map(|a| self.need(name, a, n).and_then(|_| self.width(name, a, 1))).transpose()?;
+            a.map(|a| self.need(name, a, all).and_then(|_| self.width(name, a, 1))).transpose()?;
         }
-        let nonzero = match if fire { self.soma_in_place(&p, &o) } else { None } {
+        let nonzero = match if fire { self.soma_in_place(&p, &o, rows) } else { None } {
             Some(r) => r.map_err(|m| self.bad(m))?,
-            None => self.soma_copied(&p, &o, n, fire)?,
+            None => self.soma_rows_copied(&p, &o, (n, rows), fire)?,
         };
         self.layer(|l| {
-            l.error_elems += n as u64;
+            l.error_elems += all as u64;
             l.error_nonzero += nonzero as u64;
         });
-        let mut acc = [self.touch(o.ds.buf, n), self.touch(o.dv.buf, 2 * n), self.touch(o.dh.buf, n), 0, 0, 0, 0];
+        let (ds, dv) = (self.touch_rows(o.ds.buf, n, rows), self.touch_rows(o.dv.buf, 2 * n, rows));
+        let mut acc = [ds, dv, self.touch_rows(o.dh.buf, n, rows), 0, 0, 0, 0];
         for (slot, a) in acc[3..].iter_mut().zip([o.h, o.mask, o.spk, o.nz].into_iter().flatten()) {
-            *slot = self.touch(a.buf, n);
+            *slot = self.touch_rows(a.buf, n, rows);
         }
         let e = &self.st.chip.energy;
         let per = 3.0 * e.fp16_mul_pj + 2.0 * e.fp16_add_pj;
-        self.elementwise(n, 1, OpCount { executed: 5 * n as u64, skipped: 0 }, per, &acc);
+        self.elementwise_rows(n, (1, rows), OpCount { executed: 5 * all as u64, skipped: 0 }, per, &acc);
         Ok(Flow::Next)
     }
 
-    /// `bp.soma` on copies of its 16-bit inputs, written back in operand order; returns the
-    /// number of non-zero errors. Every instruction that cannot run in place (see
-    /// `soma.rs`) comes here.
-    fn soma_copied(&mut self, p: &LifParams, o: &SomaOps<'_>, n: usize, fire: bool) -> Result<usize, SimError> {
+    /// One row of `bp.soma` on copies of its 16-bit inputs, written back in operand order;
+    /// returns the number of non-zero errors. Every instruction that cannot run in place
+    /// (see `soma.rs`) comes here, row by row (see `soma_rows.rs`).
+    pub(crate) fn soma_copied(
+        &mut self,
+        p: &LifParams,
+        o: &SomaOps<'_>,
+        n: usize,
+        fire: bool,
+    ) -> Result<usize, SimError> {
         let ds = self.pooled_half("ds", o.ds)?;
         let mut dv = self.pooled_half("dv", o.dv)?;
         let mut dh = self.pooled_zeros(n);

@@ -6,9 +6,10 @@
 //! the kernel on the buffers, and charges its cost: one issue cycle plus the larger of the
 //! compute cycles (executed operations over the PE array) and the busiest buffer's accesses
 //! (spread over the array's columns, one bank each). A multi-row linear tile pays the issue
-//! cycle once and the rest row by row (see `rows.rs`). Tile outputs are taken out of the
-//! buffer table while the kernel writes them, so inputs are borrowed without copies; an
-//! input in the same buffer as the output reads a copy taken first.
+//! cycle once and the rest row by row (see `rows.rs`), and so does a multi-row soma
+//! (`elementwise_rows`). Tile outputs are taken out of the buffer table while the kernel
+//! writes them, so inputs are borrowed without copies; an input in the same buffer as the
+//! output reads a copy taken first.
 
 use super::SimError;
 use super::buffers::{BufData, Span};
@@ -305,10 +306,28 @@ impl<S: Storage> Exec<'_, S> {
     /// Charges an element-wise unit (soma, loss, optimizer) working on `cols` elements per
     /// cycle, `passes` cycles per element group.
     pub(crate) fn elementwise(&mut self, n: usize, passes: u64, ops: OpCount, pj_per_elem: f64, accesses: &[u64]) {
+        self.elementwise_rows(n, (passes, 1), ops, pj_per_elem, accesses);
+    }
+
+    /// Charges `rows` rows of `n` elements on an element-wise unit (a multi-row soma), each
+    /// with the buffer accesses `accesses` of one row: one issue cycle, then per row what
+    /// [`elementwise`](Self::elementwise) charges a single row beyond it. The energy is added
+    /// row by row, as separate instructions would add it; `ops` are all rows' operations.
+    pub(crate) fn elementwise_rows(
+        &mut self,
+        n: usize,
+        (passes, rows): (u64, usize),
+        ops: OpCount,
+        pj_per_elem: f64,
+        accesses: &[u64],
+    ) {
         let cols = self.st.chip.engine(self.stream).map_or(1, |e| u64::from(e.cols.max(1)));
         let compute = (n as u64).div_ceil(cols) * passes;
-        self.busy = 1 + compute.max(accesses.iter().copied().max().unwrap_or(0).div_ceil(cols));
-        self.st.stats.energy.compute_pj += n as f64 * pj_per_elem;
+        let row = compute.max(accesses.iter().copied().max().unwrap_or(0).div_ceil(cols));
+        self.busy = 1 + row * rows as u64;
+        for _ in 0..rows {
+            self.st.stats.energy.compute_pj += n as f64 * pj_per_elem;
+        }
         self.ops = ops;
     }
 

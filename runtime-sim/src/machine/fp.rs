@@ -212,37 +212,48 @@ impl<S: Storage> Exec<'_, S> {
         Ok(Flow::Next)
     }
 
-    pub(crate) fn lif_fwd(&mut self, o: LifOps<'_>, n: u32, cfg: u8, fire: bool) -> Step {
+    /// `fp.lif` over `rows` timesteps: row operands hold `rows*n` elements, `v` and `bias` `n`.
+    pub(crate) fn lif_fwd(&mut self, o: LifOps<'_>, n: u32, rows: u16, cfg: u8, fire: bool) -> Step {
         let n = n as usize;
         let p = self.neuron(cfg)?;
-        for (name, a) in [("x", Some(o.x)), ("v", Some(o.v)), ("bias", o.bias.as_ref()), ("h", o.h.as_ref())] {
-            a.map(|a| self.need(name, a, n)).transpose()?;
+        let rows = self.row_count(rows)?;
+        let all = rows * n;
+        let lens = [("x", Some(o.x), all), ("v", Some(o.v), n), ("bias", o.bias.as_ref(), n), ("h", o.h.as_ref(), all)];
+        for (name, a, len) in lens {
+            a.map(|a| self.need(name, a, len)).transpose()?;
         }
         for (name, a) in [("spk", o.spk.as_ref()), ("mask", o.mask.as_ref())] {
-            a.map(|a| self.need(name, a, n).and_then(|_| self.width(name, a, 1))).transpose()?;
+            a.map(|a| self.need(name, a, all).and_then(|_| self.width(name, a, 1))).transpose()?;
         }
-        let fired = match if fire { self.lif_in_place(&p, &o) } else { None } {
+        let fired = match if fire { self.lif_in_place(&p, &o, rows) } else { None } {
             Some(fired) => fired,
-            None => self.lif_copied(&p, &o, n, fire)?,
+            None => self.lif_rows_copied(&p, &o, (n, rows), fire)?,
         };
         self.layer(|l| {
-            l.neuron_steps += n as u64;
+            l.neuron_steps += all as u64;
             l.spikes += fired as u64;
         });
-        let mut acc = [self.touch(o.x.buf, n), self.touch(o.v.buf, 2 * n), 0, 0, 0, 0];
+        let mut acc = [self.touch_rows(o.x.buf, n, rows), self.touch_rows(o.v.buf, 2 * n, rows), 0, 0, 0, 0];
         for (slot, a) in acc[2..].iter_mut().zip([o.bias, o.h, o.spk, o.mask].into_iter().flatten()) {
-            *slot = self.touch(a.buf, n);
+            *slot = self.touch_rows(a.buf, n, rows);
         }
         let e = &self.st.chip.energy;
         let per = e.fp16_mul_pj + 2.0 * e.fp16_add_pj + e.compare_pj;
-        let ops = OpCount { executed: 3 * n as u64, skipped: 0 };
-        self.elementwise(n, 1, ops, per, &acc);
+        let ops = OpCount { executed: 3 * all as u64, skipped: 0 };
+        self.elementwise_rows(n, (1, rows), ops, per, &acc);
         Ok(Flow::Next)
     }
 
-    /// `fp.lif` on copies of its inputs, written back in operand order; returns the number
-    /// of spikes. Every instruction that cannot run in place (see `soma.rs`) comes here.
-    fn lif_copied(&mut self, p: &LifParams, o: &LifOps<'_>, n: usize, fire: bool) -> Result<usize, SimError> {
+    /// One row of `fp.lif` on copies of its inputs, written back in operand order; returns
+    /// the number of spikes. Every instruction that cannot run in place (see `soma.rs`) comes
+    /// here, row by row (see `soma_rows.rs`).
+    pub(crate) fn lif_copied(
+        &mut self,
+        p: &LifParams,
+        o: &LifOps<'_>,
+        n: usize,
+        fire: bool,
+    ) -> Result<usize, SimError> {
         let mut x = self.pooled_half("x", o.x)?;
         if let Some(b) = o.bias {
             // The bias is read in place: `x` is a copy, so nothing the bias sees changes.

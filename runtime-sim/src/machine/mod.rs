@@ -44,6 +44,7 @@ mod fp;
 mod rows;
 mod sched;
 mod soma;
+mod soma_rows;
 mod state;
 mod stats;
 mod update;

@@ -17,6 +17,11 @@
 //!
 //! The outputs leave the buffer table while the kernel writes them, as in `with_taken`,
 //! and always go back.
+//!
+//! A multi-row soma (`rows` > 1) is checked once on its whole ranges (`rows*n` elements)
+//! and then walks its rows inside one call, in the order separate instructions would run
+//! them: inputs that are apart from the outputs over all rows are apart in every row, and
+//! the bit outputs of each row are still written in the order above.
 
 use super::bp::SomaOps;
 use super::bp::{Saved, lif_backward};
@@ -125,9 +130,11 @@ impl<S: Storage> Exec<'_, S> {
         apart.then_some(LifPlace { x, v, h, spk, mask })
     }
 
-    /// One LIF timestep in place, if the operands allow it (see the module doc); returns
-    /// the number of spikes, or `None`, having changed nothing, for the copying path.
-    pub(crate) fn lif_in_place(&mut self, p: &LifParams, o: &LifOps<'_>) -> Option<usize> {
+    /// `rows` LIF timesteps in place, if the operands allow it (see the module doc); returns
+    /// the number of spikes, or `None`, having changed nothing, for the copying path. The
+    /// operands were resolved once for all rows; row `r` is `r*n` elements into each row
+    /// operand, and `v` carries the membrane from row to row.
+    pub(crate) fn lif_in_place(&mut self, p: &LifParams, o: &LifOps<'_>, rows: usize) -> Option<usize> {
         let at = self.lif_place(o)?;
         let n = at.v.len;
         let mut h_tmp = if at.h.is_none() { self.pooled_zeros(n) } else { Vec::new() };
@@ -136,22 +143,28 @@ impl<S: Storage> Exec<'_, S> {
         let mut hb = at.h.filter(|h| h.slot != at.v.slot).map(|h| self.take_slot(h.slot));
         let mut sb = at.spk.map(|s| self.take_slot(s.slot));
         let fired = (|| {
-            let x = &self.st.bufs[at.x.slot].as_half()?[at.x.range()];
-            let (v, h) = two_outputs(&mut vb, hb.as_mut(), (at.v, at.h), &mut h_tmp)?;
-            let (bits, off) = match (sb.as_mut(), at.spk) {
-                (Some(b), Some(s)) => (b.as_bits_mut()?, s.start),
-                _ => (&mut s_tmp, 0),
-            };
-            let fired = lif_forward_step(p, x, v, h, bits, off);
-            if let Some(m) = at.mask {
-                // The mask may share the spikes' buffer, which is out of the table. Its
-                // width was checked, so the kernel's writes are never left half done.
-                let target = match (at.spk, sb.as_mut()) {
-                    (Some(s), Some(b)) if s.slot == m.slot => b,
-                    _ => &mut self.st.bufs[m.slot],
+            let (v, hs) = two_outputs(&mut vb, hb.as_mut(), (at.v, at.h), &mut h_tmp)?;
+            let mut fired = 0;
+            for r in 0..rows {
+                // Stored rows move on by `n`; the scratch row (nothing stored) stays put.
+                let step = |stored: bool| if stored { r * n } else { 0 };
+                let x = &self.st.bufs[at.x.slot].as_half()?[at.x.start + r * n..][..n];
+                let h = &mut hs[step(at.h.is_some())..][..n];
+                let (bits, off) = match (sb.as_mut(), at.spk) {
+                    (Some(b), Some(s)) => (b.as_bits_mut()?, s.start + r * n),
+                    _ => (&mut s_tmp, 0),
                 };
-                if let Some(bits) = target.as_bits_mut() {
-                    surrogate_mask(p, h, bits, m.start);
+                fired += lif_forward_step(p, x, v, h, bits, off);
+                if let Some(m) = at.mask {
+                    // The mask may share the spikes' buffer, which is out of the table. Its
+                    // width was checked, so the kernel's writes are never left half done.
+                    let target = match (at.spk, sb.as_mut()) {
+                        (Some(s), Some(b)) if s.slot == m.slot => b,
+                        _ => &mut self.st.bufs[m.slot],
+                    };
+                    if let Some(bits) = target.as_bits_mut() {
+                        surrogate_mask(p, h, bits, m.start + r * n);
+                    }
                 }
             }
             Some(fired)
@@ -192,32 +205,47 @@ impl<S: Storage> Exec<'_, S> {
         apart.then_some(SomaPlace { ds, h, mask, spk, dv, dh, nz })
     }
 
-    /// One firing gradient-soma timestep in place, if the operands allow it (see the module
-    /// doc): the number of non-zero errors, the kernel's complaint about the saved operands
-    /// (made before it wrote anything), or `None`, having changed nothing, for the copying
-    /// path.
-    pub(crate) fn soma_in_place(&mut self, p: &LifParams, o: &SomaOps<'_>) -> Option<Result<usize, String>> {
+    /// `rows` firing gradient-soma timesteps in place, last row first, if the operands allow
+    /// it (see the module doc): the number of non-zero errors, the kernel's complaint about
+    /// the saved operands (made before it wrote anything), or `None`, having changed
+    /// nothing, for the copying path. Row `r` is `r*n` elements into each row operand (`ds`
+    /// of `n` elements serves every row), and `dv` carries the gradient from row to row.
+    pub(crate) fn soma_in_place(
+        &mut self,
+        p: &LifParams,
+        o: &SomaOps<'_>,
+        rows: usize,
+    ) -> Option<Result<usize, String>> {
         let at = self.soma_place(o)?;
+        let n = at.dv.len;
         let mut vb = self.take_slot(at.dv.slot);
         let mut hb = (at.dh.slot != at.dv.slot).then(|| self.take_slot(at.dh.slot));
         let done = (|| {
-            let bufs = &self.st.bufs;
-            let ds = &bufs[at.ds.slot].as_half()?[at.ds.range()];
-            let h = match at.h {
-                Some(h) => Some(&bufs[h.slot].as_half()?[h.range()]),
-                None => None,
-            };
-            let bits = |sp: Option<Span>| match sp {
-                Some(s) => bufs[s.slot].as_bits().map(|b| Some(b.slice(s.start, s.len))),
-                None => Some(None),
-            };
-            let saved = Saved { h, mask: bits(at.mask)?, spk: bits(at.spk)? };
-            let (gv, gh) = two_outputs(&mut vb, hb.as_mut(), (at.dv, Some(at.dh)), &mut [])?;
-            let r = lif_backward(p, ds, &saved, gv, gh);
-            // The nonzero bitmap is written last, as the copying path writes it, after the
-            // saved bits that may share its buffer were read.
-            let nz = at.nz.and_then(|z| self.st.bufs[z.slot].as_bits_mut().map(|b| (b, z.start)));
-            Some(r.map(|()| mark_nonzero(gh, nz)))
+            let (gv, ghs) = two_outputs(&mut vb, hb.as_mut(), (at.dv, Some(at.dh)), &mut [])?;
+            let ds_step = if at.ds.len == n { 0 } else { n };
+            let mut nonzero = 0;
+            for r in (0..rows).rev() {
+                let bufs = &self.st.bufs;
+                let ds = &bufs[at.ds.slot].as_half()?[at.ds.start + r * ds_step..][..n];
+                let h = match at.h {
+                    Some(h) => Some(&bufs[h.slot].as_half()?[h.start + r * n..][..n]),
+                    None => None,
+                };
+                let bits = |sp: Option<Span>| match sp {
+                    Some(s) => bufs[s.slot].as_bits().map(|b| Some(b.slice(s.start + r * n, n))),
+                    None => Some(None),
+                };
+                let saved = Saved { h, mask: bits(at.mask)?, spk: bits(at.spk)? };
+                let gh = &mut ghs[r * n..][..n];
+                if let Err(m) = lif_backward(p, ds, &saved, gv, gh) {
+                    return Some(Err(m));
+                }
+                // The nonzero bitmap is written last, as the copying path writes it, after the
+                // saved bits that may share its buffer were read.
+                let nz = at.nz.and_then(|z| self.st.bufs[z.slot].as_bits_mut().map(|b| (b, z.start + r * n)));
+                nonzero += mark_nonzero(gh, nz);
+            }
+            Some(Ok(nonzero))
         })();
         self.put_slot(at.dv.slot, vb);
         if let Some(d) = hb {

@@ -124,10 +124,11 @@ impl<S: Storage> Visitor for Exec<'_, S> {
         spk: &Option<Access>,
         mask: &Option<Access>,
         n: &u32,
+        rows: &u16,
         cfg: &u8,
         fire: &bool,
     ) -> Step {
-        self.lif_fwd(super::fp::LifOps { x, bias, v, h, spk, mask }, *n, *cfg, *fire)
+        self.lif_fwd(super::fp::LifOps { x, bias, v, h, spk, mask }, *n, *rows, *cfg, *fire)
     }
     fn fp_sum(&mut self, dst: &Access, src: &Access) -> Step {
         self.sum(dst, src)
@@ -191,10 +192,11 @@ impl<S: Storage> Visitor for Exec<'_, S> {
         dh: &Access,
         nz: &Option<Access>,
         n: &u32,
+        rows: &u16,
         cfg: &u8,
         fire: &bool,
     ) -> Step {
-        self.soma_bwd(super::bp::SomaOps { ds, h, mask, spk, dv, dh, nz }, *n, *cfg, *fire)
+        self.soma_bwd(super::bp::SomaOps { ds, h, mask, spk, dv, dh, nz }, *n, *rows, *cfg, *fire)
     }
     fn bp_loss(
         &mut self,

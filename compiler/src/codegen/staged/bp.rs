@@ -10,6 +10,7 @@ use super::{
     bt_rev, cfg_neuron, conv_tiles, owned,
 };
 use crate::codegen::emit::{B, Code, STEP, T, TILE, at, h16, stride, tiles};
+use crate::codegen::soma_rows::emit_over_time;
 use isa::{Access, Buf, DramAddr, Instr, Stream};
 
 /// The BP instructions of `core`.
@@ -148,6 +149,7 @@ fn conv_soma(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, pool: Option<Pool
         dh: dh_at.clone(),
         nz: Some(nz_at.clone()),
         n: tile,
+        rows: 1,
         cfg: 0,
         fire: true,
     });
@@ -204,9 +206,8 @@ fn linear_soma(p: &Plan, u: &Unit, o: &Owned, keep_loss: bool, c: &mut Code) {
             loss(p, u, (ds, tgt), (keep_loss, &grp), c);
         }
         c.fill(at(Buf::BpVgrad, dv, nb), 0.0);
-        c.open(T, p.t);
         let back = |buf: Buf, base: u32| bt_buf(p, buf, base, nb, true);
-        c.push(Instr::BpSoma {
+        let soma = Instr::BpSoma {
             ds: if u.output { o.access(Buf::BpErr, ds, nb, nb) } else { back(Buf::BpErr, ds) },
             h: cfg.keep_h.then(|| back(Buf::FpMem, h)),
             mask: cfg.keep_mask.then(|| back(Buf::FpMask, mask)),
@@ -215,10 +216,11 @@ fn linear_soma(p: &Plan, u: &Unit, o: &Owned, keep_loss: bool, c: &mut Code) {
             dh: back(Buf::BpDelta, dh),
             nz: Some(back(Buf::FpMask, nz)),
             n: nb,
+            rows: 1,
             cfg: 0,
             fire: cfg.fire,
-        });
-        c.close(T);
+        };
+        emit_over_time(c, (T, p.t), soma, false, |_| {});
         c.close(B);
         let src = at(Buf::BpDelta, dh, rt * nb);
         c.push(Instr::DmaStore { dst: rows_of(u.dh, 2), src, rows: h16(rt), row: nb * 2, stride: n * 2 });

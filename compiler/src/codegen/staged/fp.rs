@@ -8,6 +8,7 @@ use super::{
 };
 use crate::codegen::emit::{B, Code, STEP, T, TILE, at, h16, stride, tiles};
 use crate::codegen::pooling::Pooling;
+use crate::codegen::soma_rows::emit_over_time;
 use isa::{Access, Buf, DramAddr, Instr, Stream};
 
 /// The FP instructions of `core`.
@@ -236,6 +237,7 @@ fn conv_tile(
         spk: Some(spk.clone()),
         mask: cfg.keep_mask.then(|| at(Buf::FpMask, r.mask, tile)),
         n: tile,
+        rows: 1,
         cfg: 0,
         fire: true,
     });
@@ -352,8 +354,7 @@ fn linear_soma(
     if u.output {
         c.fill(at(Buf::WgGrad, 0, nb), 0.0);
     }
-    c.open(T, p.t);
-    c.push(Instr::FpLif {
+    let lif = Instr::FpLif {
         x: bt_buf(p, Buf::FpPsum, x, nb, false),
         bias: None,
         v: at(Buf::FpMem, v, nb),
@@ -361,14 +362,17 @@ fn linear_soma(
         spk: cfg.fire.then(|| bt_buf(p, Buf::FpSpk, spk, nb, false)),
         mask: cfg.keep_mask.then(|| bt_buf(p, Buf::FpMask, mask, nb, false)),
         n: nb,
+        rows: 1,
         cfg: 0,
         fire: cfg.fire,
+    };
+    // A readout's sum reads the membrane of every timestep.
+    emit_over_time(c, (T, p.t), lif, u.output && !cfg.fire, |c| {
+        if u.output {
+            let src = if cfg.fire { bt_buf(p, Buf::FpSpk, spk, nb, false) } else { at(Buf::FpMem, v, nb) };
+            c.push(Instr::FpSum { dst: at(Buf::WgGrad, 0, nb), src });
+        }
     });
-    if u.output {
-        let src = if cfg.fire { bt_buf(p, Buf::FpSpk, spk, nb, false) } else { at(Buf::FpMem, v, nb) };
-        c.push(Instr::FpSum { dst: at(Buf::WgGrad, 0, nb), src });
-    }
-    c.close(T);
     if u.output {
         // The tile's outputs of sample `r1` of the group in the `[B][n]` sums (and outputs).
         let bytes = u64::from(u.n) * 4;

@@ -27,8 +27,8 @@ const BACKWARD: &str = "
     dma.ld dst=bp.vgrad[0:8] src=@0x30 rows=1 row=16 stride=16
     dma.ld dst=bp.vgrad[8:8] src=@0x30 rows=1 row=16 stride=16
     dma.ld dst=bp.w[0:32] src=@0x40 rows=1 row=64 stride=64
-    bp.soma ds=bp.err[0:8] h=- mask=fp.mask[0:8] spk=fp.spk[0:8] dv=bp.vgrad[0:8] dh=bp.delta[0:8] nz=fp.mask[8:8] n=8 cfg=0 fire=true
-    bp.soma ds=bp.err[0:8] h=bp.psum[0:8] mask=- spk=fp.spk[0:8] dv=bp.vgrad[8:8] dh=bp.delta[8:8] nz=- n=8 cfg=0 fire=true
+    bp.soma ds=bp.err[0:8] h=- mask=fp.mask[0:8] spk=fp.spk[0:8] dv=bp.vgrad[0:8] dh=bp.delta[0:8] nz=fp.mask[8:8] n=8 rows=1 cfg=0 fire=true
+    bp.soma ds=bp.err[0:8] h=bp.psum[0:8] mask=- spk=fp.spk[0:8] dv=bp.vgrad[8:8] dh=bp.delta[8:8] nz=- n=8 rows=1 cfg=0 fire=true
     bp.linear err=bp.delta[0:8] w=bp.w[0:32] out=bp.psum[16:4] n=8 k=4 rows=1 err_stride=0 out_stride=0 acc=false nz=fp.mask[8:8]
     signal core=0 stream=wg tok=0
     halt

@@ -25,7 +25,7 @@ const PIPELINE: &str = "
     dma.ld dst=fp.in[0+r0*16:16] src=@0x0+r0*2 rows=1 row=2 stride=2
     fp.linear spk=fp.in[0+r0*16:16] w=fp.w[0:128] out=fp.psum[0:8] k=16 n=8 rows=1 spk_stride=0 out_stride=0 acc=false skip=true
     dma.st dst=@0x2000+r0*16 src=fp.psum[0:8] rows=1 row=16 stride=16
-    fp.lif x=fp.psum[0:8] bias=- v=fp.mem[0:8] h=fp.mem[8+r0*8:8] spk=fp.spk[0+r0*8:8] mask=- n=8 cfg=0 fire=true
+    fp.lif x=fp.psum[0:8] bias=- v=fp.mem[0:8] h=fp.mem[8+r0*8:8] spk=fp.spk[0+r0*8:8] mask=- n=8 rows=1 cfg=0 fire=true
     endloop r=r0
     dma.st dst=@0x3000 src=fp.spk[0:24] rows=1 row=3 stride=3
     dma.st dst=@0x3100 src=fp.mem[8:24] rows=1 row=48 stride=48

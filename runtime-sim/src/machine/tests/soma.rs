@@ -59,19 +59,19 @@ const HARD_RECT: &str = "cfg.neuron slot=0 beta=0.5 theta=1 reset=hard detach=tr
 fn lif_in_place_matches_the_copying_path() {
     let cases = [
         // In place: `h` in `v`'s buffer apart from it, spikes and mask at unaligned bits.
-        "fp.lif x=fp.psum[3:70] bias=- v=fp.mem[0:70] h=fp.mem[100:70] spk=fp.spk[5:70] mask=fp.mask[9:70] n=70 cfg=0 fire=true",
+        "fp.lif x=fp.psum[3:70] bias=- v=fp.mem[0:70] h=fp.mem[100:70] spk=fp.spk[5:70] mask=fp.mask[9:70] n=70 rows=1 cfg=0 fire=true",
         // In place, `h` before `v`; spikes and mask overlapping in one buffer (mask last).
-        "fp.lif x=fp.psum[0:130] bias=- v=fp.mem[200:130] h=fp.mem[0:130] spk=fp.spk[0:130] mask=fp.spk[64:130] n=130 cfg=0 fire=true",
+        "fp.lif x=fp.psum[0:130] bias=- v=fp.mem[200:130] h=fp.mem[0:130] spk=fp.spk[0:130] mask=fp.spk[64:130] n=130 rows=1 cfg=0 fire=true",
         // In place with nothing but `v` stored.
-        "fp.lif x=fp.psum[1:16] bias=- v=fp.mem[7:16] h=- spk=- mask=- n=16 cfg=0 fire=true",
+        "fp.lif x=fp.psum[1:16] bias=- v=fp.mem[7:16] h=- spk=- mask=- n=16 rows=1 cfg=0 fire=true",
         // Copying: `h` overlaps `v`; `x` in `v`'s buffer; a bias; the readout.
-        "fp.lif x=fp.psum[0:70] bias=- v=fp.mem[0:70] h=fp.mem[30:70] spk=fp.spk[0:70] mask=- n=70 cfg=0 fire=true",
-        "fp.lif x=fp.mem[300:70] bias=- v=fp.mem[0:70] h=fp.mem[100:70] spk=fp.spk[0:70] mask=- n=70 cfg=0 fire=true",
-        "fp.lif x=fp.psum[0:70] bias=fp.psum[80:70] v=fp.mem[0:70] h=fp.mem[100:70] spk=fp.spk[0:70] mask=- n=70 cfg=0 fire=true",
-        "fp.lif x=fp.psum[0:10] bias=- v=fp.mem[0:10] h=fp.mem[20:10] spk=- mask=- n=10 cfg=0 fire=false",
+        "fp.lif x=fp.psum[0:70] bias=- v=fp.mem[0:70] h=fp.mem[30:70] spk=fp.spk[0:70] mask=- n=70 rows=1 cfg=0 fire=true",
+        "fp.lif x=fp.mem[300:70] bias=- v=fp.mem[0:70] h=fp.mem[100:70] spk=fp.spk[0:70] mask=- n=70 rows=1 cfg=0 fire=true",
+        "fp.lif x=fp.psum[0:70] bias=fp.psum[80:70] v=fp.mem[0:70] h=fp.mem[100:70] spk=fp.spk[0:70] mask=- n=70 rows=1 cfg=0 fire=true",
+        "fp.lif x=fp.psum[0:10] bias=- v=fp.mem[0:10] h=fp.mem[20:10] spk=- mask=- n=10 rows=1 cfg=0 fire=false",
         // Errors: `h` outside its buffer (after `v` was written), `h` in a 1-bit buffer.
-        "fp.lif x=fp.psum[0:70] bias=- v=fp.mem[0:70] h=fp.mem[65500:70] spk=fp.spk[0:70] mask=- n=70 cfg=0 fire=true",
-        "fp.lif x=fp.psum[0:70] bias=- v=fp.mem[0:70] h=fp.spk[0:70] spk=fp.spk[100:70] mask=- n=70 cfg=0 fire=true",
+        "fp.lif x=fp.psum[0:70] bias=- v=fp.mem[0:70] h=fp.mem[65500:70] spk=fp.spk[0:70] mask=- n=70 rows=1 cfg=0 fire=true",
+        "fp.lif x=fp.psum[0:70] bias=- v=fp.mem[0:70] h=fp.spk[0:70] spk=fp.spk[100:70] mask=- n=70 rows=1 cfg=0 fire=true",
     ];
     for neuron in [HARD_ATAN, SOFT_RECT] {
         for precision in [Precision::Fp16Acc32, Precision::Fp32] {
@@ -87,18 +87,18 @@ fn lif_in_place_matches_the_copying_path() {
 fn soma_in_place_matches_the_copying_path() {
     let cases = [
         // In place: unaligned bits, `nz` in the buffer of no saved bits.
-        "bp.soma ds=bp.err[1:70] h=fp.mem[0:70] mask=- spk=fp.spk[3:70] dv=bp.vgrad[0:70] dh=bp.delta[2:70] nz=fp.mask[7:70] n=70 cfg=0 fire=true",
+        "bp.soma ds=bp.err[1:70] h=fp.mem[0:70] mask=- spk=fp.spk[3:70] dv=bp.vgrad[0:70] dh=bp.delta[2:70] nz=fp.mask[7:70] n=70 rows=1 cfg=0 fire=true",
         // In place from the rect mask alone, `nz` overlapping the mask it is computed from.
-        "bp.soma ds=bp.err[0:130] h=- mask=fp.mask[0:130] spk=fp.spk[0:130] dv=bp.vgrad[0:130] dh=bp.delta[0:130] nz=fp.mask[30:130] n=130 cfg=0 fire=true",
+        "bp.soma ds=bp.err[0:130] h=- mask=fp.mask[0:130] spk=fp.spk[0:130] dv=bp.vgrad[0:130] dh=bp.delta[0:130] nz=fp.mask[30:130] n=130 rows=1 cfg=0 fire=true",
         // In place: `dv` and `dh` in one buffer, apart; no `nz`.
-        "bp.soma ds=bp.err[0:70] h=fp.mem[0:70] mask=- spk=fp.spk[0:70] dv=bp.delta[100:70] dh=bp.delta[0:70] nz=- n=70 cfg=0 fire=true",
+        "bp.soma ds=bp.err[0:70] h=fp.mem[0:70] mask=- spk=fp.spk[0:70] dv=bp.delta[100:70] dh=bp.delta[0:70] nz=- n=70 rows=1 cfg=0 fire=true",
         // Copying: `dv` overlaps `dh`; `ds` in `dh`'s buffer; the readout.
-        "bp.soma ds=bp.err[0:70] h=fp.mem[0:70] mask=- spk=fp.spk[0:70] dv=bp.delta[0:70] dh=bp.delta[35:70] nz=fp.mask[0:70] n=70 cfg=0 fire=true",
-        "bp.soma ds=bp.delta[200:70] h=fp.mem[0:70] mask=- spk=fp.spk[0:70] dv=bp.vgrad[0:70] dh=bp.delta[0:70] nz=fp.mask[0:70] n=70 cfg=0 fire=true",
-        "bp.soma ds=bp.err[0:10] h=- mask=- spk=- dv=bp.vgrad[0:10] dh=bp.delta[0:10] nz=fp.mask[0:10] n=10 cfg=0 fire=false",
+        "bp.soma ds=bp.err[0:70] h=fp.mem[0:70] mask=- spk=fp.spk[0:70] dv=bp.delta[0:70] dh=bp.delta[35:70] nz=fp.mask[0:70] n=70 rows=1 cfg=0 fire=true",
+        "bp.soma ds=bp.delta[200:70] h=fp.mem[0:70] mask=- spk=fp.spk[0:70] dv=bp.vgrad[0:70] dh=bp.delta[0:70] nz=fp.mask[0:70] n=70 rows=1 cfg=0 fire=true",
+        "bp.soma ds=bp.err[0:10] h=- mask=- spk=- dv=bp.vgrad[0:10] dh=bp.delta[0:10] nz=fp.mask[0:10] n=10 rows=1 cfg=0 fire=false",
         // Errors: no saved `h` or mask; `nz` outside its buffer (after `dv` and `dh`).
-        "bp.soma ds=bp.err[0:70] h=- mask=- spk=fp.spk[0:70] dv=bp.vgrad[0:70] dh=bp.delta[0:70] nz=- n=70 cfg=0 fire=true",
-        "bp.soma ds=bp.err[0:70] h=fp.mem[0:70] mask=- spk=fp.spk[0:70] dv=bp.vgrad[0:70] dh=bp.delta[0:70] nz=fp.mask[65500:70] n=70 cfg=0 fire=true",
+        "bp.soma ds=bp.err[0:70] h=- mask=- spk=fp.spk[0:70] dv=bp.vgrad[0:70] dh=bp.delta[0:70] nz=- n=70 rows=1 cfg=0 fire=true",
+        "bp.soma ds=bp.err[0:70] h=fp.mem[0:70] mask=- spk=fp.spk[0:70] dv=bp.vgrad[0:70] dh=bp.delta[0:70] nz=fp.mask[65500:70] n=70 rows=1 cfg=0 fire=true",
     ];
     for neuron in [HARD_ATAN, SOFT_RECT, HARD_RECT] {
         for precision in [Precision::Fp16Acc32, Precision::Fp32] {

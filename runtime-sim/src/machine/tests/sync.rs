@@ -146,7 +146,7 @@ fn bad_programs_fail_without_panicking() {
         // Shape fields disagreeing with operand lengths.
         "fp.linear spk=fp.in[0:16] w=fp.w[0:100] out=fp.psum[0:8] k=16 n=8 rows=1 spk_stride=0 out_stride=0 acc=false skip=true",
         // A soma whose configuration slot was never set.
-        "fp.lif x=fp.psum[0:8] bias=- v=fp.mem[0:8] h=- spk=- mask=- n=8 cfg=3 fire=true",
+        "fp.lif x=fp.psum[0:8] bias=- v=fp.mem[0:8] h=- spk=- mask=- n=8 rows=1 cfg=3 fire=true",
         // A spike operand in a 16-bit buffer.
         "fp.pool kind=max src=fp.psum[0:16] dst=fp.psum[16:4] c=1 ih=4 iw=4 k=2 stride=2 pad=0",
         // DMA outside DRAM.
