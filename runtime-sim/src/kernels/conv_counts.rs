@@ -14,12 +14,16 @@
 use super::accumulate::Conv2dShape;
 use super::{Input, OpCount};
 use crate::fp::Storage;
+use crate::spikes::SpikeSlice;
 
 /// For each input coordinate `i < size` along one axis, the number of the `k` taps through
 /// which it reaches one of `out` outputs (any stride).
 fn reach(shape: &Conv2dShape, size: usize, k: usize, out: usize) -> Vec<u64> {
+    // Stride 1, the common case, needs no division.
     let reaches = |i: usize, t: usize| {
-        (i + shape.pad).checked_sub(t).is_some_and(|y| y % shape.stride == 0 && y / shape.stride < out)
+        (i + shape.pad)
+            .checked_sub(t)
+            .is_some_and(|y| if shape.stride == 1 { y < out } else { y % shape.stride == 0 && y / shape.stride < out })
     };
     (0..size).map(|i| (0..k).filter(|&t| reaches(i, t)).count() as u64).collect()
 }
@@ -48,11 +52,67 @@ fn for_each_nonzero_at<S: Storage>(input: &Input<'_, S>, w: usize, mut f: impl F
 pub(crate) fn forward_ops<S: Storage>(shape: &Conv2dShape, input: &Input<'_, S>) -> OpCount {
     let ny = reach(shape, shape.h, shape.kh, shape.oh());
     let nx = reach(shape, shape.w, shape.kw, shape.ow());
-    let mut executed = 0u64;
-    for_each_nonzero_at(input, shape.w, |row, ix| executed += ny[row % shape.h] * nx[ix]);
+    let executed = match input {
+        Input::Spikes(s) if shape.w <= 64 => spike_rows(shape, s, &ny, &nx),
+        Input::Dense(d) => {
+            let mut wide = [0.0f32; 64];
+            let mut executed = 0u64;
+            for (r, row) in d.chunks_exact(shape.w).enumerate() {
+                executed += ny[r % shape.h] * weigh_nonzero(row, &nx, &mut wide);
+            }
+            executed
+        }
+        _ => {
+            let mut executed = 0u64;
+            for_each_nonzero_at(input, shape.w, |row, ix| executed += ny[row % shape.h] * nx[ix]);
+            executed
+        }
+    };
     let executed = executed * shape.cout as u64;
     let total = ny.iter().sum::<u64>() * nx.iter().sum::<u64>() * (shape.cin * shape.cout) as u64;
     OpCount { executed, skipped: total - executed }
+}
+
+/// `Σ weight[i]` over the non-zero values of `v`, widened a block at a time through
+/// `wide` (in hardware where the CPU can) rather than one value at a time.
+fn weigh_nonzero<S: Storage>(v: &[S], weight: &[u64], wide: &mut [f32; 64]) -> u64 {
+    let mut sum = 0u64;
+    for (c, w) in v.chunks(64).zip(weight.chunks(64)) {
+        let x = &mut wide[..c.len()];
+        S::to_f32_slice(c, x);
+        sum += x.iter().zip(w).map(|(x, w)| if *x != 0.0 { *w } else { 0 }).sum::<u64>();
+    }
+    sum
+}
+
+/// Adds 1 to `count[i]` for every non-zero `v[i]`, widening as [`weigh_nonzero`] does.
+fn count_nonzero<S: Storage>(v: &[S], count: &mut [u64], wide: &mut [f32; 64]) {
+    for (c, n) in v.chunks(64).zip(count.chunks_mut(64)) {
+        let x = &mut wide[..c.len()];
+        S::to_f32_slice(c, x);
+        n.iter_mut().zip(x.iter()).for_each(|(n, x)| *n += u64::from(*x != 0.0));
+    }
+}
+
+/// `Σ ny[iy]·nx[ix]` over the spikes of a map whose rows fit a word: a row's `Σ nx[ix]` is
+/// `Σ_t popcount(row & M_t)`, where `M_t` marks the columns that reach at least `t`
+/// outputs, a few word operations per row instead of one step per spike.
+fn spike_rows(shape: &Conv2dShape, s: &SpikeSlice<'_>, ny: &[u64], nx: &[u64]) -> u64 {
+    let w = shape.w;
+    let masks: Vec<u64> = (1..=shape.kw as u64)
+        .map(|t| nx.iter().enumerate().filter(|(_, n)| **n >= t).fold(0u64, |m, (ix, _)| m | 1 << ix))
+        .collect();
+    let mut executed = 0u64;
+    for r in 0..shape.cin * shape.h {
+        let (at, shift) = ((r * w) / 64, (r * w) % 64);
+        let mut row = s.word(at) >> shift;
+        if shift + w > 64 {
+            row |= s.word(at + 1) << (64 - shift);
+        }
+        let per_row: u32 = masks.iter().map(|m| (row & m).count_ones()).sum();
+        executed += u64::from(per_row) * ny[r % shape.h];
+    }
+    executed
 }
 
 /// The operations of [`conv2d_backward_input`](super::grad::conv2d_backward_input): a
@@ -66,26 +126,23 @@ pub(crate) fn input_grad_ops<S: Storage>(shape: &Conv2dShape, gout: &[S]) -> OpC
 /// error at the output position and a non-zero input at the position the tap reads.
 pub(crate) fn weight_grad_ops<S: Storage>(shape: &Conv2dShape, gout: &[S], input: &Input<'_, S>) -> OpCount {
     let (oh, ow, positions) = (shape.oh(), shape.ow(), shape.h * shape.w);
-    let mut errors = vec![0u64; oh * ow];
-    for plane in gout.chunks_exact(oh * ow) {
-        errors.iter_mut().zip(plane).for_each(|(n, g)| *n += u64::from(g.to_f32() != 0.0));
+    let (mut errors, mut inputs, mut wide) = (vec![0u64; oh * ow], vec![0u64; positions], [0.0f32; 64]);
+    gout.chunks_exact(oh * ow).for_each(|plane| count_nonzero(plane, &mut errors, &mut wide));
+    match input {
+        Input::Dense(d) => d.chunks_exact(positions).for_each(|c| count_nonzero(c, &mut inputs, &mut wide)),
+        Input::Spikes(_) => for_each_nonzero_at(input, positions, |_, p| inputs[p] += 1),
     }
-    let mut inputs = vec![0u64; positions];
-    for_each_nonzero_at(input, positions, |_, p| inputs[p] += 1);
+    if shape.stride == 1 {
+        return super::conv_weight_grad::count_ops(shape, &inputs, &errors, &mut Vec::new());
+    }
     let (ty, tx) = (taps(shape, oh, shape.kh, shape.h), taps(shape, ow, shape.kw, shape.w));
     let mut executed = 0u64;
-    for oy in 0..oh {
-        for ox in 0..ow {
-            let e = errors[oy * ow + ox];
-            if e == 0 {
-                continue;
-            }
-            for ky in 0..shape.kh {
-                let Some(iy) = shape.input_coord(oy, ky, shape.h) else { continue };
-                let row = &inputs[iy * shape.w..][..shape.w];
-                let reached = (0..shape.kw).filter_map(|kx| shape.input_coord(ox, kx, shape.w)).map(|ix| row[ix]);
-                executed += e * reached.sum::<u64>();
-            }
+    for (o, &e) in errors.iter().enumerate().filter(|(_, e)| **e > 0) {
+        for ky in 0..shape.kh {
+            let Some(iy) = shape.input_coord(o / ow, ky, shape.h) else { continue };
+            let row = &inputs[iy * shape.w..][..shape.w];
+            let reached = (0..shape.kw).filter_map(|kx| shape.input_coord(o % ow, kx, shape.w)).map(|ix| row[ix]);
+            executed += e * reached.sum::<u64>();
         }
     }
     let total = ty.iter().sum::<u64>() * tx.iter().sum::<u64>() * (shape.cin * shape.cout) as u64;
