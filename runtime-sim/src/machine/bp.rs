@@ -159,9 +159,10 @@ impl<S: Storage> Exec<'_, S> {
             self.recycle([e, weights]);
             return Err(error);
         }
-        // Charged now from the errors; the sums are a job's (see `jobs.rs`), on copies.
-        let ops = input_grad_ops(&shape, &e);
-        let work: Work<S> = Box::new(move |data, scratch| {
+        // With other threads the sums are a job on copies, charged now from the errors (see
+        // `jobs.rs`); on one the kernel runs in place and counts them itself.
+        let counted = self.st.jobs.threaded().then(|| input_grad_ops(&shape, &e));
+        let work: Work<S> = Box::new(move |data, range, scratch| {
             let mut ops = OpCount::default();
             let mut psum = std::mem::take(&mut scratch.sums);
             if psum.len() < shape.in_len() {
@@ -170,7 +171,7 @@ impl<S: Storage> Exec<'_, S> {
             // The kernel writes every input gradient and every partial sum, so neither
             // needs clearing; an accumulating conv adds the rounded sums straight from them.
             if let Some(dst) = data.as_half_mut() {
-                let (dst, psum, conv) = (&mut dst[..], &mut psum[..shape.in_len()], &mut scratch.conv);
+                let (dst, psum, conv) = (&mut dst[range], &mut psum[..shape.in_len()], &mut scratch.conv);
                 if acc {
                     conv2d_backward_input_sums(mode, &shape, &weights, &e, psum, &mut ops, conv);
                     add_rounded(dst, psum);
@@ -182,7 +183,7 @@ impl<S: Storage> Exec<'_, S> {
             scratch.vecs.extend([e, weights]);
             ops
         });
-        super::jobs::launch(self.st, o, (work, scratch), ops, None);
+        let ops = super::jobs::launch(self.st, o, (work, scratch), counted, None);
         let a = [
             self.touch(err.buf, shape.out_len()),
             self.touch(w.buf, ops.executed as usize),

@@ -170,23 +170,24 @@ impl<S: Storage> Exec<'_, S> {
         if self.st.bufs[o.slot].as_half().is_none() {
             return Err(self.bad(width_msg("out", 16)));
         }
-        // Charged now from the inputs; the sums are a job's (see `jobs.rs`), on copies.
-        let (counted, spikes) = (forward_ops(&shape, &input), x.is_bits());
+        // With other threads the sums are a job on copies, charged now from the inputs (see
+        // `jobs.rs`); on one the kernel runs in place and counts them itself.
+        let counted = self.st.jobs.threaded().then(|| forward_ops(&shape, &input));
+        let spikes = x.is_bits();
         let input = Owned::of(&input, copy);
         weights.extend_from_slice(wh);
         // The kernel writes every output, or adds to it when the conv accumulates.
-        let work: Work<S> = Box::new(move |data, scratch| {
+        let work: Work<S> = Box::new(move |data, range, scratch| {
             let mut ops = OpCount::default();
             if let Some(dst) = data.as_half_mut() {
                 let (x, conv) = (input.input(), &mut scratch.conv);
-                conv2d_forward_with(mode, &shape, (&weights, None), x, (&mut dst[..], acc), &mut ops, conv);
+                conv2d_forward_with(mode, &shape, (&weights, None), x, (&mut dst[range], acc), &mut ops, conv);
             }
             input.recycle(scratch);
             scratch.vecs.push(weights);
             ops
         });
-        super::jobs::launch(self.st, o, (work, scratch), counted, None);
-        let mut ops = counted;
+        let mut ops = super::jobs::launch(self.st, o, (work, scratch), counted, None);
         if !skip {
             ops = OpCount { executed: ops.total(), skipped: 0 };
         }

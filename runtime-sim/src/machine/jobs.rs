@@ -20,7 +20,8 @@
 //!
 //! A job computes exactly what the handler computed when it ran the kernel in place: the
 //! same kernel on the same values, so no result depends on the thread count. With one host
-//! thread a job runs at once, where it is launched. With more it goes to the queue of the
+//! thread there are no jobs: the handler runs the kernel at once on the buffer in place,
+//! and charges the operations the kernel counts, as before jobs. With more it goes to the queue of the
 //! run's worker threads (`workers.rs`); whoever gets to it first runs it. The scheduler, waiting for a job a worker is running,
 //! runs jobs no worker has started yet (the oldest first), so both threads keep working,
 //! and only ever waits for a job that is running: no wait can deadlock. A job cannot fail:
@@ -54,9 +55,10 @@ impl<S> Default for Scratch<S> {
     }
 }
 
-/// The arithmetic of one instruction: writes the output buffer, returns the operations the
-/// kernel counted (checked against the counts charged at issue in debug builds).
-pub(crate) type Work<S> = Box<dyn FnOnce(&mut BufData<S>, &mut Scratch<S>) -> OpCount + Send>;
+/// The arithmetic of one instruction: updates the range of the buffer given (the table's
+/// buffer on one thread, a copy of the range on more), returns the operations the kernel
+/// counted (with more threads checked against those charged at issue, in debug builds).
+pub(crate) type Work<S> = Box<dyn FnOnce(&mut BufData<S>, Range<usize>, &mut Scratch<S>) -> OpCount + Send>;
 
 /// A job's output buffer and scratch, and the operations it counted.
 struct Done<S> {
@@ -131,6 +133,11 @@ impl<S> Jobs<S> {
         self.queue = None;
     }
 
+    /// Whether jobs go to other threads, so that their operations must be counted at issue.
+    pub(crate) fn threaded(&self) -> bool {
+        self.queue.is_some()
+    }
+
     /// Scratch for a new job.
     pub(crate) fn scratch(&mut self) -> Scratch<S> {
         self.spare.pop().unwrap_or_default()
@@ -143,10 +150,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl<S: Send + 'static> Task for Ticket<S> {
+impl<S: Storage> Task for Ticket<S> {
     fn try_run(&self) -> bool {
         let Some((work, mut out, mut scratch)) = lock(&self.work).take() else { return false };
-        let ops = work(&mut out, &mut scratch);
+        let n = out.len();
+        let ops = work(&mut out, 0..n, &mut scratch);
         *lock(&self.done) = Some(Done { out, scratch, ops });
         self.finished.store(true, Ordering::Release);
         self.ready.notify_all();
@@ -154,7 +162,7 @@ impl<S: Send + 'static> Task for Ticket<S> {
     }
 }
 
-impl<S: Send + 'static> Ticket<S> {
+impl<S: Storage> Ticket<S> {
     /// The finished job: run here if no worker has started it, else waited for while the
     /// jobs in `queue` that no worker has started run here.
     fn wait(&self, queue: Option<&Queue>) -> Done<S> {
@@ -193,15 +201,23 @@ fn copy_range<S: Storage>(data: &BufData<S>, r: Range<usize>) -> BufData<S> {
     }
 }
 
-/// Hands `work` on the output range `sp` to a job; the operations `ops` are those charged
-/// at issue. `wg_core` names the core whose error layout is in `scratch`.
+/// Runs `work` on the output range `sp` and returns its operations: with other threads,
+/// those counted at issue (`counted`, which the handler gives when [`Jobs::threaded`]),
+/// and the work goes to a job; on one thread the work runs here and now on the buffer in
+/// place, as the handler ran its kernel before there were jobs. `wg_core` names the core
+/// whose error layout is in `scratch`.
 pub(crate) fn launch<S: Storage>(
     st: &mut State<S>,
     sp: Span,
-    (work, scratch): (Work<S>, Scratch<S>),
-    ops: OpCount,
+    (work, mut scratch): (Work<S>, Scratch<S>),
+    counted: Option<OpCount>,
     wg_core: Option<usize>,
-) {
+) -> OpCount {
+    let (Some(ops), Some(queue)) = (counted, st.jobs.queue.clone()) else {
+        let ops = work(&mut st.bufs[sp.slot], sp.range(), &mut scratch);
+        reclaim(st, scratch, wg_core);
+        return ops;
+    };
     let out = copy_range(&st.bufs[sp.slot], sp.range());
     let ticket = Arc::new(Ticket {
         work: Mutex::new(Some((work, out, scratch))),
@@ -212,11 +228,18 @@ pub(crate) fn launch<S: Storage>(
     let pending = Pending { ticket: Arc::clone(&ticket), range: sp.range(), ops, wg_core };
     st.jobs.pending[sp.slot].push(pending);
     st.jobs.count += 1;
-    if let Some(q) = &st.jobs.queue {
-        q.push(ticket);
-    } else {
-        join(st, sp.slot, |_| true);
+    queue.push(ticket);
+    ops
+}
+
+/// Puts a finished job's scratch back: the error layout to its core, the input copies to
+/// the state's pool.
+fn reclaim<S: Storage>(st: &mut State<S>, mut scratch: Scratch<S>, wg_core: Option<usize>) {
+    if let Some(core) = wg_core {
+        std::mem::swap(&mut scratch.conv.wg_errors, &mut st.wg_errors[core]);
     }
+    st.pool.append(&mut scratch.vecs);
+    st.jobs.spare.push(scratch);
 }
 
 /// Joins the jobs of `slot` whose ranges `hit` selects, and copies their outputs back.
@@ -226,14 +249,10 @@ pub(crate) fn join<S: Storage>(st: &mut State<S>, slot: usize, hit: impl Fn(&Ran
     st.jobs.pending[slot] = kept;
     for p in joined {
         st.jobs.count -= 1;
-        let mut done = p.ticket.wait(st.jobs.queue.as_deref());
+        let done = p.ticket.wait(st.jobs.queue.as_deref());
         debug_assert_eq!(done.ops, p.ops, "a job's operations differ from those charged at issue");
         put_range(&mut st.bufs[slot], p.range.start, &done.out);
-        if let Some(core) = p.wg_core {
-            std::mem::swap(&mut done.scratch.conv.wg_errors, &mut st.wg_errors[core]);
-        }
-        st.pool.append(&mut done.scratch.vecs);
-        st.jobs.spare.push(done.scratch);
+        reclaim(st, done.scratch, p.wg_core);
     }
 }
 

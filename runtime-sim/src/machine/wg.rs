@@ -199,7 +199,7 @@ impl<S: Storage> Exec<'_, S> {
         let checked = self.read("spk", spk, None).and_then(|x| {
             let input = x.input().map_err(|m| self.bad(m))?;
             let out32 = self.st.bufs[o.slot].as_word().is_some();
-            let counted = weight_grad_ops(&shape, &e, &input);
+            let counted = self.st.jobs.threaded().then(|| weight_grad_ops(&shape, &e, &input));
             if out32 { Ok((Owned::of(&input, copy), counted)) } else { Err(self.bad(width_msg("dw", 32))) }
         });
         let (input, counted) = match checked {
@@ -215,17 +215,16 @@ impl<S: Storage> Exec<'_, S> {
             self.st.wg_errors.resize_with(core + 1, Default::default);
         }
         std::mem::swap(&mut scratch.conv.wg_errors, &mut self.st.wg_errors[core]);
-        let work: Work<S> = Box::new(move |data, scratch| {
+        let work: Work<S> = Box::new(move |data, range, scratch| {
             let mut ops = OpCount::default();
             if let Some(dst) = data.as_word_mut() {
-                conv2d_weight_grad_with(mode, &shape, &e, input.input(), &mut dst[..], &mut ops, &mut scratch.conv);
+                conv2d_weight_grad_with(mode, &shape, &e, input.input(), &mut dst[range], &mut ops, &mut scratch.conv);
             }
             input.recycle(scratch);
             scratch.vecs.push(e);
             ops
         });
-        super::jobs::launch(self.st, o, (work, scratch), counted, Some(core));
-        let mut ops = counted;
+        let mut ops = super::jobs::launch(self.st, o, (work, scratch), counted, Some(core));
         if !skip {
             ops = OpCount { executed: ops.total(), skipped: 0 };
         }
