@@ -171,13 +171,14 @@ impl<S: Storage> Ticket<S> {
             let Some(next) = queue.and_then(Queue::pop) else { break };
             next.try_run();
         }
-        // A job lasts tens of microseconds: spinning a little catches most of them
+        // A job lasts tens of microseconds: polling a little catches most of them
         // without the cost of sleeping and being woken.
         for _ in 0..SPINS {
             if self.finished.load(Ordering::Acquire) {
                 break;
             }
-            std::hint::spin_loop();
+            // Yielding, so that a worker that shares this core can finish the job.
+            std::thread::yield_now();
         }
         let mut done = lock(&self.done);
         loop {
@@ -189,8 +190,8 @@ impl<S: Storage> Ticket<S> {
     }
 }
 
-/// Rounds of the spin before a wait sleeps.
-const SPINS: usize = 1 << 14;
+/// Polls before a wait sleeps.
+const SPINS: usize = 1 << 10;
 
 /// A copy of a buffer range, for a job to update.
 fn copy_range<S: Storage>(data: &BufData<S>, r: Range<usize>) -> BufData<S> {
