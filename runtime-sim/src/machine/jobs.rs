@@ -25,7 +25,9 @@
 //! run's worker threads (`workers.rs`); whoever gets to it first runs it. The scheduler, waiting for a job a worker is running,
 //! runs jobs no worker has started yet (the oldest first), so both threads keep working,
 //! and only ever waits for a job that is running: no wait can deadlock. A job cannot fail:
-//! its handler checked everything the kernel asserts before launching it.
+//! its handler checked everything the kernel asserts before launching it. (Were one to
+//! panic all the same, the panic is raised again on the scheduler's thread when the job
+//! is joined, so that no thread waits for it forever.)
 
 use super::buffers::{BufData, Span};
 use super::state::State;
@@ -35,6 +37,7 @@ use crate::kernels::{ConvScratch, Input, OpCount};
 use crate::spikes::SpikeBits;
 use isa::{Instr, Opcode};
 use std::ops::Range;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
@@ -74,7 +77,9 @@ type Unstarted<S> = (Work<S>, BufData<S>, Scratch<S>);
 struct Ticket<S> {
     /// The work with its output and scratch, until someone takes it to run it.
     work: Mutex<Option<Unstarted<S>>>,
-    done: Mutex<Option<Done<S>>>,
+    /// The finished job, or the panic it raised (which no checked job raises), to be
+    /// raised again on the scheduler's thread rather than leave it waiting forever.
+    done: Mutex<Option<std::thread::Result<Done<S>>>>,
     finished: AtomicBool,
     ready: Condvar,
 }
@@ -154,8 +159,8 @@ impl<S: Storage> Task for Ticket<S> {
     fn try_run(&self) -> bool {
         let Some((work, mut out, mut scratch)) = lock(&self.work).take() else { return false };
         let n = out.len();
-        let ops = work(&mut out, 0..n, &mut scratch);
-        *lock(&self.done) = Some(Done { out, scratch, ops });
+        let ran = std::panic::catch_unwind(AssertUnwindSafe(|| work(&mut out, 0..n, &mut scratch)));
+        *lock(&self.done) = Some(ran.map(|ops| Done { out, scratch, ops }));
         self.finished.store(true, Ordering::Release);
         self.ready.notify_all();
         true
@@ -183,7 +188,7 @@ impl<S: Storage> Ticket<S> {
         let mut done = lock(&self.done);
         loop {
             if let Some(d) = done.take() {
-                return d;
+                return d.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             }
             done = self.ready.wait(done).unwrap_or_else(PoisonError::into_inner);
         }
