@@ -42,8 +42,10 @@ pub mod train;
 
 pub use machine::{Machine, RunStats, SimError, SimOptions};
 
-/// The number of host threads the simulator uses: for the pieces of a large instruction,
-/// and for the evaluation runs of [`train`]. Every core by default, or `RAYON_NUM_THREADS`.
+/// The number of host threads the simulator uses: for the conv instructions a run computes
+/// side by side (its scheduler's thread and one fewer workers; see
+/// [`SimOptions::threads`]), the pieces of a large instruction, and the evaluation runs of
+/// [`train`]. Every core by default, or `RAYON_NUM_THREADS`.
 pub fn host_threads() -> usize {
     rayon::current_num_threads()
 }

@@ -70,7 +70,7 @@ pub(crate) fn weight_grad<S: Storage>(
 /// where both the error and the input are non-zero. `inputs` holds the non-zero inputs
 /// of each input position over the channels, `errors` the non-zero errors of each output
 /// position; `across` is working memory.
-fn count_ops(shape: &Conv2dShape, inputs: &[u64], errors: &[u64], across: &mut Vec<u64>) -> OpCount {
+pub(crate) fn count_ops(shape: &Conv2dShape, inputs: &[u64], errors: &[u64], across: &mut Vec<u64>) -> OpCount {
     let (oh, ow, w) = (shape.oh(), shape.ow(), shape.w);
     // Stride 1: output o reads input o + k − pad for the taps k in `span(o)`.
     let pad = shape.pad;

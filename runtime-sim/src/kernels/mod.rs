@@ -15,6 +15,7 @@
 //! - [`pool`]: average and max pooling on spike maps, forward and backward.
 //! - [`soma`]: LIF and readout forward, surrogate derivatives.
 //! - [`loss`]: output rate / mean membrane, loss value and output gradient.
+//! - `conv_counts`: the operation counts of the conv kernels, from their inputs alone.
 //! - `conv_forward`: the stride-1 conv forward (padded planes, or row by row).
 //! - `conv_input_grad`: the fast path of conv error propagation (register blocks).
 //! - `conv_weight_grad`: the fast path of the conv weight gradient (register blocks).
@@ -27,12 +28,13 @@
 //!   weight layout, with the engine's skip decisions.
 //! - [`tile_rows`]: the same three for every row of a multi-row instruction in one pass.
 //!
-//! The modules in plain code type above are private: the fast paths the public kernels
-//! dispatch to, which have no API of their own.
+//! The modules in plain code type above are private to the crate: operation counts and the
+//! fast paths the public kernels dispatch to.
 
 pub mod accumulate;
 #[cfg(test)]
 mod conv_cases;
+pub(crate) mod conv_counts;
 mod conv_forward;
 mod conv_input_grad;
 mod conv_weight_grad;

@@ -9,10 +9,12 @@
 use super::SimError;
 use super::engine::{ConvDims, Opnd, width_msg};
 use super::exec::{Exec, Flow, Step};
+use super::jobs::Work;
 use super::rows::{BitRows, HalfRows, RowView, Rows};
 use crate::fp::Storage;
 use crate::kernels::OpCount;
 use crate::kernels::accumulate::add_rounded;
+use crate::kernels::conv_counts::input_grad_ops;
 use crate::kernels::grad::{conv2d_backward_input_sums, conv2d_backward_input_with, readout_backward_step};
 use crate::kernels::loss::{LossKind as KLoss, loss_value, output_grad_row};
 use crate::kernels::pool::{avgpool_backward, maxpool_backward};
@@ -147,29 +149,41 @@ impl<S: Storage> Exec<'_, S> {
         let o = self.span("out", out)?;
         let e = self.masked_err(err, nz)?;
         let mode = self.st.mode;
-        // The kernel writes every input gradient and every partial sum, so neither needs
-        // clearing; an accumulating conv adds the rounded sums straight from them.
-        let mut psum = std::mem::take(&mut self.st.scratch);
-        if psum.len() < shape.in_len() {
-            psum.resize(shape.in_len(), 0.0);
-        }
-        let mut conv = std::mem::take(&mut self.st.conv);
-        let r = self.with_taken(o.slot, |ex, data| {
-            let wv = ex.read("w", w, Some((o.slot, data)))?;
-            let wh = wv.half().map_err(|m| ex.bad(m))?;
-            let dst = &mut data.as_half_mut().ok_or_else(|| ex.bad(width_msg("out", 16)))?[o.range()];
-            let (mut ops, psum) = (OpCount::default(), &mut psum[..shape.in_len()]);
-            if acc {
-                conv2d_backward_input_sums(mode, &shape, wh, &e, psum, &mut ops, &mut conv);
-                add_rounded(dst, psum);
-            } else {
-                conv2d_backward_input_with(mode, &shape, wh, &e, (dst, psum), &mut ops, &mut conv);
-            }
-            Ok(ops)
+        let (scratch, mut weights) = (self.st.jobs.scratch(), self.pooled_zeros(0));
+        let checked = self.read("w", w, None).and_then(|wv| {
+            weights.extend_from_slice(wv.half().map_err(|m| self.bad(m))?);
+            let out16 = self.st.bufs[o.slot].as_half().is_some();
+            if out16 { Ok(()) } else { Err(self.bad(width_msg("out", 16))) }
         });
-        (self.st.scratch, self.st.conv) = (psum, conv);
-        self.recycle([e]);
-        let ops = r?;
+        if let Err(error) = checked {
+            self.recycle([e, weights]);
+            return Err(error);
+        }
+        // With other threads the sums are a job on copies, charged now from the errors (see
+        // `jobs.rs`); on one the kernel runs in place and counts them itself.
+        let counted = self.st.jobs.threaded().then(|| input_grad_ops(&shape, &e));
+        let work: Work<S> = Box::new(move |data, range, scratch| {
+            let mut ops = OpCount::default();
+            let mut psum = std::mem::take(&mut scratch.sums);
+            if psum.len() < shape.in_len() {
+                psum.resize(shape.in_len(), 0.0);
+            }
+            // The kernel writes every input gradient and every partial sum, so neither
+            // needs clearing; an accumulating conv adds the rounded sums straight from them.
+            if let Some(dst) = data.as_half_mut() {
+                let (dst, psum, conv) = (&mut dst[range], &mut psum[..shape.in_len()], &mut scratch.conv);
+                if acc {
+                    conv2d_backward_input_sums(mode, &shape, &weights, &e, psum, &mut ops, conv);
+                    add_rounded(dst, psum);
+                } else {
+                    conv2d_backward_input_with(mode, &shape, &weights, &e, (dst, psum), &mut ops, conv);
+                }
+            }
+            scratch.sums = psum;
+            scratch.vecs.extend([e, weights]);
+            ops
+        });
+        let ops = super::jobs::launch(self.st, o, (work, scratch), counted, None);
         let a = [
             self.touch(err.buf, shape.out_len()),
             self.touch(w.buf, ops.executed as usize),

@@ -5,10 +5,12 @@ use super::SimError;
 use super::buffers::BufData;
 use super::engine::{ConvDims, Opnd, width_msg};
 use super::exec::{Exec, Flow, Step};
+use super::jobs::{Owned, Work};
 use super::rows::{RowState, RowView, Rows};
 use crate::fp::{Accum, Storage, add};
 use crate::kernels::OpCount;
 use crate::kernels::accumulate::conv2d_forward_with;
+use crate::kernels::conv_counts::forward_ops;
 use crate::kernels::pool::{avgpool_forward, maxpool_forward};
 use crate::kernels::soma::{LifParams, lif_forward_step, readout_forward_step, surrogate_mask};
 use crate::kernels::tile::{linear_kn_forward, linear_kn_forward_wide, widen};
@@ -162,19 +164,30 @@ impl<S: Storage> Exec<'_, S> {
         self.need("out", out, shape.out_len())?;
         let o = self.span("out", out)?;
         let mode = self.st.mode;
+        let (scratch, mut weights, copy) = (self.st.jobs.scratch(), self.pooled_zeros(0), self.pooled_zeros(0));
+        let (x, wv) = (self.read("spk", spk, None)?, self.read("w", w, None)?);
+        let (input, wh) = (x.input().map_err(|m| self.bad(m))?, wv.half().map_err(|m| self.bad(m))?);
+        if self.st.bufs[o.slot].as_half().is_none() {
+            return Err(self.bad(width_msg("out", 16)));
+        }
+        // With other threads the sums are a job on copies, charged now from the inputs (see
+        // `jobs.rs`); on one the kernel runs in place and counts them itself.
+        let counted = self.st.jobs.threaded().then(|| forward_ops(&shape, &input));
+        let spikes = x.is_bits();
+        let input = Owned::of(&input, copy);
+        weights.extend_from_slice(wh);
         // The kernel writes every output, or adds to it when the conv accumulates.
-        let mut conv = std::mem::take(&mut self.st.conv);
-        let r = self.with_taken(o.slot, |ex, data| {
-            let x = ex.read("spk", spk, Some((o.slot, data)))?;
-            let wv = ex.read("w", w, Some((o.slot, data)))?;
-            let (input, wh) = (x.input().map_err(|m| ex.bad(m))?, wv.half().map_err(|m| ex.bad(m))?);
-            let dst = &mut data.as_half_mut().ok_or_else(|| ex.bad(width_msg("out", 16)))?[o.range()];
+        let work: Work<S> = Box::new(move |data, range, scratch| {
             let mut ops = OpCount::default();
-            conv2d_forward_with(mode, &shape, (wh, None), input, (dst, acc), &mut ops, &mut conv);
-            Ok((ops, x.is_bits()))
+            if let Some(dst) = data.as_half_mut() {
+                let (x, conv) = (input.input(), &mut scratch.conv);
+                conv2d_forward_with(mode, &shape, (&weights, None), x, (&mut dst[range], acc), &mut ops, conv);
+            }
+            input.recycle(scratch);
+            scratch.vecs.push(weights);
+            ops
         });
-        self.st.conv = conv;
-        let (mut ops, spikes) = r?;
+        let mut ops = super::jobs::launch(self.st, o, (work, scratch), counted, None);
         if !skip {
             ops = OpCount { executed: ops.total(), skipped: 0 };
         }

@@ -41,6 +41,7 @@ mod engine;
 mod error;
 mod exec;
 mod fp;
+mod jobs;
 mod rows;
 mod sched;
 mod soma;
@@ -50,6 +51,7 @@ mod stats;
 mod update;
 mod visit;
 mod wg;
+mod workers;
 
 #[cfg(test)]
 mod tests;
@@ -74,11 +76,15 @@ pub struct SimOptions {
     pub trace: bool,
     /// Stop with [`SimError::CycleLimit`] once any stream's clock passes this.
     pub max_cycles: u64,
+    /// Host threads a run computes its conv instructions on, the scheduler's own among
+    /// them (see `jobs.rs`); `None` takes [`crate::host_threads`], or one thread in a run
+    /// that is itself one of several on the thread pool. No result depends on it.
+    pub threads: Option<usize>,
 }
 
 impl Default for SimOptions {
     fn default() -> SimOptions {
-        SimOptions { precision: None, trace: false, max_cycles: 1 << 40 }
+        SimOptions { precision: None, trace: false, max_cycles: 1 << 40, threads: None }
     }
 }
 
@@ -290,10 +296,26 @@ impl Machine {
     }
 }
 
+/// The worker threads a run starts for its conv jobs: one fewer than its host threads, the
+/// scheduler's thread being the other. A run that is itself one of several on the thread
+/// pool (the evaluation runs of `train`) takes one thread unless told otherwise: the
+/// pool's threads are busy already.
+fn job_threads(opts: &SimOptions) -> usize {
+    let pooled = rayon::current_thread_index().is_some();
+    opts.threads.unwrap_or(if pooled { 1 } else { crate::host_threads() }).saturating_sub(1)
+}
+
 /// One run on a state of either storage type, and the final tallies.
 fn run_state<S: Storage>(code: &[CoreCode], st: &mut State<S>, opts: &SimOptions) -> Result<RunStats, SimError> {
     st.reset_run(code, opts.trace);
-    sched::run(code, st, opts.max_cycles)?;
+    workers::with_workers(job_threads(opts), |queue| {
+        st.jobs.start(st.bufs.len(), queue);
+        let run = sched::run(code, st, opts.max_cycles);
+        // Every job's output is back in its buffer when a run returns, failed or not.
+        jobs::join_all(st);
+        st.jobs.stop();
+        run
+    })?;
     let mut stats = std::mem::take(&mut st.stats);
     stats.time_us = stats.cycles as f64 / f64::from(st.chip.clock_mhz.max(1));
     for (b, (n, info)) in Buf::ALL.iter().zip(st.sram.iter().zip(&st.info)) {

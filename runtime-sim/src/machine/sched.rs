@@ -66,6 +66,7 @@ fn step<S: Storage>(code: &[CoreCode], st: &mut State<S>, idx: usize) -> Result<
         return Err(SimError::NoHalt { core, stream });
     };
     let now = st.streams[idx].clock;
+    super::jobs::join_operands(st, (core, idx), instr);
     let mut ex = Exec { st, core, stream, pc, now, busy: 1, stall: 0, ops: OpCount::default() };
     let flow = instr.visit(&mut ex)?;
     let (busy, stall, ops) = (ex.busy.max(1), ex.stall, ex.ops);

@@ -113,8 +113,9 @@ pub(crate) struct State<S> {
     pub(crate) soma_in_place: bool,
     /// The bytes of the current DMA transfer, reused from instruction to instruction.
     pub(crate) bytes: Vec<u8>,
-    /// Working memory of the fast conv kernels, reused from instruction to instruction.
-    pub(crate) conv: crate::kernels::ConvScratch,
+    /// The conv instructions whose arithmetic is still running (see `jobs.rs`), and their
+    /// working memory, reused from instruction to instruction.
+    pub(crate) jobs: super::jobs::Jobs<S>,
     /// Each core's last `wg.conv` errors, laid out: the cores take turns, and each runs
     /// many weight gradients against the same errors (see [`crate::kernels::ErrorCache`]).
     pub(crate) wg_errors: Vec<crate::kernels::ErrorCache>,
@@ -169,7 +170,7 @@ impl<S: Storage> State<S> {
             bit_pool: Vec::new(),
             soma_in_place: true,
             bytes: Vec::new(),
-            conv: crate::kernels::ConvScratch::default(),
+            jobs: super::jobs::Jobs::default(),
             wg_errors: Vec::new(),
         };
         st.index_code(program);

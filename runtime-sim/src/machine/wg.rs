@@ -5,10 +5,12 @@ use super::SimError;
 use super::buffers::{BufData, Span};
 use super::engine::{ConvDims, Opnd, width_msg};
 use super::exec::{Exec, Flow, Step};
+use super::jobs::{Owned, Work};
 use super::rows::{RowView, Rows};
 use super::state::OptSlot;
 use crate::fp::{Accum, Storage};
 use crate::kernels::OpCount;
+use crate::kernels::conv_counts::weight_grad_ops;
 use crate::kernels::grad::{bias_grad, conv2d_weight_grad_with};
 use crate::kernels::tile::linear_kn_weight_grad;
 use crate::kernels::tile_rows::linear_kn_weight_grad_rows;
@@ -193,27 +195,42 @@ impl<S: Storage> Exec<'_, S> {
         let o = self.span("dw", dw)?;
         let e = self.masked_err(err, nz)?;
         let mode = self.st.mode;
-        let mut conv = std::mem::take(&mut self.st.conv);
+        let (mut scratch, copy) = (self.st.jobs.scratch(), self.pooled_zeros(0));
+        let checked = self.read("spk", spk, None).and_then(|x| {
+            let input = x.input().map_err(|m| self.bad(m))?;
+            let out32 = self.st.bufs[o.slot].as_word().is_some();
+            let counted = self.st.jobs.threaded().then(|| weight_grad_ops(&shape, &e, &input));
+            if out32 { Ok((Owned::of(&input, copy), counted)) } else { Err(self.bad(width_msg("dw", 32))) }
+        });
+        let (input, counted) = match checked {
+            Ok(c) => c,
+            Err(error) => {
+                self.recycle([e]);
+                return Err(error);
+            }
+        };
         // The kernel finds this core's cached error layout in the scratch while it runs.
         let core = self.core;
         if self.st.wg_errors.len() <= core {
             self.st.wg_errors.resize_with(core + 1, Default::default);
         }
-        std::mem::swap(&mut conv.wg_errors, &mut self.st.wg_errors[core]);
-        let r = self.with_taken(o.slot, |ex, data| {
-            let x = ex.read("spk", spk, Some((o.slot, data)))?;
-            let input = x.input().map_err(|m| ex.bad(m))?;
-            let dst = data.as_word_mut().ok_or_else(|| ex.bad(width_msg("dw", 32)))?;
+        std::mem::swap(&mut scratch.conv.wg_errors, &mut self.st.wg_errors[core]);
+        let work: Work<S> = Box::new(move |data, range, scratch| {
             let mut ops = OpCount::default();
-            conv2d_weight_grad_with(mode, &shape, &e, input, &mut dst[o.range()], &mut ops, &mut conv);
-            Ok(ops)
+            if let Some(dst) = data.as_word_mut() {
+                conv2d_weight_grad_with(mode, &shape, &e, input.input(), &mut dst[range], &mut ops, &mut scratch.conv);
+            }
+            input.recycle(scratch);
+            scratch.vecs.push(e);
+            ops
         });
-        std::mem::swap(&mut conv.wg_errors, &mut self.st.wg_errors[core]);
-        self.st.conv = conv;
-        self.recycle([e]);
-        let mut ops = r?;
+        let mut ops = super::jobs::launch(self.st, o, (work, scratch), counted, Some(core));
         if !skip {
             ops = OpCount { executed: ops.total(), skipped: 0 };
+        }
+        // A bias gradient in the weight gradient's buffer waits for the job: it comes after.
+        if db.as_ref().is_some_and(|db| self.st.slot(core, db.buf) == o.slot) {
+            super::jobs::join(self.st, o.slot, |_| true);
         }
         self.bias_grad(err, db, shape.oh() * shape.ow())?;
         let a = [

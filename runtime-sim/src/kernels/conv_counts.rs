@@ -1,0 +1,202 @@
+//! The executed and skipped operations of the three conv kernels, from their inputs alone.
+//!
+//! The simulator charges an instruction's cycles, SRAM accesses and energy when it issues
+//! it, and may compute the arithmetic later on another host thread (see
+//! `machine/jobs.rs`). The counts therefore have to be known without running the kernel:
+//! each function here returns exactly the [`OpCount`] the kernel of the same name adds
+//! (whichever of its paths it takes), from the shape and which inputs and errors are
+//! non-zero. A test holds them to the kernels on random cases.
+//!
+//! All three count alike: every in-bounds (output, tap) pair is `cin·cout` operations,
+//! executed where the operand the engine skips on is non-zero (the input in the forward
+//! conv, the error in error propagation, both in the weight gradient).
+
+use super::accumulate::Conv2dShape;
+use super::{Input, OpCount};
+use crate::fp::Storage;
+use crate::spikes::SpikeSlice;
+
+/// For each input coordinate `i < size` along one axis, the number of the `k` taps through
+/// which it reaches one of `out` outputs (any stride).
+fn reach(shape: &Conv2dShape, size: usize, k: usize, out: usize) -> Vec<u64> {
+    // Stride 1, the common case, needs no division.
+    let reaches = |i: usize, t: usize| {
+        (i + shape.pad)
+            .checked_sub(t)
+            .is_some_and(|y| if shape.stride == 1 { y < out } else { y % shape.stride == 0 && y / shape.stride < out })
+    };
+    (0..size).map(|i| (0..k).filter(|&t| reaches(i, t)).count() as u64).collect()
+}
+
+/// For each output coordinate `o < out` along one axis, the number of the `k` taps that
+/// read one of `size` inputs rather than padding.
+fn taps(shape: &Conv2dShape, out: usize, k: usize, size: usize) -> Vec<u64> {
+    (0..out).map(|o| (0..k).filter(|&t| shape.input_coord(o, t, size).is_some()).count() as u64).collect()
+}
+
+/// Calls `f(row, column)` for every non-zero element of a `[rows][w]` tensor, in order,
+/// walking the rows alongside the increasing indices instead of dividing each one.
+fn for_each_nonzero_at<S: Storage>(input: &Input<'_, S>, w: usize, mut f: impl FnMut(usize, usize)) {
+    let (mut row, mut row_start) = (0usize, 0usize);
+    input.for_each_nonzero(|i, _| {
+        while i >= row_start + w {
+            row += 1;
+            row_start += w;
+        }
+        f(row, i - row_start);
+    });
+}
+
+/// The operations of [`conv2d_forward`](super::accumulate::conv2d_forward): a non-zero
+/// input executes `cout` operations per tap through which it reaches an output.
+pub(crate) fn forward_ops<S: Storage>(shape: &Conv2dShape, input: &Input<'_, S>) -> OpCount {
+    let ny = reach(shape, shape.h, shape.kh, shape.oh());
+    let nx = reach(shape, shape.w, shape.kw, shape.ow());
+    let executed = match input {
+        Input::Spikes(s) if shape.w <= 64 => spike_rows(shape, s, &ny, &nx),
+        Input::Dense(d) => {
+            let mut wide = [0.0f32; 64];
+            let mut executed = 0u64;
+            for (r, row) in d.chunks_exact(shape.w).enumerate() {
+                executed += ny[r % shape.h] * weigh_nonzero(row, &nx, &mut wide);
+            }
+            executed
+        }
+        _ => {
+            let mut executed = 0u64;
+            for_each_nonzero_at(input, shape.w, |row, ix| executed += ny[row % shape.h] * nx[ix]);
+            executed
+        }
+    };
+    let executed = executed * shape.cout as u64;
+    let total = ny.iter().sum::<u64>() * nx.iter().sum::<u64>() * (shape.cin * shape.cout) as u64;
+    OpCount { executed, skipped: total - executed }
+}
+
+/// `Σ weight[i]` over the non-zero values of `v`, widened a block at a time through
+/// `wide` (in hardware where the CPU can) rather than one value at a time.
+fn weigh_nonzero<S: Storage>(v: &[S], weight: &[u64], wide: &mut [f32; 64]) -> u64 {
+    let mut sum = 0u64;
+    for (c, w) in v.chunks(64).zip(weight.chunks(64)) {
+        let x = &mut wide[..c.len()];
+        S::to_f32_slice(c, x);
+        sum += x.iter().zip(w).map(|(x, w)| if *x != 0.0 { *w } else { 0 }).sum::<u64>();
+    }
+    sum
+}
+
+/// Adds 1 to `count[i]` for every non-zero `v[i]`, widening as [`weigh_nonzero`] does.
+fn count_nonzero<S: Storage>(v: &[S], count: &mut [u64], wide: &mut [f32; 64]) {
+    for (c, n) in v.chunks(64).zip(count.chunks_mut(64)) {
+        let x = &mut wide[..c.len()];
+        S::to_f32_slice(c, x);
+        n.iter_mut().zip(x.iter()).for_each(|(n, x)| *n += u64::from(*x != 0.0));
+    }
+}
+
+/// `Σ ny[iy]·nx[ix]` over the spikes of a map whose rows fit a word: a row's `Σ nx[ix]` is
+/// `Σ_t popcount(row & M_t)`, where `M_t` marks the columns that reach at least `t`
+/// outputs, a few word operations per row instead of one step per spike.
+fn spike_rows(shape: &Conv2dShape, s: &SpikeSlice<'_>, ny: &[u64], nx: &[u64]) -> u64 {
+    let w = shape.w;
+    let masks: Vec<u64> = (1..=shape.kw as u64)
+        .map(|t| nx.iter().enumerate().filter(|(_, n)| **n >= t).fold(0u64, |m, (ix, _)| m | 1 << ix))
+        .collect();
+    let mut executed = 0u64;
+    for r in 0..shape.cin * shape.h {
+        let (at, shift) = ((r * w) / 64, (r * w) % 64);
+        let mut row = s.word(at) >> shift;
+        if shift + w > 64 {
+            row |= s.word(at + 1) << (64 - shift);
+        }
+        let per_row: u32 = masks.iter().map(|m| (row & m).count_ones()).sum();
+        executed += u64::from(per_row) * ny[r % shape.h];
+    }
+    executed
+}
+
+/// The operations of [`conv2d_backward_input`](super::grad::conv2d_backward_input): a
+/// non-zero error executes `cin` operations per tap that reads the map.
+pub(crate) fn input_grad_ops<S: Storage>(shape: &Conv2dShape, gout: &[S]) -> OpCount {
+    super::conv_input_grad::input_grad_ops(shape, gout)
+}
+
+/// The operations of [`conv2d_weight_grad`](super::grad::conv2d_weight_grad): each
+/// in-bounds (output position, tap) pair executes one operation per pair of a non-zero
+/// error at the output position and a non-zero input at the position the tap reads.
+pub(crate) fn weight_grad_ops<S: Storage>(shape: &Conv2dShape, gout: &[S], input: &Input<'_, S>) -> OpCount {
+    let (oh, ow, positions) = (shape.oh(), shape.ow(), shape.h * shape.w);
+    let (mut errors, mut inputs, mut wide) = (vec![0u64; oh * ow], vec![0u64; positions], [0.0f32; 64]);
+    gout.chunks_exact(oh * ow).for_each(|plane| count_nonzero(plane, &mut errors, &mut wide));
+    match input {
+        Input::Dense(d) => d.chunks_exact(positions).for_each(|c| count_nonzero(c, &mut inputs, &mut wide)),
+        Input::Spikes(_) => for_each_nonzero_at(input, positions, |_, p| inputs[p] += 1),
+    }
+    if shape.stride == 1 {
+        return super::conv_weight_grad::count_ops(shape, &inputs, &errors, &mut Vec::new());
+    }
+    let (ty, tx) = (taps(shape, oh, shape.kh, shape.h), taps(shape, ow, shape.kw, shape.w));
+    let mut executed = 0u64;
+    for (o, &e) in errors.iter().enumerate().filter(|(_, e)| **e > 0) {
+        for ky in 0..shape.kh {
+            let Some(iy) = shape.input_coord(o / ow, ky, shape.h) else { continue };
+            let row = &inputs[iy * shape.w..][..shape.w];
+            let reached = (0..shape.kw).filter_map(|kx| shape.input_coord(o % ow, kx, shape.w)).map(|ix| row[ix]);
+            executed += e * reached.sum::<u64>();
+        }
+    }
+    let total = ty.iter().sum::<u64>() * tx.iter().sum::<u64>() * (shape.cin * shape.cout) as u64;
+    OpCount { executed, skipped: total - executed }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::rng::Rng;
+    use crate::fp::Accum;
+    use crate::kernels::accumulate::conv2d_forward_with;
+    use crate::kernels::conv_cases::{ones, shape, values};
+    use crate::kernels::grad::{conv2d_backward_input_sums, conv2d_weight_grad_with};
+    use crate::kernels::lanes::ConvScratch;
+    use crate::spikes::SpikeBits;
+    use half::f16;
+
+    /// The counts against the ones the kernels return, on random shapes of any stride,
+    /// spike and dense inputs and errors of several densities, and weights with and without
+    /// ±inf and NaN (which send the kernels down their general paths), with one scratch
+    /// for all cases as the simulator keeps it.
+    #[test]
+    fn counts_equal_the_kernels_counts() {
+        let mut rng = Rng::new(71);
+        let mut scratch = ConvScratch::default();
+        for case in 0..300 {
+            let s = shape(&mut rng);
+            check::<f16>(&mut rng, &s, case, &mut scratch);
+            check::<f32>(&mut rng, &s, case, &mut scratch);
+        }
+    }
+
+    fn check<S: Storage>(rng: &mut Rng, s: &Conv2dShape, case: usize, scratch: &mut ConvScratch) {
+        let special = rng.bernoulli(0.2);
+        let weight: Vec<S> = values(rng, s.weight_len(), 0.1, special);
+        let density = [0.0, 0.05, 0.3, 0.8, 1.0][rng.below(5) as usize];
+        let spikes = SpikeBits::from_nonzero(&ones::<f32>(rng, s.in_len(), density));
+        let dense: Vec<S> = values(rng, s.in_len(), 1.0 - density, special);
+        let zeros = [0.0, 0.5, 0.9, 1.0][rng.below(4) as usize];
+        let gout: Vec<S> = values(rng, s.out_len(), zeros, special);
+        let mode = if rng.bernoulli(0.5) { Accum::F32 } else { Accum::Storage };
+        let what = format!("case {case} {s:?} {} {mode:?}", S::NAME);
+        for input in [Input::Spikes(spikes.slice(0, s.in_len())), Input::Dense(&dense)] {
+            let (mut out, mut ops) = (vec![S::default(); s.out_len()], OpCount::default());
+            let add = rng.bernoulli(0.3);
+            conv2d_forward_with(mode, s, (&weight, None), input, (&mut out, add), &mut ops, scratch);
+            assert_eq!(forward_ops(s, &input), ops, "{what} forward");
+            let (mut acc, mut ops) = (vec![0.0f32; s.weight_len()], OpCount::default());
+            conv2d_weight_grad_with(mode, s, &gout, input, &mut acc, &mut ops, scratch);
+            assert_eq!(weight_grad_ops(s, &gout, &input), ops, "{what} weight gradient");
+        }
+        let (mut acc, mut ops) = (vec![0.0f32; s.in_len()], OpCount::default());
+        conv2d_backward_input_sums(mode, s, &weight, &gout, &mut acc, &mut ops, scratch);
+        assert_eq!(input_grad_ops(s, &gout), ops, "{what} input gradient");
+    }
+}
