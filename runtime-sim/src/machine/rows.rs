@@ -11,6 +11,7 @@ use super::buffers::{BufData, Span};
 use super::engine::{Opnd, RowCost};
 use super::exec::Exec;
 use crate::fp::Storage;
+use crate::kernels::tile_rows::Lanes;
 use crate::kernels::{Input, OpCount};
 use crate::spikes::{SpikeBits, SpikeSlice};
 use isa::Access;
@@ -194,11 +195,13 @@ impl<'b, S: Storage> RowView<'b, S> {
 }
 
 /// The reusable working memory of a multi-row instruction, out of the machine state while
-/// the rows run: the kernels' scratch rows, the widened weights and the per-row counts.
+/// the rows run: the kernels' scratch rows, the widened weights, the error lanes of
+/// `wg.linear` and the per-row counts.
 pub(crate) struct RowState {
     pub(crate) scratch: Vec<f32>,
     pub(crate) wide: Vec<f32>,
     pub(crate) cols: Vec<(usize, f32)>,
+    pub(crate) lanes: Vec<Lanes>,
     pub(crate) ops: Vec<OpCount>,
 }
 
@@ -212,12 +215,13 @@ impl<S: Storage> Exec<'_, S> {
         let st = &mut *self.st;
         let (scratch, wide, cols) =
             (std::mem::take(&mut st.scratch), std::mem::take(&mut st.wide), std::mem::take(&mut st.cols));
-        RowState { scratch, wide, cols, ops }
+        RowState { scratch, wide, cols, lanes: std::mem::take(&mut st.lanes), ops }
     }
 
     /// Puts the working memory back.
     pub(crate) fn put_row_state(&mut self, w: RowState) {
         (self.st.scratch, self.st.wide, self.st.cols, self.st.row_ops) = (w.scratch, w.wide, w.cols, w.ops);
+        self.st.lanes = w.lanes;
     }
 
     /// Charges the rows recorded in the state's per-row counts: each row's buffer accesses

@@ -11,7 +11,7 @@ use crate::fp::{Accum, Storage};
 use crate::kernels::OpCount;
 use crate::kernels::grad::{bias_grad, conv2d_weight_grad_with};
 use crate::kernels::tile::linear_kn_weight_grad;
-use crate::kernels::tile_rows::linear_kn_weight_grad_rows;
+use crate::kernels::tile_rows::{Lanes, linear_kn_weight_grad_rows};
 use crate::kernels::update::{Adam, Momentum, adam, scaled_grad, sgd_momentum};
 use isa::{Access, OptKind};
 
@@ -38,7 +38,7 @@ fn grad_rows_at_once<S: Storage>(
     dw: &mut [f32],
     dense: bool,
     count: usize,
-    work: (&mut Vec<OpCount>, &mut Vec<f32>),
+    work: (&mut Vec<OpCount>, &mut Vec<Lanes>),
 ) -> bool {
     let (Some(spk), Some(err)) = (v.spk.bit_rows(), v.err.half_rows()) else { return false };
     match v.nz.as_ref().map(|z| z.bit_rows()) {
@@ -92,7 +92,7 @@ impl<S: Storage> Exec<'_, S> {
         let r = self.with_taken(o.slot, |ex, data| {
             let v = ex.grad_views(spk, err, nz, rows, (o.slot, data))?;
             let words = data.as_word_mut().ok_or_else(|| ex.bad(width_msg("dw", 32)))?;
-            let work = (&mut ws.ops, &mut ws.scratch);
+            let work = (&mut ws.ops, &mut ws.lanes);
             if bias.is_none() && grad_rows_at_once(&v, mode, &mut words[o.range()], !skip, count, work) {
                 return Ok(());
             }
