@@ -127,7 +127,7 @@ impl<S: Storage> Exec<'_, S> {
         let a_err = self.touch_rows(err.buf, n, count);
         let a_out = self.touch_rows(out.buf, k, count);
         let a_nz = nz.as_ref().map_or(0, |z| self.touch_rows(z.buf, n, count));
-        self.charge_rows(pj, w.buf, |t, ops| [a_err, t.touch(ops.executed as usize), a_out, a_nz]);
+        self.charge_rows(pj, (w.buf, a_err.max(a_out).max(a_nz)), |t, ops| t.touch(ops.executed));
         Ok(Flow::Next)
     }
 

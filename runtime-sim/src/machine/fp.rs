@@ -109,9 +109,10 @@ impl<S: Storage> Exec<'_, S> {
         let a_spk = self.touch_rows(spk.buf, k, count);
         let a_out = self.touch_rows(out.buf, n * (1 + usize::from(acc)), count);
         let a_w = if skip { None } else { Some(self.touch_rows(w.buf, k * n, count)) };
-        self.charge_rows(pj, w.buf, |t, ops| {
-            let a_w = a_w.unwrap_or_else(|| t.touch((ops.executed / n.max(1) as u64) as usize * n));
-            [a_spk, a_w, a_out, 0]
+        // With skipping, a row reads the weights of the inputs it adds: `n` per input.
+        let per_input = super::rows::Divisor::new(n.max(1) as u64);
+        self.charge_rows(pj, (w.buf, a_spk.max(a_out)), |t, ops| {
+            a_w.unwrap_or_else(|| t.touch(per_input.floor(ops.executed) * n as u64))
         });
         Ok(Flow::Next)
     }

@@ -125,7 +125,7 @@ impl<S: Storage> Exec<'_, S> {
             self.touch_rows(a.buf, 2 * n, count);
         }
         let (a_spk, a_err) = (self.touch_rows(spk.buf, k, count), self.touch_rows(err.buf, n, count));
-        self.charge_rows(pj, dw.buf, |t, ops| [a_spk, a_err, t.touch(2 * ops.executed as usize), 0]);
+        self.charge_rows(pj, (dw.buf, a_spk.max(a_err)), |t, ops| t.touch(2 * ops.executed));
         Ok(Flow::Next)
     }
 
