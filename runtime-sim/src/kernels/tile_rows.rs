@@ -125,8 +125,11 @@ fn grad_chunks<'b, S: Storage>(
 ) {
     for c0 in (0..rows).step_by(CHUNK) {
         let mut words = [0u64; CHUNK];
+        // The counts go to a local array first, so that the loop does not keep the vector's
+        // length in memory.
+        let mut counts = [OpCount::default(); CHUNK];
         let chunk = (rows - c0).min(CHUNK);
-        for (j, (word, g)) in words.iter_mut().zip(gs.iter_mut()).take(chunk).enumerate() {
+        for (j, ((word, g), c)) in words.iter_mut().zip(gs.iter_mut()).zip(&mut counts).take(chunk).enumerate() {
             let (spk, err, nz) = row(c0 + j);
             let mut p = Processed::of(err, nz);
             // With no error processed nothing changes, and the count of inputs does not matter.
@@ -136,10 +139,9 @@ fn grad_chunks<'b, S: Storage>(
                 *g = p.g;
             }
             let used = if dense { k } else { word.count_ones() as usize };
-            let mut c = OpCount::default();
-            count(&mut c, (used * p.count) as u64, (k * BLOCK) as u64, false);
-            ops.push(c);
+            count(c, (used * p.count) as u64, (k * BLOCK) as u64, false);
         }
+        ops.extend_from_slice(&counts[..chunk]);
         let by_input = rows_by_input(&words, chunk.div_ceil(64));
         let mut i = 0;
         while i + 4 <= k {

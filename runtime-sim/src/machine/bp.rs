@@ -91,7 +91,7 @@ impl<S: Storage> Exec<'_, S> {
             if let Some((e_rows, z_rows)) = row_views(&e0, z0.as_ref(), rows.first).filter(|_| wide) {
                 let dst = data.as_half_mut().ok_or_else(|| ex.bad(width_msg("out", 16)))?;
                 let at = OutRows { n: k, start: o.start, stride: usize::from(rows.second) };
-                let row = |r| (e_rows.row(r), z_rows.map(|z| z.row(r)));
+                let row = move |r| (e_rows.row(r), z_rows.map(|z| z.row(r)));
                 linear_kn_backward_rows(mode, &ws.wide, count, row, (dst, at), acc, &mut ws.scratch, &mut ws.ops);
                 return Ok(());
             }

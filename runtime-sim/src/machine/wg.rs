@@ -31,7 +31,8 @@ struct GradViews<'b, S> {
 }
 
 /// The rows of a `wg.linear` without a bias gradient in one kernel call, when its spikes
-/// and `nz` are 1-bit rows; returns false (having done nothing) otherwise.
+/// and `nz` are 1-bit rows; returns false (having done nothing) otherwise. The row closures
+/// hold copies of the row views, which the kernel's loop then keeps in registers.
 fn grad_rows_at_once<S: Storage>(
     v: &GradViews<'_, S>,
     mode: Accum,
@@ -42,9 +43,9 @@ fn grad_rows_at_once<S: Storage>(
 ) -> bool {
     let (Some(spk), Some(err)) = (v.spk.bit_rows(), v.err.half_rows()) else { return false };
     match v.nz.as_ref().map(|z| z.bit_rows()) {
-        None => linear_kn_weight_grad_rows(mode, count, |r| (spk.row(r), err.row(r), None), dw, dense, work),
+        None => linear_kn_weight_grad_rows(mode, count, move |r| (spk.row(r), err.row(r), None), dw, dense, work),
         Some(Some(nz)) => {
-            linear_kn_weight_grad_rows(mode, count, |r| (spk.row(r), err.row(r), Some(nz.row(r))), dw, dense, work)
+            linear_kn_weight_grad_rows(mode, count, move |r| (spk.row(r), err.row(r), Some(nz.row(r))), dw, dense, work)
         }
         Some(None) => return false,
     }
