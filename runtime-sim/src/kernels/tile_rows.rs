@@ -350,7 +350,7 @@ pub fn linear_kn_forward_rows<'b, S: Storage>(
     spk: impl Fn(usize) -> SpikeSlice<'b>,
     (out, at): (&mut [S], OutRows),
     (acc, dense): (bool, bool),
-    scratch: &mut Vec<f32>,
+    (scratch, lanes): (&mut Vec<f32>, &mut Vec<Lanes>),
     ops: &mut Vec<OpCount>,
 ) {
     let k = if rows == 0 { 0 } else { spk(0).len() };
@@ -363,11 +363,29 @@ pub fn linear_kn_forward_rows<'b, S: Storage>(
         }
         return;
     }
-    // The tile in a fixed-size array, so that an input's index (below 64) needs no check.
-    let mut tile = [[0.0f32; BLOCK]; 64];
-    for (t, wr) in tile.iter_mut().zip(w[..k * BLOCK].chunks_exact(BLOCK)) {
+    // The tile in blocks of lanes, 64 of them, so that an input's index (below 64) needs no
+    // check. The vector is the caller's and keeps its size, so nothing is zeroed per call;
+    // blocks past `k` hold an earlier tile's weights, which no spike reaches.
+    if lanes.len() < 64 {
+        lanes.resize(64, [0.0; BLOCK]);
+    }
+    for (t, wr) in lanes.iter_mut().zip(w[..k * BLOCK].chunks_exact(BLOCK)) {
         t.copy_from_slice(wr);
     }
+    if let Ok(tile) = <&[Lanes; 64]>::try_from(&lanes[..64]) {
+        forward_tile(tile, (rows, k), spk, (out, at), (acc, dense), ops);
+    }
+}
+
+/// The fast path of [`linear_kn_forward_rows`] on a tile of `k` inputs sixteen wide.
+fn forward_tile<'b, S: Storage>(
+    tile: &[Lanes; 64],
+    (rows, k): (usize, usize),
+    spk: impl Fn(usize) -> SpikeSlice<'b>,
+    (out, at): (&mut [S], OutRows),
+    (acc, dense): (bool, bool),
+    ops: &mut Vec<OpCount>,
+) {
     let mut r = 0;
     while r + 4 <= rows {
         let bits = [spk(r).as_word(), spk(r + 1).as_word(), spk(r + 2).as_word(), spk(r + 3).as_word()];
@@ -680,8 +698,10 @@ mod tests {
             }
             let at = OutRows { n, start: o0, stride: o_stride };
             let mut got_ops = Vec::new();
-            let mut scratch = vec![f32::NAN; 8];
-            linear_kn_forward_rows(mode, &wide, rows, spk, (&mut got, at), (acc, dense), &mut scratch, &mut got_ops);
+            // Scratch left over from a wider tile: only the blocks of this one may be read.
+            let mut scratch = (vec![f32::NAN; 8], vec![[f32::NAN; BLOCK]; 70]);
+            let work = (&mut scratch.0, &mut scratch.1);
+            linear_kn_forward_rows(mode, &wide, rows, spk, (&mut got, at), (acc, dense), work, &mut got_ops);
             assert_eq!(half_bits(&got), half_bits(&want), "case {case}: k = {k}, n = {n}, {mode:?}, acc = {acc}");
             assert_eq!(got_ops, want_ops, "case {case}");
         }

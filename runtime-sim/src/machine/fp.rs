@@ -46,8 +46,8 @@ fn fwd_rows_wide<S: Storage>(mode: Accum, x: &RowView<'_, S>, dst: &mut [S], t: 
     let count = usize::from(t.rows.count);
     if let Some(spk) = x.bit_rows() {
         let at = OutRows { n: t.n, start: t.out, stride: usize::from(t.rows.second) };
-        let (flags, scratch) = ((t.acc, t.dense), &mut ws.scratch);
-        linear_kn_forward_rows(mode, &ws.wide, count, move |r| spk.row(r), (dst, at), flags, scratch, &mut ws.ops);
+        let (flags, work) = ((t.acc, t.dense), (&mut ws.scratch, &mut ws.lanes));
+        linear_kn_forward_rows(mode, &ws.wide, count, move |r| spk.row(r), (dst, at), flags, work, &mut ws.ops);
         return;
     }
     for r in 0..count {

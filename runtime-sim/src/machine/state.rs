@@ -100,7 +100,8 @@ pub(crate) struct State<S> {
     pub(crate) wide: Vec<f32>,
     /// The processed errors of a `wg.linear` row, reused.
     pub(crate) cols: Vec<(usize, f32)>,
-    /// The errors of the rows of a `wg.linear` chunk, one block of lanes per row, reused.
+    /// Blocks of sixteen lanes, reused: the errors of the rows of a `wg.linear` chunk, one
+    /// block per row, or the weights of an `fp.linear` tile, one block per input.
     pub(crate) lanes: Vec<crate::kernels::tile_rows::Lanes>,
     /// Per-row operation counts of the current multi-row instruction.
     pub(crate) row_ops: Vec<crate::kernels::OpCount>,
