@@ -106,12 +106,14 @@ impl Access {
     }
 
     /// The first element for the given loop register values.
+    #[inline]
     pub fn start(&self, regs: &[u32; NUM_LOOP_REGS]) -> i64 {
         affine(self.off, &self.terms, regs)
     }
 }
 
 /// `base + sum(regs[t.reg] * t.stride)` in 64-bit arithmetic (never overflows).
+#[inline]
 fn affine(base: u32, terms: &[Term], regs: &[u32; NUM_LOOP_REGS]) -> i64 {
     terms.iter().fold(i64::from(base), |acc, t| acc + i64::from(regs[t.reg.index()]) * i64::from(t.stride))
 }
@@ -174,6 +176,7 @@ impl DramAddr {
     }
 
     /// The byte address for the given loop register values.
+    #[inline]
     pub fn at(&self, regs: &[u32; NUM_LOOP_REGS]) -> i64 {
         affine(self.base, &self.terms, regs)
     }

@@ -158,6 +158,31 @@ impl SpikeBits {
         }
     }
 
+    /// Writes `pieces` of `n` bits each (`n` at most 64; higher bits are ignored) one after
+    /// another from bit `at`, as [`write_word`](Self::write_word) of each at `at + n * i`
+    /// would, leaving the bits around them alone, but a whole word at a time: the pieces
+    /// are gathered in a register and each word is stored once.
+    pub(crate) fn write_packed(&mut self, at: usize, n: usize, pieces: impl IntoIterator<Item = u64>) {
+        let mask = if n >= 64 { !0u64 } else { (1u64 << n) - 1 };
+        let (mut w, sh) = (at / 64, at % 64);
+        // The bits below `at` in its word go first, so that storing the word keeps them.
+        let mut acc = if sh > 0 { u128::from(self.words[w] & ((1u64 << sh) - 1)) } else { 0 };
+        let mut fill = sh;
+        for v in pieces {
+            // `fill` is below 64 here; saying so spares the shift a test for larger ones.
+            acc |= u128::from(v & mask) << (fill % 64);
+            fill += n.min(64);
+            if fill >= 64 {
+                self.words[w] = acc as u64;
+                (w, acc, fill) = (w + 1, acc >> 64, fill - 64);
+            }
+        }
+        if fill > 0 {
+            // The last word keeps its bits above the pieces.
+            self.words[w] = (self.words[w] & (!0u64 << fill)) | acc as u64;
+        }
+    }
+
     /// Bits `from .. from + len`, 64 at a time.
     pub fn read_bits(&self, from: usize, len: usize) -> Vec<u64> {
         assert!(from + len <= self.len, "spike range {from}+{len} out of range {}", self.len);
@@ -324,6 +349,33 @@ impl Iterator for Ones<'_> {
 
 #[cfg(test)]
 mod tests {
+    /// Packed pieces against one `write_word` per piece, for every piece width up to 64, at
+    /// start bits that straddle words, ending mid-word and on a word end, with pieces whose
+    /// high bits are set (and must be dropped): the same bits, inside and around the range.
+    #[test]
+    fn packed_pieces_match_a_word_write_each() {
+        let mut seed = 7u64;
+        let mut next = move || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            seed ^ (seed >> 29)
+        };
+        for n in 0..=64 {
+            for _ in 0..20 {
+                let count = (next() % 12) as usize;
+                let at = (next() % 130) as usize;
+                let pieces: Vec<u64> = (0..count).map(|_| next()).collect();
+                let len = at + n * count + (next() % 70) as usize;
+                let start = super::SpikeBits::from_fn(len, |i| (i * 7 + n) % 5 < 2);
+                let (mut want, mut got) = (start.clone(), start);
+                for (i, &v) in pieces.iter().enumerate() {
+                    want.write_word(at + n * i, n, v);
+                }
+                got.write_packed(at, n, pieces.iter().copied());
+                assert_eq!(got, want, "{count} pieces of {n} bits at {at}");
+            }
+        }
+    }
+
     /// The in-place and cross-tensor copies against a copy through `read_bits`, with ranges
     /// that overlap either way and ones that do not, at offsets that straddle words.
     #[test]

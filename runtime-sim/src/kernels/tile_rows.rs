@@ -17,6 +17,9 @@ use super::{Input, OpCount};
 use crate::fp::{Accum, Storage};
 use crate::spikes::SpikeSlice;
 
+/// A block of error lanes: one row's errors of a tile sixteen wide, widened.
+pub type Lanes = [f32; BLOCK];
+
 /// One row of a multi-row `wg.linear`: its spikes, its errors and its `nz` bitmap.
 pub type GradRow<'b, S> = (SpikeSlice<'b>, &'b [S], Option<SpikeSlice<'b>>);
 
@@ -32,7 +35,7 @@ pub fn linear_kn_weight_grad_rows<'b, S: Storage>(
     row: impl Fn(usize) -> GradRow<'b, S>,
     dw: &mut [f32],
     dense: bool,
-    (ops, scratch): (&mut Vec<OpCount>, &mut Vec<f32>),
+    (ops, lanes): (&mut Vec<OpCount>, &mut Vec<Lanes>),
 ) {
     let (k, n) = if rows == 0 { (0, 0) } else { (row(0).0.len(), row(0).1.len()) };
     if k > 64 || n > BLOCK || dw.len() < k * n {
@@ -52,7 +55,7 @@ pub fn linear_kn_weight_grad_rows<'b, S: Storage>(
     // its terms at once.
     let plain = mode == Accum::F32 && n == BLOCK && !has_signalling_nan(dw);
     match mode {
-        Accum::F32 if plain => grad_by_input(rows, row, k, dw, dense, (ops, scratch)),
+        Accum::F32 if plain => grad_by_input(rows, row, k, dw, dense, (ops, lanes)),
         Accum::F32 => grad_rows::<S, false>(rows, row, (k, n), dw, dense, ops),
         Accum::Storage => grad_rows::<S, true>(rows, row, (k, n), dw, dense, ops),
     }
@@ -90,116 +93,165 @@ const CHUNK: usize = 256;
 
 /// The plain f32 case of [`linear_kn_weight_grad_rows`] on a tile sixteen wide, input by
 /// input: for a chunk of rows, first each row's errors (−0 where not processed) are set
-/// aside and its spikes noted in a bitmap per input, then each input's row of `dw` is
-/// loaded once, takes the errors of the rows where that input spiked, in row order, and is
-/// stored once. Every accumulator sees the same adds in the same order as row by row, but
-/// the sums stay in registers instead of going through memory at every spike.
+/// aside and its spikes noted as a word, the words are transposed into a bitmap of rows per
+/// input, then each input's row of `dw` is loaded once, takes the errors of the rows where
+/// that input spiked, in row order, and is stored once. Every accumulator sees the same
+/// adds in the same order as row by row, but the sums stay in registers instead of going
+/// through memory at every spike.
 fn grad_by_input<'b, S: Storage>(
     rows: usize,
     row: impl Fn(usize) -> GradRow<'b, S>,
     k: usize,
     dw: &mut [f32],
     dense: bool,
-    (ops, gs): (&mut Vec<OpCount>, &mut Vec<f32>),
+    (ops, lanes): (&mut Vec<OpCount>, &mut Vec<Lanes>),
 ) {
-    if gs.len() < CHUNK * BLOCK {
-        gs.resize(CHUNK * BLOCK, 0.0);
+    lanes.resize(CHUNK, [0.0; BLOCK]);
+    if let Ok(gs) = <&mut [Lanes; CHUNK]>::try_from(&mut lanes[..CHUNK]) {
+        grad_chunks(rows, row, k, dw, dense, ops, gs);
     }
+}
+
+/// [`grad_by_input`] with its error lanes in `gs`, a reference of its own, which lets the
+/// compiler see that they and `dw` never overlap: the adds then stay in vector registers.
+fn grad_chunks<'b, S: Storage>(
+    rows: usize,
+    row: impl Fn(usize) -> GradRow<'b, S>,
+    k: usize,
+    dw: &mut [f32],
+    dense: bool,
+    ops: &mut Vec<OpCount>,
+    gs: &mut [Lanes; CHUNK],
+) {
     for c0 in (0..rows).step_by(CHUNK) {
-        let mut by_input = [[0u64; CHUNK / 64]; 64];
-        let mut kept = 0;
-        for r in c0..rows.min(c0 + CHUNK) {
-            let (spk, err, nz) = row(r);
+        let mut words = [0u64; CHUNK];
+        // The counts go to a local array first, so that the loop does not keep the vector's
+        // length in memory.
+        let mut counts = [OpCount::default(); CHUNK];
+        let chunk = (rows - c0).min(CHUNK);
+        for (j, ((word, g), c)) in words.iter_mut().zip(gs.iter_mut()).zip(&mut counts).take(chunk).enumerate() {
+            let (spk, err, nz) = row(c0 + j);
             let mut p = Processed::of(err, nz);
             // With no error processed nothing changes, and the count of inputs does not matter.
-            let mut bits = if p.count == 0 { 0 } else { spk.as_word() };
-            let nonzero = bits.count_ones() as usize;
-            if bits != 0 {
+            *word = if p.count == 0 { 0 } else { spk.as_word() };
+            if *word != 0 {
                 p.negate_unprocessed_zeros();
-                gs[kept * BLOCK..(kept + 1) * BLOCK].copy_from_slice(&p.g);
-                while bits != 0 {
-                    by_input[bits.trailing_zeros() as usize][kept / 64] |= 1 << (kept % 64);
-                    bits &= bits - 1;
-                }
-                kept += 1;
+                *g = p.g;
             }
-            let used = if dense { k } else { nonzero };
-            let mut c = OpCount::default();
-            count(&mut c, (used * p.count) as u64, (k * BLOCK) as u64, false);
-            ops.push(c);
+            let used = if dense { k } else { word.count_ones() as usize };
+            count(c, (used * p.count) as u64, (k * BLOCK) as u64, false);
         }
-        let words = kept.div_ceil(64);
+        ops.extend_from_slice(&counts[..chunk]);
+        let by_input = rows_by_input(&words, chunk.div_ceil(64));
         let mut i = 0;
         while i + 4 <= k {
             let four = <&mut [f32; 4 * BLOCK]>::try_from(&mut dw[i * BLOCK..(i + 4) * BLOCK]);
             if let Ok(four) = four {
-                add_kept_rows_four(
-                    four,
-                    gs,
-                    [&by_input[i], &by_input[i + 1], &by_input[i + 2], &by_input[i + 3]],
-                    words,
-                );
+                add_kept_rows_four(four, gs, [&by_input[i], &by_input[i + 1], &by_input[i + 2], &by_input[i + 3]]);
             }
             i += 4;
         }
         for i in i..k {
-            add_kept_rows(&mut dw[i * BLOCK..(i + 1) * BLOCK], gs, &by_input[i], words);
+            add_kept_rows(&mut dw[i * BLOCK..(i + 1) * BLOCK], gs, &by_input[i]);
         }
     }
 }
 
-/// [`add_kept_rows`] for four inputs' rows of `dw` at once (`acc` holds the four rows):
-/// while each still has a kept row left in a word, the four chains of adds are
-/// interleaved, which keeps the adder busy where one chain waits on each add's latency.
+/// The rows of a chunk per input: bit `j % 64` of word `j / 64` of entry `i` is bit `i` of
+/// `words[j]`, for the first `blocks` blocks of 64 rows (the others stay 0).
+fn rows_by_input(words: &[u64; CHUNK], blocks: usize) -> [[u64; CHUNK / 64]; 64] {
+    let mut by_input = [[0u64; CHUNK / 64]; 64];
+    for b in 0..blocks.min(CHUNK / 64) {
+        let mut m = [0u64; 64];
+        m.copy_from_slice(&words[64 * b..64 * (b + 1)]);
+        transpose_bits(&mut m);
+        for (i, w) in m.iter().enumerate() {
+            by_input[i][b] = *w;
+        }
+    }
+    by_input
+}
+
+/// Transposes a 64 x 64 bit matrix in place (bit `c` of word `r` is element `(r, c)`), by
+/// swapping ever smaller off-diagonal blocks: six rounds of word operations instead of a
+/// step per set bit.
+fn transpose_bits(m: &mut [u64; 64]) {
+    let (mut j, mut mask) = (32usize, 0x0000_0000_ffff_ffffu64);
+    while j != 0 {
+        let mut r = 0;
+        while r < 64 {
+            for r in r..r + j {
+                let t = ((m[r] >> j) ^ m[r + j]) & mask;
+                m[r] ^= t << j;
+                m[r + j] ^= t;
+            }
+            r += 2 * j;
+        }
+        j >>= 1;
+        mask ^= mask << j;
+    }
+}
+
+/// Calls `f(q, i)` for each set bit `i` of each `bits[q]`, each word's bits in increasing
+/// order: four independent chains of work interleaved as long as all four last (the count
+/// of the shortest is known up front), which keeps the adder busy where one chain waits on
+/// each add's latency, then what is left of each.
 #[inline(always)]
 #[allow(clippy::needless_range_loop)]
-fn add_kept_rows_four(acc: &mut [f32; 4 * BLOCK], gs: &[f32], kept_rows: [&[u64; CHUNK / 64]; 4], words: usize) {
-    let mut a = [[0.0f32; BLOCK]; 4];
-    for q in 0..4 {
-        a[q].copy_from_slice(&acc[q * BLOCK..(q + 1) * BLOCK]);
-    }
-    for w in 0..words.min(CHUNK / 64) {
-        let mut x = [kept_rows[0][w], kept_rows[1][w], kept_rows[2][w], kept_rows[3][w]];
-        while x[0] != 0 && x[1] != 0 && x[2] != 0 && x[3] != 0 {
-            for q in 0..4 {
-                add_kept(&mut a[q], gs, 64 * w + x[q].trailing_zeros() as usize);
-                x[q] &= x[q] - 1;
-            }
-        }
+fn walk_four(bits: [u64; 4], mut f: impl FnMut(usize, usize)) {
+    let mut x = bits;
+    let common = x.iter().map(|b| b.count_ones()).min().unwrap_or(0);
+    for _ in 0..common {
         for q in 0..4 {
-            while x[q] != 0 {
-                add_kept(&mut a[q], gs, 64 * w + x[q].trailing_zeros() as usize);
-                x[q] &= x[q] - 1;
-            }
+            f(q, x[q].trailing_zeros() as usize);
+            x[q] &= x[q].wrapping_sub(1);
         }
     }
-    for q in 0..4 {
-        acc[q * BLOCK..(q + 1) * BLOCK].copy_from_slice(&a[q]);
+    for (q, mut b) in x.into_iter().enumerate() {
+        while b != 0 {
+            f(q, b.trailing_zeros() as usize);
+            b &= b - 1;
+        }
     }
 }
 
-/// `a[l] = mac(a[l], g[l], 1.0)` with the errors of kept row `m`, for a spike (the
-/// product with its 1.0 is exact).
+/// [`add_kept_rows`] for four inputs' rows of `dw` at once (`acc` holds the four rows),
+/// their chains of adds interleaved by [`walk_four`].
+#[inline(always)]
+fn add_kept_rows_four(acc: &mut [f32; 4 * BLOCK], gs: &[[f32; BLOCK]; CHUNK], kept_rows: [&[u64; CHUNK / 64]; 4]) {
+    let mut a = [[0.0f32; BLOCK]; 4];
+    for (q, a) in a.iter_mut().enumerate() {
+        a.copy_from_slice(&acc[q * BLOCK..(q + 1) * BLOCK]);
+    }
+    for w in 0..CHUNK / 64 {
+        let x = [kept_rows[0][w], kept_rows[1][w], kept_rows[2][w], kept_rows[3][w]];
+        walk_four(x, |q, m| add_kept(&mut a[q], &gs[(64 * w + m) % CHUNK]));
+    }
+    for (q, a) in a.iter().enumerate() {
+        acc[q * BLOCK..(q + 1) * BLOCK].copy_from_slice(a);
+    }
+}
+
+/// `a[l] = mac(a[l], g[l], 1.0)` with a kept row's errors `g`, for a spike (the product
+/// with its 1.0 is exact).
 #[inline(always)]
 #[allow(clippy::needless_range_loop)]
-fn add_kept(a: &mut [f32; BLOCK], gs: &[f32], m: usize) {
-    let g = &gs[m * BLOCK..(m + 1) * BLOCK];
+fn add_kept(a: &mut [f32; BLOCK], g: &[f32; BLOCK]) {
     for l in 0..BLOCK {
         a[l] = mac::<f32, false>(a[l], g[l], 1.0);
     }
 }
 
-/// `acc[l] = mac(acc[l], g[l], 1.0)` for the kept rows whose bits are set in `kept_rows`
-/// (over its first `words` words), in increasing order, the sums held in registers.
+/// `acc[l] = mac(acc[l], g[l], 1.0)` for the rows whose bits are set in `kept_rows`, in
+/// increasing order, the sums held in registers.
 #[inline(always)]
-#[allow(clippy::needless_range_loop)]
-fn add_kept_rows(acc: &mut [f32], gs: &[f32], kept_rows: &[u64; CHUNK / 64], words: usize) {
+fn add_kept_rows(acc: &mut [f32], gs: &[[f32; BLOCK]; CHUNK], kept_rows: &[u64; CHUNK / 64]) {
     let Ok(acc) = <&mut [f32; BLOCK]>::try_from(acc) else { return };
     let mut a = *acc;
-    for w in 0..words.min(CHUNK / 64) {
-        let mut bits = kept_rows[w];
+    for (w, &word) in kept_rows.iter().enumerate() {
+        let mut bits = word;
         while bits != 0 {
-            add_kept(&mut a, gs, 64 * w + bits.trailing_zeros() as usize);
+            add_kept(&mut a, &gs[(64 * w + bits.trailing_zeros() as usize) % CHUNK]);
             bits &= bits - 1;
         }
     }
@@ -298,7 +350,7 @@ pub fn linear_kn_forward_rows<'b, S: Storage>(
     spk: impl Fn(usize) -> SpikeSlice<'b>,
     (out, at): (&mut [S], OutRows),
     (acc, dense): (bool, bool),
-    scratch: &mut Vec<f32>,
+    (scratch, lanes): (&mut Vec<f32>, &mut Vec<Lanes>),
     ops: &mut Vec<OpCount>,
 ) {
     let k = if rows == 0 { 0 } else { spk(0).len() };
@@ -311,11 +363,36 @@ pub fn linear_kn_forward_rows<'b, S: Storage>(
         }
         return;
     }
-    let w = &w[..k * BLOCK];
+    // The tile in blocks of lanes, 64 of them, so that an input's index (below 64) needs no
+    // check. The vector is the caller's and keeps its size, so nothing is zeroed per call;
+    // blocks past `k` hold an earlier tile's weights, which no spike reaches.
+    if lanes.len() < 64 {
+        lanes.resize(64, [0.0; BLOCK]);
+    }
+    for (t, wr) in lanes.iter_mut().zip(w[..k * BLOCK].chunks_exact(BLOCK)) {
+        t.copy_from_slice(wr);
+    }
+    if let Ok(tile) = <&[Lanes; 64]>::try_from(&lanes[..64]) {
+        forward_tile(tile, (rows, k), spk, (out, at), (acc, dense), ops);
+    }
+}
+
+/// The fast path of [`linear_kn_forward_rows`] on a tile of `k` inputs sixteen wide.
+fn forward_tile<'b, S: Storage>(
+    tile: &[Lanes; 64],
+    (rows, k): (usize, usize),
+    spk: impl Fn(usize) -> SpikeSlice<'b>,
+    (out, at): (&mut [S], OutRows),
+    (acc, dense): (bool, bool),
+    ops: &mut Vec<OpCount>,
+) {
     let mut r = 0;
     while r + 4 <= rows {
         let bits = [spk(r).as_word(), spk(r + 1).as_word(), spk(r + 2).as_word(), spk(r + 3).as_word()];
-        let sums = sum_four_rows(w, bits);
+        // Each row's sums start at +0 and add the weights of its set bits in increasing
+        // order, as the one-row kernel's do.
+        let mut sums = [[0.0f32; BLOCK]; 4];
+        walk_four(bits, |q, i| add_weights(&mut sums[q], &tile[i % 64]));
         for q in 0..4 {
             finish_row((out, at), r + q, sums[q], acc);
             ops.push(forward_count(bits[q], k, dense));
@@ -324,51 +401,23 @@ pub fn linear_kn_forward_rows<'b, S: Storage>(
     }
     for r in r..rows {
         let bits = spk(r).as_word();
-        finish_row((out, at), r, sum_one_row(w, bits), acc);
+        let mut sums = [0.0f32; BLOCK];
+        let mut x = bits;
+        while x != 0 {
+            add_weights(&mut sums, &tile[x.trailing_zeros() as usize % 64]);
+            x &= x - 1;
+        }
+        finish_row((out, at), r, sums, acc);
         ops.push(forward_count(bits, k, dense));
     }
 }
 
-/// The sums of four rows of spikes (`bits[q]` for row `q`, bit `i` for input `i`) over a
-/// widened tile sixteen wide: each starts at +0 and adds the weights of its set bits in
-/// increasing `i`. The four chains are interleaved while every row still has a spike left.
-#[inline(always)]
-fn sum_four_rows(w: &[f32], bits: [u64; 4]) -> [[f32; BLOCK]; 4] {
-    let mut a = [[0.0f32; BLOCK]; 4];
-    let mut x = bits;
-    while x[0] != 0 && x[1] != 0 && x[2] != 0 && x[3] != 0 {
-        for q in 0..4 {
-            add_weights(&mut a[q], w, x[q].trailing_zeros() as usize);
-            x[q] &= x[q] - 1;
-        }
-    }
-    for q in 0..4 {
-        while x[q] != 0 {
-            add_weights(&mut a[q], w, x[q].trailing_zeros() as usize);
-            x[q] &= x[q] - 1;
-        }
-    }
-    a
-}
-
-/// The sums of one row of spikes, as [`sum_four_rows`] makes each.
-#[inline(always)]
-fn sum_one_row(w: &[f32], mut bits: u64) -> [f32; BLOCK] {
-    let mut a = [0.0f32; BLOCK];
-    while bits != 0 {
-        add_weights(&mut a, w, bits.trailing_zeros() as usize);
-        bits &= bits - 1;
-    }
-    a
-}
-
-/// `a[j] += w[16i + j]`: input `i`'s weights, whose product with the spike's 1.0 is exact.
+/// `a[j] += w[j]` with input `i`'s weights `w`, whose product with the spike's 1.0 is exact.
 #[inline(always)]
 #[allow(clippy::needless_range_loop)]
-fn add_weights(a: &mut [f32; BLOCK], w: &[f32], i: usize) {
-    let row = &w[i * BLOCK..(i + 1) * BLOCK];
+fn add_weights(a: &mut [f32; BLOCK], w: &[f32; BLOCK]) {
     for j in 0..BLOCK {
-        a[j] += row[j];
+        a[j] += w[j];
     }
 }
 
@@ -599,7 +648,14 @@ mod tests {
                 want_ops.push(c);
             }
             let mut got_ops = Vec::new();
-            linear_kn_weight_grad_rows(mode, rows, row, &mut got, dense, (&mut got_ops, &mut vec![f32::NAN; 3]));
+            linear_kn_weight_grad_rows(
+                mode,
+                rows,
+                row,
+                &mut got,
+                dense,
+                (&mut got_ops, &mut vec![[f32::NAN; BLOCK]; 3]),
+            );
             // Exact bits but for quiet NaNs, all one pattern (see [`half_bits`]); a
             // signalling NaN must stay as it is where the error is not processed.
             assert_eq!(quiet_nans_alike(&got), quiet_nans_alike(&want), "case {case}: k = {k}, n = {n}, {mode:?}");
@@ -642,8 +698,10 @@ mod tests {
             }
             let at = OutRows { n, start: o0, stride: o_stride };
             let mut got_ops = Vec::new();
-            let mut scratch = vec![f32::NAN; 8];
-            linear_kn_forward_rows(mode, &wide, rows, spk, (&mut got, at), (acc, dense), &mut scratch, &mut got_ops);
+            // Scratch left over from a wider tile: only the blocks of this one may be read.
+            let mut scratch = (vec![f32::NAN; 8], vec![[f32::NAN; BLOCK]; 70]);
+            let work = (&mut scratch.0, &mut scratch.1);
+            linear_kn_forward_rows(mode, &wide, rows, spk, (&mut got, at), (acc, dense), work, &mut got_ops);
             assert_eq!(half_bits(&got), half_bits(&want), "case {case}: k = {k}, n = {n}, {mode:?}, acc = {acc}");
             assert_eq!(got_ops, want_ops, "case {case}");
         }
@@ -692,6 +750,25 @@ mod tests {
             linear_kn_backward_rows(mode, &cols, rows, row, (&mut got, at), acc, &mut scratch, &mut got_ops);
             assert_eq!(half_bits(&got), half_bits(&want), "case {case}: k = {k}, n = {n}, {mode:?}, acc = {acc}");
             assert_eq!(got_ops, want_ops, "case {case}");
+        }
+    }
+
+    /// The bit transpose against a bit-by-bit one, on random matrices of every density and
+    /// on the identity, all ones and single bits: element `(r, c)` moves to `(c, r)`.
+    #[test]
+    fn transpose_bits_matches_a_bit_by_bit_transpose() {
+        let mut rng = Lcg(21);
+        let mut cases: Vec<[u64; 64]> = vec![[0; 64], [u64::MAX; 64], std::array::from_fn(|r| 1 << r)];
+        cases.push(std::array::from_fn(|r| if r == 5 { 1 << 63 } else { 0 }));
+        for density in 1..8 {
+            let word = |rng: &mut Lcg| (0..64).fold(0u64, |w, b| w | (u64::from(rng.next() % 8 < density) << b));
+            cases.push(std::array::from_fn(|_| word(&mut rng)));
+        }
+        for m in cases {
+            let mut got = m;
+            transpose_bits(&mut got);
+            let want: [u64; 64] = std::array::from_fn(|c| (0..64).fold(0, |w, r| w | (((m[r] >> c) & 1) << r)));
+            assert_eq!(got, want);
         }
     }
 

@@ -93,7 +93,7 @@ impl<S: Storage> Exec<'_, S> {
             if let Some((e_rows, z_rows)) = row_views(&e0, z0.as_ref(), rows.first).filter(|_| wide) {
                 let dst = data.as_half_mut().ok_or_else(|| ex.bad(width_msg("out", 16)))?;
                 let at = OutRows { n: k, start: o.start, stride: usize::from(rows.second) };
-                let row = |r| (e_rows.row(r), z_rows.map(|z| z.row(r)));
+                let row = move |r| (e_rows.row(r), z_rows.map(|z| z.row(r)));
                 linear_kn_backward_rows(mode, &ws.wide, count, row, (dst, at), acc, &mut ws.scratch, &mut ws.ops);
                 return Ok(());
             }
@@ -129,7 +129,7 @@ impl<S: Storage> Exec<'_, S> {
         let a_err = self.touch_rows(err.buf, n, count);
         let a_out = self.touch_rows(out.buf, k, count);
         let a_nz = nz.as_ref().map_or(0, |z| self.touch_rows(z.buf, n, count));
-        self.charge_rows(pj, w.buf, |t, ops| [a_err, t.touch(ops.executed as usize), a_out, a_nz]);
+        self.charge_rows(pj, (w.buf, a_err.max(a_out).max(a_nz)), |t, ops| t.touch(ops.executed));
         Ok(Flow::Next)
     }
 

@@ -48,9 +48,9 @@ impl ConvDims {
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct RowCost {
     /// Compute or port cycles, whichever bound each row, summed.
-    cycles: u64,
+    pub(crate) cycles: u64,
     /// Operations of all rows.
-    ops: OpCount,
+    pub(crate) ops: OpCount,
 }
 
 impl RowCost {

@@ -48,8 +48,8 @@ fn fwd_rows_wide<S: Storage>(mode: Accum, x: &RowView<'_, S>, dst: &mut [S], t: 
     let count = usize::from(t.rows.count);
     if let Some(spk) = x.bit_rows() {
         let at = OutRows { n: t.n, start: t.out, stride: usize::from(t.rows.second) };
-        let (flags, scratch) = ((t.acc, t.dense), &mut ws.scratch);
-        linear_kn_forward_rows(mode, &ws.wide, count, |r| spk.row(r), (dst, at), flags, scratch, &mut ws.ops);
+        let (flags, work) = ((t.acc, t.dense), (&mut ws.scratch, &mut ws.lanes));
+        linear_kn_forward_rows(mode, &ws.wide, count, move |r| spk.row(r), (dst, at), flags, work, &mut ws.ops);
         return;
     }
     for r in 0..count {
@@ -111,9 +111,10 @@ impl<S: Storage> Exec<'_, S> {
         let a_spk = self.touch_rows(spk.buf, k, count);
         let a_out = self.touch_rows(out.buf, n * (1 + usize::from(acc)), count);
         let a_w = if skip { None } else { Some(self.touch_rows(w.buf, k * n, count)) };
-        self.charge_rows(pj, w.buf, |t, ops| {
-            let a_w = a_w.unwrap_or_else(|| t.touch((ops.executed / n.max(1) as u64) as usize * n));
-            [a_spk, a_w, a_out, 0]
+        // With skipping, a row reads the weights of the inputs it adds: `n` per input.
+        let per_input = super::rows::Divisor::new(n.max(1) as u64);
+        self.charge_rows(pj, (w.buf, a_spk.max(a_out)), |t, ops| {
+            a_w.unwrap_or_else(|| t.touch(per_input.floor(ops.executed) * n as u64))
         });
         Ok(Flow::Next)
     }

@@ -11,6 +11,7 @@ use super::buffers::{BufData, Span};
 use super::engine::{Opnd, RowCost};
 use super::exec::Exec;
 use crate::fp::Storage;
+use crate::kernels::tile_rows::Lanes;
 use crate::kernels::{Input, OpCount};
 use crate::spikes::{SpikeBits, SpikeSlice};
 use isa::Access;
@@ -34,7 +35,41 @@ pub(crate) struct Rows {
 /// instruction, and its divisions by run-time values were most of the charging time.
 #[inline]
 pub(crate) fn div_ceil(x: u64, d: u64) -> u64 {
-    if d.is_power_of_two() { (x >> d.trailing_zeros()) + u64::from(x & (d - 1) != 0) } else { x.div_ceil(d) }
+    Divisor::new(d).ceil(x)
+}
+
+/// A divisor (at least 1) that stays the same for every row of an instruction, with its
+/// shift worked out once when it is a power of two.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Divisor {
+    d: u64,
+    shift: Option<u32>,
+}
+
+impl Divisor {
+    /// The divisor `d`, which must be at least 1.
+    #[inline]
+    pub(crate) fn new(d: u64) -> Divisor {
+        Divisor { d, shift: d.is_power_of_two().then(|| d.trailing_zeros()) }
+    }
+
+    /// `x.div_ceil(d)`.
+    #[inline]
+    pub(crate) fn ceil(self, x: u64) -> u64 {
+        match self.shift {
+            Some(s) => (x >> s) + u64::from(x & (self.d - 1) != 0),
+            None => x.div_ceil(self.d),
+        }
+    }
+
+    /// `x / d`.
+    #[inline]
+    pub(crate) fn floor(self, x: u64) -> u64 {
+        match self.shift {
+            Some(s) => x >> s,
+            None => x / self.d,
+        }
+    }
 }
 
 impl Rows {
@@ -194,11 +229,13 @@ impl<'b, S: Storage> RowView<'b, S> {
 }
 
 /// The reusable working memory of a multi-row instruction, out of the machine state while
-/// the rows run: the kernels' scratch rows, the widened weights and the per-row counts.
+/// the rows run: the kernels' scratch rows, the widened weights, the blocks of lanes of
+/// the linear row kernels and the per-row counts.
 pub(crate) struct RowState {
     pub(crate) scratch: Vec<f32>,
     pub(crate) wide: Vec<f32>,
     pub(crate) cols: Vec<(usize, f32)>,
+    pub(crate) lanes: Vec<Lanes>,
     pub(crate) ops: Vec<OpCount>,
 }
 
@@ -212,17 +249,20 @@ impl<S: Storage> Exec<'_, S> {
         let st = &mut *self.st;
         let (scratch, wide, cols) =
             (std::mem::take(&mut st.scratch), std::mem::take(&mut st.wide), std::mem::take(&mut st.cols));
-        RowState { scratch, wide, cols, ops }
+        RowState { scratch, wide, cols, lanes: std::mem::take(&mut st.lanes), ops }
     }
 
     /// Puts the working memory back.
     pub(crate) fn put_row_state(&mut self, w: RowState) {
         (self.st.scratch, self.st.wide, self.st.cols, self.st.row_ops) = (w.scratch, w.wide, w.cols, w.ops);
+        self.st.lanes = w.lanes;
     }
 
-    /// Charges the rows recorded in the state's per-row counts: each row's buffer accesses
-    /// (from `accesses`, which counts those of the one buffer `var` whose accesses vary row
-    /// by row through the [`RowTouch`] it is given), cycles and energy, then one issue cycle.
+    /// Charges the rows recorded in the state's per-row counts: each row's buffer accesses,
+    /// cycles and energy, then one issue cycle. `fixed` is the most accesses any buffer
+    /// whose accesses are the same every row makes per row; `varying` gives a row's accesses
+    /// of the one buffer `var` whose accesses vary row by row, counting them through the
+    /// [`RowTouch`] it is given.
     ///
     /// This is [`engine_row`](Self::engine_row) per row with the PE array and the buffer's
     /// geometry looked up once and the sums kept in locals: the same f64 energy adds in the
@@ -230,25 +270,27 @@ impl<S: Storage> Exec<'_, S> {
     pub(crate) fn charge_rows(
         &mut self,
         pj_per_op: f64,
-        var: isa::Buf,
-        mut accesses: impl FnMut(&mut RowTouch, OpCount) -> [u64; 4],
+        (var, fixed): (isa::Buf, u64),
+        mut varying: impl FnMut(&mut RowTouch, OpCount) -> u64,
     ) {
         let rows = std::mem::take(&mut self.st.row_ops);
-        let pe = self.pe_array();
+        let (pes, cols) = self.pe_array();
+        let (pes, cols) = (Divisor::new(pes), Divisor::new(cols));
         let info = &self.st.info[var.index()];
-        let mut touch =
-            RowTouch { elem_bits: u64::from(info.elem_bits), width_bits: u64::from(info.width_bits), total: 0 };
-        let mut cost = RowCost::default();
+        let width = Divisor::new(u64::from(info.width_bits));
+        let mut touch = RowTouch { elem_bits: u64::from(info.elem_bits), width, total: 0 };
+        let (mut cycles, mut total) = (0, OpCount::default());
         let mut energy = self.st.stats.energy.compute_pj;
         for &ops in &rows {
-            let a = accesses(&mut touch, ops);
-            cost.add_row(pe, ops, &a);
+            let port = cols.ceil(varying(&mut touch, ops).max(fixed));
+            cycles += pes.ceil(ops.executed).max(port);
+            total.merge(ops);
             energy += ops.executed as f64 * pj_per_op;
         }
         self.st.stats.energy.compute_pj = energy;
         self.st.sram[var.index()] += touch.total;
         self.st.row_ops = rows;
-        self.engine_done(cost);
+        self.engine_done(RowCost { cycles, ops: total });
     }
 }
 
@@ -256,15 +298,15 @@ impl<S: Storage> Exec<'_, S> {
 /// [`Exec::charge_rows`] adds to the machine's count once.
 pub(crate) struct RowTouch {
     elem_bits: u64,
-    width_bits: u64,
+    width: Divisor,
     total: u64,
 }
 
 impl RowTouch {
     /// Counts one touch of `elems` elements and returns its accesses.
     #[inline]
-    pub(crate) fn touch(&mut self, elems: usize) -> u64 {
-        let n = div_ceil(elems as u64 * self.elem_bits, self.width_bits);
+    pub(crate) fn touch(&mut self, elems: u64) -> u64 {
+        let n = self.width.ceil(elems * self.elem_bits);
         self.total += n;
         n
     }
@@ -272,16 +314,17 @@ impl RowTouch {
 
 #[cfg(test)]
 mod tests {
-    use super::div_ceil;
+    use super::{Divisor, div_ceil};
 
-    /// The shift for powers of two gives `u64::div_ceil`'s quotient, near zero, near
-    /// multiples and at the top of the range, and other divisors still divide.
+    /// The shift for powers of two gives `u64::div_ceil`'s and `/`'s quotients, near zero,
+    /// near multiples and at the top of the range, and other divisors still divide.
     #[test]
-    fn div_ceil_matches_the_division() {
+    fn divisor_matches_the_division() {
         let xs = [0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 255, 256, 257, 1 << 40, (1 << 40) + 1, u64::MAX - 1, u64::MAX];
         for d in [1u64, 2, 3, 4, 5, 8, 16, 12, 64, 128, 256, 1000, 1 << 33, 1 << 63] {
             for &x in &xs {
                 assert_eq!(div_ceil(x, d), x.div_ceil(d), "{x} / {d}");
+                assert_eq!(Divisor::new(d).floor(x), x / d, "{x} / {d}");
             }
         }
     }

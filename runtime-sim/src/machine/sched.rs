@@ -30,32 +30,47 @@ enum Outcome {
 
 /// Runs all streams to `halt`, or fails.
 pub(crate) fn run<S: Storage>(code: &[CoreCode], st: &mut State<S>, max_cycles: u64) -> Result<(), SimError> {
-    let mut heap: BinaryHeap<Reverse<(u64, usize)>> =
-        (0..st.streams.len()).filter(|&i| !st.streams[i].halted).map(|i| Reverse((0, i))).collect();
+    let mut heap: BinaryHeap<Reverse<u128>> =
+        (0..st.streams.len()).filter(|&i| !st.streams[i].halted).map(|i| Reverse(key(0, i))).collect();
     let mut next = heap.pop();
-    while let Some(Reverse((_, mut idx))) = next {
+    while let Some(Reverse(k)) = next {
+        let mut idx = stream_of(k);
         loop {
             if st.streams[idx].clock > max_cycles {
                 return Err(SimError::CycleLimit { limit: max_cycles });
             }
             let outcome = step(code, st, idx)?;
-            for w in st.wake.drain(..) {
-                heap.push(Reverse((st.streams[w].clock, w)));
+            // Most instructions wake nobody: the check spares them setting up a drain.
+            if !st.wake.is_empty() {
+                for w in st.wake.drain(..) {
+                    heap.push(Reverse(key(st.streams[w].clock, w)));
+                }
             }
             if let Outcome::Stopped = outcome {
                 next = heap.pop();
                 break;
             }
-            let key = (st.streams[idx].clock, idx);
+            let key = key(st.streams[idx].clock, idx);
             // When another stream is now earlier, it swaps places with this one in the heap:
             // one sift instead of a push and a pop. Keys are unique (the stream index breaks
             // ties), so the order of the streams is the same either way.
             if let Some(mut top) = heap.peek_mut().filter(|top| top.0 < key) {
-                idx = std::mem::replace(&mut *top, Reverse(key)).0.1;
+                idx = stream_of(std::mem::replace(&mut *top, Reverse(key)).0);
             }
         }
     }
     deadlock(st)
+}
+
+/// The heap key of stream `idx` at `clock`: ordered by clock, then by stream, as the
+/// pair `(clock, idx)` is, but compared as one integer.
+fn key(clock: u64, idx: usize) -> u128 {
+    u128::from(clock) << 64 | idx as u128
+}
+
+/// The stream of a heap key.
+fn stream_of(key: u128) -> usize {
+    key as u64 as usize
 }
 
 /// Executes the next instruction of stream `idx` and accounts for it.
@@ -134,4 +149,24 @@ fn deadlock<S>(st: &State<S>) -> Result<(), SimError> {
         })
         .collect();
     if blocked.is_empty() { Ok(()) } else { Err(SimError::Deadlock { blocked }) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{key, stream_of};
+
+    /// Keys order as the `(clock, stream)` pairs they stand for, at small, equal and extreme
+    /// clocks and streams, and give their stream back.
+    #[test]
+    fn keys_order_as_clock_stream_pairs() {
+        let values = [0u64, 1, 2, 59, 60, 1 << 32, (1 << 40) + 3, u64::MAX - 1, u64::MAX];
+        let pairs: Vec<(u64, usize)> =
+            values.iter().flat_map(|&c| values.iter().map(move |&i| (c, i as usize))).collect();
+        for &a in &pairs {
+            assert_eq!(stream_of(key(a.0, a.1)), a.1);
+            for &b in &pairs {
+                assert_eq!(key(a.0, a.1).cmp(&key(b.0, b.1)), a.cmp(&b), "{a:?} against {b:?}");
+            }
+        }
+    }
 }

@@ -100,6 +100,9 @@ pub(crate) struct State<S> {
     pub(crate) wide: Vec<f32>,
     /// The processed errors of a `wg.linear` row, reused.
     pub(crate) cols: Vec<(usize, f32)>,
+    /// Blocks of sixteen lanes, reused: the errors of the rows of a `wg.linear` chunk, one
+    /// block per row, or the weights of an `fp.linear` tile, one block per input.
+    pub(crate) lanes: Vec<crate::kernels::tile_rows::Lanes>,
     /// Per-row operation counts of the current multi-row instruction.
     pub(crate) row_ops: Vec<crate::kernels::OpCount>,
     /// Vectors the soma and conv instructions copy their operands into (or use as
@@ -165,6 +168,7 @@ impl<S: Storage> State<S> {
             scratch: Vec::new(),
             wide: Vec::new(),
             cols: Vec::new(),
+            lanes: Vec::new(),
             row_ops: Vec::new(),
             pool: Vec::new(),
             bit_pool: Vec::new(),

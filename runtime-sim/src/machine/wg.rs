@@ -13,7 +13,7 @@ use crate::kernels::OpCount;
 use crate::kernels::conv_counts::weight_grad_ops;
 use crate::kernels::grad::{bias_grad, conv2d_weight_grad_with};
 use crate::kernels::tile::linear_kn_weight_grad;
-use crate::kernels::tile_rows::linear_kn_weight_grad_rows;
+use crate::kernels::tile_rows::{Lanes, linear_kn_weight_grad_rows};
 use crate::kernels::update::{Adam, Momentum, adam, scaled_grad, sgd_momentum};
 use isa::{Access, OptKind};
 
@@ -33,20 +33,21 @@ struct GradViews<'b, S> {
 }
 
 /// The rows of a `wg.linear` without a bias gradient in one kernel call, when its spikes
-/// and `nz` are 1-bit rows; returns false (having done nothing) otherwise.
+/// and `nz` are 1-bit rows; returns false (having done nothing) otherwise. The row closures
+/// hold copies of the row views, which the kernel's loop then keeps in registers.
 fn grad_rows_at_once<S: Storage>(
     v: &GradViews<'_, S>,
     mode: Accum,
     dw: &mut [f32],
     dense: bool,
     count: usize,
-    work: (&mut Vec<OpCount>, &mut Vec<f32>),
+    work: (&mut Vec<OpCount>, &mut Vec<Lanes>),
 ) -> bool {
     let (Some(spk), Some(err)) = (v.spk.bit_rows(), v.err.half_rows()) else { return false };
     match v.nz.as_ref().map(|z| z.bit_rows()) {
-        None => linear_kn_weight_grad_rows(mode, count, |r| (spk.row(r), err.row(r), None), dw, dense, work),
+        None => linear_kn_weight_grad_rows(mode, count, move |r| (spk.row(r), err.row(r), None), dw, dense, work),
         Some(Some(nz)) => {
-            linear_kn_weight_grad_rows(mode, count, |r| (spk.row(r), err.row(r), Some(nz.row(r))), dw, dense, work)
+            linear_kn_weight_grad_rows(mode, count, move |r| (spk.row(r), err.row(r), Some(nz.row(r))), dw, dense, work)
         }
         Some(None) => return false,
     }
@@ -94,7 +95,7 @@ impl<S: Storage> Exec<'_, S> {
         let r = self.with_taken(o.slot, |ex, data| {
             let v = ex.grad_views(spk, err, nz, rows, (o.slot, data))?;
             let words = data.as_word_mut().ok_or_else(|| ex.bad(width_msg("dw", 32)))?;
-            let work = (&mut ws.ops, &mut ws.scratch);
+            let work = (&mut ws.ops, &mut ws.lanes);
             if bias.is_none() && grad_rows_at_once(&v, mode, &mut words[o.range()], !skip, count, work) {
                 return Ok(());
             }
@@ -127,7 +128,7 @@ impl<S: Storage> Exec<'_, S> {
             self.touch_rows(a.buf, 2 * n, count);
         }
         let (a_spk, a_err) = (self.touch_rows(spk.buf, k, count), self.touch_rows(err.buf, n, count));
-        self.charge_rows(pj, dw.buf, |t, ops| [a_spk, a_err, t.touch(2 * ops.executed as usize), 0]);
+        self.charge_rows(pj, (dw.buf, a_spk.max(a_err)), |t, ops| t.touch(2 * ops.executed));
         Ok(Flow::Next)
     }
 
