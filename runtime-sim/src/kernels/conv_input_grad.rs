@@ -1,10 +1,11 @@
 //! Error propagation of a stride-1 convolution, a block of input gradients at a time.
 //!
 //! `gin[ci,iy,ix] = Σ_{ky,kx,co} g[co, iy+pad−ky, ix+pad−kx] · W[co,ci,ky,kx]`, the terms of
-//! every sum in (ky, kx, co) order as in [`conv2d_backward_input`](super::grad::conv2d_backward_input).
-//! The error planes are copied once into zero-padded planes whose rows are `w + kw − 1`
-//! long, so that every tap of every input position reads inside them. An input-gradient
-//! plane, flattened with that same row length, is then a one-dimensional correlation: the
+//! every sum in (ky, kx, co) order as in
+//! [`conv2d_backward_input`](super::grad::conv2d_backward_input). The error planes are
+//! copied once into zero-padded planes whose rows are `w + kw − 1` long, so that every tap
+//! of every input position reads inside them. An input-gradient plane, flattened with that
+//! same row length, is then a one-dimensional correlation: the
 //! term of tap (ky, kx) for position `q` is at `q + (kh−1−ky)·cols + (kw−1−kx)` of the
 //! padded error plane, which [`super::correlate`] computes for blocks of input channels and
 //! positions in vector registers (and splits over host threads when the work is large);

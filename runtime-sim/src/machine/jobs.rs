@@ -21,13 +21,14 @@
 //! A job computes exactly what the handler computed when it ran the kernel in place: the
 //! same kernel on the same values, so no result depends on the thread count. With one host
 //! thread there are no jobs: the handler runs the kernel at once on the buffer in place,
-//! and charges the operations the kernel counts, as before jobs. With more it goes to the queue of the
-//! run's worker threads (`workers.rs`); whoever gets to it first runs it. The scheduler, waiting for a job a worker is running,
-//! runs jobs no worker has started yet (the oldest first), so both threads keep working,
-//! and only ever waits for a job that is running: no wait can deadlock. A job cannot fail:
-//! its handler checked everything the kernel asserts before launching it. (Were one to
-//! panic all the same, the panic is raised again on the scheduler's thread when the job
-//! is joined, so that no thread waits for it forever.)
+//! and charges the operations the kernel counts, as before jobs. With more it goes to the
+//! queue of the run's worker threads (`workers.rs`); whoever gets to it first runs it. The
+//! scheduler, waiting for a job a worker is running, runs jobs no worker has started yet
+//! (the oldest first), so both threads keep working, and only ever waits for a job that
+//! is running: no wait can deadlock. A job cannot fail: its handler checked everything the
+//! kernel asserts before launching it. (Were one to panic all the same, the panic is
+//! raised again on the scheduler's thread when the job is joined, so that no thread waits
+//! for it forever.)
 
 use super::buffers::{BufData, Span};
 use super::state::State;
