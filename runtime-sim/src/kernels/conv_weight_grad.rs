@@ -34,9 +34,10 @@ pub(crate) fn applies<S: Storage>(shape: &Conv2dShape, input: &Input<'_, S>, acc
 }
 
 /// Adds the weight gradient of one row to `acc` (`[cout,cin,kh,kw]`); see the module doc.
-/// Returns the executed and skipped operations as the general kernel counts them, from
-/// the non-zero counts the passes over the errors and inputs take on the way. `scratch` is
-/// working memory reused across calls.
+/// With `count`, returns the executed and skipped operations as the general kernel counts
+/// them, from the non-zero counts the passes over the errors and inputs take on the way
+/// (a caller that has them from `conv_counts` skips that). `scratch` is working memory
+/// reused across calls.
 pub(crate) fn weight_grad<S: Storage>(
     mode: Accum,
     shape: &Conv2dShape,
@@ -44,7 +45,8 @@ pub(crate) fn weight_grad<S: Storage>(
     input: &Input<'_, S>,
     acc: &mut [f32],
     scratch: &mut ConvScratch,
-) -> OpCount {
+    count: bool,
+) -> Option<OpCount> {
     let [input_counts, _, across] = &mut scratch.counts;
     let p = scratch.wg_errors.columns(shape, gout);
     let entries = Entries::new(shape, input, &p, &mut scratch.items, &mut scratch.starts, input_counts);
@@ -62,7 +64,7 @@ pub(crate) fn weight_grad<S: Storage>(
         }
         scatter(shape, lanes, ci, per_row, acc);
     }
-    count_ops(shape, entries.per_position, p.per_position, across)
+    count.then(|| count_ops(shape, entries.per_position, p.per_position, across))
 }
 
 /// Executed and skipped operations of one row's weight gradient, as the general kernel
@@ -438,9 +440,9 @@ mod tests {
                 let mut want_ops = OpCount::default();
                 conv2d_weight_grad_general(Accum::F32, &s, &gout, input, &mut want, &mut want_ops);
                 let mut got = vec![0.0f32; s.weight_len()];
-                let ops = weight_grad(Accum::F32, &s, &gout, &input, &mut got, &mut scratch);
+                let ops = weight_grad(Accum::F32, &s, &gout, &input, &mut got, &mut scratch, true);
                 assert_eq!(bits(&got), bits(&want), "case {case} step {step} {s:?}");
-                assert_eq!(ops, want_ops, "case {case} step {step} {s:?}");
+                assert_eq!(ops, Some(want_ops), "case {case} step {step} {s:?}");
             }
         }
     }
@@ -521,19 +523,19 @@ mod tests {
                 conv2d_weight_grad_general(mode, s, &gout, input, &mut want, &mut want_ops);
                 if applies(s, &input, &start, mode) {
                     let mut got = start.clone();
-                    let ops = weight_grad(mode, s, &gout, &input, &mut got, scratch);
+                    let ops = weight_grad(mode, s, &gout, &input, &mut got, scratch, true);
                     assert_eq!(bits(&got), bits(&want), "{what}");
-                    assert_eq!(ops, want_ops, "{what}");
+                    assert_eq!(ops, Some(want_ops), "{what}");
                     // A fresh scratch gives the same: nothing left over from earlier calls
                     // (longer lists, larger counts) leaks into this one.
                     let mut fresh = start.clone();
-                    let ops = weight_grad(mode, s, &gout, &input, &mut fresh, &mut ConvScratch::default());
+                    let ops = weight_grad(mode, s, &gout, &input, &mut fresh, &mut ConvScratch::default(), true);
                     assert_eq!(bits(&fresh), bits(&want), "{what} fresh scratch");
-                    assert_eq!(ops, want_ops, "{what} fresh scratch");
+                    assert_eq!(ops, Some(want_ops), "{what} fresh scratch");
                     fast += 1;
                 }
                 let (mut got, mut ops) = (start.clone(), OpCount::default());
-                conv2d_weight_grad_with(mode, s, &gout, input, &mut got, &mut ops, scratch);
+                conv2d_weight_grad_with(mode, s, &gout, input, &mut got, Some(&mut ops), scratch);
                 assert_eq!(bits(&got), bits(&want), "{what}");
                 assert_eq!(ops, want_ops, "{what}");
             }

@@ -147,17 +147,19 @@ pub fn conv2d_backward_input<S: Storage>(
     acc: &mut [f32],
     ops: &mut OpCount,
 ) {
-    conv2d_backward_input_with(mode, shape, weight, gout, (gin, acc), ops, &mut ConvScratch::default());
+    conv2d_backward_input_with(mode, shape, weight, gout, (gin, acc), Some(ops), &mut ConvScratch::default());
 }
 
-/// [`conv2d_backward_input`] with working memory the caller keeps across calls.
+/// [`conv2d_backward_input`] with working memory the caller keeps across calls; `ops` is
+/// `None` when the caller has the counts already (`conv_counts`), which the fast kernel
+/// then does not compute again.
 pub(crate) fn conv2d_backward_input_with<S: Storage>(
     mode: Accum,
     shape: &Conv2dShape,
     weight: &[S],
     gout: &[S],
     (gin, acc): (&mut [S], &mut [f32]),
-    ops: &mut OpCount,
+    ops: Option<&mut OpCount>,
     scratch: &mut ConvScratch,
 ) {
     assert_eq!(gin.len(), acc.len(), "conv input-gradient shape");
@@ -167,14 +169,14 @@ pub(crate) fn conv2d_backward_input_with<S: Storage>(
 
 /// [`conv2d_backward_input_with`] without the rounding to storage: only the unrounded sums
 /// into `acc`, for a caller that adds them into a stored gradient (see
-/// [`add_rounded`](super::accumulate::add_rounded)).
+/// [`add_rounded`](super::accumulate::add_rounded)). `ops` as there.
 pub(crate) fn conv2d_backward_input_sums<S: Storage>(
     mode: Accum,
     shape: &Conv2dShape,
     weight: &[S],
     gout: &[S],
     acc: &mut [f32],
-    ops: &mut OpCount,
+    ops: Option<&mut OpCount>,
     scratch: &mut ConvScratch,
 ) {
     assert_eq!(weight.len(), shape.weight_len(), "conv weight shape");
@@ -185,9 +187,12 @@ pub(crate) fn conv2d_backward_input_sums<S: Storage>(
     if 4 * nonzero >= gout.len() && conv_input_grad::applies(shape, weight) {
         let parallel = correlate::worth_splitting(conv_input_grad::work(shape));
         conv_input_grad::backward_input(mode, shape, weight, gout, acc, scratch, parallel);
-        ops.merge(conv_input_grad::input_grad_ops(shape, gout));
+        if let Some(ops) = ops {
+            ops.merge(conv_input_grad::input_grad_ops(shape, gout));
+        }
     } else {
-        conv2d_backward_input_general(mode, shape, weight, gout, acc, ops);
+        // The general kernels count as they go, at little cost.
+        conv2d_backward_input_general(mode, shape, weight, gout, acc, ops.unwrap_or(&mut OpCount::default()));
     }
 }
 
@@ -319,26 +324,32 @@ pub fn conv2d_weight_grad<S: Storage>(
     acc: &mut [f32],
     ops: &mut OpCount,
 ) {
-    conv2d_weight_grad_with(mode, shape, gout, input, acc, ops, &mut ConvScratch::default());
+    conv2d_weight_grad_with(mode, shape, gout, input, acc, Some(ops), &mut ConvScratch::default());
 }
 
-/// [`conv2d_weight_grad`] with working memory the caller keeps across calls.
+/// [`conv2d_weight_grad`] with working memory the caller keeps across calls; `ops` is
+/// `None` when the caller has the counts already (`conv_counts`), which the fast kernel
+/// then does not compute again.
 pub(crate) fn conv2d_weight_grad_with<S: Storage>(
     mode: Accum,
     shape: &Conv2dShape,
     gout: &[S],
     input: Input<'_, S>,
     acc: &mut [f32],
-    ops: &mut OpCount,
+    ops: Option<&mut OpCount>,
     scratch: &mut ConvScratch,
 ) {
     assert_eq!(gout.len(), shape.out_len(), "conv gradient shape");
     assert_eq!(input.len(), shape.in_len(), "conv input shape");
     assert_eq!(acc.len(), shape.weight_len(), "conv weight-gradient shape");
     if conv_weight_grad::applies(shape, &input, acc, mode) {
-        ops.merge(conv_weight_grad::weight_grad(mode, shape, gout, &input, acc, scratch));
+        let counted = conv_weight_grad::weight_grad(mode, shape, gout, &input, acc, scratch, ops.is_some());
+        if let (Some(ops), Some(counted)) = (ops, counted) {
+            ops.merge(counted);
+        }
     } else {
-        conv2d_weight_grad_general(mode, shape, gout, input, acc, ops);
+        // The general kernel counts as it goes, at little cost.
+        conv2d_weight_grad_general(mode, shape, gout, input, acc, ops.unwrap_or(&mut OpCount::default()));
     }
 }
 

@@ -172,11 +172,12 @@ impl<S: Storage> Exec<'_, S> {
             // needs clearing; an accumulating conv adds the rounded sums straight from them.
             if let Some(dst) = data.as_half_mut() {
                 let (dst, psum, conv) = (&mut dst[range], &mut psum[..shape.in_len()], &mut scratch.conv);
+                let counting = scratch.count.then_some(&mut ops);
                 if acc {
-                    conv2d_backward_input_sums(mode, &shape, &weights, &e, psum, &mut ops, conv);
+                    conv2d_backward_input_sums(mode, &shape, &weights, &e, psum, counting, conv);
                     add_rounded(dst, psum);
                 } else {
-                    conv2d_backward_input_with(mode, &shape, &weights, &e, (dst, psum), &mut ops, conv);
+                    conv2d_backward_input_with(mode, &shape, &weights, &e, (dst, psum), counting, conv);
                 }
             }
             scratch.sums = psum;

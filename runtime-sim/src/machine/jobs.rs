@@ -21,13 +21,14 @@
 //! A job computes exactly what the handler computed when it ran the kernel in place: the
 //! same kernel on the same values, so no result depends on the thread count. With one host
 //! thread there are no jobs: the handler runs the kernel at once on the buffer in place,
-//! and charges the operations the kernel counts, as before jobs. With more it goes to the queue of the
-//! run's worker threads (`workers.rs`); whoever gets to it first runs it. The scheduler, waiting for a job a worker is running,
-//! runs jobs no worker has started yet (the oldest first), so both threads keep working,
-//! and only ever waits for a job that is running: no wait can deadlock. A job cannot fail:
-//! its handler checked everything the kernel asserts before launching it. (Were one to
-//! panic all the same, the panic is raised again on the scheduler's thread when the job
-//! is joined, so that no thread waits for it forever.)
+//! and charges the operations the kernel counts, as before jobs. With more it goes to the
+//! queue of the run's worker threads (`workers.rs`); whoever gets to it first runs it. The
+//! scheduler, waiting for a job a worker is running, runs jobs no worker has started yet
+//! (the oldest first), so both threads keep working, and only ever waits for a job that
+//! is running: no wait can deadlock. A job cannot fail: its handler checked everything the
+//! kernel asserts before launching it. (Were one to panic all the same, the panic is
+//! raised again on the scheduler's thread when the job is joined, so that no thread waits
+//! for it forever.)
 
 use super::buffers::{BufData, Span};
 use super::state::State;
@@ -50,17 +51,22 @@ pub(crate) struct Scratch<S> {
     pub(crate) sums: Vec<f32>,
     /// Copies of inputs, returned to the state's pool of vectors after the job.
     pub(crate) vecs: Vec<Vec<S>>,
+    /// Whether the work must count its operations: on one thread, where they are the ones
+    /// charged, and in debug builds, to check them against those charged at issue. A job
+    /// in a release build skips the count, which the scheduler has made already.
+    pub(crate) count: bool,
 }
 
 impl<S> Default for Scratch<S> {
     fn default() -> Self {
-        Scratch { conv: ConvScratch::default(), sums: Vec::new(), vecs: Vec::new() }
+        Scratch { conv: ConvScratch::default(), sums: Vec::new(), vecs: Vec::new(), count: true }
     }
 }
 
 /// The arithmetic of one instruction: updates the range of the buffer given (the table's
 /// buffer on one thread, a copy of the range on more), returns the operations the kernel
-/// counted (with more threads checked against those charged at issue, in debug builds).
+/// counted when [`Scratch::count`] asks for them (with more threads checked against those
+/// charged at issue, in debug builds).
 pub(crate) type Work<S> = Box<dyn FnOnce(&mut BufData<S>, Range<usize>, &mut Scratch<S>) -> OpCount + Send>;
 
 /// A job's output buffer and scratch, and the operations it counted.
@@ -220,11 +226,13 @@ pub(crate) fn launch<S: Storage>(
     wg_core: Option<usize>,
 ) -> OpCount {
     let (Some(ops), Some(queue)) = (counted, st.jobs.queue.clone()) else {
+        scratch.count = true;
         let ops = work(&mut st.bufs[sp.slot], sp.range(), &mut scratch);
         reclaim(st, scratch, wg_core);
         return ops;
     };
     let out = copy_range(&st.bufs[sp.slot], sp.range());
+    scratch.count = cfg!(debug_assertions);
     let ticket = Arc::new(Ticket {
         work: Mutex::new(Some((work, out, scratch))),
         done: Mutex::new(None),
@@ -256,6 +264,7 @@ pub(crate) fn join<S: Storage>(st: &mut State<S>, slot: usize, hit: impl Fn(&Ran
     for p in joined {
         st.jobs.count -= 1;
         let done = p.ticket.wait(st.jobs.queue.as_deref());
+        // Only debug builds count in the job (see `Scratch::count`).
         debug_assert_eq!(done.ops, p.ops, "a job's operations differ from those charged at issue");
         put_range(&mut st.bufs[slot], p.range.start, &done.out);
         reclaim(st, done.scratch, p.wg_core);

@@ -219,7 +219,8 @@ impl<S: Storage> Exec<'_, S> {
         let work: Work<S> = Box::new(move |data, range, scratch| {
             let mut ops = OpCount::default();
             if let Some(dst) = data.as_word_mut() {
-                conv2d_weight_grad_with(mode, &shape, &e, input.input(), &mut dst[range], &mut ops, &mut scratch.conv);
+                let counting = scratch.count.then_some(&mut ops);
+                conv2d_weight_grad_with(mode, &shape, &e, input.input(), &mut dst[range], counting, &mut scratch.conv);
             }
             input.recycle(scratch);
             scratch.vecs.push(e);

@@ -3,8 +3,9 @@
 //! A run with more than one host thread starts `threads − 1` workers that take tasks from
 //! one queue, oldest first, and stops them when it returns. A conv instruction lasts 10 to
 //! 60 microseconds of host time, about what it costs to wake a sleeping thread, so an idle
-//! worker polls the queue for a while before it sleeps (yielding its core between polls), and the scheduler wakes it only when it
-//! sleeps: while jobs keep coming, handing one over is a push under an uncontended lock.
+//! worker polls the queue for a while before it sleeps (yielding its core between polls),
+//! and the scheduler wakes it only when it sleeps: while jobs keep coming, handing one over
+//! is a push under an uncontended lock.
 //! The workers are scoped threads of the run, so none outlives it, and a guard closes the
 //! queue however the run ends, so none waits forever.
 
