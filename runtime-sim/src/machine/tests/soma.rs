@@ -20,16 +20,7 @@ fn values(rng: &mut Rng, n: usize, lo: f64, hi: f64) -> Vec<f32> {
 /// ways, and checks that every buffer it may touch and every counter agree.
 fn check_both_ways(stream: &str, neuron: &str, body: &str, precision: Precision) {
     let mut rng = Rng::new(5);
-    let loads = "
-    dma.ld dst=fp.psum[0:512] src=@0x0 rows=1 row=1024 stride=1024
-    dma.ld dst=fp.mem[0:512] src=@0x400 rows=1 row=1024 stride=1024
-    dma.ld dst=bp.err[0:512] src=@0x0 rows=1 row=1024 stride=1024
-    dma.ld dst=bp.vgrad[0:512] src=@0x800 rows=1 row=1024 stride=1024
-    dma.ld dst=bp.delta[0:512] src=@0xc00 rows=1 row=1024 stride=1024
-    dma.ld dst=fp.spk[0:512] src=@0x1000 rows=1 row=64 stride=64
-    dma.ld dst=fp.mask[0:512] src=@0x1040 rows=1 row=64 stride=64";
-    let text = format!(".core 0\n.stream {stream}\n    {neuron}{loads}\n{body}\n    halt\n");
-    let mut p = program(&text);
+    let mut p = program(&super::soma_rows::listing(stream, neuron, &format!("{body}\n")));
     for (i, (lo, hi)) in [(-1.0, 1.5), (0.0, 2.0), (-1.0, 1.0), (-0.5, 0.5)].into_iter().enumerate() {
         data(&mut p, &format!("v{i}"), DataKind::Fp16, 0x400 * i as u32, f16_bytes(&values(&mut rng, 512, lo, hi)));
     }

@@ -19,7 +19,7 @@ const NEURONS: [&str; 3] = [
 const BUFS: [Buf; 7] = [Buf::FpPsum, Buf::FpMem, Buf::FpSpk, Buf::FpMask, Buf::BpErr, Buf::BpVgrad, Buf::BpDelta];
 
 /// One stream: the neuron slot, the loads, then `body`.
-fn listing(stream: &str, neuron: &str, body: &str) -> String {
+pub(super) fn listing(stream: &str, neuron: &str, body: &str) -> String {
     let loads = "
     dma.ld dst=fp.psum[0:512] src=@0x0 rows=1 row=1024 stride=1024
     dma.ld dst=fp.mem[0:512] src=@0x400 rows=1 row=1024 stride=1024
