@@ -135,6 +135,18 @@ impl SpikeBits {
         }
     }
 
+    /// The `len` (at most 64) bits from bit `at` as [`SpikeSlice::as_word`] gives them, for
+    /// a window the caller has checked lies inside: two word loads and a funnel shift, with
+    /// no branch on the alignment, for loops over many short rows.
+    #[inline(always)]
+    pub(crate) fn window(&self, at: usize, len: usize) -> u64 {
+        let (w, sh) = (at / 64, at % 64);
+        let lo = self.words.get(w).copied().unwrap_or(0);
+        let hi = self.words.get(w + 1).copied().unwrap_or(0);
+        let v = ((u128::from(hi) << 64 | u128::from(lo)) >> sh) as u64;
+        if len >= 64 { v } else { v & ((1u64 << len) - 1) }
+    }
+
     /// Up to 64 bits from bit `at`, in the low bits of the result.
     #[inline]
     fn read_word(&self, at: usize, n: usize) -> u64 {
