@@ -177,15 +177,6 @@ impl SpikeBits {
     pub(crate) fn write_packed(&mut self, at: usize, n: usize, pieces: impl IntoIterator<Item = u64>) {
         let mask = if n >= 64 { !0u64 } else { (1u64 << n) - 1 };
         let (mut w, sh) = (at / 64, at % 64);
-        if n >= 64 && sh == 0 {
-            // Whole aligned words (8-byte rows of input spikes): each piece is a word. The
-            // indexing panics past the end, as the general loop's does.
-            for v in pieces {
-                self.words[w] = v;
-                w += 1;
-            }
-            return;
-        }
         // The bits below `at` in its word go first, so that storing the word keeps them.
         let mut acc = if sh > 0 { u128::from(self.words[w] & ((1u64 << sh) - 1)) } else { 0 };
         let mut fill = sh;
@@ -394,29 +385,6 @@ mod tests {
                 got.write_packed(at, n, pieces.iter().copied());
                 assert_eq!(got, want, "{count} pieces of {n} bits at {at}");
             }
-        }
-    }
-
-    /// Whole aligned words (the fast path of `write_packed`) against one `write_word` per
-    /// piece, with words left around them: the same bits, and nothing else touched.
-    #[test]
-    fn packed_aligned_words_match_a_word_write_each() {
-        let mut seed = 11u64;
-        let mut next = move || {
-            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-            seed ^ (seed >> 29)
-        };
-        for case in 0..200 {
-            let (at, count) = (64 * (next() % 4) as usize, (next() % 40) as usize);
-            let pieces: Vec<u64> = (0..count).map(|_| next()).collect();
-            let len = at + 64 * count + [0, 64, 100][case % 3];
-            let start = super::SpikeBits::from_fn(len, |i| (i * 7 + case) % 5 < 2);
-            let (mut want, mut got) = (start.clone(), start);
-            for (i, &v) in pieces.iter().enumerate() {
-                want.write_word(at + 64 * i, 64, v);
-            }
-            got.write_packed(at, 64, pieces.iter().copied());
-            assert_eq!(got, want, "{count} words at {at}");
         }
     }
 
