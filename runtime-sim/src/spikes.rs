@@ -388,6 +388,25 @@ mod tests {
         }
     }
 
+    /// `window` against `as_word` of the same window, for every length up to 64 at random
+    /// offsets (straddling words, and ending at the tensor's last bit).
+    #[test]
+    fn windows_match_slice_words() {
+        let mut seed = 3u64;
+        let mut next = move || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) as usize
+        };
+        let bits = super::SpikeBits::from_fn(700, |i| (i * 13 + i / 7) % 3 == 0);
+        for len in 0..=64 {
+            for _ in 0..30 {
+                let at = next() % (700 - len + 1);
+                assert_eq!(bits.window(at, len), bits.slice(at, len).as_word(), "{len} bits at {at}");
+            }
+            assert_eq!(bits.window(700 - len, len), bits.slice(700 - len, len).as_word());
+        }
+    }
+
     /// The in-place and cross-tensor copies against a copy through `read_bits`, with ranges
     /// that overlap either way and ones that do not, at offsets that straddle words.
     #[test]
