@@ -135,6 +135,18 @@ impl SpikeBits {
         }
     }
 
+    /// The `len` (at most 64) bits from bit `at` as [`SpikeSlice::as_word`] gives them, for
+    /// a window the caller has checked lies inside: two word loads and a funnel shift, with
+    /// no branch on the alignment, for loops over many short rows.
+    #[inline(always)]
+    pub(crate) fn window(&self, at: usize, len: usize) -> u64 {
+        let (w, sh) = (at / 64, at % 64);
+        let lo = self.words.get(w).copied().unwrap_or(0);
+        let hi = self.words.get(w + 1).copied().unwrap_or(0);
+        let v = ((u128::from(hi) << 64 | u128::from(lo)) >> sh) as u64;
+        if len >= 64 { v } else { v & ((1u64 << len) - 1) }
+    }
+
     /// Up to 64 bits from bit `at`, in the low bits of the result.
     #[inline]
     fn read_word(&self, at: usize, n: usize) -> u64 {
@@ -373,6 +385,25 @@ mod tests {
                 got.write_packed(at, n, pieces.iter().copied());
                 assert_eq!(got, want, "{count} pieces of {n} bits at {at}");
             }
+        }
+    }
+
+    /// `window` against `as_word` of the same window, for every length up to 64 at random
+    /// offsets (straddling words, and ending at the tensor's last bit).
+    #[test]
+    fn windows_match_slice_words() {
+        let mut seed = 3u64;
+        let mut next = move || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) as usize
+        };
+        let bits = super::SpikeBits::from_fn(700, |i| (i * 13 + i / 7) % 3 == 0);
+        for len in 0..=64 {
+            for _ in 0..30 {
+                let at = next() % (700 - len + 1);
+                assert_eq!(bits.window(at, len), bits.slice(at, len).as_word(), "{len} bits at {at}");
+            }
+            assert_eq!(bits.window(700 - len, len), bits.slice(700 - len, len).as_word());
         }
     }
 

@@ -15,7 +15,7 @@ use super::tile::{
 };
 use super::{Input, OpCount};
 use crate::fp::{Accum, Storage};
-use crate::spikes::SpikeSlice;
+use crate::spikes::{SpikeBits, SpikeSlice};
 
 /// A block of error lanes: one row's errors of a tile sixteen wide, widened.
 pub type Lanes = [f32; BLOCK];
@@ -23,24 +23,102 @@ pub type Lanes = [f32; BLOCK];
 /// One row of a multi-row `wg.linear`: its spikes, its errors and its `nz` bitmap.
 pub type GradRow<'b, S> = (SpikeSlice<'b>, &'b [S], Option<SpikeSlice<'b>>);
 
-/// [`linear_kn_weight_grad`] on `rows` rows in order, all into the same `dw`, pushing each
-/// row's count onto `ops`. `row(r)` gives row `r`; every row has the lengths of row 0.
+/// Rows of bits at a fixed stride: row `r` is the `len` bits from `start + r * stride` of
+/// `bits`.
+#[derive(Clone, Copy)]
+pub struct BitRowsAt<'b> {
+    /// The tensor holding the rows.
+    pub bits: &'b SpikeBits,
+    /// Where row 0 starts.
+    pub start: usize,
+    /// Bits per row.
+    pub len: usize,
+    /// Bits from one row to the next.
+    pub stride: usize,
+}
+
+impl<'b> BitRowsAt<'b> {
+    /// Row `r` (panics if it is out of range).
+    #[inline]
+    pub fn row(&self, r: usize) -> SpikeSlice<'b> {
+        self.bits.slice(self.start + r * self.stride, self.len)
+    }
+}
+
+/// Rows of values at a fixed stride: row `r` is the `len` values from `start + r * stride`
+/// of `data`.
+#[derive(Clone, Copy)]
+pub struct ValRowsAt<'b, S> {
+    /// The values holding the rows.
+    pub data: &'b [S],
+    /// Where row 0 starts.
+    pub start: usize,
+    /// Values per row.
+    pub len: usize,
+    /// Values from one row to the next.
+    pub stride: usize,
+}
+
+impl<'b, S> ValRowsAt<'b, S> {
+    /// Row `r` (panics if it is out of range).
+    #[inline]
+    pub fn row(&self, r: usize) -> &'b [S] {
+        let at = self.start + r * self.stride;
+        &self.data[at..at + self.len]
+    }
+}
+
+/// The row-carrying operands of a multi-row `wg.linear`, as views the kernel walks itself:
+/// a closure per row would build three checked slices per row, more host work than the
+/// arithmetic of a row of a dozen spikes.
+#[derive(Clone, Copy)]
+pub struct GradRows<'b, S> {
+    /// The input spikes, `k` per row.
+    pub spk: BitRowsAt<'b>,
+    /// The errors, `n` per row.
+    pub err: ValRowsAt<'b, S>,
+    /// The `nz` bitmap of the errors, `n` bits per row, if there is one.
+    pub nz: Option<BitRowsAt<'b>>,
+}
+
+impl<'b, S> GradRows<'b, S> {
+    /// Row `r`'s spikes, errors and `nz` bits (panics if it is out of range).
+    #[inline]
+    pub fn row(&self, r: usize) -> GradRow<'b, S> {
+        (self.spk.row(r), self.err.row(r), self.nz.map(|z| z.row(r)))
+    }
+
+    /// Whether rows `0 .. rows` all lie inside their tensors (the last row starts furthest
+    /// in, strides not being negative).
+    fn inside(&self, rows: usize) -> bool {
+        let Some(last) = rows.checked_sub(1) else { return true };
+        let bits_fit = |b: &BitRowsAt<'_>| b.start + last * b.stride + b.len <= b.bits.len();
+        let e = &self.err;
+        bits_fit(&self.spk)
+            && e.start + last * e.stride + e.len <= e.data.len()
+            && self.nz.as_ref().is_none_or(bits_fit)
+    }
+}
+
+/// [`linear_kn_weight_grad`] on `rows` rows of `v` in order, all into the same `dw`,
+/// pushing each row's count onto `ops`.
 ///
 /// Tiles of at most `BLOCK` outputs whose rows hold at most 64 spikes take a loop that
 /// turns each row's errors into lanes with a few vector instructions and walks its spikes
 /// as one word; any other tile calls the one-row kernel row by row.
-pub fn linear_kn_weight_grad_rows<'b, S: Storage>(
+pub fn linear_kn_weight_grad_rows<S: Storage>(
     mode: Accum,
     rows: usize,
-    row: impl Fn(usize) -> GradRow<'b, S>,
+    v: GradRows<'_, S>,
     dw: &mut [f32],
     dense: bool,
     (ops, lanes): (&mut Vec<OpCount>, &mut Vec<Lanes>),
 ) {
-    let (k, n) = if rows == 0 { (0, 0) } else { (row(0).0.len(), row(0).1.len()) };
-    if k > 64 || n > BLOCK || dw.len() < k * n {
+    let (k, n) = (v.spk.len, v.err.len);
+    let fits = v.nz.is_none_or(|z| z.len == n) && v.inside(rows);
+    if k > 64 || n > BLOCK || dw.len() < k * n || !fits {
         for r in 0..rows {
-            let (spk, err, nz) = row(r);
+            let (spk, err, nz) = v.row(r);
             let mut c = OpCount::default();
             let work = (&mut Vec::new(), &mut Vec::new());
             linear_kn_weight_grad(mode, Input::Spikes(spk), err, nz, dw, dense, work, &mut c);
@@ -55,9 +133,9 @@ pub fn linear_kn_weight_grad_rows<'b, S: Storage>(
     // its terms at once.
     let plain = mode == Accum::F32 && n == BLOCK && !has_signalling_nan(dw);
     match mode {
-        Accum::F32 if plain => grad_by_input(rows, row, k, dw, dense, (ops, lanes)),
-        Accum::F32 => grad_rows::<S, false>(rows, row, (k, n), dw, dense, ops),
-        Accum::Storage => grad_rows::<S, true>(rows, row, (k, n), dw, dense, ops),
+        Accum::F32 if plain => grad_by_input(rows, v, k, dw, dense, (ops, lanes)),
+        Accum::F32 => grad_rows::<S, false>(rows, |r| v.row(r), (k, n), dw, dense, ops),
+        Accum::Storage => grad_rows::<S, true>(rows, |r| v.row(r), (k, n), dw, dense, ops),
     }
 }
 
@@ -97,10 +175,10 @@ const CHUNK: usize = 256;
 /// input, then each input's row of `dw` is loaded once, takes the errors of the rows where
 /// that input spiked, in row order, and is stored once. Every accumulator sees the same
 /// adds in the same order as row by row, but the sums stay in registers instead of going
-/// through memory at every spike.
-fn grad_by_input<'b, S: Storage>(
+/// through memory at every spike. The caller has checked that every row lies inside.
+fn grad_by_input<S: Storage>(
     rows: usize,
-    row: impl Fn(usize) -> GradRow<'b, S>,
+    v: GradRows<'_, S>,
     k: usize,
     dw: &mut [f32],
     dense: bool,
@@ -108,15 +186,15 @@ fn grad_by_input<'b, S: Storage>(
 ) {
     lanes.resize(CHUNK, [0.0; BLOCK]);
     if let Ok(gs) = <&mut [Lanes; CHUNK]>::try_from(&mut lanes[..CHUNK]) {
-        grad_chunks(rows, row, k, dw, dense, ops, gs);
+        grad_chunks(rows, v, k, dw, dense, ops, gs);
     }
 }
 
 /// [`grad_by_input`] with its error lanes in `gs`, a reference of its own, which lets the
 /// compiler see that they and `dw` never overlap: the adds then stay in vector registers.
-fn grad_chunks<'b, S: Storage>(
+fn grad_chunks<S: Storage>(
     rows: usize,
-    row: impl Fn(usize) -> GradRow<'b, S>,
+    v: GradRows<'_, S>,
     k: usize,
     dw: &mut [f32],
     dense: bool,
@@ -124,24 +202,27 @@ fn grad_chunks<'b, S: Storage>(
     gs: &mut [Lanes; CHUNK],
 ) {
     for c0 in (0..rows).step_by(CHUNK) {
-        let mut words = [0u64; CHUNK];
-        // The counts go to a local array first, so that the loop does not keep the vector's
-        // length in memory.
-        let mut counts = [OpCount::default(); CHUNK];
         let chunk = (rows - c0).min(CHUNK);
-        for (j, ((word, g), c)) in words.iter_mut().zip(gs.iter_mut()).zip(&mut counts).take(chunk).enumerate() {
-            let (spk, err, nz) = row(c0 + j);
-            let mut p = Processed::of(err, nz);
-            // With no error processed nothing changes, and the count of inputs does not matter.
-            *word = if p.count == 0 { 0 } else { spk.as_word() };
-            if *word != 0 {
-                p.negate_unprocessed_zeros();
-                *g = p.g;
-            }
-            let used = if dense { k } else { word.count_ones() as usize };
-            count(c, (used * p.count) as u64, (k * BLOCK) as u64, false);
+        let mut words = [0u64; CHUNK];
+        let mut processed = [0u8; CHUNK];
+        match v.nz {
+            Some(z) => chunk_rows(
+                (c0, chunk),
+                v,
+                |r, _| z.bits.window(z.start + r * z.stride, BLOCK),
+                &mut words,
+                &mut processed,
+                gs,
+            ),
+            None => chunk_rows((c0, chunk), v, |_, e| nonzero_lanes(e), &mut words, &mut processed, gs),
         }
-        ops.extend_from_slice(&counts[..chunk]);
+        let total = (k * BLOCK) as u64;
+        ops.extend(words.iter().zip(&processed).take(chunk).map(|(w, &p)| {
+            let used = if dense { k } else { w.count_ones() as usize };
+            let mut c = OpCount::default();
+            count(&mut c, (used * usize::from(p)) as u64, total, false);
+            c
+        }));
         let by_input = rows_by_input(&words, chunk.div_ceil(64));
         let mut i = 0;
         while i + 4 <= k {
@@ -155,6 +236,74 @@ fn grad_chunks<'b, S: Storage>(
             add_kept_rows(&mut dw[i * BLOCK..(i + 1) * BLOCK], gs, &by_input[i]);
         }
     }
+}
+
+/// Rows `c0 .. c0 + chunk` (`chunk` at most [`CHUNK`]), which lie inside their tensors:
+/// each row's spikes as a word into `words` (0 when no error is processed, since then
+/// nothing changes and the count of inputs does not matter), its number of processed errors
+/// into `processed`, and its errors, −0 where not processed, into `gs`. `on(r, e)` gives
+/// the processed lanes of row `r` with widened errors `e`.
+#[inline(always)]
+fn chunk_rows<S: Storage>(
+    (c0, chunk): (usize, usize),
+    v: GradRows<'_, S>,
+    on: impl Fn(usize, &[f32; BLOCK]) -> u64,
+    words: &mut [u64; CHUNK],
+    processed: &mut [u8; CHUNK],
+    gs: &mut [Lanes; CHUNK],
+) {
+    let (spk, err) = (v.spk, v.err);
+    let all = words.iter_mut().zip(processed.iter_mut()).zip(gs.iter_mut());
+    for (j, ((word, p), g)) in all.take(chunk).enumerate() {
+        let r = c0 + j;
+        let at = err.start + r * err.stride;
+        let Some(Ok(e16)) = err.data.get(at..at + BLOCK).map(<&[S; BLOCK]>::try_from) else { break };
+        let mut e = [0.0f32; BLOCK];
+        S::to_f32_16(e16, &mut e);
+        let lanes = on(r, &e);
+        let count = lanes.count_ones();
+        *p = count as u8;
+        *word = if count == 0 { 0 } else { spk.bits.window(spk.start + r * spk.stride, spk.len) };
+        *g = minus_zero_unprocessed(&e, lanes);
+    }
+}
+
+/// The lanes of non-zero errors: the processed ones without an `nz` bitmap.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+fn nonzero_lanes(e: &[f32; BLOCK]) -> u64 {
+    let mut on = 0u64;
+    for l in 0..BLOCK {
+        on |= u64::from(e[l] != 0.0) << l;
+    }
+    on
+}
+
+/// The errors of the lanes in `on`, −0 in the others: adding −0 (times a spike's 1.0) to
+/// an f32 accumulator leaves its bits as they are. The lanes of [`Processed::of`] with
+/// every unprocessed +0 made −0.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+fn minus_zero_unprocessed(e: &[f32; BLOCK], on: u64) -> Lanes {
+    // Bit `l` of `on` tested against a constant per lane: a broadcast, an `and` and a
+    // compare per vector (a shift by the lane number compiled to a long shuffle sequence).
+    const BIT: [u32; BLOCK] = {
+        let mut b = [0u32; BLOCK];
+        let mut l = 0;
+        while l < BLOCK {
+            b[l] = 1 << l;
+            l += 1;
+        }
+        b
+    };
+    let on = on as u32;
+    let mut g = [0.0f32; BLOCK];
+    for l in 0..BLOCK {
+        // All ones where bit `l` is clear, zero where it is set.
+        let keep = u32::from(on & BIT[l] == 0).wrapping_neg();
+        g[l] = f32::from_bits((e[l].to_bits() & !keep) | (keep & 0x8000_0000));
+    }
+    g
 }
 
 /// The rows of a chunk per input: bit `j % 64` of word `j / 64` of entry `i` is bit `i` of
@@ -279,18 +428,6 @@ fn has_signalling_nan(v: &[f32]) -> bool {
         any |= b > 0x7f80_0000 && b < 0x7fc0_0000;
     }
     any
-}
-
-impl Processed {
-    /// Makes the error of every unprocessed lane −0 instead of +0, so that adding it (times
-    /// a spike's 1.0) to an f32 accumulator leaves the accumulator's bits as they are.
-    #[inline(always)]
-    #[allow(clippy::needless_range_loop)]
-    fn negate_unprocessed_zeros(&mut self) {
-        for l in 0..BLOCK {
-            self.g[l] = f32::from_bits(self.g[l].to_bits() | (self.keep[l] & 0x8000_0000));
-        }
-    }
 }
 
 /// `row[l] = mac(row[l], g[l], 1.0)` for one spike, then, unless `all` errors are
@@ -634,10 +771,12 @@ mod tests {
             }
             let mode = if [0, 1, 2, 4].contains(&(case % 6)) { Accum::F32 } else { Accum::Storage };
             let dense = case % 7 == 3;
-            let row = |r: usize| {
-                let nz = with_nz.then(|| nz_bits.slice(z0 + r * e_stride, n));
-                (spikes.slice(s0 + r * s_stride, k), &err[r * e_stride..r * e_stride + n], nz)
+            let v = GradRows {
+                spk: BitRowsAt { bits: &spikes, start: s0, len: k, stride: s_stride },
+                err: ValRowsAt { data: &err, start: 0, len: n, stride: e_stride },
+                nz: with_nz.then_some(BitRowsAt { bits: &nz_bits, start: z0, len: n, stride: e_stride }),
             };
+            let row = |r: usize| v.row(r);
             let (mut want, mut got) = (start.clone(), start);
             let mut want_ops = Vec::new();
             for r in 0..rows {
@@ -648,14 +787,7 @@ mod tests {
                 want_ops.push(c);
             }
             let mut got_ops = Vec::new();
-            linear_kn_weight_grad_rows(
-                mode,
-                rows,
-                row,
-                &mut got,
-                dense,
-                (&mut got_ops, &mut vec![[f32::NAN; BLOCK]; 3]),
-            );
+            linear_kn_weight_grad_rows(mode, rows, v, &mut got, dense, (&mut got_ops, &mut vec![[f32::NAN; BLOCK]; 3]));
             // Exact bits but for quiet NaNs, all one pattern (see [`half_bits`]); a
             // signalling NaN must stay as it is where the error is not processed.
             assert_eq!(quiet_nans_alike(&got), quiet_nans_alike(&want), "case {case}: k = {k}, n = {n}, {mode:?}");
@@ -783,8 +915,12 @@ mod tests {
         let mut dw = vec![0.0f32; 3 * 16];
         dw[2 * 16] = snan;
         let mut ops = Vec::new();
-        let row = |_| (spikes.slice(0, 3), &err[..], Some(nz.slice(0, 16)));
-        linear_kn_weight_grad_rows(Accum::F32, 1, row, &mut dw, false, (&mut ops, &mut Vec::new()));
+        let v = GradRows {
+            spk: BitRowsAt { bits: &spikes, start: 0, len: 3, stride: 3 },
+            err: ValRowsAt { data: &err, start: 0, len: 16, stride: 16 },
+            nz: Some(BitRowsAt { bits: &nz, start: 0, len: 16, stride: 16 }),
+        };
+        linear_kn_weight_grad_rows(Accum::F32, 1, v, &mut dw, false, (&mut ops, &mut Vec::new()));
         assert_eq!(dw[2 * 16].to_bits(), snan.to_bits());
         assert_eq!(dw[0], 0.0);
         assert_eq!((dw[1], dw[2 * 16 + 1]), (err[1].to_f32(), err[1].to_f32()));

@@ -20,15 +20,23 @@ pub fn sgd<S: Storage>(lr: f32, grad: &[S], weight: &mut [S]) {
 /// per element); each element is the same expression either way.
 pub fn scaled_grad<S: Storage>(grad: &[f32], master: &[f32], (scale, wd): (f32, f32), out: &mut [S]) {
     let n = out.len().min(grad.len()).min(master.len());
-    let mut tmp = [0.0f32; ADAM_BLOCK];
-    for i in (0..n).step_by(ADAM_BLOCK) {
-        let len = ADAM_BLOCK.min(n - i);
-        let (g, m) = (&grad[i..i + len], &master[i..i + len]);
-        for l in 0..len {
-            tmp[l] = g[l] * scale + wd * m[l];
+    let (grad, master, out) = (&grad[..n], &master[..n], &mut out[..n]);
+    // Whole blocks as arrays, so that the expression is a few full vectors with no
+    // per-element bounds or length checks; then the last, shorter block.
+    let blocks = grad.chunks_exact(ADAM_BLOCK).zip(master.chunks_exact(ADAM_BLOCK));
+    for ((g, m), o) in blocks.zip(out.chunks_exact_mut(ADAM_BLOCK)) {
+        if let (Ok(g), Ok(m)) = (<&[f32; ADAM_BLOCK]>::try_from(g), <&[f32; ADAM_BLOCK]>::try_from(m)) {
+            let tmp: [f32; ADAM_BLOCK] = std::array::from_fn(|l| g[l] * scale + wd * m[l]);
+            S::from_f32_slice(&tmp, o);
         }
-        S::from_f32_slice(&tmp[..len], &mut out[i..i + len]);
     }
+    let whole = n - n % ADAM_BLOCK;
+    let mut tmp = [0.0f32; ADAM_BLOCK];
+    let len = n - whole;
+    for l in 0..len {
+        tmp[l] = grad[whole + l] * scale + wd * master[whole + l];
+    }
+    S::from_f32_slice(&tmp[..len], &mut out[whole..]);
 }
 
 /// Hyper-parameters of SGD with momentum (PyTorch semantics, no dampening, no Nesterov).
@@ -254,7 +262,7 @@ mod tests {
     #[test]
     fn scaled_grad_matches_elementwise_expression() {
         let mut seed = 8u64;
-        for n in [0, 1, 16, 33] {
+        for n in [0, 1, 15, 16, 33, 48, 1000] {
             let g: Vec<f32> = (0..n).map(|_| special(&mut seed)).collect();
             let w: Vec<f32> = (0..n).map(|_| special(&mut seed)).collect();
             for (scale, wd) in [(1.0, 0.0), (0.25, 1e-4)] {

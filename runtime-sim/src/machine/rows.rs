@@ -178,10 +178,10 @@ impl<'b, S: Storage> RowView<'b, S> {
 /// The rows of a 1-bit [`RowView`], which cannot fail to give a row.
 #[derive(Clone, Copy)]
 pub(crate) struct BitRows<'b> {
-    bits: &'b SpikeBits,
-    start: usize,
-    len: usize,
-    stride: usize,
+    pub(crate) bits: &'b SpikeBits,
+    pub(crate) start: usize,
+    pub(crate) len: usize,
+    pub(crate) stride: usize,
 }
 
 impl<'b> BitRows<'b> {
@@ -195,10 +195,10 @@ impl<'b> BitRows<'b> {
 /// The rows of a 16-bit [`RowView`], which cannot fail to give a row.
 #[derive(Clone, Copy)]
 pub(crate) struct HalfRows<'b, S> {
-    data: &'b [S],
-    start: usize,
-    len: usize,
-    stride: usize,
+    pub(crate) data: &'b [S],
+    pub(crate) start: usize,
+    pub(crate) len: usize,
+    pub(crate) stride: usize,
 }
 
 impl<'b, S> HalfRows<'b, S> {

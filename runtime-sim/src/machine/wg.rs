@@ -6,14 +6,14 @@ use super::buffers::{BufData, Span};
 use super::engine::{ConvDims, Opnd, width_msg};
 use super::exec::{Exec, Flow, Step};
 use super::jobs::{Owned, Work};
-use super::rows::{RowView, Rows};
+use super::rows::{BitRows, RowView, Rows};
 use super::state::OptSlot;
 use crate::fp::{Accum, Storage};
 use crate::kernels::OpCount;
 use crate::kernels::conv_counts::weight_grad_ops;
 use crate::kernels::grad::{bias_grad, conv2d_weight_grad_with};
 use crate::kernels::tile::linear_kn_weight_grad;
-use crate::kernels::tile_rows::{Lanes, linear_kn_weight_grad_rows};
+use crate::kernels::tile_rows::{BitRowsAt, GradRows, Lanes, ValRowsAt, linear_kn_weight_grad_rows};
 use crate::kernels::update::{Adam, Momentum, adam, scaled_grad, sgd_momentum};
 use isa::{Access, OptKind};
 
@@ -33,8 +33,8 @@ struct GradViews<'b, S> {
 }
 
 /// The rows of a `wg.linear` without a bias gradient in one kernel call, when its spikes
-/// and `nz` are 1-bit rows; returns false (having done nothing) otherwise. The row closures
-/// hold copies of the row views, which the kernel's loop then keeps in registers.
+/// and `nz` are 1-bit rows; returns false (having done nothing) otherwise. The kernel walks
+/// the row views itself.
 fn grad_rows_at_once<S: Storage>(
     v: &GradViews<'_, S>,
     mode: Accum,
@@ -44,13 +44,16 @@ fn grad_rows_at_once<S: Storage>(
     work: (&mut Vec<OpCount>, &mut Vec<Lanes>),
 ) -> bool {
     let (Some(spk), Some(err)) = (v.spk.bit_rows(), v.err.half_rows()) else { return false };
-    match v.nz.as_ref().map(|z| z.bit_rows()) {
-        None => linear_kn_weight_grad_rows(mode, count, move |r| (spk.row(r), err.row(r), None), dw, dense, work),
-        Some(Some(nz)) => {
-            linear_kn_weight_grad_rows(mode, count, move |r| (spk.row(r), err.row(r), Some(nz.row(r))), dw, dense, work)
-        }
-        Some(None) => return false,
+    fn at(b: BitRows<'_>) -> BitRowsAt<'_> {
+        BitRowsAt { bits: b.bits, start: b.start, len: b.len, stride: b.stride }
     }
+    let nz = match v.nz.as_ref().map(|z| z.bit_rows()) {
+        None => None,
+        Some(Some(nz)) => Some(at(nz)),
+        Some(None) => return false,
+    };
+    let err = ValRowsAt { data: err.data, start: err.start, len: err.len, stride: err.stride };
+    linear_kn_weight_grad_rows(mode, count, GradRows { spk: at(spk), err, nz }, dw, dense, work);
     true
 }
 
