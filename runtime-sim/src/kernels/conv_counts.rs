@@ -50,8 +50,7 @@ fn for_each_nonzero_at<S: Storage>(input: &Input<'_, S>, w: usize, mut f: impl F
 /// The operations of [`conv2d_forward`](super::accumulate::conv2d_forward): a non-zero
 /// input executes `cout` operations per tap through which it reaches an output.
 pub(crate) fn forward_ops<S: Storage>(shape: &Conv2dShape, input: &Input<'_, S>) -> OpCount {
-    let ny = reach(shape, shape.h, shape.kh, shape.oh());
-    let nx = reach(shape, shape.w, shape.kw, shape.ow());
+    let (ny, nx) = forward_reach(shape);
     let executed = match input {
         Input::Spikes(s) if shape.w <= 64 => spike_rows(shape, s, &ny, &nx),
         Input::Dense(d) => {
@@ -68,7 +67,19 @@ pub(crate) fn forward_ops<S: Storage>(shape: &Conv2dShape, input: &Input<'_, S>)
             executed
         }
     };
-    let executed = executed * shape.cout as u64;
+    forward_count(shape, executed, (&ny, &nx))
+}
+
+/// Per axis of the input, the taps through which each coordinate reaches an output:
+/// `(ny, nx)`, the weights of a non-zero input in the forward conv's count.
+pub(super) fn forward_reach(shape: &Conv2dShape) -> (Vec<u64>, Vec<u64>) {
+    (reach(shape, shape.h, shape.kh, shape.oh()), reach(shape, shape.w, shape.kw, shape.ow()))
+}
+
+/// The forward conv's count from `Σ ny[iy]·nx[ix]` over its non-zero inputs: that many
+/// taps times `cout` executed, of `Σny·Σnx·cin·cout` (every in-bounds pair).
+pub(super) fn forward_count(shape: &Conv2dShape, reached: u64, (ny, nx): (&[u64], &[u64])) -> OpCount {
+    let executed = reached * shape.cout as u64;
     let total = ny.iter().sum::<u64>() * nx.iter().sum::<u64>() * (shape.cin * shape.cout) as u64;
     OpCount { executed, skipped: total - executed }
 }

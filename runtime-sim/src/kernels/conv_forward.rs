@@ -20,6 +20,7 @@
 //! never added, as in the general kernel, so no condition on the values is needed.
 
 use super::accumulate::{Conv2dShape, add_rounded};
+use super::conv_counts::{forward_count, forward_reach};
 use super::correlate::{Correlation, correlate};
 use super::lanes::{ConvScratch, LANES, mac, zeroed};
 use super::{Input, OpCount};
@@ -316,21 +317,13 @@ fn add_taps_fixed<S: Storage, const NARROW: bool, const C: usize>(
 /// executes `cout` operations per tap that reaches an output; every (output, tap) pair
 /// that reads the map (not the padding) is `cin·cout` operations.
 fn forward_ops(shape: &Conv2dShape, rows: &NonzeroRows) -> OpCount {
-    let (oh, ow) = (shape.oh(), shape.ow());
-    // Taps through which input coordinate i reaches an output, per axis.
-    let reach = |i: usize, k: usize, out: usize| {
-        (0..k).filter(|&t| (i + shape.pad).checked_sub(t).is_some_and(|o| o < out)).count()
-    };
-    let ny: Vec<u64> = (0..shape.h).map(|iy| reach(iy, shape.kh, oh) as u64).collect();
-    let nx: Vec<u64> = (0..shape.w).map(|ix| reach(ix, shape.kw, ow) as u64).collect();
-    let mut executed = 0u64;
+    let (ny, nx) = forward_reach(shape);
+    let mut reached = 0u64;
     for r in 0..shape.cin * shape.h {
         let per_row: u64 = rows.row(r).iter().map(|&(ix, _)| nx[ix]).sum();
-        executed += per_row * ny[r % shape.h];
+        reached += per_row * ny[r % shape.h];
     }
-    let executed = executed * shape.cout as u64;
-    let total = ny.iter().sum::<u64>() * nx.iter().sum::<u64>() * (shape.cin * shape.cout) as u64;
-    OpCount { executed, skipped: total - executed }
+    forward_count(shape, reached, (&ny, &nx))
 }
 
 #[cfg(test)]
