@@ -295,6 +295,14 @@ impl<'a> SpikeSlice<'a> {
         self.ones().count()
     }
 
+    /// Bits `at .. at + n` of the window (`n` at most 64, inside the window) in the low bits
+    /// of a word: a short run read with at most two word loads, whatever its alignment.
+    #[inline]
+    pub fn bits_at(&self, at: usize, n: usize) -> u64 {
+        assert!(n <= 64 && at + n <= self.len, "spike run {at}+{n} outside a window of {} bits", self.len);
+        self.bits.read_word(self.offset + at, n)
+    }
+
     /// The window's bits as one word, bit `i` of the window in bit `i` (a window of at most
     /// 64 bits, checked): a short row of spikes tested or walked without an iterator, at
     /// most two word reads whatever its alignment.

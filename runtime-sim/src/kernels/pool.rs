@@ -105,6 +105,62 @@ impl PoolShape {
 /// bit (executed); zero bits are skipped.
 pub fn avgpool_forward<S: Storage>(shape: &PoolShape, input: SpikeSlice<'_>, out: &mut [S], ops: &mut OpCount) {
     check(shape, input.len(), out.len());
+    if shape.tiles() && shape.k <= MAX_TILED_K {
+        avgpool_forward_tiled(shape, input, out, ops);
+    } else {
+        avgpool_forward_general(shape, input, out, ops);
+    }
+}
+
+/// The largest window [`avgpool_forward_tiled`] takes: its `k²+1` possible quotients fit a
+/// table of [`QUOTIENTS`] entries.
+const MAX_TILED_K: usize = 8;
+
+/// Entries of the quotient table of [`avgpool_forward_tiled`].
+const QUOTIENTS: usize = MAX_TILED_K * MAX_TILED_K + 1;
+
+/// [`avgpool_forward`] for windows that tile the map, `k ≤ 8`: each window's spikes are
+/// counted a window row at a time from whole words of the input row (a popcount of `k`
+/// bits), and its quotient comes from a table of the `k²+1` possible ones. Every input bit
+/// lies in exactly one window, so the executed operations are the spikes of the map and the
+/// skipped ones its zeros.
+fn avgpool_forward_tiled<S: Storage>(shape: &PoolShape, input: SpikeSlice<'_>, out: &mut [S], ops: &mut OpCount) {
+    let PoolShape { h, w, k, .. } = *shape;
+    let (oh, ow) = (shape.oh(), shape.ow());
+    let area = (k * k) as f32;
+    let mut quotient = [S::default(); QUOTIENTS];
+    for (n, q) in quotient.iter_mut().enumerate().take(k * k + 1) {
+        *q = S::from_f32(n as f32 / area);
+    }
+    // Windows per word read: as many whole windows as 64 bits hold.
+    let per_word = 64 / k;
+    let window_mask = if k == 64 { !0 } else { (1u64 << k) - 1 };
+    let mut counts = [0u32; 64];
+    let mut executed = 0u64;
+    for (r, row) in out.chunks_exact_mut(ow).enumerate() {
+        let (c, oy) = (r / oh, r % oh);
+        for ox0 in (0..ow).step_by(per_word) {
+            let m = (ow - ox0).min(per_word);
+            let counts = &mut counts[..m];
+            counts.fill(0);
+            for dy in 0..k {
+                let word = input.bits_at(((c * h) + oy * k + dy) * w + ox0 * k, m * k);
+                for (j, n) in counts.iter_mut().enumerate() {
+                    *n += ((word >> (j * k)) & window_mask).count_ones();
+                }
+            }
+            for (o, &n) in row[ox0..ox0 + m].iter_mut().zip(counts.iter()) {
+                *o = quotient[n as usize];
+                executed += u64::from(n);
+            }
+        }
+    }
+    ops.executed += executed;
+    ops.skipped += input.len() as u64 - executed;
+}
+
+/// [`avgpool_forward`] for any geometry, window by window.
+fn avgpool_forward_general<S: Storage>(shape: &PoolShape, input: SpikeSlice<'_>, out: &mut [S], ops: &mut OpCount) {
     let area = (shape.k * shape.k) as f32;
     for (o, c, oy, ox) in shape.outputs() {
         let (mut n, mut len) = (0, 0);
@@ -140,13 +196,31 @@ pub fn avgpool_backward<S: Storage>(shape: &PoolShape, gout: &[S], gin: &mut [S]
     check(shape, gin.len(), gout.len());
     let area = (shape.k * shape.k) as f32;
     let tiles = shape.tiles();
-    if !tiles {
-        gin.fill(S::default());
+    if tiles {
+        return avgpool_backward_tiled(shape, gout, gin);
     }
+    gin.fill(S::default());
     for (o, c, oy, ox) in shape.outputs() {
         let g = S::from_f32(gout[o].to_f32() / area);
         for i in shape.window(c, oy, ox) {
-            gin[i] = if tiles { g } else { add(gin[i], g) };
+            gin[i] = add(gin[i], g);
+        }
+    }
+}
+
+/// [`avgpool_backward`] for windows that tile the map: each window's share is written once
+/// into the first input row of its window row, and that row is copied to the window row's
+/// other `k − 1` input rows.
+fn avgpool_backward_tiled<S: Storage>(shape: &PoolShape, gout: &[S], gin: &mut [S]) {
+    let (k, w) = (shape.k, shape.w);
+    let area = (k * k) as f32;
+    for (rows, g) in gin.chunks_exact_mut(k * w).zip(gout.chunks_exact(shape.ow())) {
+        let (first, rest) = rows.split_at_mut(w);
+        for (window, g) in first.chunks_exact_mut(k).zip(g) {
+            window.fill(S::from_f32(g.to_f32() / area));
+        }
+        for row in rest.chunks_exact_mut(w) {
+            row.copy_from_slice(first);
         }
     }
 }

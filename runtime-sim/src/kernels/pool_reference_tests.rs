@@ -204,3 +204,30 @@ fn tiled_windows_keep_the_fast_path() {
     assert!(!PoolShape { pad: 1, ..s }.tiles() && !PoolShape { stride: 1, ..s }.tiles());
     assert!(!PoolShape::tiled(1, 5, 4, 2).tiles(), "k must divide both sides");
 }
+
+/// Tiled average pooling, which has its own kernels, on maps whose rows hold several words
+/// of windows: against the reference, and its operation counts against the kernel for any
+/// geometry.
+#[test]
+fn tiled_average_pooling_matches_the_reference_on_wide_maps() {
+    let mut m = Mix(11);
+    for case in 0..200 {
+        let k = 1 + m.below(9);
+        let (oh, ow) = (1 + m.below(4), 1 + m.below(90 / k as u64));
+        let s = PoolShape::tiled(1 + m.below(3), oh * k, ow * k, k);
+        let density = [0, 1, 3, 8][case % 4];
+        let x: Vec<bool> = (0..s.in_len()).map(|_| m.below(8) < density).collect();
+        let g: Vec<f16> = (0..s.out_len()).map(|_| f16::from_f32((m.below(2001) as f32 - 1000.0) / 333.0)).collect();
+        check_against_reference(s, &x, &g);
+        // The bits sit at an odd offset of a longer map, as they do in a buffer.
+        let mut padded = vec![true; 5];
+        padded.extend_from_slice(&x);
+        let bits = SpikeBits::from_bools(&padded);
+        let spikes = bits.slice(5, x.len());
+        let (mut fast, mut general) = (OpCount::default(), OpCount::default());
+        let (mut a, mut b) = (vec![f16::ZERO; s.out_len()], vec![f16::ZERO; s.out_len()]);
+        avgpool_forward(&s, spikes, &mut a, &mut fast);
+        avgpool_forward_general(&s, spikes, &mut b, &mut general);
+        assert_eq!((bits_of(&a), fast), (bits_of(&b), general), "case {case} {s:?}");
+    }
+}

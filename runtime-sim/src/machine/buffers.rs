@@ -152,11 +152,17 @@ impl<S: Storage> BufData<S> {
 
     /// Copies the element rows `(from, to, len)` of `src` into `dst` (which may be the same
     /// slot of `bufs`, as long as no row overlaps itself), element for element: the fast
-    /// path of `pad` and `copy` between buffers of one element width.
-    pub(crate) fn copy_rows(bufs: &mut [BufData<S>], (src, dst): (usize, usize), rows: &[(usize, usize, usize)]) {
+    /// path of `pad` and `copy` between buffers of one element width. The rows come from an
+    /// iterator, in its order, so that `pad` (one row per image row, tens of thousands of
+    /// instructions a step) allocates no list of them.
+    pub(crate) fn copy_rows(
+        bufs: &mut [BufData<S>],
+        (src, dst): (usize, usize),
+        rows: impl IntoIterator<Item = (usize, usize, usize)>,
+    ) {
         if src == dst {
             let b = &mut bufs[src];
-            for &(from, to, len) in rows {
+            for (from, to, len) in rows {
                 match b {
                     BufData::Bits(bits) => bits.copy_bits_within(from, to, len),
                     BufData::Half(d) => d.copy_within(from..from + len, to),
@@ -167,7 +173,7 @@ impl<S: Storage> BufData<S> {
         }
         let (lo, hi) = bufs.split_at_mut(src.max(dst));
         let (s, d) = if src < dst { (&lo[src], &mut hi[0]) } else { (&hi[0], &mut lo[dst]) };
-        for &(from, to, len) in rows {
+        for (from, to, len) in rows {
             match (s, &mut *d) {
                 (BufData::Bits(a), BufData::Bits(b)) => b.copy_bits_from(to, a, from, len),
                 (BufData::Half(a), BufData::Half(b)) => b[to..to + len].copy_from_slice(&a[from..from + len]),

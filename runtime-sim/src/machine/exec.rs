@@ -588,7 +588,7 @@ impl<S: Storage> Exec<'_, S> {
         let (d, s) = (self.span("dst", dst)?, self.span("src", src)?);
         if self.st.bufs[s.slot].elem_bits() == self.st.bufs[d.slot].elem_bits() && (s.slot != d.slot || s.len == d.len)
         {
-            super::buffers::BufData::copy_rows(&mut self.st.bufs, (s.slot, d.slot), &[(s.start, d.start, s.len)]);
+            super::buffers::BufData::copy_rows(&mut self.st.bufs, (s.slot, d.slot), [(s.start, d.start, s.len)]);
         } else {
             let chunk = self.st.bufs[s.slot].chunk(s.range());
             self.st.bufs[d.slot].put_chunk(d.start, chunk);
@@ -604,14 +604,12 @@ impl<S: Storage> Exec<'_, S> {
         self.check_pad(dst, src, g, extract)?;
         let (d, s) = (self.span("dst", dst)?, self.span("src", src)?);
         let w = usize::from(g.w);
-        let rows: Vec<(usize, usize, usize)> = (0..usize::from(g.c) * usize::from(g.h))
-            .map(|row| {
-                let (dense_at, padded_at) = (row * w, g.padded_row(row));
-                let (from, to) = if extract { (padded_at, dense_at) } else { (dense_at, padded_at) };
-                (s.start + from, d.start + to, w)
-            })
-            .collect();
-        super::buffers::BufData::copy_rows(&mut self.st.bufs, (s.slot, d.slot), &rows);
+        let rows = (0..usize::from(g.c) * usize::from(g.h)).map(|row| {
+            let (dense_at, padded_at) = (row * w, g.padded_row(row));
+            let (from, to) = if extract { (padded_at, dense_at) } else { (dense_at, padded_at) };
+            (s.start + from, d.start + to, w)
+        });
+        super::buffers::BufData::copy_rows(&mut self.st.bufs, (s.slot, d.slot), rows);
         let elems = g.dense_len() as usize;
         let acc = [self.touch(src.buf, elems), self.touch(dst.buf, elems)];
         self.mover(&acc);

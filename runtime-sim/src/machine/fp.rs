@@ -219,7 +219,12 @@ impl<S: Storage> Exec<'_, S> {
             }
         }
         let sp = self.span("dst", dst)?;
-        self.st.bufs[sp.slot].set_vals(sp.start, &out.iter().map(|v| v.to_f32()).collect::<Vec<_>>());
+        // A 16-bit destination (the usual one) takes the values as they are; any other
+        // converts them.
+        match self.st.bufs[sp.slot].as_half_mut() {
+            Some(d) => d[sp.range()].copy_from_slice(&out),
+            None => self.st.bufs[sp.slot].set_vals(sp.start, &out.iter().map(|v| v.to_f32()).collect::<Vec<_>>()),
+        }
         let a = [self.touch(src.buf, shape.taps()), self.touch(dst.buf, shape.out_len())];
         let pj = self.st.chip.energy.fp16_add_pj;
         self.engine(ops, pj, &a);
