@@ -258,7 +258,8 @@ fn reclaim<S: Storage>(st: &mut State<S>, mut scratch: Scratch<S>, wg_core: Opti
 
 /// Joins the jobs of `slot` whose ranges `hit` selects, and copies their outputs back.
 pub(crate) fn join<S: Storage>(st: &mut State<S>, slot: usize, hit: impl Fn(&Range<usize>) -> bool) {
-    let Some(list) = st.jobs.pending.get_mut(slot).filter(|l| !l.is_empty()) else { return };
+    // Most instructions touch no pending range: they return before any list is built.
+    let Some(list) = st.jobs.pending.get_mut(slot).filter(|l| l.iter().any(|p| hit(&p.range))) else { return };
     let (joined, kept): (Vec<_>, Vec<_>) = std::mem::take(list).into_iter().partition(|p| hit(&p.range));
     st.jobs.pending[slot] = kept;
     for p in joined {
