@@ -223,6 +223,38 @@ impl SpikeBits {
         }
     }
 
+    /// Copies `rows` rows of `w` bits, read one after another from bit `from` of `src`, into
+    /// the interiors of rows of `w + 2·pad` bits (at most 64) that follow one another in
+    /// `self` from bit `to`: row `r` goes to bit `to + r·(w + 2·pad) + pad`, and the `pad`
+    /// bits either side of it keep their values. The same bits as [`copy_bits_from`] row
+    /// by row, but each padded row is made up in a register, old borders included, and the
+    /// rows are stored a whole word at a time ([`write_packed`]).
+    ///
+    /// [`copy_bits_from`]: Self::copy_bits_from
+    /// [`write_packed`]: Self::write_packed
+    pub(crate) fn pad_rows_from(
+        &mut self,
+        src: &SpikeBits,
+        from: usize,
+        (to, rows): (usize, usize),
+        (w, pad): (usize, usize),
+    ) {
+        let pitch = w + 2 * pad;
+        assert!(pitch <= 64, "padded rows of {pitch} bits do not fit a word");
+        assert!(from + rows * w <= src.len && to + rows * pitch <= self.len, "spike rows out of range");
+        let interior = if w >= 64 { !0u64 } else { ((1u64 << w) - 1) << pad };
+        let mut pieces = [0u64; 64];
+        for r0 in (0..rows).step_by(64) {
+            let n = (rows - r0).min(64);
+            for (i, piece) in pieces[..n].iter_mut().enumerate() {
+                let r = r0 + i;
+                let old = self.read_word(to + r * pitch, pitch);
+                *piece = (old & !interior) | (src.read_word(from + r * w, w) << pad);
+            }
+            self.write_packed(to + r0 * pitch, pitch, pieces[..n].iter().copied());
+        }
+    }
+
     /// Copies bits `from .. from + len` to bits `to ..` within `self`, 64 at a time, as a
     /// copy through a temporary would: when the destination lies after an overlapping
     /// source the words go last to first, so none is read after it was overwritten.
@@ -369,6 +401,33 @@ impl Iterator for Ones<'_> {
 
 #[cfg(test)]
 mod tests {
+    /// Padded rows written whole against one `copy_bits_from` per row, for row widths and
+    /// paddings up to a word, at offsets that straddle words, over destinations whose bits
+    /// (borders included) start random: the same bits everywhere.
+    #[test]
+    fn padded_rows_match_a_copy_per_row() {
+        let mut seed = 3u64;
+        let mut next = move |n: u64| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        for _ in 0..300 {
+            let (w, pad) = (1 + next(64) as usize, next(4) as usize);
+            let pad = pad.min((64 - w) / 2);
+            let (rows, from, to) = (next(150) as usize, next(130) as usize, next(130) as usize);
+            let pitch = w + 2 * pad;
+            let src = super::SpikeBits::from_bools(&(0..from + rows * w + 5).map(|_| next(3) == 0).collect::<Vec<_>>());
+            let dst =
+                super::SpikeBits::from_bools(&(0..to + rows * pitch + 70).map(|_| next(2) == 0).collect::<Vec<_>>());
+            let (mut want, mut got) = (dst.clone(), dst);
+            for r in 0..rows {
+                want.copy_bits_from(to + r * pitch + pad, &src, from + r * w, w);
+            }
+            got.pad_rows_from(&src, from, (to, rows), (w, pad));
+            assert_eq!(got, want, "w {w} pad {pad} rows {rows} from {from} to {to}");
+        }
+    }
+
     /// Packed pieces against one `write_word` per piece, for every piece width up to 64, at
     /// start bits that straddle words, ending mid-word and on a word end, with pieces whose
     /// high bits are set (and must be dropped): the same bits, inside and around the range.

@@ -604,6 +604,12 @@ impl<S: Storage> Exec<'_, S> {
         self.check_pad(dst, src, g, extract)?;
         let (d, s) = (self.span("dst", dst)?, self.span("src", src)?);
         let w = usize::from(g.w);
+        if !extract && self.pad_spike_rows(g, (s.slot, s.start), (d.slot, d.start)) {
+            let elems = g.dense_len() as usize;
+            let acc = [self.touch(src.buf, elems), self.touch(dst.buf, elems)];
+            self.mover(&acc);
+            return Ok(Flow::Next);
+        }
         let rows = (0..usize::from(g.c) * usize::from(g.h)).map(|row| {
             let (dense_at, padded_at) = (row * w, g.padded_row(row));
             let (from, to) = if extract { (padded_at, dense_at) } else { (dense_at, padded_at) };
@@ -614,6 +620,28 @@ impl<S: Storage> Exec<'_, S> {
         let acc = [self.touch(src.buf, elems), self.touch(dst.buf, elems)];
         self.mover(&acc);
         Ok(Flow::Next)
+    }
+
+    /// Pads a spike map into another 1-bit buffer whose padded rows fit a word, channel by
+    /// channel, with [`SpikeBits::pad_rows_from`]; returns whether it applied (otherwise
+    /// `pad` copies row by row). Checked operands only.
+    ///
+    /// [`SpikeBits::pad_rows_from`]: crate::spikes::SpikeBits::pad_rows_from
+    fn pad_spike_rows(&mut self, g: PadDims, (ss, s0): (usize, usize), (ds, d0): (usize, usize)) -> bool {
+        let (c, h, w, p) = (usize::from(g.c), usize::from(g.h), usize::from(g.w), usize::from(g.p));
+        let pitch = w + 2 * p;
+        if ss == ds || pitch > 64 {
+            return false;
+        }
+        let (lo, hi) = self.st.bufs.split_at_mut(ss.max(ds));
+        let (src, dst) = if ss < ds { (&lo[ss], &mut hi[0]) } else { (&hi[0], &mut lo[ds]) };
+        let (Some(src), Some(dst)) = (src.as_bits(), dst.as_bits_mut()) else { return false };
+        for ch in 0..c {
+            // The first interior row of channel `ch` starts at padded row `ch·(h+2p) + p`.
+            let to = d0 + (ch * (h + 2 * p) + p) * pitch;
+            dst.pad_rows_from(src, s0 + ch * h * w, (to, h), (w, p));
+        }
+        true
     }
 
     /// Checks the operands of `pad`: non-zero dimensions, one element width on both sides,

@@ -1,5 +1,6 @@
 //! `pad`: a 2 x 3 x 5 map moved into the interior of a 2 x 5 x 7 zero-bordered map and
-//! back out, in a 1-bit buffer at unaligned bit offsets and in a 16-bit buffer.
+//! back out, in a 1-bit buffer at unaligned bit offsets and in a 16-bit buffer, and from one
+//! 1-bit buffer into another (the path that writes whole padded rows).
 
 use super::*;
 use half::f16;
@@ -15,7 +16,8 @@ const WP: usize = W + 2 * P;
 /// Loads the dense map, pads it into a bordered range and extracts it into a third range;
 /// spikes live in `fp.spk` at bit offsets that are not byte-aligned, FP16 values in `fp.mem`
 /// with a border of -3.5 that `pad` must leave alone. The set bits `fp.spk[235:5]` just
-/// after the extracted map must survive too.
+/// after the extracted map must survive too, and so must the border of ones around the map
+/// padded into `fp.in`.
 const PAD: &str = "
 .core 0
 .stream fp
@@ -24,6 +26,8 @@ const PAD: &str = "
     fill dst=fp.spk[235:5] value=1
     pad dst=fp.spk[101:70] src=fp.spk[3:30] c=2 h=3 w=5 p=1 extract=false
     pad dst=fp.spk[205:30] src=fp.spk[101:70] c=2 h=3 w=5 p=1 extract=true
+    fill dst=fp.in[0:90] value=1
+    pad dst=fp.in[7:70] src=fp.spk[3:30] c=2 h=3 w=5 p=1 extract=false
     dma.ld dst=fp.mem[0:30] src=@0x100 rows=1 row=60 stride=60
     fill dst=fp.mem[40:70] value=-3.5
     pad dst=fp.mem[40:70] src=fp.mem[0:30] c=2 h=3 w=5 p=1 extract=false
@@ -67,9 +71,12 @@ fn pad_places_and_extracts_interiors() {
     assert_eq!(read(&m, Buf::FpSpk, 101, C * HP * WP), padded(&bits, 0.0));
     assert_eq!(read(&m, Buf::FpSpk, 205, C * H * W), bits);
     assert_eq!(read(&m, Buf::FpSpk, 235, 5), [1.0; 5], "bits after the extracted map");
+    assert_eq!(read(&m, Buf::FpIn, 7, C * HP * WP), padded(&bits, 1.0), "padded into another buffer");
+    assert_eq!(read(&m, Buf::FpIn, 0, 7), [1.0; 7], "bits before the padded map");
+    assert_eq!(read(&m, Buf::FpIn, 77, 13), [1.0; 13], "bits after the padded map");
     assert_eq!(read(&m, Buf::FpMem, 40, C * HP * WP), padded(&values(), -3.5));
     assert_eq!(read(&m, Buf::FpMem, 120, C * H * W), values());
-    assert_eq!(stats.profile["pad"].count, 4);
+    assert_eq!(stats.profile["pad"].count, 5);
 }
 
 #[test]
