@@ -182,12 +182,14 @@ fn lif_block<S: Storage>(
     S::round_slice(a);
     S::from_f32_slice(a, hs);
     let word = a.iter().enumerate().fold(0u64, |w, (i, &hi)| w | (u64::from(hi >= thr) << i));
-    for (i, (bi, &hi)) in b.iter_mut().zip(a.iter()).enumerate() {
-        *bi = match (word >> i & 1 == 1, p.reset) {
-            (false, _) => hi,
-            (true, Reset::Hard { v_reset }) => S::round(v_reset),
-            (true, Reset::Soft) => hi - thr,
-        };
+    // The reset tests `H ≥ θ` again rather than the spike's bit, so that each arm is one
+    // select over the block, which vectorises; a bit taken from the word per neuron did not.
+    match p.reset {
+        Reset::Hard { v_reset } => {
+            let v_reset = S::round(v_reset);
+            b.iter_mut().zip(a.iter()).for_each(|(bi, &hi)| *bi = if hi >= thr { v_reset } else { hi });
+        }
+        Reset::Soft => b.iter_mut().zip(a.iter()).for_each(|(bi, &hi)| *bi = if hi >= thr { hi - thr } else { hi }),
     }
     // `H − θ` is the one operation above that can round; the others are stored values.
     S::round_slice(b);
