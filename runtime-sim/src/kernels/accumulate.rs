@@ -239,6 +239,82 @@ pub(crate) fn add_rounded<S: Storage>(dst: &mut [S], acc: &mut [f32]) {
     }
 }
 
+/// Where [`round_into`] puts the rounded sums, and what it adds to them first.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Finish {
+    /// The accumulator width, for the bias add.
+    pub(crate) mode: Accum,
+    /// Added to each accumulator before it is rounded, as [`acc_add`] adds it.
+    pub(crate) bias: Option<f32>,
+    /// Whether the rounded sums are added to what the output holds instead of replacing it.
+    pub(crate) add: bool,
+}
+
+/// Outputs [`round_into`] finishes at once: one vector of the storage type.
+const FINISH: usize = 16;
+
+/// Rounds the sums `src` into `dst` (the same length) as `finish` says, sixteen at a time in
+/// vector registers: per element the bias add of [`acc_add`], then `S::from_f32`, or with
+/// `add` what [`add_rounded`] computes. A row of a conv's output goes straight from the
+/// correlation's layout into the output this way, with no pass over a temporary.
+#[inline]
+pub(crate) fn round_into<S: Storage>(dst: &mut [S], src: &[f32], finish: Finish) {
+    assert_eq!(dst.len(), src.len(), "rounded output shape");
+    let (len, n) = (dst.len(), dst.len() / FINISH * FINISH);
+    if len < FINISH {
+        dst.iter_mut().zip(src).for_each(|(d, &s)| *d = finish_one(*d, s, finish));
+        return;
+    }
+    // A row that is not a whole number of blocks ends with the block of its last sixteen,
+    // which overlaps the one before: it is finished from the outputs as they were, so the
+    // outputs it shares with that block get the same values again.
+    let last = <&[S; FINISH]>::try_from(&dst[len - FINISH..]).ok().copied().filter(|_| n < len);
+    for (d, s) in dst.chunks_exact_mut(FINISH).zip(src.chunks_exact(FINISH)) {
+        if let (Ok(d), Ok(s)) = (<&mut [S; FINISH]>::try_from(d), <&[f32; FINISH]>::try_from(s)) {
+            finish_block(d, *s, finish);
+        }
+    }
+    if let (Some(mut d), Ok(s)) = (last, <&[f32; FINISH]>::try_from(&src[len - FINISH..])) {
+        finish_block(&mut d, *s, finish);
+        dst[len - FINISH..].copy_from_slice(&d);
+    }
+}
+
+/// [`round_into`] of one output: the operations of [`finish_block`] on one lane.
+#[inline]
+fn finish_one<S: Storage>(dst: S, mut a: f32, finish: Finish) -> S {
+    if let Some(b) = finish.bias {
+        a = acc_add::<S>(a, b, finish.mode);
+    }
+    if finish.add {
+        a = dst.to_f32() + S::round(a);
+    }
+    S::from_f32(a)
+}
+
+/// [`round_into`] of one block.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+fn finish_block<S: Storage>(dst: &mut [S; FINISH], mut a: [f32; FINISH], finish: Finish) {
+    if let Some(b) = finish.bias {
+        for x in &mut a {
+            *x = acc_add::<S>(*x, b, finish.mode);
+        }
+    }
+    if finish.add {
+        // The sums as stored, then the stored outputs plus those, in that order.
+        let mut stored = [S::default(); FINISH];
+        S::from_f32_slice(&a, &mut stored);
+        let (mut sums, mut prior) = ([0.0f32; FINISH], [0.0f32; FINISH]);
+        S::to_f32_16(&stored, &mut sums);
+        S::to_f32_16(dst, &mut prior);
+        for j in 0..FINISH {
+            a[j] = prior[j] + sums[j];
+        }
+    }
+    S::from_f32_slice(&a, dst);
+}
+
 /// Element-wise bias add on stored values: `y[j] = fl(y[j] + b[j % b.len()])`, one rounding
 /// per element, `b` repeated over `y`. Use it when the synaptic sum has already been rounded
 /// to storage (the accumulate kernels take the bias into the accumulator instead). For a conv
@@ -319,6 +395,47 @@ mod tests {
             add_rounded(&mut got, &mut acc);
             let bits = |v: &[f16]| crate::kernels::conv_cases::bits(&v.iter().map(|x| x.to_f32()).collect::<Vec<_>>());
             assert_eq!(bits(&got), bits(&want), "case {case}");
+        }
+    }
+
+    /// [`round_into`] against its definition one element at a time (the bias add, then
+    /// storing, or storing and adding to the output), for rows shorter than a block, whole
+    /// blocks and blocks with a tail, with and without bias and add, both accumulator
+    /// modes and both storage types, on values with zeros of both signs, infinities, NaN
+    /// and values f16 cannot hold: the same bits.
+    #[test]
+    fn round_into_is_bias_then_store_or_add() {
+        let mut rng = crate::data::rng::Rng::new(8);
+        for case in 0..400 {
+            let n = rng.below(70) as usize;
+            check_round_into::<f16>(&mut rng, n, case);
+            check_round_into::<f32>(&mut rng, n, case);
+        }
+    }
+
+    fn check_round_into<S: Storage>(rng: &mut crate::data::rng::Rng, n: usize, case: usize) {
+        use crate::kernels::conv_cases::{bits, values};
+        let src: Vec<f32> = values::<f32>(rng, n, 0.2, true)
+            .into_iter()
+            .map(|v| if rng.bernoulli(0.1) { v * 65536.0 } else { v })
+            .collect();
+        let dst: Vec<S> = values(rng, n, 0.2, true);
+        let bias = rng.bernoulli(0.5).then(|| values::<S>(rng, 1, 0.2, true)[0].to_f32());
+        for mode in [Accum::F32, Accum::Storage] {
+            for add in [false, true] {
+                let want: Vec<S> = src
+                    .iter()
+                    .zip(&dst)
+                    .map(|(&a, &d)| {
+                        let a = bias.map_or(a, |b| acc_add::<S>(a, b, mode));
+                        if add { crate::fp::add(d, S::from_f32(a)) } else { S::from_f32(a) }
+                    })
+                    .collect();
+                let mut got = dst.clone();
+                round_into(&mut got, &src, Finish { mode, bias, add });
+                let wide = |v: &[S]| bits(&v.iter().map(|x| x.to_f32()).collect::<Vec<_>>());
+                assert_eq!(wide(&got), wide(&want), "case {case} {} n {n} {mode:?} add {add} bias {bias:?}", S::NAME);
+            }
         }
     }
 

@@ -19,10 +19,10 @@
 //! which are thrown away, so the inner loop has no bounds test. Skipped (zero) inputs are
 //! never added, as in the general kernel, so no condition on the values is needed.
 
-use super::accumulate::{Conv2dShape, add_rounded};
+use super::accumulate::{Conv2dShape, Finish, round_into};
 use super::conv_counts::{forward_count, forward_reach};
-use super::correlate::{Correlation, correlate};
-use super::lanes::{ConvScratch, LANES, mac, zeroed};
+use super::correlate::{Correlation, correlate, transpose_widened};
+use super::lanes::{ConvScratch, LANES, mac};
 use super::{Input, OpCount};
 use crate::fp::{Accum, Storage, acc_add};
 
@@ -104,7 +104,14 @@ pub(crate) fn forward<S: Storage>(
 /// product of ±0, which leaves an accumulator that starts at +0 as it is (see
 /// [`super::lanes`]).
 pub(crate) fn planes_apply<S: Storage>(shape: &Conv2dShape, weight: &[S]) -> bool {
-    shape.stride == 1 && weight.iter().all(|w| w.to_f32().is_finite())
+    shape.stride == 1 && all_finite(weight)
+}
+
+/// Whether every weight is finite: a test of every one, with no early exit, which the
+/// compiler turns into vector conversions and compares (an early exit kept it to one
+/// weight at a time, and the weights are almost always all finite).
+pub(crate) fn all_finite<S: Storage>(weight: &[S]) -> bool {
+    weight.iter().fold(true, |ok, w| ok & w.to_f32().is_finite())
 }
 
 /// Multiply-adds of the forward conv as [`forward_planes`] computes it, for
@@ -119,9 +126,10 @@ pub(crate) fn planes_work(shape: &Conv2dShape) -> usize {
 /// `q`, takes the term of (ci, ky, kx) from `q + ky·cols + kx` of plane ci. Dense work
 /// in vector registers beats the scatter of the row kernel already at a tenth of the
 /// inputs non-zero. `bias` is added to each accumulator before it is rounded; with `add`
-/// the rounded outputs are added to what `out` holds ([`add_rounded`]) instead of
-/// replacing it. The operations are counted as the general kernel counts them. Needs
-/// [`planes_apply`].
+/// the rounded outputs are added to what `out` holds (as
+/// [`add_rounded`](super::accumulate::add_rounded) does) instead of replacing it, a row
+/// at a time straight from the correlation's layout ([`round_into`]). The operations are
+/// counted as the general kernel counts them. Needs [`planes_apply`].
 pub(crate) fn forward_planes<S: Storage>(
     mode: Accum,
     shape: &Conv2dShape,
@@ -135,12 +143,13 @@ pub(crate) fn forward_planes<S: Storage>(
     let cols = shape.w + 2 * shape.pad;
     let vectors = (oh * cols).div_ceil(LANES);
     let plane = vectors * LANES + (shape.kh - 1) * cols + shape.kw - 1;
-    let [ny, nx, _] = &mut scratch.counts;
+    let [ny, nx, words] = &mut scratch.counts;
     let (ny, nx) =
         (reach_counts(shape.h, shape.kh, oh, shape.pad, ny), reach_counts(shape.w, shape.kw, ow, shape.pad, nx));
-    let src = zeroed(&mut scratch.planes, shape.cin * plane);
-    let reached = fill_planes(shape, input, (cols, plane), src, (ny, nx));
-    let weights = tap_major_into(shape, weight, &mut scratch.weights);
+    let src = sized(&mut scratch.planes, shape.cin * plane);
+    let reached = fill_planes(shape, input, (cols, plane), src, (ny, nx), words);
+    // The weights as `[ci][ky][kx][co]`, a transposition of the stored `[co][ci·ky·kx]`.
+    let weights = transpose_widened(weight, cout, &mut scratch.wide, &mut scratch.weights);
     let offsets = &mut scratch.offsets;
     offsets.clear();
     for ci in 0..shape.cin {
@@ -152,25 +161,26 @@ pub(crate) fn forward_planes<S: Storage>(
     }
     let k = Correlation { src, offsets, weights, channels: cout, vectors, row: cols };
     let layout = correlate::<S>(mode, &k, &mut scratch.sums, parallel);
-    // The sums in output order first, so that the rounding (and the add) runs once over
-    // the whole output rather than once per short row.
-    let flat = zeroed(&mut scratch.errors, out.len());
-    for (r, row) in flat.chunks_exact_mut(ow).enumerate() {
-        let (co, oy) = (r / oh, r % oh);
-        row.copy_from_slice(&scratch.sums[layout.at(co, oy * cols)..][..ow]);
-        if let Some(b) = bias {
-            let b = b[co].to_f32();
-            row.iter_mut().for_each(|a| *a = acc_add::<S>(*a, b, mode));
+    // Each output row straight from the layout into `out`: bias, rounding and add in one
+    // pass over the row.
+    for (co, per_out) in out.chunks_exact_mut(oh * ow).enumerate() {
+        let finish = Finish { mode, bias: bias.map(|b| b[co].to_f32()), add };
+        for (row, at) in per_out.chunks_exact_mut(ow).zip(layout.row_starts(co, cols, oh)) {
+            round_into(row, &scratch.sums[at..][..ow], finish);
         }
-    }
-    if add {
-        add_rounded(out, flat);
-    } else {
-        S::from_f32_slice(flat, out);
     }
     let executed = reached * cout as u64;
     let total = ny.iter().sum::<u64>() * nx.iter().sum::<u64>() * (shape.cin * cout) as u64;
     OpCount { executed, skipped: total - executed }
+}
+
+/// `v` as `n` elements, reusing its allocation; unlike [`zeroed`](super::lanes::zeroed)
+/// they keep whatever they held, for a caller that writes every one of them.
+fn sized(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+    &mut v[..n]
 }
 
 /// For each input coordinate `i < size` along one axis, the number of the `k` taps through
@@ -184,61 +194,162 @@ fn reach_counts(size: usize, k: usize, out: usize, pad: usize, buf: &mut Vec<u64
     buf
 }
 
-/// Copies `input` into the zeroed planes `dst` (`cols`-long rows, `plane` apart): input
-/// (ci, iy, ix) at `ci·plane + (iy+pad)·cols + ix+pad`. Returns `Σ ny[iy]·nx[ix]` over
-/// the non-zero inputs: the (output, tap) pairs that execute, per output channel.
+/// Writes every element of the planes `dst` (`cols`-long rows, `plane` apart): input
+/// (ci, iy, ix) at `ci·plane + (iy+pad)·cols + ix+pad`, zero everywhere else, each element
+/// once (no zeroing pass before). Returns `Σ ny[iy]·nx[ix]` over the non-zero inputs: the
+/// (output, tap) pairs that execute, per output channel. `words` is working memory.
 fn fill_planes<S: Storage>(
     shape: &Conv2dShape,
     input: &Input<'_, S>,
     (cols, plane): (usize, usize),
     dst: &mut [f32],
     (ny, nx): (&[u64], &[u64]),
+    words: &mut Vec<u64>,
+) -> u64 {
+    let (h, w) = (shape.h, shape.w);
+    // The counts of the rows of a run from row `iy` of plane `ci` on, and the input row
+    // (`ci·h + iy`) it starts at.
+    let rows = |(ci, iy): (usize, usize), run: &[f32]| (ci * h + iy, &ny[iy..][..run.len() / w]);
+    match input {
+        Input::Spikes(bits) => {
+            let spikes = SpikeRows::new(bits, nx, words);
+            fill_runs(shape, (cols, plane), dst, |at, run| {
+                let (r0, ny) = rows(at, run);
+                expand(&words[spikes.first_word..], r0 * w, run);
+                ny.iter().enumerate().map(|(i, &n)| spikes.reached(words, (r0 + i) * w, w) * n).sum()
+            })
+        }
+        Input::Dense(d) => fill_runs(shape, (cols, plane), dst, |at, run| {
+            let (r0, ny) = rows(at, run);
+            S::to_f32_slice(&d[r0 * w..][..run.len()], run);
+            let per_row = |row: &[f32]| row.iter().zip(nx).map(|(x, &n)| if *x != 0.0 { n } else { 0 }).sum::<u64>();
+            run.chunks_exact(w).zip(ny).map(|(row, &n)| per_row(row) * n).sum()
+        }),
+    }
+}
+
+/// [`fill_planes`] with `write((ci, iy), run)` writing the input rows from row `iy` of
+/// plane `ci` on into `run`, which holds a whole number of them, and returning their
+/// `Σ ny[iy]·nx[ix]`; the padding is zeroed here. Without padding a plane's rows follow
+/// one another, and one run holds them all.
+fn fill_runs(
+    shape: &Conv2dShape,
+    (cols, plane): (usize, usize),
+    dst: &mut [f32],
+    mut write: impl FnMut((usize, usize), &mut [f32]) -> u64,
 ) -> u64 {
     let (h, w, pad) = (shape.h, shape.w, shape.pad);
     let mut reached = 0u64;
-    match input {
-        Input::Spikes(bits) => {
-            // Walk the rows alongside the increasing indices instead of dividing each one.
-            let (mut ci, mut iy, mut row_end) = (0usize, 0usize, w);
-            for i in bits.ones() {
-                while i >= row_end {
-                    row_end += w;
-                    iy += 1;
-                    if iy == h {
-                        (ci, iy) = (ci + 1, 0);
-                    }
-                }
-                let ix = i + w - row_end;
-                dst[ci * plane + (iy + pad) * cols + ix + pad] = 1.0;
-                reached += ny[iy] * nx[ix];
-            }
+    for (ci, p) in dst.chunks_exact_mut(plane).enumerate() {
+        let (top, rest) = p.split_at_mut(pad * cols);
+        top.fill(0.0);
+        let (rows, bottom) = rest.split_at_mut(h * cols);
+        bottom.fill(0.0);
+        if pad == 0 {
+            reached += write((ci, 0), rows);
+            continue;
         }
-        Input::Dense(d) => {
-            for (r, src) in d.chunks_exact(w).enumerate() {
-                let (ci, iy) = (r / h, r % h);
-                let row = &mut dst[ci * plane + (iy + pad) * cols + pad..][..w];
-                S::to_f32_slice(src, row);
-                let mut per_row = 0u64;
-                for ix in 0..w {
-                    per_row += if row[ix] != 0.0 { nx[ix] } else { 0 };
-                }
-                reached += per_row * ny[iy];
-            }
+        for (iy, padded) in rows.chunks_exact_mut(cols).enumerate() {
+            let (left, rest) = padded.split_at_mut(pad);
+            left.fill(0.0);
+            let (inside, right) = rest.split_at_mut(w);
+            right.fill(0.0);
+            reached += write((ci, iy), inside);
         }
     }
     reached
 }
 
-/// The weights as `[ci][ky][kx][co]`, widened into `buf`; see [`tap_major_weights`].
-fn tap_major_into<'a, S: Storage>(shape: &Conv2dShape, weight: &[S], buf: &'a mut Vec<f32>) -> &'a [f32] {
-    let (cin, cout, taps) = (shape.cin, shape.cout, shape.kh * shape.kw);
-    let wt = zeroed(buf, weight.len());
-    for (co, per_out) in weight.chunks_exact((cin * taps).max(1)).enumerate() {
-        for (k, w) in per_out.iter().enumerate() {
-            wt[k * cout + co] = w.to_f32();
+/// The spikes of a forward conv's input in `words`: the masks of the columns by the number
+/// of outputs they reach, then the input's words.
+struct SpikeRows {
+    /// The most outputs one column reaches.
+    deepest: usize,
+    /// Where the input's words start in `words`; the masks come first, `deepest` per piece
+    /// of 64 columns: bit `x` of mask `d` of piece `k` is set if column `64k + x` reaches
+    /// more than `d` outputs.
+    first_word: usize,
+    /// The masks of a row of at most 64 columns that reach at most [`SHORT`] outputs,
+    /// padded with empty masks: the common case, counted without a loop.
+    short: Option<[u64; SHORT]>,
+}
+
+/// The most outputs a column may reach for [`SpikeRows::short`].
+const SHORT: usize = 4;
+
+impl SpikeRows {
+    /// Writes the masks of `nx`, then the words of `bits`, into `words`.
+    fn new(bits: &crate::spikes::SpikeSlice<'_>, nx: &[u64], words: &mut Vec<u64>) -> Self {
+        let deepest = nx.iter().copied().max().unwrap_or(0) as usize;
+        words.clear();
+        for piece in nx.chunks(64) {
+            for d in 0..deepest {
+                words.push(piece.iter().enumerate().fold(0u64, |m, (x, &n)| m | u64::from(n > d as u64) << x));
+            }
+        }
+        let mut short = (nx.len() <= 64 && deepest <= SHORT).then_some([0u64; SHORT]);
+        if let Some(s) = &mut short {
+            s[..words.len()].copy_from_slice(words);
+        }
+        let first_word = words.len();
+        words.extend((0..bits.len().div_ceil(64)).map(|k| bits.word(k)));
+        SpikeRows { deepest, first_word, short }
+    }
+
+    /// `Σ nx[ix]` over the spikes of the row of `w` bits from bit `at`: a few population
+    /// counts per 64 columns.
+    #[inline]
+    fn reached(&self, words: &[u64], at: usize, w: usize) -> u64 {
+        let (masks, bits) = words.split_at(self.first_word);
+        let weigh = |m: u64, masks: &[u64]| masks.iter().map(|&mask| u64::from((m & mask).count_ones())).sum::<u64>();
+        if let Some(short) = &self.short {
+            return weigh(bits_at(bits, at, w), short);
+        }
+        let pieces = masks.chunks_exact(self.deepest.max(1)).take(w.div_ceil(64));
+        pieces.enumerate().map(|(k, masks)| weigh(bits_at(bits, at + 64 * k, (w - 64 * k).min(64)), masks)).sum()
+    }
+}
+
+/// Bits `at .. at + len` (`len` at most 64) of `words`, in the low bits.
+#[inline]
+fn bits_at(words: &[u64], at: usize, len: usize) -> u64 {
+    let (w, shift) = (at / 64, at % 64);
+    let mut v = words[w] >> shift;
+    if shift > 0 && shift + len > 64 {
+        v |= words[w + 1] << (64 - shift);
+    }
+    if len < 64 { v & ((1u64 << len) - 1) } else { v }
+}
+
+/// The bits of `bits` from bit `at` on as 1.0 and 0.0 into `dst`, 64 at a time without a
+/// branch.
+fn expand(bits: &[u64], at: usize, dst: &mut [f32]) {
+    let done = dst.len() / 64 * 64;
+    let mut chunks = dst.chunks_exact_mut(64);
+    for (k, chunk) in chunks.by_ref().enumerate() {
+        if let Ok(chunk) = <&mut [f32; 64]>::try_from(chunk) {
+            expand_64(bits_at(bits, at + 64 * k, 64), chunk);
         }
     }
-    wt
+    let rest = chunks.into_remainder();
+    if !rest.is_empty() {
+        let mut all = [0.0f32; 64];
+        expand_64(bits_at(bits, at + done, rest.len()), &mut all);
+        rest.copy_from_slice(&all[..rest.len()]);
+    }
+}
+
+/// Bit `x` of `m` as 1.0 or 0.0 into `dst[x]`.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+fn expand_64(m: u64, dst: &mut [f32; 64]) {
+    const ONE: u32 = 0x3f80_0000;
+    for k in 0..64 / LANES {
+        let byte = (m >> (LANES * k)) as u32;
+        for x in 0..LANES {
+            dst[LANES * k + x] = f32::from_bits(((byte >> x) & 1).wrapping_neg() & ONE);
+        }
+    }
 }
 
 /// The weights as `[ci][ky][kx][co]`, widened, so one tap's weights for every output

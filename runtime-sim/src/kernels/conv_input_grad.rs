@@ -16,16 +16,17 @@
 //! leaves an accumulator that starts at +0 as it is (see [`super::lanes`]).
 
 use super::OpCount;
-use super::accumulate::Conv2dShape;
-use super::correlate::{Correlation, correlate};
-use super::lanes::{ConvScratch, LANES, zeroed};
+use super::accumulate::{Conv2dShape, Finish, round_into};
+use super::conv_forward::all_finite;
+use super::correlate::{Correlation, Layout, correlate, transpose_widened};
+use super::lanes::{ConvScratch, LANES};
 use crate::fp::{Accum, Storage};
 
 /// Whether [`backward_input`] computes bit for bit what the general kernel does: stride 1,
 /// padding smaller than the kernel (so the padded planes start at an offset of zero or
 /// more), and finite weights (so a zero error contributes ±0, never NaN).
 pub(crate) fn applies<S: Storage>(shape: &Conv2dShape, weight: &[S]) -> bool {
-    shape.stride == 1 && shape.pad < shape.kh && shape.pad < shape.kw && weight.iter().all(|w| w.to_f32().is_finite())
+    shape.stride == 1 && shape.pad < shape.kh && shape.pad < shape.kw && all_finite(weight)
 }
 
 /// The input gradient of one row into `acc` (`[cin,h,w]`), unrounded; see the module doc.
@@ -40,17 +41,54 @@ pub(crate) fn backward_input<S: Storage>(
     scratch: &mut ConvScratch,
     parallel: bool,
 ) {
+    let (layout, cols) = correlate_errors(mode, shape, weight, gout, scratch, parallel);
+    for (ci, per_in) in acc.chunks_exact_mut(shape.h * shape.w).enumerate() {
+        for (row, at) in per_in.chunks_exact_mut(shape.w).zip(layout.row_starts(ci, cols, shape.h)) {
+            row.copy_from_slice(&scratch.sums[at..][..shape.w]);
+        }
+    }
+}
+
+/// The input gradient of one row rounded into `gin` (`[cin,h,w]`), or with `add` rounded and
+/// added to what `gin` holds (one more rounding each, as
+/// [`add_rounded`](super::accumulate::add_rounded) does): [`backward_input`] and the
+/// rounding in one pass over each row, with no partial sums in between.
+pub(crate) fn backward_input_into<S: Storage>(
+    mode: Accum,
+    shape: &Conv2dShape,
+    weight: &[S],
+    gout: &[S],
+    (gin, add): (&mut [S], bool),
+    scratch: &mut ConvScratch,
+    parallel: bool,
+) {
+    let (layout, cols) = correlate_errors(mode, shape, weight, gout, scratch, parallel);
+    let finish = Finish { mode, bias: None, add };
+    for (ci, per_in) in gin.chunks_exact_mut(shape.h * shape.w).enumerate() {
+        for (row, at) in per_in.chunks_exact_mut(shape.w).zip(layout.row_starts(ci, cols, shape.h)) {
+            round_into(row, &scratch.sums[at..][..shape.w], finish);
+        }
+    }
+}
+
+/// The correlation of [`backward_input`] into `scratch.sums`: where the sums lie, and the
+/// length of their rows.
+fn correlate_errors<S: Storage>(
+    mode: Accum,
+    shape: &Conv2dShape,
+    weight: &[S],
+    gout: &[S],
+    scratch: &mut ConvScratch,
+    parallel: bool,
+) -> (Layout, usize) {
     let p = Padded::new(shape, gout, &mut scratch.errors);
-    let weights = flipped_weights(shape, weight, &mut scratch.weights);
+    // The weights as `[ky][kx][co][ci]`: one term's weights for every input channel are
+    // adjacent. Stored as `[co][ci][ky·kx]`, that is a transposition.
+    let weights = transpose_widened(weight, shape.cout * shape.cin, &mut scratch.wide, &mut scratch.weights);
     let offsets = term_offsets(shape, &p, &mut scratch.offsets);
     let vectors = (shape.h * p.cols).div_ceil(LANES);
     let k = Correlation { src: p.data, offsets, weights, channels: shape.cin, vectors, row: p.cols };
-    let layout = correlate::<S>(mode, &k, &mut scratch.sums, parallel);
-    let (h, w) = (shape.h, shape.w);
-    for (r, row) in acc.chunks_exact_mut(w).enumerate() {
-        let (ci, iy) = (r / h, r % h);
-        row.copy_from_slice(&scratch.sums[layout.at(ci, iy * p.cols)..][..w]);
-    }
+    (correlate::<S>(mode, &k, &mut scratch.sums, parallel), p.cols)
 }
 
 /// Multiply-adds of error propagation as [`backward_input`] computes it, for
@@ -77,30 +115,58 @@ fn term_offsets<'a>(shape: &Conv2dShape, p: &Padded, buf: &'a mut Vec<usize>) ->
 /// them: every in-bounds (output, tap) pair is `cin` operations, executed if the error is
 /// non-zero.
 pub(crate) fn input_grad_ops<S: Storage>(shape: &Conv2dShape, gout: &[S]) -> OpCount {
+    count_errors(shape, gout, true).1
+}
+
+/// The non-zero errors of `gout`, and with `weigh` the operations of [`input_grad_ops`] (all
+/// zero without), in one pass over the errors.
+pub(crate) fn count_errors<S: Storage>(shape: &Conv2dShape, gout: &[S], weigh: bool) -> (usize, OpCount) {
+    if !weigh {
+        return (count_nonzero(gout) as usize, OpCount::default());
+    }
     let taps = |o: usize, k: usize, size: usize| (0..k).filter(|&t| shape.input_coord(o, t, size).is_some()).count();
     let ny: Vec<u64> = (0..shape.oh()).map(|oy| taps(oy, shape.kh, shape.h) as u64).collect();
     let nx: Vec<u64> = (0..shape.ow()).map(|ox| taps(ox, shape.kw, shape.w) as u64).collect();
-    let executed = weigh_rows(shape, gout, &ny, &nx) * shape.cin as u64;
+    let (nonzero, weighed) = weigh_rows(shape, gout, &ny, &nx);
+    let executed = weighed * shape.cin as u64;
     let total = ny.iter().sum::<u64>() * nx.iter().sum::<u64>() * (shape.cin * shape.cout) as u64;
-    OpCount { executed, skipped: total - executed }
+    (nonzero, OpCount { executed, skipped: total - executed })
 }
 
-/// `Σ ny[oy]·nx[ox]` over the non-zero errors `(co, oy, ox)`: the in-bounds taps of each.
-/// The errors are widened a block at a time (in hardware where the CPU can), which the
-/// scheduler thread, counting every `bp.conv` at issue, does far faster than one at a time.
-fn weigh_rows<S: Storage>(shape: &Conv2dShape, gout: &[S], ny: &[u64], nx: &[u64]) -> u64 {
-    let (mut sum, mut wide) = (0u64, [0.0f32; 64]);
-    // Rows run over (co, oy), so the row index modulo `oh` is oy.
-    for (r, row) in gout.chunks_exact(shape.ow()).enumerate() {
-        let mut per_row = 0u64;
-        for (g, n) in row.chunks(64).zip(nx.chunks(64)) {
-            let x = &mut wide[..g.len()];
-            S::to_f32_slice(g, x);
-            per_row += x.iter().zip(n).map(|(x, n)| if *x != 0.0 { *n } else { 0 }).sum::<u64>();
-        }
-        sum += per_row * ny[r % ny.len()];
+/// The number of non-zero errors `(co, oy, ox)` and `Σ ny[oy]·nx[ox]` over them: the
+/// in-bounds taps of each. Most columns have the most taps, `full`; a row's sum is `full`
+/// times its non-zero errors less what the few other columns lack, so the pass over the
+/// errors only counts. They are widened sixteen at a time (in hardware where the CPU can),
+/// which the scheduler thread, counting every `bp.conv` at issue, does far faster than one
+/// at a time.
+fn weigh_rows<S: Storage>(shape: &Conv2dShape, gout: &[S], ny: &[u64], nx: &[u64]) -> (usize, u64) {
+    let full = nx.iter().copied().max().unwrap_or(0);
+    let short: Vec<(usize, u64)> =
+        nx.iter().enumerate().filter(|(_, n)| **n < full).map(|(x, n)| (x, full - n)).collect();
+    let (mut nonzero, mut sum) = (0u64, 0u64);
+    // Rows run over (co, oy), oy cycling through the rows of each channel.
+    for (row, &n) in gout.chunks_exact(shape.ow()).zip(ny.iter().cycle()) {
+        let count = count_nonzero(row);
+        let lack: u64 = short.iter().map(|&(x, d)| if row[x].to_f32() != 0.0 { d } else { 0 }).sum();
+        nonzero += count;
+        sum += (full * count - lack) * n;
     }
-    sum
+    (nonzero as usize, sum)
+}
+
+/// The number of non-zero values in `row`.
+fn count_nonzero<S: Storage>(row: &[S]) -> u64 {
+    let mut blocks = row.chunks_exact(16);
+    let mut count = 0u32;
+    let mut wide = [0.0f32; 16];
+    for block in blocks.by_ref() {
+        if let Ok(block) = <&[S; 16]>::try_from(block) {
+            S::to_f32_16(block, &mut wide);
+            count += wide.iter().map(|x| u32::from(*x != 0.0)).sum::<u32>();
+        }
+    }
+    let rest: u32 = blocks.remainder().iter().map(|x| u32::from(x.to_f32() != 0.0)).sum();
+    u64::from(count + rest)
 }
 
 /// The error planes, zero-padded: error (co, oy, ox) at `co·plane + (oy+kh−1−pad)·cols +
@@ -112,36 +178,33 @@ struct Padded<'a> {
 }
 
 impl<'a> Padded<'a> {
-    /// Pads `gout` into `buf`.
+    /// Pads `gout` into `buf`, writing each element once: the errors widened, the padding
+    /// zeroed (what `buf` held before does not matter).
     fn new<S: Storage>(shape: &Conv2dShape, gout: &[S], buf: &'a mut Vec<f32>) -> Self {
         let (oh, ow) = (shape.oh(), shape.ow());
         let cols = shape.w + shape.kw - 1;
         let reach = (shape.kh - 1) * cols + shape.kw - 1;
         let plane = (shape.h * cols).next_multiple_of(LANES) + reach;
-        let data = zeroed(buf, shape.cout * plane);
+        if buf.len() < shape.cout * plane {
+            buf.resize(shape.cout * plane, 0.0);
+        }
+        let data = &mut buf[..shape.cout * plane];
         let (py, px) = (shape.kh - 1 - shape.pad, shape.kw - 1 - shape.pad);
-        for (co, g) in gout.chunks_exact(oh * ow).enumerate() {
-            for (oy, row) in g.chunks_exact(ow).enumerate() {
-                S::to_f32_slice(row, &mut data[co * plane + (oy + py) * cols + px..][..ow]);
+        for (p, g) in data.chunks_exact_mut(plane).zip(gout.chunks_exact(oh * ow)) {
+            let (top, rest) = p.split_at_mut(py * cols);
+            top.fill(0.0);
+            let (rows, bottom) = rest.split_at_mut(oh * cols);
+            bottom.fill(0.0);
+            for (padded, src) in rows.chunks_exact_mut(cols).zip(g.chunks_exact(ow)) {
+                let (left, rest) = padded.split_at_mut(px);
+                left.fill(0.0);
+                let (inside, right) = rest.split_at_mut(ow);
+                right.fill(0.0);
+                S::to_f32_slice(src, inside);
             }
         }
         Padded { data, cols, plane }
     }
-}
-
-/// The weights as `[ky][kx][co][ci]`, widened into `buf`: one term's weights for every
-/// input channel are adjacent. The source is walked in chunks, with no division.
-fn flipped_weights<'a, S: Storage>(shape: &Conv2dShape, weight: &[S], buf: &'a mut Vec<f32>) -> &'a [f32] {
-    let (cin, cout, taps) = (shape.cin, shape.cout, shape.kh * shape.kw);
-    let wt = zeroed(buf, weight.len());
-    for (co, per_out) in weight.chunks_exact((cin * taps).max(1)).enumerate() {
-        for (ci, per_in) in per_out.chunks_exact(taps.max(1)).enumerate() {
-            for (tap, w) in per_in.iter().enumerate() {
-                wt[(tap * cout + co) * cin + ci] = w.to_f32();
-            }
-        }
-    }
-    wt
 }
 
 #[cfg(test)]
@@ -149,7 +212,7 @@ mod tests {
     use super::*;
     use crate::data::rng::Rng;
     use crate::kernels::conv_cases::{bits, shape, values};
-    use crate::kernels::grad::{conv2d_backward_input_general, conv2d_backward_input_with};
+    use crate::kernels::grad::{conv2d_backward_input_general, conv2d_backward_input_into, conv2d_backward_input_with};
     use half::f16;
 
     /// The fast path against the general kernel on random shapes, values and densities, in
@@ -179,6 +242,8 @@ mod tests {
         let weight: Vec<S> = values(rng, s.weight_len(), 0.1, odd_weights);
         let zeros = [0.0, 0.2, 0.7, 0.95][rng.below(4) as usize];
         let gout: Vec<S> = values(rng, s.out_len(), zeros, special);
+        // What an accumulating conv adds its rounded sums to.
+        let start: Vec<S> = values(rng, s.in_len(), 0.2, special);
         for mode in [Accum::F32, Accum::Storage] {
             let what = format!("case {case} {s:?} {} {mode:?}", S::NAME);
             let (mut want, mut want_ops) = (vec![0.0f32; s.in_len()], OpCount::default());
@@ -191,6 +256,15 @@ mod tests {
                 backward_input(mode, s, &weight, &gout, &mut split, scratch, true);
                 assert_eq!(bits(&split), bits(&want), "{what} split");
                 assert_eq!(input_grad_ops(s, &gout), want_ops, "{what}");
+                let nonzero = gout.iter().filter(|g| g.to_f32() != 0.0).count();
+                assert_eq!(count_errors(s, &gout, false).0, nonzero, "{what}");
+                assert_eq!(count_errors(s, &gout, true), (nonzero, want_ops), "{what}");
+                for (add, parallel) in [(false, false), (true, false), (true, true)] {
+                    let mut got = start.clone();
+                    backward_input_into(mode, s, &weight, &gout, (&mut got, add), scratch, parallel);
+                    let want = rounded(&want, &start, add);
+                    assert_eq!(wide(&got), wide(&want), "{what} rounded, add {add}, split {parallel}");
+                }
                 fast += 1;
             }
             let (mut gin, mut acc, mut ops) =
@@ -198,7 +272,31 @@ mod tests {
             conv2d_backward_input_with(mode, s, &weight, &gout, (&mut gin, &mut acc), Some(&mut ops), scratch);
             assert_eq!(bits(&acc), bits(&want), "{what}");
             assert_eq!(ops, want_ops, "{what}");
+            // The entry point that rounds into the gradient, on whichever path it takes.
+            for add in [false, true] {
+                let (mut got, mut ops) = (start.clone(), OpCount::default());
+                conv2d_backward_input_into(mode, s, &weight, &gout, (&mut got, add), Some(&mut ops), scratch);
+                assert_eq!(wide(&got), wide(&rounded(&want, &start, add)), "{what} entry point, add {add}");
+                assert_eq!(ops, want_ops, "{what} entry point, add {add}");
+            }
         }
         fast
+    }
+
+    /// The sums `acc` stored, or with `add` stored and added to `start`.
+    fn rounded<S: Storage>(acc: &[f32], start: &[S], add: bool) -> Vec<S> {
+        let mut stored = vec![S::default(); acc.len()];
+        crate::fp::store(acc, &mut stored);
+        if add {
+            let mut sum = start.to_vec();
+            crate::fp::add_assign_slice(&mut sum, &stored);
+            return sum;
+        }
+        stored
+    }
+
+    /// Widened bits, for comparisons that tell −0 from +0.
+    fn wide<S: Storage>(v: &[S]) -> Vec<u32> {
+        bits(&v.iter().map(|x| x.to_f32()).collect::<Vec<_>>())
     }
 }

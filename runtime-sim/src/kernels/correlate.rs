@@ -65,14 +65,57 @@ pub(crate) struct Layout {
 
 impl Layout {
     /// Where the outputs of channel `c` from position `q` on lie, up to the end of the row
-    /// that holds `q`.
-    #[inline]
+    /// that holds `q`. The kernels walk the rows instead ([`Layout::row_starts`]); the
+    /// tests read single outputs.
+    #[cfg(test)]
     pub(crate) fn at(&self, c: usize, q: usize) -> usize {
         let (p, local) = (q / self.piece, q % self.piece);
         let start = p * self.piece;
         let len = self.piece.min(self.positions - start);
         start * self.channels + c * len + local
     }
+
+    /// Where the outputs of channel `c` lie from positions `0, row, 2·row, …` on, `rows`
+    /// of them, each up to the end of its row: the pieces are walked along, with no
+    /// division per row. `row` is the row length the pieces are aligned to
+    /// ([`Correlation::row`]).
+    pub(crate) fn row_starts(&self, c: usize, row: usize, rows: usize) -> impl Iterator<Item = usize> {
+        let (piece, positions, channels) = (self.piece, self.positions, self.channels);
+        let (mut start, mut len, mut q) = (0usize, piece.min(positions), 0usize);
+        (0..rows).map(move |_| {
+            while q >= start + len {
+                start += piece;
+                len = piece.min(positions - start);
+            }
+            let at = start * channels + c * len + (q - start);
+            q += row;
+            at
+        })
+    }
+}
+
+/// `src`, a matrix of `rows` rows one after another, widened and transposed into `dst`
+/// (resized to fit): element (r, c) at `c·rows + r`, which turns weights stored
+/// channel-major into the `[term][channel]` order of [`Correlation::weights`]. The values
+/// are widened in their own order first, many at a time (into `wide`), so that the
+/// transposition moves f32 values and writes `dst` in order: a scatter of one converted
+/// value at a time cost several times as much.
+pub(crate) fn transpose_widened<'a, S: Storage>(
+    src: &[S],
+    rows: usize,
+    wide: &mut Vec<f32>,
+    dst: &'a mut Vec<f32>,
+) -> &'a [f32] {
+    let (n, cols) = (src.len(), src.len() / rows.max(1));
+    wide.resize(n, 0.0);
+    S::to_f32_slice(src, &mut wide[..n]);
+    dst.resize(n, 0.0);
+    for (c, column) in dst[..rows * cols].chunks_exact_mut(rows.max(1)).enumerate() {
+        for (r, d) in column.iter_mut().enumerate() {
+            *d = wide[r * cols + c];
+        }
+    }
+    &dst[..n]
 }
 
 /// Computes every output of `k` into `out` (resized to fit), the vectors split over the
@@ -183,6 +226,21 @@ mod tests {
     use crate::kernels::lanes::mac;
     use half::f16;
 
+    /// [`transpose_widened`] of random matrices, into buffers left longer by earlier calls:
+    /// every element widened to its transposed place.
+    #[test]
+    fn transposition_widens_and_transposes() {
+        let mut rng = Rng::new(4);
+        let (mut wide, mut dst) = (Vec::new(), Vec::new());
+        for case in 0..100 {
+            let (rows, cols) = (1 + rng.below(20) as usize, rng.below(30) as usize);
+            let src: Vec<f16> = values(&mut rng, rows * cols, 0.2, true);
+            let got = transpose_widened(&src, rows, &mut wide, &mut dst).to_vec();
+            let want: Vec<f32> = (0..rows * cols).map(|i| src[(i % rows) * cols + i / rows].to_f32()).collect();
+            assert_eq!(bits(&got), bits(&want), "case {case} {rows}x{cols}");
+        }
+    }
+
     /// Random correlations against a direct loop over the terms, on one thread and split
     /// over the pool, in both accumulator modes: the same bits in every output.
     #[test]
@@ -226,6 +284,13 @@ mod tests {
                         }
                     }
                     assert_eq!(bits(&got), bits(&want), "case {case} {mode:?} parallel {parallel}");
+                    // Walking the rows finds the places `at` computes.
+                    let rows = (vectors * LANES).div_ceil(row);
+                    for c in 0..channels {
+                        let walked: Vec<usize> = layout.row_starts(c, row, rows).collect();
+                        let direct: Vec<usize> = (0..rows).map(|r| layout.at(c, r * row)).collect();
+                        assert_eq!(walked, direct, "case {case} channel {c} parallel {parallel}");
+                    }
                 }
             }
         }

@@ -17,7 +17,7 @@
 //! accumulate into caller-owned f32 accumulators over all rows (T·B) and are rounded once
 //! with [`crate::fp::store`].
 
-use super::accumulate::Conv2dShape;
+use super::accumulate::{Conv2dShape, add_rounded};
 use super::soma::{LifParams, Reset};
 use super::{ConvScratch, conv_input_grad, conv_weight_grad, correlate};
 use super::{Input, OpCount};
@@ -169,7 +169,7 @@ pub(crate) fn conv2d_backward_input_with<S: Storage>(
 
 /// [`conv2d_backward_input_with`] without the rounding to storage: only the unrounded sums
 /// into `acc`, for a caller that adds them into a stored gradient (see
-/// [`add_rounded`](super::accumulate::add_rounded)). `ops` as there.
+/// [`add_rounded`]). `ops` as there.
 pub(crate) fn conv2d_backward_input_sums<S: Storage>(
     mode: Accum,
     shape: &Conv2dShape,
@@ -179,21 +179,67 @@ pub(crate) fn conv2d_backward_input_sums<S: Storage>(
     ops: Option<&mut OpCount>,
     scratch: &mut ConvScratch,
 ) {
-    assert_eq!(weight.len(), shape.weight_len(), "conv weight shape");
-    assert_eq!(gout.len(), shape.out_len(), "conv gradient shape");
     assert_eq!(acc.len(), shape.in_len(), "conv input-gradient shape");
-    let nonzero = gout.iter().filter(|g| g.to_f32() != 0.0).count();
-    // Below a quarter of non-zero errors the scatter of the general kernel does less work.
-    if 4 * nonzero >= gout.len() && conv_input_grad::applies(shape, weight) {
+    if let Some(counted) = fast_input_grad(shape, weight, gout, ops.is_some()) {
         let parallel = correlate::worth_splitting(conv_input_grad::work(shape));
         conv_input_grad::backward_input(mode, shape, weight, gout, acc, scratch, parallel);
         if let Some(ops) = ops {
-            ops.merge(conv_input_grad::input_grad_ops(shape, gout));
+            ops.merge(counted);
         }
     } else {
         // The general kernels count as they go, at little cost.
         conv2d_backward_input_general(mode, shape, weight, gout, acc, ops.unwrap_or(&mut OpCount::default()));
     }
+}
+
+/// [`conv2d_backward_input_with`] for a caller that keeps only the stored gradient: the sums
+/// rounded into `gin`, or with `add` rounded and added to what `gin` holds (one more
+/// rounding each, as [`add_rounded`] does). On the fast path
+/// they go straight from the correlation into `gin`, with no partial-sum buffer between.
+/// `ops` as there.
+pub(crate) fn conv2d_backward_input_into<S: Storage>(
+    mode: Accum,
+    shape: &Conv2dShape,
+    weight: &[S],
+    gout: &[S],
+    (gin, add): (&mut [S], bool),
+    ops: Option<&mut OpCount>,
+    scratch: &mut ConvScratch,
+) {
+    assert_eq!(gin.len(), shape.in_len(), "conv input-gradient shape");
+    if let Some(counted) = fast_input_grad(shape, weight, gout, ops.is_some()) {
+        let parallel = correlate::worth_splitting(conv_input_grad::work(shape));
+        conv_input_grad::backward_input_into(mode, shape, weight, gout, (gin, add), scratch, parallel);
+        if let Some(ops) = ops {
+            ops.merge(counted);
+        }
+        return;
+    }
+    // The general kernel writes every partial sum, so the buffer needs no clearing.
+    let mut acc = std::mem::take(&mut scratch.sums);
+    if acc.len() < gin.len() {
+        acc.resize(gin.len(), 0.0);
+    }
+    let sums = &mut acc[..gin.len()];
+    conv2d_backward_input_general(mode, shape, weight, gout, sums, ops.unwrap_or(&mut OpCount::default()));
+    if add {
+        add_rounded(gin, sums);
+    } else {
+        store(sums, gin);
+    }
+    scratch.sums = acc;
+}
+
+/// Whether the fast kernel of `conv_input_grad` takes the conv: its conditions hold
+/// ([`conv_input_grad::applies`]) and at least a quarter of the errors are non-zero (below
+/// that the scatter of the general kernel does less work). If so, the operations as the
+/// general kernel counts them when `count` asks for them (all zero otherwise), found in the
+/// same pass over the errors as the non-zero ones.
+fn fast_input_grad<S: Storage>(shape: &Conv2dShape, weight: &[S], gout: &[S], count: bool) -> Option<OpCount> {
+    assert_eq!(weight.len(), shape.weight_len(), "conv weight shape");
+    assert_eq!(gout.len(), shape.out_len(), "conv gradient shape");
+    let (nonzero, ops) = conv_input_grad::count_errors(shape, gout, count);
+    (4 * nonzero >= gout.len() && conv_input_grad::applies(shape, weight)).then_some(ops)
 }
 
 /// [`conv2d_backward_input`] for any geometry and any values, into `acc`: along rows for

@@ -69,6 +69,8 @@ pub(crate) struct ConvScratch {
     pub(crate) counts: [Vec<u64>; 3],
     /// The weight gradient's last errors, laid out.
     pub(crate) wg_errors: super::conv_weight_grad::ErrorCache,
+    /// Weights widened in their stored order, before they are rearranged into `weights`.
+    pub(crate) wide: Vec<f32>,
 }
 
 /// `v` as `n` zeros, reusing its allocation.

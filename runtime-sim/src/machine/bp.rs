@@ -13,9 +13,8 @@ use super::jobs::Work;
 use super::rows::{BitRows, HalfRows, RowView, Rows};
 use crate::fp::Storage;
 use crate::kernels::OpCount;
-use crate::kernels::accumulate::add_rounded;
 use crate::kernels::conv_counts::input_grad_ops;
-use crate::kernels::grad::{conv2d_backward_input_sums, conv2d_backward_input_with, readout_backward_step};
+use crate::kernels::grad::{conv2d_backward_input_into, readout_backward_step};
 use crate::kernels::loss::{LossKind as KLoss, loss_value, output_grad_row};
 use crate::kernels::pool::{avgpool_backward, maxpool_backward};
 use crate::kernels::soma::{LifParams, Reset, SOMA_BLOCK, Surrogate as Sg};
@@ -164,23 +163,12 @@ impl<S: Storage> Exec<'_, S> {
         let counted = self.st.jobs.threaded().then(|| input_grad_ops(&shape, &e));
         let work: Work<S> = Box::new(move |data, range, scratch| {
             let mut ops = OpCount::default();
-            let mut psum = std::mem::take(&mut scratch.sums);
-            if psum.len() < shape.in_len() {
-                psum.resize(shape.in_len(), 0.0);
-            }
-            // The kernel writes every input gradient and every partial sum, so neither
-            // needs clearing; an accumulating conv adds the rounded sums straight from them.
+            // The kernel writes every input gradient, or adds to it when the conv accumulates.
             if let Some(dst) = data.as_half_mut() {
-                let (dst, psum, conv) = (&mut dst[range], &mut psum[..shape.in_len()], &mut scratch.conv);
                 let counting = scratch.count.then_some(&mut ops);
-                if acc {
-                    conv2d_backward_input_sums(mode, &shape, &weights, &e, psum, counting, conv);
-                    add_rounded(dst, psum);
-                } else {
-                    conv2d_backward_input_with(mode, &shape, &weights, &e, (dst, psum), counting, conv);
-                }
+                let dst = (&mut dst[range], acc);
+                conv2d_backward_input_into(mode, &shape, &weights, &e, dst, counting, &mut scratch.conv);
             }
-            scratch.sums = psum;
             scratch.vecs.extend([e, weights]);
             ops
         });

@@ -47,8 +47,6 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 pub(crate) struct Scratch<S> {
     /// The fast conv kernels' working memory.
     pub(crate) conv: ConvScratch,
-    /// Unrounded sums of error propagation.
-    pub(crate) sums: Vec<f32>,
     /// Copies of inputs, returned to the state's pool of vectors after the job.
     pub(crate) vecs: Vec<Vec<S>>,
     /// Whether the work must count its operations: on one thread, where they are the ones
@@ -59,7 +57,7 @@ pub(crate) struct Scratch<S> {
 
 impl<S> Default for Scratch<S> {
     fn default() -> Self {
-        Scratch { conv: ConvScratch::default(), sums: Vec::new(), vecs: Vec::new(), count: true }
+        Scratch { conv: ConvScratch::default(), vecs: Vec::new(), count: true }
     }
 }
 
