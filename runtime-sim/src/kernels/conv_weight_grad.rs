@@ -8,9 +8,10 @@
 //! the outputs it reaches to the accumulators of channel ci; through tap (ky, kx) that is
 //! output `(iy+pad−ky, ix+pad−kx)`. The errors are laid out so that all those one input
 //! reaches form one contiguous run of `kw·kh·cout` values, `[kw−1−kx][kh−1−ky][co]`: each
-//! error column (all output channels) is stored once per kernel row, next to the columns
-//! of the output rows above it (see [`Columns`]). With the accumulators of a channel laid
-//! out the same way, one input adds one run of vectors to one run of vectors. The vectors
+//! position of the layout holds the error columns (all output channels) of `kh` outputs
+//! one above the other, so each error is stored once per kernel row (see [`Columns`]).
+//! With the accumulators of a channel laid out the same way, one input adds one run of
+//! vectors to one run of vectors. The vectors
 //! of a channel form one block (or several, when they do not fit the registers), so the
 //! block has several independent sums to add to per input instead of one long dependent
 //! chain, and it reads an input's errors through one slice, one bounds check per input.
@@ -20,6 +21,10 @@
 //! kernel skips. Both are products of zero with a finite input: ±0, which leaves the
 //! accumulators as they are when [`applies`] holds (see [`super::lanes`]). The lanes past
 //! the run in a channel's last vector add values nobody reads back.
+//!
+//! The operations are counted from the layout too: it keeps, per input position, the
+//! non-zero errors an input there meets through the taps, so a non-zero input adds one
+//! number ([`super::conv_counts`] counts at issue the same way).
 
 use super::accumulate::Conv2dShape;
 use super::lanes::{Block, ConvScratch, LANES, blocks, dispatch, mac, zero_terms_are_exact, zeroed};
