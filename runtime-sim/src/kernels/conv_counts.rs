@@ -12,6 +12,7 @@
 //! conv, the error in error propagation, both in the weight gradient).
 
 use super::accumulate::Conv2dShape;
+use super::conv_weight_grad::{ErrorCache, in_bounds_pairs};
 use super::{Input, OpCount};
 use crate::fp::Storage;
 use crate::spikes::SpikeSlice;
@@ -135,16 +136,50 @@ pub(crate) fn input_grad_ops<S: Storage>(shape: &Conv2dShape, gout: &[S]) -> OpC
 /// The operations of [`conv2d_weight_grad`](super::grad::conv2d_weight_grad): each
 /// in-bounds (output position, tap) pair executes one operation per pair of a non-zero
 /// error at the output position and a non-zero input at the position the tap reads.
-pub(crate) fn weight_grad_ops<S: Storage>(shape: &Conv2dShape, gout: &[S], input: &Input<'_, S>) -> OpCount {
+///
+/// At stride 1 that is, summed over the non-zero inputs, the non-zero errors each meets
+/// through the taps: the reach of its position, which the fast kernel's error layout in
+/// `cache` holds. The layout is made here when the cache lacks it (the kernel that runs
+/// next on the same errors then finds it), and kept while the errors stay the same.
+pub(crate) fn weight_grad_ops<S: Storage>(
+    shape: &Conv2dShape,
+    gout: &[S],
+    input: &Input<'_, S>,
+    cache: &mut ErrorCache,
+) -> OpCount {
+    if shape.stride != 1 {
+        return strided_weight_grad_ops(shape, gout, input);
+    }
+    let reach = cache.reach(shape, gout);
+    let plane = shape.h * shape.w;
+    let executed = match input {
+        Input::Dense(d) => {
+            let mut wide = [0.0f32; 64];
+            d.chunks_exact(plane).map(|c| weigh_nonzero(c, reach, &mut wide)).sum()
+        }
+        Input::Spikes(s) => {
+            let (mut executed, mut start) = (0u64, 0usize);
+            for i in s.ones() {
+                while i >= start + plane {
+                    start += plane;
+                }
+                executed += reach[i - start];
+            }
+            executed
+        }
+    };
+    let total = in_bounds_pairs(shape) * (shape.cin * shape.cout) as u64;
+    OpCount { executed, skipped: total - executed }
+}
+
+/// [`weight_grad_ops`] at any stride, from the non-zero counts per position.
+fn strided_weight_grad_ops<S: Storage>(shape: &Conv2dShape, gout: &[S], input: &Input<'_, S>) -> OpCount {
     let (oh, ow, positions) = (shape.oh(), shape.ow(), shape.h * shape.w);
     let (mut errors, mut inputs, mut wide) = (vec![0u64; oh * ow], vec![0u64; positions], [0.0f32; 64]);
     gout.chunks_exact(oh * ow).for_each(|plane| count_nonzero(plane, &mut errors, &mut wide));
     match input {
         Input::Dense(d) => d.chunks_exact(positions).for_each(|c| count_nonzero(c, &mut inputs, &mut wide)),
         Input::Spikes(_) => for_each_nonzero_at(input, positions, |_, p| inputs[p] += 1),
-    }
-    if shape.stride == 1 {
-        return super::conv_weight_grad::count_ops(shape, &inputs, &errors, &mut Vec::new());
     }
     let (ty, tx) = (taps(shape, oh, shape.kh, shape.h), taps(shape, ow, shape.kw, shape.w));
     let mut executed = 0u64;
@@ -179,15 +214,21 @@ mod tests {
     #[test]
     fn counts_equal_the_kernels_counts() {
         let mut rng = Rng::new(71);
-        let mut scratch = ConvScratch::default();
+        let (mut scratch, mut cache) = (ConvScratch::default(), ErrorCache::default());
         for case in 0..300 {
             let s = shape(&mut rng);
-            check::<f16>(&mut rng, &s, case, &mut scratch);
-            check::<f32>(&mut rng, &s, case, &mut scratch);
+            check::<f16>(&mut rng, &s, case, &mut scratch, &mut cache);
+            check::<f32>(&mut rng, &s, case, &mut scratch, &mut cache);
         }
     }
 
-    fn check<S: Storage>(rng: &mut Rng, s: &Conv2dShape, case: usize, scratch: &mut ConvScratch) {
+    fn check<S: Storage>(
+        rng: &mut Rng,
+        s: &Conv2dShape,
+        case: usize,
+        scratch: &mut ConvScratch,
+        cache: &mut ErrorCache,
+    ) {
         let special = rng.bernoulli(0.2);
         let weight: Vec<S> = values(rng, s.weight_len(), 0.1, special);
         let density = [0.0, 0.05, 0.3, 0.8, 1.0][rng.below(5) as usize];
@@ -204,7 +245,7 @@ mod tests {
             assert_eq!(forward_ops(s, &input), ops, "{what} forward");
             let (mut acc, mut ops) = (vec![0.0f32; s.weight_len()], OpCount::default());
             conv2d_weight_grad_with(mode, s, &gout, input, &mut acc, Some(&mut ops), scratch);
-            assert_eq!(weight_grad_ops(s, &gout, &input), ops, "{what} weight gradient");
+            assert_eq!(weight_grad_ops(s, &gout, &input, cache), ops, "{what} weight gradient");
         }
         let (mut acc, mut ops) = (vec![0.0f32; s.in_len()], OpCount::default());
         conv2d_backward_input_sums(mode, s, &weight, &gout, &mut acc, Some(&mut ops), scratch);

@@ -5,39 +5,63 @@
 //! its terms in increasing output position, as in
 //! [`conv2d_weight_grad`](super::grad::conv2d_weight_grad). The work follows the non-zero
 //! inputs (spike maps are mostly zeros): input (ci, iy, ix) adds `x` times the errors of
-//! the outputs it reaches to the accumulators of channel ci. For one kernel row ky those
-//! outputs are the `kw` adjacent positions `ox = ix+pad−kx` of output row `oy = iy+pad−ky`,
-//! so with the errors stored channel-last (`[oy][ox][co]`) and the accumulators of one
-//! (ci, ky) laid out as `[kw−1−kx][co]`, one input adds one contiguous run of `kw·cout`
-//! errors to one contiguous run of accumulators. All kernel rows of a channel form one
-//! block of vectors (or several, when they do not fit the registers), so the block has
-//! several independent sums to add to per input instead of one long dependent chain.
+//! the outputs it reaches to the accumulators of channel ci; through tap (ky, kx) that is
+//! output `(iy+pad−ky, ix+pad−kx)`. The errors are laid out so that all those one input
+//! reaches form one contiguous run of `kw·kh·cout` values, `[kw−1−kx][kh−1−ky][co]`: each
+//! position of the layout holds the error columns (all output channels) of `kh` outputs
+//! one above the other, so each error is stored once per kernel row (see [`Columns`]).
+//! With the accumulators of a channel laid out the same way, one input adds one run of
+//! vectors to one run of vectors. The vectors
+//! of a channel form one block (or several, when they do not fit the registers), so the
+//! block has several independent sums to add to per input instead of one long dependent
+//! chain, and it reads an input's errors through one slice, one bounds check per input.
 //!
-//! The error rows and columns are zero-padded, so an input near the border reads zeros
+//! The error layout is zero where no output is, so an input near the border reads zeros
 //! where the general kernel has no tap; it also multiplies the zero errors the general
 //! kernel skips. Both are products of zero with a finite input: ±0, which leaves the
-//! accumulators as they are when [`applies`] holds (see [`super::lanes`]).
+//! accumulators as they are when [`applies`] holds (see [`super::lanes`]). The lanes past
+//! the run in a channel's last vector add values nobody reads back.
+//!
+//! The operations are counted from the layout too: it keeps, per input position, the
+//! non-zero errors an input there meets through the taps, so a non-zero input adds one
+//! number ([`super::conv_counts`] counts at issue the same way).
 
 use super::accumulate::Conv2dShape;
 use super::lanes::{Block, ConvScratch, LANES, blocks, dispatch, mac, zero_terms_are_exact, zeroed};
 use super::{Input, OpCount};
 use crate::fp::{Accum, Storage};
+use std::sync::Arc;
 
 /// Whether [`weight_grad`] computes bit for bit what the general kernel does: stride 1,
 /// finite inputs, and accumulators that a ±0 term leaves as they are.
 pub(crate) fn applies<S: Storage>(shape: &Conv2dShape, input: &Input<'_, S>, acc: &[f32], mode: Accum) -> bool {
     let finite = match input {
         Input::Spikes(_) => true,
-        Input::Dense(d) => d.iter().all(|v| v.to_f32().is_finite()),
+        Input::Dense(d) => all_finite(d),
     };
     shape.stride == 1 && finite && zero_terms_are_exact::<S>(acc, mode)
 }
 
+/// Whether every value of `d` is finite; sixteen values at a time, widened in hardware
+/// where the CPU can, and tested without a branch per value.
+fn all_finite<S: Storage>(d: &[S]) -> bool {
+    let mut wide = [0.0f32; 16];
+    let mut chunks = d.chunks_exact(16);
+    for chunk in &mut chunks {
+        let Ok(chunk) = <&[S; 16]>::try_from(chunk) else { return false };
+        S::to_f32_16(chunk, &mut wide);
+        if !wide.iter().fold(true, |finite, v| finite & v.is_finite()) {
+            return false;
+        }
+    }
+    chunks.remainder().iter().all(|v| v.to_f32().is_finite())
+}
+
 /// Adds the weight gradient of one row to `acc` (`[cout,cin,kh,kw]`); see the module doc.
 /// With `count`, returns the executed and skipped operations as the general kernel counts
-/// them, from the non-zero counts the passes over the errors and inputs take on the way
-/// (a caller that has them from `conv_counts` skips that). `scratch` is working memory
-/// reused across calls.
+/// them: each non-zero input adds the number of (non-zero error, tap) pairs it meets,
+/// which the error layout keeps per input position. `scratch` is working memory reused
+/// across calls.
 pub(crate) fn weight_grad<S: Storage>(
     mode: Accum,
     shape: &Conv2dShape,
@@ -47,78 +71,44 @@ pub(crate) fn weight_grad<S: Storage>(
     scratch: &mut ConvScratch,
     count: bool,
 ) -> Option<OpCount> {
-    let [input_counts, _, across] = &mut scratch.counts;
     let p = scratch.wg_errors.columns(shape, gout);
-    let entries = Entries::new(shape, input, &p, &mut scratch.items, &mut scratch.starts, input_counts);
-    // Vectors per kernel row, and for all kernel rows of a channel.
-    let per_row = (shape.kw * shape.cout).div_ceil(LANES);
-    let lanes = zeroed(&mut scratch.sums, shape.kh * per_row * LANES);
-    let grid = Grid { kh: shape.kh, per_row, row_step: p.cols * shape.cout };
-    for ci in 0..shape.cin {
-        gather(shape, acc, ci, per_row, lanes);
-        let items = entries.channel(ci);
-        let mut v0 = 0;
-        for nv in blocks(shape.kh * per_row) {
-            dispatch!(weight_block::<S>(mode, nv)(p.data, items, &grid, v0, lanes));
-            v0 += nv;
-        }
-        scatter(shape, lanes, ci, per_row, acc);
+    let (entries, executed) = Entries::new(shape, input, &p, (&mut scratch.items, &mut scratch.starts), count);
+    // Vectors per channel: the run of an input's errors, rounded up.
+    let vectors = (shape.kh * shape.kw * shape.cout).div_ceil(LANES);
+    let width = vectors * LANES;
+    let lanes = zeroed(&mut scratch.sums, shape.cin * width);
+    gather(shape, acc, width, lanes);
+    for (ci, lanes) in lanes.chunks_exact_mut(width).enumerate() {
+        channel::<S>(mode, vectors, p.data, entries.channel(ci), lanes);
     }
-    count.then(|| count_ops(shape, entries.per_position, p.per_position, across))
+    scatter(shape, lanes, width, acc);
+    count.then(|| {
+        let total = in_bounds_pairs(shape) * (shape.cin * shape.cout) as u64;
+        OpCount { executed, skipped: total - executed }
+    })
 }
 
-/// Executed and skipped operations of one row's weight gradient, as the general kernel
-/// counts them: every in-bounds (output, tap) pair is `cin·cout` operations, executed
-/// where both the error and the input are non-zero. `inputs` holds the non-zero inputs
-/// of each input position over the channels, `errors` the non-zero errors of each output
-/// position; `across` is working memory.
-pub(crate) fn count_ops(shape: &Conv2dShape, inputs: &[u64], errors: &[u64], across: &mut Vec<u64>) -> OpCount {
-    let (oh, ow, w) = (shape.oh(), shape.ow(), shape.w);
-    // Stride 1: output o reads input o + k − pad for the taps k in `span(o)`.
+/// The in-bounds (output position, tap) pairs of a stride-1 conv.
+pub(crate) fn in_bounds_pairs(shape: &Conv2dShape) -> u64 {
     let pad = shape.pad;
+    // Output o reads input o + k − pad for the taps k in `span(o)`.
     let span = |o: usize, k: usize, size: usize| pad.saturating_sub(o)..k.min((size + pad).saturating_sub(o));
-    // Non-zero inputs each output column reads along one input row, then along the rows.
-    // Output column ox reads input columns lo..hi; with the running sums `prefix` of a row
-    // (`prefix[j]` = the first j counts) that is `prefix[hi] − prefix[lo]`.
-    let across = zeroed(across, shape.h * ow + w + 1);
-    let (across, prefix) = across.split_at_mut(shape.h * ow);
-    for iy in 0..shape.h {
-        let row = &inputs[iy * w..][..w];
-        for j in 0..w {
-            prefix[j + 1] = prefix[j] + row[j];
-        }
-        let sums = &mut across[iy * ow..][..ow];
-        for (ox, sum) in sums.iter_mut().enumerate() {
-            let lo = ox.saturating_sub(pad).min(w);
-            let hi = (ox + shape.kw).saturating_sub(pad).min(w).max(lo);
-            *sum = prefix[hi] - prefix[lo];
-        }
-    }
-    let mut executed = 0u64;
-    for oy in 0..oh {
-        let row = &errors[oy * ow..][..ow];
-        for ky in span(oy, shape.kh, shape.h) {
-            let sums = &across[(oy + ky - pad) * ow..][..ow];
-            for ox in 0..ow {
-                executed += row[ox] * sums[ox];
-            }
-        }
-    }
     let count = |o: usize, k: usize, size: usize| (0..o).map(|o| span(o, k, size).len() as u64).sum::<u64>();
-    let pairs = count(oh, shape.kh, shape.h) * count(ow, shape.kw, w);
-    let total = pairs * (shape.cin * shape.cout) as u64;
-    OpCount { executed, skipped: total - executed }
+    count(shape.oh(), shape.kh, shape.h) * count(shape.ow(), shape.kw, shape.w)
 }
 
-/// The errors channel-last and zero-padded: error (co, oy, ox) at `((oy + r0)·cols + ox +
-/// kw−1)·cout + co`, where `r0 = max(kh−1−pad, 0)` keeps every row an input reaches at an
-/// index of zero or more; a tail of zeros takes the last block's overrun. `per_position`
-/// counts the non-zero errors of each output position over the channels.
+/// The errors laid out for the inputs: error (co, oy, ox) at `((r·cols + ox + kw−1)·kh + t)
+/// ·cout + co` with `r = oy + r0 − t`, for each `t < kh` with `r ≥ 0` (kernel row
+/// `kh−1−t`), where `r0 = max(kh−1−pad, 0)` places every error an input reaches at a
+/// row of zero or more. An input at (iy, ix) reads the run of `kw·kh·cout` values from
+/// position `(iy + pad + r0 + 1 − kh, ix + pad)`; a tail of zeros takes the last vector's
+/// overrun. `reach` holds, per input position, the non-zero errors times the taps through
+/// which an input there meets them: the operations a non-zero input there executes.
 struct Columns<'a> {
     data: &'a [f32],
     cols: usize,
     r0: usize,
-    per_position: &'a [u64],
+    reach: &'a [u64],
 }
 
 /// The [`Columns`] of the last errors laid out, kept from call to call: a core runs the
@@ -126,14 +116,28 @@ struct Columns<'a> {
 /// laying them out again cost about a quarter of each call. The cache is keyed by the
 /// errors' contents (their widened bit patterns) and the shape, so it needs no telling when
 /// the buffer the errors came from is written: any change of value misses.
+///
+/// A clone shares the layout: the simulator gives a job a clone and keeps one for the
+/// core's next instruction, which may come while the job runs. New errors are laid out in
+/// place when no clone shares the layout, else in a new one.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct ErrorCache {
+    layout: Arc<Layout>,
+}
+
+/// The contents of an [`ErrorCache`].
+#[derive(Debug, Default, Clone)]
+struct Layout {
     /// The shape the layout is for; `None` while nothing valid is cached.
     shape: Option<Conv2dShape>,
     /// The errors the layout was made from, widened.
     key: Vec<f32>,
     data: Vec<f32>,
-    per_position: Vec<u64>,
+    reach: Vec<u64>,
+    /// Non-zero errors per output position, and their sums along rows: working memory.
+    counts: [Vec<u64>; 2],
+    /// A plane of errors widened: working memory.
+    wide: Vec<f32>,
     cols: usize,
     r0: usize,
 }
@@ -141,37 +145,80 @@ pub(crate) struct ErrorCache {
 impl ErrorCache {
     /// The layout of `gout`, made afresh unless the cache holds that of the same values.
     fn columns<S: Storage>(&mut self, shape: &Conv2dShape, gout: &[S]) -> Columns<'_> {
-        if self.shape != Some(*shape) || !widens_to(gout, &self.key) {
-            self.shape = None;
-            self.lay_out(shape, gout);
-            self.key.resize(gout.len(), 0.0);
-            S::to_f32_slice(gout, &mut self.key);
-            self.shape = Some(*shape);
+        if self.layout.shape != Some(*shape) || !widens_to(gout, &self.layout.key) {
+            // A layout a clone still reads is left to it.
+            if Arc::get_mut(&mut self.layout).is_none() {
+                self.layout = Arc::default();
+            }
+            // Not shared now, so this does not copy.
+            let layout = Arc::make_mut(&mut self.layout);
+            layout.shape = None;
+            layout.lay_out(shape, gout);
+            layout.key.resize(gout.len(), 0.0);
+            S::to_f32_slice(gout, &mut layout.key);
+            layout.shape = Some(*shape);
         }
-        Columns { data: &self.data, cols: self.cols, r0: self.r0, per_position: &self.per_position }
+        let l = &*self.layout;
+        Columns { data: &l.data, cols: l.cols, r0: l.r0, reach: &l.reach }
     }
 
-    /// Lays `gout` out in `data`, counting into `per_position`.
+    /// For each input position of a stride-1 conv, the operations a non-zero input there
+    /// executes against `gout` (see [`Columns`]). The errors are laid out here unless the
+    /// cache holds them already, and a kernel that runs on them next finds them.
+    pub(crate) fn reach<S: Storage>(&mut self, shape: &Conv2dShape, gout: &[S]) -> &[u64] {
+        self.columns(shape, gout).reach
+    }
+}
+
+impl Layout {
+    /// Lays `gout` out in `data` and counts the reach of each input position.
     fn lay_out<S: Storage>(&mut self, shape: &Conv2dShape, gout: &[S]) {
-        let (oh, ow, cout, kw) = (shape.oh(), shape.ow(), shape.cout, shape.kw);
-        let r0 = (shape.kh - 1).saturating_sub(shape.pad);
+        let (oh, ow, cout, kh, kw) = (shape.oh(), shape.ow(), shape.cout, shape.kh, shape.kw);
+        let r0 = (kh - 1).saturating_sub(shape.pad);
         // Inputs reach output rows up to h−1+pad and columns up to w−1+pad.
         let (rows, cols) = (shape.h + shape.pad + r0, shape.w + shape.pad + kw - 1);
         (self.cols, self.r0) = (cols, r0);
-        let data = zeroed(&mut self.data, rows * cols * cout + kw * cout + LANES);
-        let per_position = zeroed(&mut self.per_position, oh * ow);
+        let data = zeroed(&mut self.data, rows * cols * kh * cout + LANES);
+        let [per_position, across] = &mut self.counts;
+        let per_position = zeroed(per_position, oh * ow);
+        let wide = zeroed(&mut self.wide, oh * ow);
+        // Outputs past the rows and columns any input reaches are counted only.
+        let (rows_reached, cols_reached) = ((rows - r0).min(oh), (cols + 1 - kw).min(ow));
         for (co, g) in gout.chunks_exact(oh * ow).enumerate() {
-            for (oy, (row, counts)) in g.chunks_exact(ow).zip(per_position.chunks_exact_mut(ow)).enumerate() {
-                // Outputs past the rows and columns any input reaches are counted only.
-                let reached = if oy < rows - r0 { cols + 1 - kw } else { 0 };
-                for (ox, (v, n)) in row.iter().zip(counts).enumerate() {
-                    let v = v.to_f32();
-                    *n += u64::from(v != 0.0);
-                    if ox < reached {
-                        data[((oy + r0) * cols + ox + kw - 1) * cout + co] = v;
+            // A plane widened at once (in hardware where the CPU can) and counted apart
+            // from the scattered stores, so that both loops vectorise.
+            S::to_f32_slice(g, wide);
+            per_position.iter_mut().zip(wide.iter()).for_each(|(n, v)| *n += u64::from(*v != 0.0));
+            for (oy, row) in wide.chunks_exact(ow).take(rows_reached).enumerate() {
+                for (ox, &v) in row[..cols_reached].iter().enumerate() {
+                    for t in 0..kh.min(oy + r0 + 1) {
+                        data[(((oy + r0 - t) * cols + ox + kw - 1) * kh + t) * cout + co] = v;
                     }
                 }
             }
+        }
+        reach(shape, per_position, across, &mut self.reach);
+    }
+}
+
+/// For each input position, `Σ errors[o]` over the outputs o it meets through a tap: the
+/// sum of `errors` (per output position) over a window, along the rows into `across`, then
+/// along the columns into `reach`.
+fn reach(shape: &Conv2dShape, errors: &[u64], across: &mut Vec<u64>, reach: &mut Vec<u64>) {
+    let (oh, ow, h, w, pad) = (shape.oh(), shape.ow(), shape.h, shape.w, shape.pad);
+    // Stride 1: input i meets outputs i + pad − k for the taps k; those in range form
+    // `lo..hi`.
+    let window = |i: usize, k: usize, out: usize| (i + pad + 1).saturating_sub(k).min(out)..(i + pad + 1).min(out);
+    let across = zeroed(across, oh * w);
+    for (sums, row) in across.chunks_exact_mut(w).zip(errors.chunks_exact(ow)) {
+        for (ix, sum) in sums.iter_mut().enumerate() {
+            *sum = row[window(ix, shape.kw, ow)].iter().sum();
+        }
+    }
+    let reach = zeroed(reach, h * w);
+    for (iy, sums) in reach.chunks_exact_mut(w).enumerate() {
+        for oy in window(iy, shape.kh, oh) {
+            sums.iter_mut().zip(&across[oy * w..][..w]).for_each(|(s, a)| *s += a);
         }
     }
 }
@@ -199,42 +246,46 @@ fn widens_to<S: Storage>(gout: &[S], key: &[f32]) -> bool {
     values.remainder().iter().zip(keys.remainder()).all(|(v, k)| v.to_f32().to_bits() == k.to_bits())
 }
 
-/// The non-zero inputs of each channel in increasing position, each as the index of the
-/// first error it multiplies in the last kernel row (the last kernel column), and its
-/// value. The error of kernel row ky lies `(kh−1−ky)` error rows after that index.
-/// `per_position` counts the non-zero inputs of each input position over the channels.
+/// The non-zero inputs of each channel in increasing position, each as the index in the
+/// error layout where the run of the errors it meets starts, and its value.
 struct Entries<'a> {
     starts: &'a [usize],
     items: &'a [(usize, f32)],
-    per_position: &'a [u64],
 }
 
 impl<'a> Entries<'a> {
-    /// Lists the inputs into `items`, the channel starts into `starts` and the counts into
-    /// `counts`, reusing their allocations.
+    /// Lists the inputs into `items` and the channel starts into `starts`, reusing their
+    /// allocations; with `count`, also sums the operations they execute (else 0).
     fn new<S: Storage>(
         shape: &Conv2dShape,
         input: &Input<'_, S>,
         p: &Columns<'_>,
-        items: &'a mut Vec<(usize, f32)>,
-        starts: &'a mut Vec<usize>,
-        counts: &'a mut Vec<u64>,
-    ) -> Self {
-        let (h, w, cout) = (shape.h, shape.w, shape.cout);
-        let per_position = zeroed(counts, h * w);
+        lists: (&'a mut Vec<(usize, f32)>, &'a mut Vec<usize>),
+        count: bool,
+    ) -> (Self, u64) {
+        if count {
+            Self::fill::<S, true>(shape, input, p, lists)
+        } else {
+            Self::fill::<S, false>(shape, input, p, lists)
+        }
+    }
+
+    /// [`Entries::new`], with the choice to count made at compile time.
+    fn fill<S: Storage, const COUNT: bool>(
+        shape: &Conv2dShape,
+        input: &Input<'_, S>,
+        p: &Columns<'_>,
+        (items, starts): (&'a mut Vec<(usize, f32)>, &'a mut Vec<usize>),
+    ) -> (Self, u64) {
         let starts = zeroed(starts, shape.cin + 1);
         items.clear();
-        // Walk the rows alongside the increasing indices instead of dividing each one; a
-        // channel starts where the list stands when the walk enters it.
-        // `pad + r0 ≥ kh − 1`, so the first row an input reaches is at index zero or more.
-        let first = shape.pad + p.r0 + 1 - shape.kh;
-        let mut walk = Walk { w, h, ci: 0, iy: 0, row_end: w, first, cols: p.cols, pad: shape.pad, cout };
+        let mut walk = Walk::new(shape, p);
         // The two loops call `add` directly (a closure through `for_each_nonzero` was not
         // inlined: one call per input).
         match input {
             Input::Spikes(bits) => {
                 for i in bits.ones() {
-                    walk.add(i, 1.0, items, starts, per_position);
+                    walk.add::<COUNT>(i, 1.0, items, starts);
                 }
             }
             Input::Dense(d) => {
@@ -245,14 +296,13 @@ impl<'a> Entries<'a> {
                     while nonzero != 0 {
                         let j = nonzero.trailing_zeros() as usize;
                         nonzero &= nonzero - 1;
-                        walk.add(k * 64 + j, chunk[j].to_f32(), items, starts, per_position);
+                        walk.add::<COUNT>(k * 64 + j, chunk[j].to_f32(), items, starts);
                     }
                 }
             }
         }
-        let ci = walk.ci;
-        starts[ci + 1..].fill(items.len());
-        Entries { starts, items, per_position }
+        starts[walk.ci + 1..].fill(items.len());
+        (Entries { starts, items }, walk.executed)
     }
 
     fn channel(&self, ci: usize) -> &[(usize, f32)] {
@@ -282,105 +332,170 @@ fn nonzero_mask<S: Storage>(chunk: &[S]) -> u64 {
     mask
 }
 
-/// Where [`Entries::new`] stands in the input: channel `ci`, row `iy`, which ends before
-/// index `row_end`; and what it needs to place an input's errors.
-struct Walk {
+/// Where [`Entries::fill`] stands in the input: channel `ci`, row `iy`, which ends before
+/// index `row_end`; what it needs to place an input in the error layout; and the operations
+/// counted so far.
+struct Walk<'r> {
     w: usize,
     h: usize,
     ci: usize,
     iy: usize,
     row_end: usize,
+    /// The layout position (row·cols + column) of the input at index `i` of the current
+    /// row is `base + i`, wrapping (`base` is a position minus an index).
+    base: usize,
+    /// The index where the current channel starts.
+    plane: usize,
+    /// Where an input of row 0 starts in the layout: row `first`, column `pad`.
     first: usize,
     cols: usize,
     pad: usize,
-    cout: usize,
+    /// Layout values per position: `kh·cout`.
+    step: usize,
+    reach: &'r [u64],
+    executed: u64,
 }
 
-impl Walk {
-    /// Lists the non-zero input at index `i` (past every earlier one) with value `x`.
+impl<'r> Walk<'r> {
+    fn new(shape: &Conv2dShape, p: &Columns<'r>) -> Self {
+        // `pad + r0 ≥ kh − 1`, so the first row an input reaches is at index zero or more.
+        let first = shape.pad + p.r0 + 1 - shape.kh;
+        let (cols, pad) = (p.cols, shape.pad);
+        let (w, h, step) = (shape.w, shape.h, shape.kh * shape.cout);
+        let base = first * cols + pad;
+        Walk { w, h, ci: 0, iy: 0, row_end: w, base, plane: 0, first, cols, pad, step, reach: p.reach, executed: 0 }
+    }
+
+    /// Lists the non-zero input at index `i` (past every earlier one) with value `x`;
+    /// with `COUNT`, adds the operations it executes.
     #[inline(always)]
-    fn add(&mut self, i: usize, x: f32, items: &mut Vec<(usize, f32)>, starts: &mut [usize], counts: &mut [u64]) {
+    fn add<const COUNT: bool>(&mut self, i: usize, x: f32, items: &mut Vec<(usize, f32)>, starts: &mut [usize]) {
+        if i >= self.row_end {
+            self.next_row(i, items.len(), starts);
+        }
+        items.push((self.base.wrapping_add(i) * self.step, x));
+        if COUNT {
+            self.executed += self.reach[i - self.plane];
+        }
+    }
+
+    /// Moves on to the row holding index `i`, starting the channels it passes at `listed`.
+    #[inline(never)]
+    fn next_row(&mut self, i: usize, listed: usize, starts: &mut [usize]) {
         while i >= self.row_end {
             self.row_end += self.w;
             self.iy += 1;
             if self.iy == self.h {
                 (self.ci, self.iy) = (self.ci + 1, 0);
-                starts[self.ci] = items.len();
+                self.plane += self.h * self.w;
+                starts[self.ci] = listed;
             }
         }
-        let ix = i + self.w - self.row_end;
-        items.push((((self.iy + self.first) * self.cols + ix + self.pad) * self.cout, x));
-        counts[self.iy * self.w + ix] += 1;
+        let row_start = self.row_end - self.w;
+        self.base = ((self.iy + self.first) * self.cols + self.pad).wrapping_sub(row_start);
     }
 }
 
-/// Where the vectors of a block read: vector `v` of the lanes of one channel holds lanes
-/// `(v % per_row)·8 ..` of kernel row `v / per_row`, whose errors lie `row_step` before
-/// those of the next kernel row.
-struct Grid {
-    kh: usize,
-    per_row: usize,
-    row_step: usize,
-}
+/// The most vectors of a block in [`Accum::F32`] mode: twelve accumulators and the
+/// broadcast input fit the sixteen vector registers of AVX2 (the error loads fold into
+/// the multiply-adds). [`Accum::Storage`] mode, whose roundings take registers of their
+/// own, keeps the shared blocks of at most [`MAX_VECTORS`](super::lanes::MAX_VECTORS).
+const MAX_F32: usize = 12;
 
-impl Grid {
-    /// The offset of vector `v`'s errors from an input's index in [`Entries`].
-    fn offset(&self, v: usize) -> usize {
-        let (ky, part) = (v / self.per_row, v % self.per_row);
-        (self.kh - 1 - ky) * self.row_step + part * LANES
+/// Adds the terms of the inputs `items` to the `vectors` vectors of a channel's `lanes`,
+/// a block of vectors at a time.
+fn channel<S: Storage>(mode: Accum, vectors: usize, errors: &[f32], items: &[(usize, f32)], lanes: &mut [f32]) {
+    let mut v0 = 0;
+    if mode == Accum::F32 {
+        for nv in wide_blocks(vectors) {
+            wide_block::<S>(nv, errors, items, v0, lanes);
+            v0 += nv;
+        }
+    } else {
+        for nv in blocks(vectors) {
+            dispatch!(weight_block::<S>(mode, nv)(errors, items, v0, lanes));
+            v0 += nv;
+        }
     }
 }
 
-/// Adds the terms of the inputs `items` to vectors `v0 .. v0+NV` of `lanes`.
+/// Splits `vectors` vectors into blocks of at most [`MAX_F32`], as even as possible: the
+/// vector count of each block, in order.
+fn wide_blocks(vectors: usize) -> impl Iterator<Item = usize> {
+    let n = vectors.div_ceil(MAX_F32);
+    let per = if n == 0 { 0 } else { vectors.div_ceil(n) };
+    (0..n).map(move |i| per.min(vectors - i * per))
+}
+
+/// Calls [`weight_block`] in [`Accum::F32`] mode with the block's size `nv` (from
+/// [`wide_blocks`]) as a const parameter.
+fn wide_block<S: Storage>(nv: usize, errors: &[f32], items: &[(usize, f32)], v0: usize, lanes: &mut [f32]) {
+    macro_rules! by_nv {
+        ($($n:literal)*) => {
+            match nv {
+                $($n => weight_block::<S, false, $n>(errors, items, v0, lanes),)*
+                _ => weight_block::<S, false, MAX_F32>(errors, items, v0, lanes),
+            }
+        };
+    }
+    by_nv!(1 2 3 4 5 6 7 8 9 10 11)
+}
+
+/// Adds the terms of the inputs `items` to vectors `v0 .. v0+NV` of a channel's `lanes`.
+/// An input's errors for the block are one slice of constant length, so the loads need
+/// no bounds check of their own.
 fn weight_block<S: Storage, const NARROW: bool, const NV: usize>(
     errors: &[f32],
     items: &[(usize, f32)],
-    grid: &Grid,
     v0: usize,
     lanes: &mut [f32],
 ) {
+    let lanes = &mut lanes[v0 * LANES..][..NV * LANES];
     let mut acc: Block<NV> = [[0.0; LANES]; NV];
-    let mut offsets = [0usize; NV];
-    for (v, (a, off)) in acc.iter_mut().zip(offsets.iter_mut()).enumerate() {
-        a.copy_from_slice(&lanes[(v0 + v) * LANES..][..LANES]);
-        *off = grid.offset(v0 + v);
+    for (v, a) in acc.iter_mut().enumerate() {
+        a.copy_from_slice(&lanes[v * LANES..][..LANES]);
     }
+    let skip = v0 * LANES;
     for &(at, x) in items {
-        for (a, off) in acc.iter_mut().zip(&offsets) {
-            let src = &errors[at + off..][..LANES];
+        let src = &errors[at + skip..][..NV * LANES];
+        for (v, a) in acc.iter_mut().enumerate() {
+            let e = &src[v * LANES..][..LANES];
             for l in 0..LANES {
-                a[l] = mac::<S, NARROW>(a[l], src[l], x);
+                a[l] = mac::<S, NARROW>(a[l], e[l], x);
             }
         }
     }
     for (v, a) in acc.iter().enumerate() {
-        lanes[(v0 + v) * LANES..][..LANES].copy_from_slice(a);
+        lanes[v * LANES..][..LANES].copy_from_slice(a);
     }
 }
 
-/// Loads the accumulators of channel `ci` into `lanes` as `[ky][kw−1−kx][co]`, each kernel
-/// row padded to whole vectors.
-fn gather(shape: &Conv2dShape, acc: &[f32], ci: usize, per_row: usize, lanes: &mut [f32]) {
-    let (cin, kh, kw) = (shape.cin, shape.kh, shape.kw);
-    for ky in 0..kh {
-        for j in 0..kw {
-            for co in 0..shape.cout {
-                lanes[ky * per_row * LANES + j * shape.cout + co] = acc[((co * cin + ci) * kh + ky) * kw + kw - 1 - j];
+/// Calls `f(a, l)` for each accumulator: `a` its index in `[cout,cin,kh,kw]`, `l` its lane
+/// among channels of `width` lanes each laid out `[kw−1−kx][kh−1−ky][co]`, the order of the
+/// errors in an input's run.
+fn for_each_lane(shape: &Conv2dShape, width: usize, mut f: impl FnMut(usize, usize)) {
+    let (cin, kh, kw, cout) = (shape.cin, shape.kh, shape.kw, shape.cout);
+    let mut a = 0;
+    for co in 0..cout {
+        for ci in 0..cin {
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    f(a, ci * width + ((kw - 1 - kx) * kh + kh - 1 - ky) * cout + co);
+                    a += 1;
+                }
             }
         }
     }
 }
 
-/// Stores the accumulators of channel `ci` back from `lanes`; the inverse of [`gather`].
-fn scatter(shape: &Conv2dShape, lanes: &[f32], ci: usize, per_row: usize, acc: &mut [f32]) {
-    let (cin, kh, kw) = (shape.cin, shape.kh, shape.kw);
-    for ky in 0..kh {
-        for j in 0..kw {
-            for co in 0..shape.cout {
-                acc[((co * cin + ci) * kh + ky) * kw + kw - 1 - j] = lanes[ky * per_row * LANES + j * shape.cout + co];
-            }
-        }
-    }
+/// Loads the accumulators of every channel into `lanes` (see [`for_each_lane`]).
+fn gather(shape: &Conv2dShape, acc: &[f32], width: usize, lanes: &mut [f32]) {
+    for_each_lane(shape, width, |a, l| lanes[l] = acc[a]);
+}
+
+/// Stores the accumulators back from `lanes`; the inverse of [`gather`].
+fn scatter(shape: &Conv2dShape, lanes: &[f32], width: usize, acc: &mut [f32]) {
+    for_each_lane(shape, width, |a, l| acc[a] = lanes[l]);
 }
 
 #[cfg(test)]
@@ -403,11 +518,16 @@ mod tests {
         // One scratch for every case, as the simulator keeps it: what a call leaves in it
         // must not change the next call's result.
         let mut scratch = ConvScratch::default();
+        // The block sizes the fast path ran, as bit masks: F32 mode, storage mode.
+        let mut sizes = [0u32; 2];
         for case in 0..300 {
             let s = shape(&mut rng);
-            fast += check::<f16>(&mut rng, &s, case, &mut scratch) + check::<f32>(&mut rng, &s, case, &mut scratch);
+            fast += check::<f16>(&mut rng, &s, case, &mut scratch, &mut sizes);
+            fast += check::<f32>(&mut rng, &s, case, &mut scratch, &mut sizes);
         }
         assert!(fast > 400, "the fast path ran {fast} times");
+        // Every block size of either mode ran.
+        assert_eq!(sizes, [(1 << (MAX_F32 + 1)) - 2, (1 << (crate::kernels::lanes::MAX_VECTORS + 1)) - 2]);
     }
 
     /// The cached error layout is used only for the errors it was made from: weight
@@ -488,8 +608,14 @@ mod tests {
     }
 
     /// Checks one case with spike and dense inputs in both modes; returns how often the
-    /// fast path applied.
-    fn check<S: Storage>(rng: &mut Rng, s: &Conv2dShape, case: usize, scratch: &mut ConvScratch) -> usize {
+    /// fast path applied, and marks the block sizes it ran in `sizes`.
+    fn check<S: Storage>(
+        rng: &mut Rng,
+        s: &Conv2dShape,
+        case: usize,
+        scratch: &mut ConvScratch,
+        sizes: &mut [u32; 2],
+    ) -> usize {
         let special = rng.bernoulli(0.2);
         let zeros = [0.0, 0.2, 0.7, 0.95][rng.below(4) as usize];
         let gout: Vec<S> = values(rng, s.out_len(), zeros, special);
@@ -533,6 +659,12 @@ mod tests {
                     assert_eq!(bits(&fresh), bits(&want), "{what} fresh scratch");
                     assert_eq!(ops, Some(want_ops), "{what} fresh scratch");
                     fast += 1;
+                    let vectors = (s.kh * s.kw * s.cout).div_ceil(LANES);
+                    if mode == Accum::F32 {
+                        wide_blocks(vectors).for_each(|nv| sizes[0] |= 1 << nv);
+                    } else {
+                        blocks(vectors).for_each(|nv| sizes[1] |= 1 << nv);
+                    }
                 }
                 let (mut got, mut ops) = (start.clone(), OpCount::default());
                 conv2d_weight_grad_with(mode, s, &gout, input, &mut got, Some(&mut ops), scratch);

@@ -9,12 +9,12 @@ use super::jobs::{Owned, Work};
 use super::rows::{BitRows, RowView, Rows};
 use super::state::OptSlot;
 use crate::fp::{Accum, Storage};
-use crate::kernels::OpCount;
 use crate::kernels::conv_counts::weight_grad_ops;
 use crate::kernels::grad::{bias_grad, conv2d_weight_grad_with};
 use crate::kernels::tile::linear_kn_weight_grad;
 use crate::kernels::tile_rows::{BitRowsAt, GradRows, Lanes, ValRowsAt, linear_kn_weight_grad_rows};
 use crate::kernels::update::{Adam, Momentum, adam, scaled_grad, sgd_momentum};
+use crate::kernels::{ErrorCache, OpCount};
 use isa::{Access, OptKind};
 
 /// Where a multi-row `wg.linear` accumulates its bias gradient.
@@ -200,10 +200,19 @@ impl<S: Storage> Exec<'_, S> {
         let e = self.masked_err(err, nz)?;
         let mode = self.st.mode;
         let (mut scratch, copy) = (self.st.jobs.scratch(), self.pooled_zeros(0));
+        // The kernel finds this core's cached error layout in the scratch while it runs;
+        // counting at issue uses it first (and makes it when the errors are new).
+        let core = self.core;
+        if self.st.wg_errors.len() <= core {
+            self.st.wg_errors.resize_with(core + 1, Default::default);
+        }
+        let threaded = self.st.jobs.threaded();
+        let mut cache = std::mem::take(&mut self.st.wg_errors[core]);
+        let cache = &mut cache;
         let checked = self.read("spk", spk, None).and_then(|x| {
             let input = x.input().map_err(|m| self.bad(m))?;
             let out32 = self.st.bufs[o.slot].as_word().is_some();
-            let counted = self.st.jobs.threaded().then(|| weight_grad_ops(&shape, &e, &input));
+            let counted = threaded.then(|| weight_grad_ops(&shape, &e, &input, cache));
             if out32 { Ok((Owned::of(&input, copy), counted)) } else { Err(self.bad(width_msg("dw", 32))) }
         });
         let (input, counted) = match checked {
@@ -213,12 +222,17 @@ impl<S: Storage> Exec<'_, S> {
                 return Err(error);
             }
         };
-        // The kernel finds this core's cached error layout in the scratch while it runs.
-        let core = self.core;
-        if self.st.wg_errors.len() <= core {
-            self.st.wg_errors.resize_with(core + 1, Default::default);
-        }
-        std::mem::swap(&mut scratch.conv.wg_errors, &mut self.st.wg_errors[core]);
+        // A job shares the layout with the core (see `ErrorCache`), as the core's next
+        // instruction may come before the job is joined, and lets go of it when done, so
+        // that the core can lay new errors out in place. Without jobs the kernel runs at
+        // once, and the layout comes back with the scratch (`launch`'s `wg_core`).
+        let wg_core = if threaded {
+            self.st.wg_errors[core] = cache.clone();
+            None
+        } else {
+            Some(core)
+        };
+        scratch.conv.wg_errors = std::mem::take(cache);
         let work: Work<S> = Box::new(move |data, range, scratch| {
             let mut ops = OpCount::default();
             if let Some(dst) = data.as_word_mut() {
@@ -227,9 +241,12 @@ impl<S: Storage> Exec<'_, S> {
             }
             input.recycle(scratch);
             scratch.vecs.push(e);
+            if threaded {
+                scratch.conv.wg_errors = ErrorCache::default();
+            }
             ops
         });
-        let mut ops = super::jobs::launch(self.st, o, (work, scratch), counted, Some(core));
+        let mut ops = super::jobs::launch(self.st, o, (work, scratch), counted, wg_core);
         if !skip {
             ops = OpCount { executed: ops.total(), skipped: 0 };
         }
