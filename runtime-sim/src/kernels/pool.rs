@@ -134,7 +134,7 @@ fn avgpool_forward_tiled<S: Storage>(shape: &PoolShape, input: SpikeSlice<'_>, o
     }
     // Windows per word read: as many whole windows as 64 bits hold.
     let per_word = 64 / k;
-    let window_mask = if k == 64 { !0 } else { (1u64 << k) - 1 };
+    let window_mask = (1u64 << k) - 1;
     let mut counts = [0u32; 64];
     let mut executed = 0u64;
     for (r, row) in out.chunks_exact_mut(ow).enumerate() {

@@ -604,18 +604,14 @@ impl<S: Storage> Exec<'_, S> {
         self.check_pad(dst, src, g, extract)?;
         let (d, s) = (self.span("dst", dst)?, self.span("src", src)?);
         let w = usize::from(g.w);
-        if !extract && self.pad_spike_rows(g, (s.slot, s.start), (d.slot, d.start)) {
-            let elems = g.dense_len() as usize;
-            let acc = [self.touch(src.buf, elems), self.touch(dst.buf, elems)];
-            self.mover(&acc);
-            return Ok(Flow::Next);
+        if extract || !self.pad_spike_rows(g, (s.slot, s.start), (d.slot, d.start)) {
+            let rows = (0..usize::from(g.c) * usize::from(g.h)).map(|row| {
+                let (dense_at, padded_at) = (row * w, g.padded_row(row));
+                let (from, to) = if extract { (padded_at, dense_at) } else { (dense_at, padded_at) };
+                (s.start + from, d.start + to, w)
+            });
+            super::buffers::BufData::copy_rows(&mut self.st.bufs, (s.slot, d.slot), rows);
         }
-        let rows = (0..usize::from(g.c) * usize::from(g.h)).map(|row| {
-            let (dense_at, padded_at) = (row * w, g.padded_row(row));
-            let (from, to) = if extract { (padded_at, dense_at) } else { (dense_at, padded_at) };
-            (s.start + from, d.start + to, w)
-        });
-        super::buffers::BufData::copy_rows(&mut self.st.bufs, (s.slot, d.slot), rows);
         let elems = g.dense_len() as usize;
         let acc = [self.touch(src.buf, elems), self.touch(dst.buf, elems)];
         self.mover(&acc);
