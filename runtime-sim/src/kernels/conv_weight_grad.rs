@@ -119,10 +119,21 @@ struct Columns<'a> {
 ///
 /// A clone shares the layout: the simulator gives a job a clone and keeps one for the
 /// core's next instruction, which may come while the job runs. New errors are laid out in
-/// place when no clone shares the layout, else in a new one.
-#[derive(Debug, Default, Clone)]
+/// place when no clone shares the layout, else in the layout before it (kept as a spare)
+/// once no job reads that one any more, else in a new one: two layouts take turns while
+/// jobs run, and neither is allocated and zeroed again.
+#[derive(Debug, Default)]
 pub(crate) struct ErrorCache {
     layout: Arc<Layout>,
+    /// The layout before the current one, which a job may still read.
+    spare: Option<Arc<Layout>>,
+}
+
+impl Clone for ErrorCache {
+    /// Shares the current layout; the spare stays with the original.
+    fn clone(&self) -> Self {
+        ErrorCache { layout: Arc::clone(&self.layout), spare: None }
+    }
 }
 
 /// The contents of an [`ErrorCache`].
@@ -133,6 +144,9 @@ struct Layout {
     /// The errors the layout was made from, widened.
     key: Vec<f32>,
     data: Vec<f32>,
+    /// The shape `data` was last laid out for: every element that layout leaves unwritten
+    /// is zero, so laying out errors of the same shape again needs no zeroing.
+    zeros_for: Option<Conv2dShape>,
     reach: Vec<u64>,
     /// Non-zero errors per output position, and their sums along rows: working memory.
     counts: [Vec<u64>; 2],
@@ -146,9 +160,11 @@ impl ErrorCache {
     /// The layout of `gout`, made afresh unless the cache holds that of the same values.
     fn columns<S: Storage>(&mut self, shape: &Conv2dShape, gout: &[S]) -> Columns<'_> {
         if self.layout.shape != Some(*shape) || !widens_to(gout, &self.layout.key) {
-            // A layout a clone still reads is left to it.
+            // A layout a clone still reads is left to it, and becomes the spare.
             if Arc::get_mut(&mut self.layout).is_none() {
-                self.layout = Arc::default();
+                let mut next = self.spare.take().filter(|s| Arc::strong_count(s) == 1).unwrap_or_default();
+                std::mem::swap(&mut self.layout, &mut next);
+                self.spare = Some(next);
             }
             // Not shared now, so this does not copy.
             let layout = Arc::make_mut(&mut self.layout);
@@ -178,10 +194,17 @@ impl Layout {
         // Inputs reach output rows up to h−1+pad and columns up to w−1+pad.
         let (rows, cols) = (shape.h + shape.pad + r0, shape.w + shape.pad + kw - 1);
         (self.cols, self.r0) = (cols, r0);
-        let data = zeroed(&mut self.data, rows * cols * kh * cout + LANES);
+        let len = rows * cols * kh * cout + LANES;
+        if self.zeros_for != Some(*shape) {
+            zeroed(&mut self.data, len);
+            self.zeros_for = Some(*shape);
+        }
+        let data = &mut self.data[..len];
         let [per_position, across] = &mut self.counts;
         let per_position = zeroed(per_position, oh * ow);
-        let wide = zeroed(&mut self.wide, oh * ow);
+        // Every value is overwritten by the widening below.
+        self.wide.resize(oh * ow, 0.0);
+        let wide = &mut self.wide[..oh * ow];
         // Outputs past the rows and columns any input reaches are counted only.
         let (rows_reached, cols_reached) = ((rows - r0).min(oh), (cols + 1 - kw).min(ow));
         for (co, g) in gout.chunks_exact(oh * ow).enumerate() {
@@ -533,11 +556,14 @@ mod tests {
     /// The cached error layout is used only for the errors it was made from: weight
     /// gradients of one shape against errors that change by one value between calls (a
     /// sign of zero, a NaN payload, an infinity, a new value) or not at all, through one
-    /// scratch, each agree with the general kernel.
+    /// scratch, each agree with the general kernel. Clones of the cache are held and let
+    /// go at random, as running jobs hold them, so that new errors are laid out in place,
+    /// in the spare layout (laid out before for the same shape or another) or afresh.
     #[test]
     fn error_cache_follows_the_errors() {
         let mut rng = Rng::new(31);
         let mut scratch = ConvScratch::default();
+        let mut held: Vec<ErrorCache> = Vec::new();
         for case in 0..40 {
             let s = loop {
                 let s = shape(&mut rng);
@@ -559,6 +585,12 @@ mod tests {
                 let mut want = vec![0.0f32; s.weight_len()];
                 let mut want_ops = OpCount::default();
                 conv2d_weight_grad_general(Accum::F32, &s, &gout, input, &mut want, &mut want_ops);
+                if rng.bernoulli(0.5) {
+                    held.push(scratch.wg_errors.clone());
+                }
+                if !held.is_empty() && rng.bernoulli(0.4) {
+                    held.swap_remove(rng.below(held.len() as u64) as usize);
+                }
                 let mut got = vec![0.0f32; s.weight_len()];
                 let ops = weight_grad(Accum::F32, &s, &gout, &input, &mut got, &mut scratch, true);
                 assert_eq!(bits(&got), bits(&want), "case {case} step {step} {s:?}");

@@ -256,11 +256,16 @@ fn reclaim<S: Storage>(st: &mut State<S>, mut scratch: Scratch<S>, wg_core: Opti
 
 /// Joins the jobs of `slot` whose ranges `hit` selects, and copies their outputs back.
 pub(crate) fn join<S: Storage>(st: &mut State<S>, slot: usize, hit: impl Fn(&Range<usize>) -> bool) {
-    // Most instructions touch no pending range: they return before any list is built.
-    let Some(list) = st.jobs.pending.get_mut(slot).filter(|l| l.iter().any(|p| hit(&p.range))) else { return };
-    let (joined, kept): (Vec<_>, Vec<_>) = std::mem::take(list).into_iter().partition(|p| hit(&p.range));
-    st.jobs.pending[slot] = kept;
-    for p in joined {
+    // The pending ranges of one buffer never overlap (a conv joins the jobs its operands
+    // overlap before it launches its own), so the order of the joins does not matter: each
+    // is taken out where it is found, the last job taking its place, with no new list.
+    let mut i = 0;
+    while let Some(p) = st.jobs.pending.get(slot).and_then(|l| l.get(i)) {
+        if !hit(&p.range) {
+            i += 1;
+            continue;
+        }
+        let p = st.jobs.pending[slot].swap_remove(i);
         st.jobs.count -= 1;
         let done = p.ticket.wait(st.jobs.queue.as_deref());
         // Only debug builds count in the job (see `Scratch::count`).
