@@ -71,6 +71,13 @@ pub(crate) fn forward_ops<S: Storage>(shape: &Conv2dShape, input: &Input<'_, S>)
     forward_count(shape, executed, (&ny, &nx))
 }
 
+/// The operations of a forward conv that skips no zero input (`skip=false`): every
+/// in-bounds pair executed, whatever the inputs, so nothing needs counting.
+pub(crate) fn forward_unskipped(shape: &Conv2dShape) -> OpCount {
+    let (ny, nx) = forward_reach(shape);
+    forward_count(shape, 0, (&ny, &nx)).unskipped()
+}
+
 /// Per axis of the input, the taps through which each coordinate reaches an output:
 /// `(ny, nx)`, the weights of a non-zero input in the forward conv's count.
 pub(super) fn forward_reach(shape: &Conv2dShape) -> (Vec<u64>, Vec<u64>) {
@@ -172,6 +179,20 @@ pub(crate) fn weight_grad_ops<S: Storage>(
     OpCount { executed, skipped: total - executed }
 }
 
+/// The operations of a weight gradient that skips nothing (`skip=false`): every in-bounds
+/// pair executed, whatever the errors and inputs. At stride 1 the errors are laid out in
+/// `cache` all the same, for the kernel that runs next on them (see [`weight_grad_ops`]).
+pub(crate) fn weight_grad_unskipped<S: Storage>(shape: &Conv2dShape, gout: &[S], cache: &mut ErrorCache) -> OpCount {
+    let pairs = if shape.stride == 1 {
+        cache.reach(shape, gout);
+        in_bounds_pairs(shape)
+    } else {
+        let (ty, tx) = (taps(shape, shape.oh(), shape.kh, shape.h), taps(shape, shape.ow(), shape.kw, shape.w));
+        ty.iter().sum::<u64>() * tx.iter().sum::<u64>()
+    };
+    OpCount { executed: pairs * (shape.cin * shape.cout) as u64, skipped: 0 }
+}
+
 /// [`weight_grad_ops`] at any stride, from the non-zero counts per position.
 fn strided_weight_grad_ops<S: Storage>(shape: &Conv2dShape, gout: &[S], input: &Input<'_, S>) -> OpCount {
     let (oh, ow, positions) = (shape.oh(), shape.ow(), shape.h * shape.w);
@@ -243,9 +264,11 @@ mod tests {
             let add = rng.bernoulli(0.3);
             conv2d_forward_with(mode, s, (&weight, None), input, (&mut out, add), &mut ops, scratch);
             assert_eq!(forward_ops(s, &input), ops, "{what} forward");
+            assert_eq!(forward_unskipped(s), ops.unskipped(), "{what} forward, all");
             let (mut acc, mut ops) = (vec![0.0f32; s.weight_len()], OpCount::default());
             conv2d_weight_grad_with(mode, s, &gout, input, &mut acc, Some(&mut ops), scratch);
             assert_eq!(weight_grad_ops(s, &gout, &input, cache), ops, "{what} weight gradient");
+            assert_eq!(weight_grad_unskipped(s, &gout, cache), ops.unskipped(), "{what} weight gradient, all");
         }
         let (mut acc, mut ops) = (vec![0.0f32; s.in_len()], OpCount::default());
         conv2d_backward_input_sums(mode, s, &weight, &gout, &mut acc, Some(&mut ops), scratch);

@@ -75,6 +75,11 @@ impl OpCount {
     pub fn total(&self) -> u64 {
         self.executed + self.skipped
     }
+
+    /// The count of an instruction that skips nothing (`skip=false`): all executed.
+    pub fn unskipped(&self) -> OpCount {
+        OpCount { executed: self.total(), skipped: 0 }
+    }
 }
 
 /// The input operand of an accumulate kernel: 1-bit spikes, or multi-bit values (direct

@@ -10,7 +10,7 @@ use super::rows::{RowState, RowView, Rows};
 use crate::fp::{Accum, Storage, add};
 use crate::kernels::OpCount;
 use crate::kernels::accumulate::conv2d_forward_with;
-use crate::kernels::conv_counts::forward_ops;
+use crate::kernels::conv_counts::{forward_ops, forward_unskipped};
 use crate::kernels::pool::{avgpool_forward, maxpool_forward};
 use crate::kernels::soma::{LifParams, lif_forward_step, readout_forward_step, surrogate_mask};
 use crate::kernels::tile::{linear_kn_forward, linear_kn_forward_wide, widen};
@@ -173,7 +173,9 @@ impl<S: Storage> Exec<'_, S> {
         }
         // With other threads the sums are a job on copies, charged now from the inputs (see
         // `jobs.rs`); on one the kernel runs in place and counts them itself.
-        let counted = self.st.jobs.threaded().then(|| forward_ops(&shape, &input));
+        // An instruction that skips nothing executes every operation: it needs no count.
+        let counted =
+            self.st.jobs.threaded().then(|| if skip { forward_ops(&shape, &input) } else { forward_unskipped(&shape) });
         let spikes = x.is_bits();
         let input = Owned::of(&input, copy);
         weights.extend_from_slice(wh);
@@ -186,12 +188,9 @@ impl<S: Storage> Exec<'_, S> {
             }
             input.recycle(scratch);
             scratch.vecs.push(weights);
-            ops
+            if skip { ops } else { ops.unskipped() }
         });
-        let mut ops = super::jobs::launch(self.st, o, (work, scratch), counted, None);
-        if !skip {
-            ops = OpCount { executed: ops.total(), skipped: 0 };
-        }
+        let ops = super::jobs::launch(self.st, o, (work, scratch), counted, None);
         let a = [
             self.touch(spk.buf, shape.in_len()),
             self.touch(w.buf, ops.executed as usize),

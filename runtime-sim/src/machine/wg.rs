@@ -9,7 +9,7 @@ use super::jobs::{Owned, Work};
 use super::rows::{BitRows, RowView, Rows};
 use super::state::OptSlot;
 use crate::fp::{Accum, Storage};
-use crate::kernels::conv_counts::weight_grad_ops;
+use crate::kernels::conv_counts::{weight_grad_ops, weight_grad_unskipped};
 use crate::kernels::grad::{bias_grad, conv2d_weight_grad_with};
 use crate::kernels::tile::linear_kn_weight_grad;
 use crate::kernels::tile_rows::{BitRowsAt, GradRows, Lanes, ValRowsAt, linear_kn_weight_grad_rows};
@@ -212,7 +212,11 @@ impl<S: Storage> Exec<'_, S> {
         let checked = self.read("spk", spk, None).and_then(|x| {
             let input = x.input().map_err(|m| self.bad(m))?;
             let out32 = self.st.bufs[o.slot].as_word().is_some();
-            let counted = threaded.then(|| weight_grad_ops(&shape, &e, &input, cache));
+            // An instruction that skips nothing executes every operation: it needs no count
+            // (but its errors are laid out for the kernel all the same).
+            let counted = threaded.then(|| {
+                if skip { weight_grad_ops(&shape, &e, &input, cache) } else { weight_grad_unskipped(&shape, &e, cache) }
+            });
             if out32 { Ok((Owned::of(&input, copy), counted)) } else { Err(self.bad(width_msg("dw", 32))) }
         });
         let (input, counted) = match checked {
@@ -244,12 +248,9 @@ impl<S: Storage> Exec<'_, S> {
             if threaded {
                 scratch.conv.wg_errors = ErrorCache::default();
             }
-            ops
+            if skip { ops } else { ops.unskipped() }
         });
-        let mut ops = super::jobs::launch(self.st, o, (work, scratch), counted, wg_core);
-        if !skip {
-            ops = OpCount { executed: ops.total(), skipped: 0 };
-        }
+        let ops = super::jobs::launch(self.st, o, (work, scratch), counted, wg_core);
         // A bias gradient in the weight gradient's buffer waits for the job: it comes after.
         if db.as_ref().is_some_and(|db| self.st.slot(core, db.buf) == o.slot) {
             super::jobs::join(self.st, o.slot, |_| true);
