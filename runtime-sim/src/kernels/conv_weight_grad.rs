@@ -150,8 +150,9 @@ struct Layout {
     reach: Vec<u64>,
     /// Non-zero errors per output position, and their sums along rows: working memory.
     counts: [Vec<u64>; 2],
-    /// A plane of errors widened: working memory.
+    /// The errors widened, and one row of them channel-last: working memory.
     wide: Vec<f32>,
+    run: Vec<f32>,
     cols: usize,
     r0: usize,
 }
@@ -202,25 +203,77 @@ impl Layout {
         let data = &mut self.data[..len];
         let [per_position, across] = &mut self.counts;
         let per_position = zeroed(per_position, oh * ow);
-        // Every value is overwritten by the widening below.
-        self.wide.resize(oh * ow, 0.0);
-        let wide = &mut self.wide[..oh * ow];
-        // Outputs past the rows and columns any input reaches are counted only.
+        // All the errors widened at once (in hardware where the CPU can), then counted.
+        let plane = oh * ow;
+        let n = gout.len().min(cout * plane);
+        self.wide.resize(cout * plane, 0.0);
+        let wide = &mut self.wide[..cout * plane];
+        S::to_f32_slice(&gout[..n], &mut wide[..n]);
+        wide[n..].fill(0.0);
+        for g in wide.chunks_exact(plane.max(1)) {
+            per_position.iter_mut().zip(g).for_each(|(n, v)| *n += u64::from(*v != 0.0));
+        }
+        // Outputs past the rows and columns any input reaches are counted only. Each row of
+        // errors is made channel-last once and copied as runs of `cout` into the place of
+        // each kernel row: a plane at a time, every store was to another cache line.
         let (rows_reached, cols_reached) = ((rows - r0).min(oh), (cols + 1 - kw).min(ow));
-        for (co, g) in gout.chunks_exact(oh * ow).enumerate() {
-            // A plane widened at once (in hardware where the CPU can) and counted apart
-            // from the scattered stores, so that both loops vectorise.
-            S::to_f32_slice(g, wide);
-            per_position.iter_mut().zip(wide.iter()).for_each(|(n, v)| *n += u64::from(*v != 0.0));
-            for (oy, row) in wide.chunks_exact(ow).take(rows_reached).enumerate() {
-                for (ox, &v) in row[..cols_reached].iter().enumerate() {
-                    for t in 0..kh.min(oy + r0 + 1) {
-                        data[(((oy + r0 - t) * cols + ox + kw - 1) * kh + t) * cout + co] = v;
-                    }
-                }
+        self.run.resize(cout * cols_reached, 0.0);
+        let run = &mut self.run[..cout * cols_reached];
+        for oy in 0..rows_reached {
+            channels_last(run, &wide[oy * ow..], plane, cout);
+            for t in 0..kh.min(oy + r0 + 1) {
+                let base = ((oy + r0 - t) * cols + kw - 1) * kh + t;
+                spread(&mut data[base * cout..], run, kh, cout);
             }
         }
         reach(shape, per_position, across, &mut self.reach);
+    }
+}
+
+/// `run[ox·c + co] = row[co·plane + ox]` for every column `ox` of `run`: one row of
+/// errors, channel-last. The usual channel counts copy fixed-size runs (the loops unroll).
+fn channels_last(run: &mut [f32], row: &[f32], plane: usize, c: usize) {
+    fn fixed<const C: usize>(run: &mut [f32], row: &[f32], plane: usize) {
+        for (ox, r) in run.chunks_exact_mut(C).enumerate() {
+            for (co, v) in r.iter_mut().enumerate() {
+                *v = row[co * plane + ox];
+            }
+        }
+    }
+    match c {
+        4 => fixed::<4>(run, row, plane),
+        8 => fixed::<8>(run, row, plane),
+        16 => fixed::<16>(run, row, plane),
+        _ => {
+            for (ox, r) in run.chunks_exact_mut(c.max(1)).enumerate() {
+                for (co, v) in r.iter_mut().enumerate() {
+                    *v = row[co * plane + ox];
+                }
+            }
+        }
+    }
+}
+
+/// Copies the runs of `c` values of `run` into `dst`, that of column `ox` to `ox·kh·c`.
+/// The usual channel counts copy arrays of a fixed size, a few vector moves each, where a
+/// copy of a length known only at run time is a call to `memcpy`.
+fn spread(dst: &mut [f32], run: &[f32], kh: usize, c: usize) {
+    fn fixed<const C: usize>(dst: &mut [f32], run: &[f32], kh: usize) {
+        for (d, r) in dst.chunks_mut(kh * C).zip(run.chunks_exact(C)) {
+            if let (Some(d), Ok(r)) = (d.first_chunk_mut::<C>(), <&[f32; C]>::try_from(r)) {
+                *d = *r;
+            }
+        }
+    }
+    match c {
+        4 => fixed::<4>(dst, run, kh),
+        8 => fixed::<8>(dst, run, kh),
+        16 => fixed::<16>(dst, run, kh),
+        _ => {
+            for (d, r) in dst.chunks_mut(kh * c).zip(run.chunks_exact(c.max(1))) {
+                d[..c].copy_from_slice(r);
+            }
+        }
     }
 }
 
