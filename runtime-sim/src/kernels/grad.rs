@@ -256,7 +256,8 @@ pub(crate) fn conv2d_backward_input_general<S: Storage>(
     ops: &mut OpCount,
 ) {
     let nonzero = gout.iter().filter(|g| g.to_f32() != 0.0).count();
-    if shape.stride == 1 && 4 * nonzero >= gout.len() {
+    // The row kernel multiplies zero errors too, which only finite weights allow.
+    if shape.stride == 1 && 4 * nonzero >= gout.len() && super::conv_forward::all_finite(weight) {
         conv2d_backward_input_rows(mode, shape, weight, gout, acc, ops);
         return;
     }
@@ -310,8 +311,9 @@ pub(crate) fn conv2d_backward_input_general<S: Storage>(
 /// For one tap and one output channel, each input gradient receives exactly one term, so
 /// looping over taps, then output channels, keeps every accumulator's (ky, kx, co) order
 /// while the innermost loop runs along an output row, which vectorises. Zero errors are
-/// multiplied too: their products are ±0, which leave an accumulator as it is (it starts
-/// at +0 and a sum of non-zero terms is never −0); only the counts skip them.
+/// multiplied too: with finite weights their products are ±0, which leave an accumulator
+/// as it is (it starts at +0 and a sum of non-zero terms is never −0); only the counts skip
+/// them.
 fn conv2d_backward_input_rows<S: Storage>(
     mode: Accum,
     shape: &Conv2dShape,
@@ -448,7 +450,7 @@ pub(crate) fn conv2d_weight_grad_general<S: Storage>(
                 }
                 let tap = ky * shape.kw + kx;
                 for &(ci, x) in nonzero {
-                    axpy::<S>(&mut at[(tap * cin + ci) * cout..][..cout], col, x, mode);
+                    add_nonzero_errors::<S>(&mut at[(tap * cin + ci) * cout..][..cout], col, x, mode);
                 }
             }
         }
@@ -459,6 +461,17 @@ pub(crate) fn conv2d_weight_grad_general<S: Storage>(
                 acc[index(co, ci, tap)] = at[(tap * cin + ci) * cout + co];
             }
         }
+    }
+}
+
+/// `acc[co] += errors[co]·x` for the non-zero errors only: the engine skips a pair whose
+/// error is zero, and adding its product would not always leave the accumulator as it is
+/// (zero times an infinite or NaN input is NaN, and +0 turns an accumulator of −0 into
+/// +0). A select rather than a branch, so that the loop stays vectorised.
+fn add_nonzero_errors<S: Storage>(acc: &mut [f32], errors: &[f32], x: f32, mode: Accum) {
+    for (a, &g) in acc.iter_mut().zip(errors) {
+        let sum = acc_mac::<S>(*a, g, x, mode);
+        *a = if g != 0.0 { sum } else { *a };
     }
 }
 

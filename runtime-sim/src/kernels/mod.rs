@@ -39,6 +39,8 @@ mod conv_forward;
 mod conv_input_grad;
 mod conv_weight_grad;
 mod correlate;
+#[cfg(test)]
+mod general_tests;
 pub mod grad;
 mod lanes;
 pub mod loss;
