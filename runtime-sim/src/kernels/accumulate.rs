@@ -173,18 +173,29 @@ pub(crate) fn conv2d_forward_general<S: Storage>(
     let taps = shape.kh * shape.kw;
     // Weights as [ci][ky][kx][co], so one tap's weights for every output channel are adjacent.
     let mut wt = vec![0.0f32; weight.len()];
-    for (i, w) in weight.iter().enumerate() {
-        let (co, rest) = (i / (shape.cin * taps), i % (shape.cin * taps));
-        wt[rest * cout + co] = w.to_f32();
+    for (co, filter) in weight.chunks_exact((shape.cin * taps).max(1)).enumerate() {
+        for (rest, w) in filter.iter().enumerate() {
+            wt[rest * cout + co] = w.to_f32();
+        }
     }
     let mut acc = vec![0.0f32; oh * ow * cout];
     let mut executed = 0u64;
+    // Per input row and column, the (tap, output) pairs it reaches, in tap order: looked
+    // up rather than divided out per input and tap.
+    let (ys, xs) = (AxisTaps::new(shape, shape.h, shape.kh, oh), AxisTaps::new(shape, shape.w, shape.kw, ow));
+    // The channel and row of each input follow from walking the rows alongside the
+    // increasing indices.
+    let (mut row_start, mut ci, mut iy) = (0usize, 0usize, 0usize);
     input.for_each_nonzero(|i, x| {
-        let (ci, iy, ix) = (i / (shape.h * shape.w), (i / shape.w) % shape.h, i % shape.w);
-        for ky in 0..shape.kh {
-            let Some(oy) = output_coord(shape, iy, ky, oh) else { continue };
-            for kx in 0..shape.kw {
-                let Some(ox) = output_coord(shape, ix, kx, ow) else { continue };
+        while i >= row_start + shape.w {
+            row_start += shape.w;
+            iy += 1;
+            if iy == shape.h {
+                (ci, iy) = (ci + 1, 0);
+            }
+        }
+        for &(ky, oy) in ys.of(iy) {
+            for &(kx, ox) in xs.of(i - row_start) {
                 let w = &wt[((ci * shape.kh + ky) * shape.kw + kx) * cout..][..cout];
                 axpy::<S>(&mut acc[(oy * ow + ox) * cout..][..cout], w, x, mode);
                 executed += cout as u64;
@@ -206,6 +217,31 @@ pub(crate) fn conv2d_forward_general<S: Storage>(
     let total = (valid(oh, shape.kh, shape.h) * valid(ow, shape.kw, shape.w) * shape.cin * cout) as u64;
     ops.executed += executed;
     ops.skipped += total - executed;
+}
+
+/// Along one axis, for each input coordinate, the (tap, output coordinate) pairs through
+/// which it reaches an output, taps in increasing order.
+pub(crate) struct AxisTaps {
+    starts: Vec<usize>,
+    pairs: Vec<(usize, usize)>,
+}
+
+impl AxisTaps {
+    /// The pairs of the `size` input coordinates of an axis with `k` taps and `out` outputs.
+    pub(crate) fn new(shape: &Conv2dShape, size: usize, k: usize, out: usize) -> Self {
+        let (mut starts, mut pairs) = (Vec::with_capacity(size + 1), Vec::new());
+        for i in 0..size {
+            starts.push(pairs.len());
+            pairs.extend((0..k).filter_map(|t| output_coord(shape, i, t, out).map(|o| (t, o))));
+        }
+        starts.push(pairs.len());
+        AxisTaps { starts, pairs }
+    }
+
+    /// The pairs of input coordinate `i`.
+    pub(crate) fn of(&self, i: usize) -> &[(usize, usize)] {
+        &self.pairs[self.starts[i]..self.starts[i + 1]]
+    }
 }
 
 /// The output coordinate that reads input coordinate `i` at kernel tap `k`, if any.

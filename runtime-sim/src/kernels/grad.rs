@@ -267,27 +267,36 @@ pub(crate) fn conv2d_backward_input_general<S: Storage>(
     // terms in (ky, kx, co) order.
     let taps = shape.kh * shape.kw;
     let mut wt = vec![0.0f32; weight.len()];
-    for (i, w) in weight.iter().enumerate() {
-        let (co, ci, tap) = (i / (cin * taps), i / taps % cin, i % taps);
-        wt[(co * taps + tap) * cin + ci] = w.to_f32();
+    for (co_ci, filter) in weight.chunks_exact(taps.max(1)).enumerate() {
+        let (co, ci) = (co_ci / cin.max(1), co_ci % cin.max(1));
+        for (tap, w) in filter.iter().enumerate() {
+            wt[(co * taps + tap) * cin + ci] = w.to_f32();
+        }
     }
     let mut last = vec![0.0f32; acc.len()];
     // The non-zero errors, in (co, oy, ox) order: error maps are mostly zeros.
     let (oh, ow) = (shape.oh(), shape.ow());
-    let nonzero: Vec<(usize, usize, usize, f32)> = gout
-        .iter()
-        .enumerate()
-        .filter_map(|(o, g)| {
+    let mut nonzero: Vec<(usize, usize, usize, f32)> = Vec::new();
+    for (r, row) in gout.chunks_exact(ow.max(1)).enumerate() {
+        let (co, oy) = (r / oh.max(1), r % oh.max(1));
+        for (ox, g) in row.iter().enumerate() {
             let g = g.to_f32();
-            (g != 0.0).then_some((o / (oh * ow), o / ow % oh, o % ow, g))
-        })
-        .collect();
+            if g != 0.0 {
+                nonzero.push((co, oy, ox, g));
+            }
+        }
+    }
+    // The input row and column each output coordinate reads at each tap, looked up rather
+    // than computed per error and tap.
+    let coords = |k: usize, out: usize, size: usize| -> Vec<Option<usize>> {
+        (0..k).flat_map(|t| (0..out).map(move |o| shape.input_coord(o, t, size))).collect()
+    };
+    let (iys, ixs) = (coords(shape.kh, oh, shape.h), coords(shape.kw, ow, shape.w));
     let mut executed = 0u64;
     for ky in 0..shape.kh {
         for kx in 0..shape.kw {
             for &(co, oy, ox, g) in &nonzero {
-                let (Some(iy), Some(ix)) = (shape.input_coord(oy, ky, shape.h), shape.input_coord(ox, kx, shape.w))
-                else {
+                let (Some(iy), Some(ix)) = (iys[ky * oh + oy], ixs[kx * ow + ox]) else {
                     continue;
                 };
                 let w = &wt[(co * taps + ky * shape.kw + kx) * cin..][..cin];
@@ -301,8 +310,10 @@ pub(crate) fn conv2d_backward_input_general<S: Storage>(
         (0..oh * ow).map(|p| (shape.taps_in_bounds(p / ow, p % ow) * cin) as u64).sum::<u64>() * shape.cout as u64;
     ops.executed += executed;
     ops.skipped += total - executed;
-    for (i, a) in acc.iter_mut().enumerate() {
-        *a = last[(i % plane) * cin + i / plane];
+    for (ci, plane_acc) in acc.chunks_exact_mut(plane.max(1)).enumerate() {
+        for (p, a) in plane_acc.iter_mut().enumerate() {
+            *a = last[p * cin + ci];
+        }
     }
 }
 
@@ -422,8 +433,10 @@ pub(crate) fn conv2d_weight_grad_general<S: Storage>(
     let inputs = NonzeroByPosition::new(&input, shape.h * shape.w);
     // Error columns `[oy][ox][co]` and accumulators `[ky][kx][ci][co]`, both channel-last.
     let mut cols = vec![0.0f32; gout.len()];
-    for (i, g) in gout.iter().enumerate() {
-        cols[(i % (oh * ow)) * cout + i / (oh * ow)] = g.to_f32();
+    for (co, plane) in gout.chunks_exact((oh * ow).max(1)).enumerate() {
+        for (o, g) in plane.iter().enumerate() {
+            cols[o * cout + co] = g.to_f32();
+        }
     }
     let mut at = vec![0.0f32; acc.len()];
     let index = |co: usize, ci: usize, tap: usize| (co * cin + ci) * taps + tap;
@@ -434,13 +447,20 @@ pub(crate) fn conv2d_weight_grad_general<S: Storage>(
             }
         }
     }
+    // The input row and column each output coordinate reads at each tap, looked up rather
+    // than computed per position and tap.
+    let coords = |out: usize, k: usize, size: usize| -> Vec<Option<usize>> {
+        (0..out).flat_map(|o| (0..k).map(move |t| shape.input_coord(o, t, size))).collect()
+    };
+    let (iys, ixs) = (coords(oh, shape.kh, shape.h), coords(ow, shape.kw, shape.w));
     for o in 0..oh * ow {
         let col = &cols[o * cout..][..cout];
         let errors = col.iter().filter(|g| **g != 0.0).count();
-        for ky in 0..shape.kh {
-            let Some(iy) = shape.input_coord(o / ow, ky, shape.h) else { continue };
-            for kx in 0..shape.kw {
-                let Some(ix) = shape.input_coord(o % ow, kx, shape.w) else { continue };
+        let (oy, ox) = (o / ow, o % ow);
+        for (ky, iy) in iys[oy * shape.kh..][..shape.kh].iter().enumerate() {
+            let Some(iy) = *iy else { continue };
+            for (kx, ix) in ixs[ox * shape.kw..][..shape.kw].iter().enumerate() {
+                let Some(ix) = *ix else { continue };
                 let pos = iy * shape.w + ix;
                 let nonzero = inputs.at(pos);
                 ops.executed += (errors * nonzero.len()) as u64;
@@ -475,6 +495,23 @@ fn add_nonzero_errors<S: Storage>(acc: &mut [f32], errors: &[f32], x: f32, mode:
     }
 }
 
+/// Calls `f(channel, position, value)` for every non-zero element of a `[c][positions]`
+/// input, in order, walking the planes alongside the increasing indices instead of
+/// dividing each one.
+fn for_each_nonzero_in_planes<S: Storage>(
+    input: &Input<'_, S>,
+    positions: usize,
+    mut f: impl FnMut(usize, usize, f32),
+) {
+    let (mut c, mut start) = (0usize, 0usize);
+    input.for_each_nonzero(|i, v| {
+        while i >= start + positions {
+            (c, start) = (c + 1, start + positions);
+        }
+        f(c, i - start, v);
+    });
+}
+
 /// The non-zero elements of a `[c][positions]` input, grouped by position in increasing
 /// channel order: `(channel, value)`.
 struct NonzeroByPosition {
@@ -485,16 +522,15 @@ struct NonzeroByPosition {
 impl NonzeroByPosition {
     fn new<S: Storage>(input: &Input<'_, S>, positions: usize) -> Self {
         let mut starts = vec![0usize; positions + 1];
-        input.for_each_nonzero(|i, _| starts[i % positions + 1] += 1);
+        for_each_nonzero_in_planes(input, positions, |_, p, _| starts[p + 1] += 1);
         for p in 0..positions {
             starts[p + 1] += starts[p];
         }
         let mut next = starts.clone();
         let mut entries = vec![(0usize, 0.0f32); starts[positions]];
         // The input is channel-major, so each position's entries arrive in channel order.
-        input.for_each_nonzero(|i, v| {
-            let p = i % positions;
-            entries[next[p]] = (i / positions, v);
+        for_each_nonzero_in_planes(input, positions, |c, p, v| {
+            entries[next[p]] = (c, v);
             next[p] += 1;
         });
         NonzeroByPosition { starts, entries }
