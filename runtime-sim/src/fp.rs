@@ -290,8 +290,16 @@ pub fn axpy<S: Storage>(acc: &mut [f32], w: &[f32], x: f32, mode: Accum) {
             let n = acc.len().min(w.len()) / 8 * 8;
             let (head, tail) = acc.split_at_mut(n);
             for (a, w) in head.chunks_exact_mut(8).zip(w.chunks_exact(8)) {
-                for i in 0..8 {
-                    a[i] += w[i] * x;
+                // Loaded into arrays of eight, computed and stored back: one vector multiply
+                // and add (the same two roundings per lane). In place, the compiler could
+                // not tell the stores to `a` from the loads of `w` once inlined, and left
+                // every lane scalar.
+                if let (Ok(a), Ok(w)) = (<&mut [f32; 8]>::try_from(a), <&[f32; 8]>::try_from(w)) {
+                    let (mut sums, w) = (*a, *w);
+                    for i in 0..8 {
+                        sums[i] += w[i] * x;
+                    }
+                    *a = sums;
                 }
             }
             tail.iter_mut().zip(&w[n..]).for_each(|(a, &w)| *a += w * x);
