@@ -66,6 +66,9 @@ pub trait Storage: Copy + Default + PartialEq + core::fmt::Debug + Send + Sync +
     /// elements) is clear set to +0, the others left as they are: a mask of the bit
     /// patterns, with no branch on the bits.
     fn keep_bits(v: &mut [Self], keep: u64);
+    /// Whether `src` (at most 64 elements) with [`Storage::keep_bits`] applied is bit for
+    /// bit `masked`: one pass with no branch per element and no copy.
+    fn kept_equal(src: &[Self], keep: u64, masked: &[Self]) -> bool;
     /// Rounds every element of `x` in place to a value of this type, as [`Storage::round`]
     /// does one by one.
     #[inline]
@@ -93,6 +96,15 @@ impl Storage for f32 {
             *x = f32::from_bits(x.to_bits() & mask);
         }
     }
+    #[inline]
+    fn kept_equal(src: &[f32], keep: u64, masked: &[f32]) -> bool {
+        let mut diff = 0u32;
+        for (j, (x, m)) in src.iter().zip(masked).enumerate() {
+            let mask = 0u32.wrapping_sub((keep >> j) as u32 & 1);
+            diff |= (x.to_bits() & mask) ^ m.to_bits();
+        }
+        diff == 0 && src.len() == masked.len()
+    }
 }
 
 impl Storage for f16 {
@@ -115,6 +127,15 @@ impl Storage for f16 {
             let mask = 0u16.wrapping_sub((keep >> j) as u16 & 1);
             *x = f16::from_bits(x.to_bits() & mask);
         }
+    }
+    #[inline]
+    fn kept_equal(src: &[f16], keep: u64, masked: &[f16]) -> bool {
+        let mut diff = 0u16;
+        for (j, (x, m)) in src.iter().zip(masked).enumerate() {
+            let mask = 0u16.wrapping_sub((keep >> j) as u16 & 1);
+            diff |= (x.to_bits() & mask) ^ m.to_bits();
+        }
+        diff == 0 && src.len() == masked.len()
     }
     #[inline]
     fn from_f16(h: f16) -> Self {

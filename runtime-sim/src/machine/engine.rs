@@ -23,6 +23,7 @@ use crate::kernels::{Input, OpCount};
 use crate::spikes::{SpikeBits, SpikeSlice};
 use isa::{Access, ConvGeometry};
 use std::borrow::Cow;
+use std::sync::Arc;
 
 /// Convolution dimensions as the instruction gives them (input pre-padded); what fits is
 /// decided by `isa::ConvGeometry`, the same rule the verifier applies.
@@ -373,6 +374,45 @@ impl<S: Storage> Exec<'_, S> {
         }
         Ok(e)
     }
+
+    /// [`masked_err`](Self::masked_err) for `wg.conv`, shared. A core runs the weight
+    /// gradients of many input tiles against the same errors one after another, so the
+    /// masked copy of its last errors is kept (`State::wg_masked`) and handed out again, to
+    /// the kernel and to any job, while the buffers still give the same values under the
+    /// same mask: one comparing pass, which writes nothing, tells.
+    pub(crate) fn shared_masked_err(&mut self, err: &Access, nz: &Option<Access>) -> Result<Arc<Vec<S>>, SimError> {
+        let core = self.core;
+        if self.st.wg_masked.len() <= core {
+            self.st.wg_masked.resize_with(core + 1, || None);
+        }
+        if let Some(last) = self.st.wg_masked[core].clone() {
+            if self.masks_to(err, nz, &last)? {
+                return Ok(last);
+            }
+        }
+        let e = Arc::new(self.masked_err(err, nz)?);
+        // The vector of the errors before goes back to the pool unless a job still reads it.
+        if let Some(Ok(old)) = self.st.wg_masked[core].replace(Arc::clone(&e)).map(Arc::try_unwrap) {
+            self.recycle([old]);
+        }
+        Ok(e)
+    }
+
+    /// Whether the errors `err` masked by `nz` are bit for bit `masked`; the operands are
+    /// checked as [`masked_err`](Self::masked_err) checks them, in the same order.
+    fn masks_to(&self, err: &Access, nz: &Option<Access>, masked: &[S]) -> Result<bool, SimError> {
+        let o = self.read("err", err, None)?;
+        let src = o.half().map_err(|m| self.bad(m))?;
+        let Some(a) = nz else {
+            return Ok(src.len() == masked.len()
+                && src.chunks(64).zip(masked.chunks(64)).all(|(s, m)| S::kept_equal(s, !0, m)));
+        };
+        self.need("nz", a, src.len())?;
+        let r = self.read("nz", a, None)?;
+        let keep = r.bits().map_err(|m| self.bad(m))?;
+        let same = |(k, (s, m)): (usize, (&[S], &[S]))| S::kept_equal(s, keep.word(k), m);
+        Ok(src.len() == masked.len() && src.chunks(64).zip(masked.chunks(64)).enumerate().all(same))
+    }
 }
 
 /// Sets the values whose bit in `keep` is clear to +0, by masking the bit patterns a word
@@ -426,8 +466,21 @@ mod tests {
         let mut got: Vec<S> = values.iter().map(|&x| S::from_f32(x)).collect();
         let want: Vec<S> =
             got.iter().enumerate().map(|(i, &x)| if bits.get(offset + i) { x } else { S::default() }).collect();
+        let src = got.clone();
         mask_zeros(&mut got, keep);
         let b = |v: &[S]| v.iter().map(|x| x.to_f32().to_bits()).collect::<Vec<_>>();
         assert_eq!(b(&got), b(&want), "{} len {} offset {offset}", S::NAME, values.len());
+        // The comparing pass agrees: the source masks to the masked copy, and to no copy
+        // with one element changed (a value, or a zero's sign).
+        let equal = |masked: &[S]| {
+            src.chunks(64).zip(masked.chunks(64)).enumerate().all(|(k, (s, m))| S::kept_equal(s, keep.word(k), m))
+        };
+        assert!(equal(&got), "{} len {} offset {offset}", S::NAME, values.len());
+        for i in 0..got.len() {
+            let mut other = got.clone();
+            other[i] = if got[i].to_f32().to_bits() == 0 { S::from_f32(-0.0) } else { S::from_f32(0.5) };
+            let changed = other[i].to_f32().to_bits() != got[i].to_f32().to_bits();
+            assert_eq!(equal(&other), !changed, "{} element {i} of {}", S::NAME, values.len());
+        }
     }
 }

@@ -122,6 +122,9 @@ pub(crate) struct State<S> {
     /// Each core's last `wg.conv` errors, laid out: the cores take turns, and each runs
     /// many weight gradients against the same errors (see [`crate::kernels::ErrorCache`]).
     pub(crate) wg_errors: Vec<crate::kernels::ErrorCache>,
+    /// Each core's last `wg.conv` errors, masked, for its next one (see
+    /// `Exec::shared_masked_err`).
+    pub(crate) wg_masked: Vec<Option<std::sync::Arc<Vec<S>>>>,
 }
 
 impl<S: Storage> State<S> {
@@ -176,6 +179,7 @@ impl<S: Storage> State<S> {
             bytes: Vec::new(),
             jobs: super::jobs::Jobs::default(),
             wg_errors: Vec::new(),
+            wg_masked: Vec::new(),
         };
         st.index_code(program);
         Ok(st)

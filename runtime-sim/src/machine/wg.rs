@@ -197,7 +197,7 @@ impl<S: Storage> Exec<'_, S> {
         self.need("err", err, shape.out_len())?;
         self.need("dw", dw, shape.weight_len())?;
         let o = self.span("dw", dw)?;
-        let e = self.masked_err(err, nz)?;
+        let e = self.shared_masked_err(err, nz)?;
         let mode = self.st.mode;
         let (mut scratch, copy) = (self.st.jobs.scratch(), self.pooled_zeros(0));
         // The kernel finds this core's cached error layout in the scratch while it runs;
@@ -219,13 +219,7 @@ impl<S: Storage> Exec<'_, S> {
             });
             if out32 { Ok((Owned::of(&input, copy), counted)) } else { Err(self.bad(width_msg("dw", 32))) }
         });
-        let (input, counted) = match checked {
-            Ok(c) => c,
-            Err(error) => {
-                self.recycle([e]);
-                return Err(error);
-            }
-        };
+        let (input, counted) = checked?;
         // A job shares the layout with the core (see `ErrorCache`), as the core's next
         // instruction may come before the job is joined, and lets go of it when done, so
         // that the core can lay new errors out in place. Without jobs the kernel runs at
@@ -244,7 +238,8 @@ impl<S: Storage> Exec<'_, S> {
                 conv2d_weight_grad_with(mode, &shape, &e, input.input(), &mut dst[range], counting, &mut scratch.conv);
             }
             input.recycle(scratch);
-            scratch.vecs.push(e);
+            // The core keeps the errors for its next `wg.conv` (see `shared_masked_err`).
+            drop(e);
             if threaded {
                 scratch.conv.wg_errors = ErrorCache::default();
             }

@@ -6,7 +6,10 @@ use super::*;
 use crate::fp::Accum;
 use crate::kernels::Input;
 use crate::kernels::OpCount;
-use crate::kernels::grad::{bias_grad, lif_backward_step, linear_backward_input, linear_weight_grad};
+use crate::kernels::accumulate::Conv2dShape;
+use crate::kernels::grad::{
+    bias_grad, conv2d_weight_grad, lif_backward_step, linear_backward_input, linear_weight_grad,
+};
 use crate::kernels::soma::{LifParams, Reset, Surrogate};
 use crate::kernels::update::{Momentum, sgd_momentum};
 use crate::spikes::SpikeBits;
@@ -173,4 +176,65 @@ fn loss_over_a_batch_matches_the_kernels_and_skips_padding() {
     let want = loss_value(LossKind::CeRate, &z, &[2, 0]);
     let got = f64::from(buf(&m, Buf::WgGrad, 0, 1)[0]);
     assert!((got - want).abs() < 1e-6, "loss {got} against {want}");
+}
+
+/// `wg.conv` against the kernel, four times on the same buffers: twice on the same errors
+/// (where the core hands its masked copy out again), then after one error changes, then
+/// after one bit of the `nz` mask is cleared. Each result is that of the errors and mask
+/// of its own time.
+#[test]
+fn weight_gradients_follow_changes_to_errors_and_mask() {
+    let mut p = program(
+        "
+.core 0
+.stream wg
+    dma.ld dst=wg.err[0:16] src=@0x0 rows=1 row=32 stride=32
+    dma.ld dst=fp.mask[0:16] src=@0x20 rows=1 row=2 stride=2
+    dma.ld dst=wg.spk[0:40] src=@0x30 rows=1 row=5 stride=5
+    fill dst=wg.grad[0:36] value=0
+    wg.conv spk=wg.spk[0:36] err=wg.err[0:16] dw=wg.grad[0:9] db=- cin=1 cout=1 ih=6 iw=6 kh=3 kw=3 stride=1 skip=true nz=fp.mask[0:16]
+    wg.conv spk=wg.spk[0:36] err=wg.err[0:16] dw=wg.grad[9:9] db=- cin=1 cout=1 ih=6 iw=6 kh=3 kw=3 stride=1 skip=true nz=fp.mask[0:16]
+    fill dst=wg.err[5:1] value=0.75
+    wg.conv spk=wg.spk[0:36] err=wg.err[0:16] dw=wg.grad[18:9] db=- cin=1 cout=1 ih=6 iw=6 kh=3 kw=3 stride=1 skip=true nz=fp.mask[0:16]
+    fill dst=fp.mask[2:1] value=0
+    wg.conv spk=wg.spk[0:36] err=wg.err[0:16] dw=wg.grad[27:9] db=- cin=1 cout=1 ih=6 iw=6 kh=3 kw=3 stride=1 skip=true nz=fp.mask[0:16]
+    halt
+",
+    );
+    let errors: Vec<f32> = (0..16).map(|i| (i as f32 - 6.5) / 8.0).collect();
+    let mask: Vec<bool> = (0..16).map(|i| i % 5 != 4).collect();
+    let spikes: Vec<bool> = (0..40).map(|i| i % 3 != 1).collect();
+    data(&mut p, "err", DataKind::Fp16, 0, f16_bytes(&errors));
+    data(&mut p, "mask", DataKind::Spikes, 0x20, pack(&mask));
+    data(&mut p, "spk", DataKind::Spikes, 0x30, pack(&spikes));
+    let (m, r) = run(&p);
+    r.unwrap_or_else(|e| panic!("{e}"));
+    let shape = Conv2dShape { cin: 1, cout: 1, h: 6, w: 6, kh: 3, kw: 3, stride: 1, pad: 0 };
+    let x = SpikeBits::from_bools(&spikes);
+    let want = |errors: &[f32], mask: &[bool]| {
+        let g: Vec<f16> = errors.iter().zip(mask).map(|(e, k)| f16::from_f32(if *k { *e } else { 0.0 })).collect();
+        let mut dw = vec![0.0f32; 9];
+        conv2d_weight_grad(
+            m.precision().accum(),
+            &shape,
+            &g,
+            Input::Spikes(x.slice(0, 36)),
+            &mut dw,
+            &mut OpCount::default(),
+        );
+        dw
+    };
+    let first = want(&errors, &mask);
+    assert_eq!(buf(&m, Buf::WgGrad, 0, 9), first);
+    assert_eq!(buf(&m, Buf::WgGrad, 9, 9), first);
+    let mut changed = errors.clone();
+    changed[5] = 0.75;
+    let second = want(&changed, &mask);
+    assert_ne!(second, first, "the changed error reaches the weights");
+    assert_eq!(buf(&m, Buf::WgGrad, 18, 9), second);
+    let mut cleared = mask.clone();
+    cleared[2] = false;
+    let third = want(&changed, &cleared);
+    assert_ne!(third, second, "the cleared mask bit reaches the weights");
+    assert_eq!(buf(&m, Buf::WgGrad, 27, 9), third);
 }
