@@ -30,7 +30,7 @@ use super::accumulate::Conv2dShape;
 use super::lanes::{Block, ConvScratch, LANES, blocks, dispatch, mac, zero_terms_are_exact, zeroed};
 use super::{Input, OpCount};
 use crate::fp::{Accum, Storage};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 /// Whether [`weight_grad`] computes bit for bit what the general kernel does: stride 1,
 /// finite inputs, and accumulators that a ±0 term leaves as they are.
@@ -137,29 +137,31 @@ impl Clone for ErrorCache {
 }
 
 /// The contents of an [`ErrorCache`].
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 struct Layout {
     /// The shape the layout is for; `None` while nothing valid is cached.
     shape: Option<Conv2dShape>,
     /// The errors the layout was made from, widened.
     key: Vec<f32>,
-    data: Vec<f32>,
-    /// The shape `data` was last laid out for: every element that layout leaves unwritten
-    /// is zero, so laying out errors of the same shape again needs no zeroing.
-    zeros_for: Option<Conv2dShape>,
     reach: Vec<u64>,
     /// Non-zero errors per output position, and their sums along rows: working memory.
     counts: [Vec<u64>; 2],
-    /// The errors widened, and one row of them channel-last: working memory.
-    wide: Vec<f32>,
-    run: Vec<f32>,
     cols: usize,
     r0: usize,
+    /// The errors laid out, made by the first kernel that runs on them, on whichever
+    /// thread runs it: counting at issue needs only `reach`, so the scheduler's thread
+    /// does not lay them out.
+    data: OnceLock<Vec<f32>>,
+    /// The memory of the `data` before, for the next, and the shape it was laid out for:
+    /// every element that layout leaves unwritten is zero, so laying out errors of the
+    /// same shape again needs no zeroing.
+    spare: Mutex<(Vec<f32>, Option<Conv2dShape>)>,
 }
 
 impl ErrorCache {
-    /// The layout of `gout`, made afresh unless the cache holds that of the same values.
-    fn columns<S: Storage>(&mut self, shape: &Conv2dShape, gout: &[S]) -> Columns<'_> {
+    /// The layout of `gout` with its reach counted, made afresh unless the cache holds
+    /// that of the same values; its `data` may still be to be laid out.
+    fn layout<S: Storage>(&mut self, shape: &Conv2dShape, gout: &[S]) -> &Layout {
         if self.layout.shape != Some(*shape) || !widens_to(gout, &self.layout.key) {
             // A layout a clone still reads is left to it, and becomes the spare.
             if Arc::get_mut(&mut self.layout).is_none() {
@@ -167,66 +169,95 @@ impl ErrorCache {
                 std::mem::swap(&mut self.layout, &mut next);
                 self.spare = Some(next);
             }
-            // Not shared now, so this does not copy.
-            let layout = Arc::make_mut(&mut self.layout);
-            layout.shape = None;
-            layout.lay_out(shape, gout);
-            layout.key.resize(gout.len(), 0.0);
-            S::to_f32_slice(gout, &mut layout.key);
-            layout.shape = Some(*shape);
+            if let Some(layout) = Arc::get_mut(&mut self.layout) {
+                layout.count(shape, gout);
+            } else {
+                // Not reached (the layout was just made unshared); a fresh one does as well.
+                let mut layout = Layout::default();
+                layout.count(shape, gout);
+                self.layout = Arc::new(layout);
+            }
         }
-        let l = &*self.layout;
-        Columns { data: &l.data, cols: l.cols, r0: l.r0, reach: &l.reach }
+        &self.layout
+    }
+
+    /// The layout of `gout` with its errors laid out (see [`ErrorCache::layout`]).
+    fn columns<S: Storage>(&mut self, shape: &Conv2dShape, gout: &[S]) -> Columns<'_> {
+        let l = self.layout(shape, gout);
+        Columns { data: l.data.get_or_init(|| l.lay_out(shape)), cols: l.cols, r0: l.r0, reach: &l.reach }
     }
 
     /// For each input position of a stride-1 conv, the operations a non-zero input there
-    /// executes against `gout` (see [`Columns`]). The errors are laid out here unless the
-    /// cache holds them already, and a kernel that runs on them next finds them.
+    /// executes against `gout` (see [`Columns`]), from the cached layout when it is that of
+    /// `gout`; a kernel that runs on these errors next finds the counts made.
     pub(crate) fn reach<S: Storage>(&mut self, shape: &Conv2dShape, gout: &[S]) -> &[u64] {
-        self.columns(shape, gout).reach
+        &self.layout(shape, gout).reach
     }
 }
 
+/// Locks a layout's spare memory; a panic while it was held (none is expected) leaves
+/// plain memory, which is still usable.
+fn lock_spare(m: &Mutex<(Vec<f32>, Option<Conv2dShape>)>) -> MutexGuard<'_, (Vec<f32>, Option<Conv2dShape>)> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl Layout {
-    /// Lays `gout` out in `data` and counts the reach of each input position.
-    fn lay_out<S: Storage>(&mut self, shape: &Conv2dShape, gout: &[S]) {
-        let (oh, ow, cout, kh, kw) = (shape.oh(), shape.ow(), shape.cout, shape.kh, shape.kw);
-        let r0 = (kh - 1).saturating_sub(shape.pad);
-        // Inputs reach output rows up to h−1+pad and columns up to w−1+pad.
-        let (rows, cols) = (shape.h + shape.pad + r0, shape.w + shape.pad + kw - 1);
-        (self.cols, self.r0) = (cols, r0);
-        let len = rows * cols * kh * cout + LANES;
-        if self.zeros_for != Some(*shape) {
-            zeroed(&mut self.data, len);
-            self.zeros_for = Some(*shape);
+    /// Takes `gout` as the errors of this layout: widens them into the key, counts the
+    /// reach of each input position, and forgets the errors laid out before (keeping
+    /// their memory).
+    fn count<S: Storage>(&mut self, shape: &Conv2dShape, gout: &[S]) {
+        if let Some(old) = self.data.take() {
+            *lock_spare(&self.spare) = (old, self.shape);
         }
-        let data = &mut self.data[..len];
+        self.shape = None;
+        let (oh, ow, kh, kw) = (shape.oh(), shape.ow(), shape.kh, shape.kw);
+        self.r0 = (kh - 1).saturating_sub(shape.pad);
+        self.cols = shape.w + shape.pad + kw - 1;
+        // All the errors widened at once (in hardware where the CPU can), then counted.
+        self.key.resize(gout.len(), 0.0);
+        S::to_f32_slice(gout, &mut self.key);
         let [per_position, across] = &mut self.counts;
         let per_position = zeroed(per_position, oh * ow);
-        // All the errors widened at once (in hardware where the CPU can), then counted.
-        let plane = oh * ow;
-        let n = gout.len().min(cout * plane);
-        self.wide.resize(cout * plane, 0.0);
-        let wide = &mut self.wide[..cout * plane];
-        S::to_f32_slice(&gout[..n], &mut wide[..n]);
-        wide[n..].fill(0.0);
-        for g in wide.chunks_exact(plane.max(1)) {
+        for g in self.key.chunks_exact((oh * ow).max(1)).take(shape.cout) {
             per_position.iter_mut().zip(g).for_each(|(n, v)| *n += u64::from(*v != 0.0));
         }
+        reach(shape, per_position, across, &mut self.reach);
+        self.shape = Some(*shape);
+    }
+
+    /// The errors of the key laid out (see [`Columns`]), in the memory of the layout
+    /// before when there is some.
+    fn lay_out(&self, shape: &Conv2dShape) -> Vec<f32> {
+        let (oh, ow, cout, kh, kw) = (shape.oh(), shape.ow(), shape.cout, shape.kh, shape.kw);
+        let (r0, cols) = (self.r0, self.cols);
+        let rows = shape.h + shape.pad + r0;
+        let len = rows * cols * kh * cout + LANES;
+        let (mut data, zeros_for) = std::mem::take(&mut *lock_spare(&self.spare));
+        if zeros_for != Some(*shape) || data.len() != len {
+            zeroed(&mut data, len);
+        }
+        let plane = oh * ow;
+        // The key holds `cout` planes of errors unless the errors were short.
+        let padded: Vec<f32>;
+        let wide = if self.key.len() >= cout * plane {
+            &self.key[..cout * plane]
+        } else {
+            padded = self.key.iter().copied().chain(std::iter::repeat(0.0)).take(cout * plane).collect();
+            &padded[..]
+        };
         // Outputs past the rows and columns any input reaches are counted only. Each row of
         // errors is made channel-last once and copied as runs of `cout` into the place of
         // each kernel row: a plane at a time, every store was to another cache line.
         let (rows_reached, cols_reached) = ((rows - r0).min(oh), (cols + 1 - kw).min(ow));
-        self.run.resize(cout * cols_reached, 0.0);
-        let run = &mut self.run[..cout * cols_reached];
+        let mut run = vec![0.0f32; cout * cols_reached];
         for oy in 0..rows_reached {
-            channels_last(run, &wide[oy * ow..], plane, cout);
+            channels_last(&mut run, &wide[oy * ow..], plane, cout);
             for t in 0..kh.min(oy + r0 + 1) {
                 let base = ((oy + r0 - t) * cols + kw - 1) * kh + t;
-                spread(&mut data[base * cout..], run, kh, cout);
+                spread(&mut data[base * cout..], &run, kh, cout);
             }
         }
-        reach(shape, per_position, across, &mut self.reach);
+        data
     }
 }
 
@@ -671,6 +702,28 @@ mod tests {
             let want = f.iter().enumerate().fold(0u64, |m, (j, v)| m | u64::from(*v != 0.0) << j);
             assert_eq!(nonzero_mask(&h), want, "{h:?}");
             assert_eq!(nonzero_mask(&f), want, "{f:?}");
+        }
+    }
+
+    /// Layouts of two shapes that take the same memory, 2x9 and 4x5 maps with a 3x3 kernel
+    /// and padding 1, one after the other through one scratch: memory laid out for one
+    /// shape is zeroed before it takes the other's, whose padding lies elsewhere.
+    #[test]
+    fn layouts_of_shapes_of_one_size_do_not_mix() {
+        let mut rng = Rng::new(47);
+        let mut scratch = ConvScratch::default();
+        let a = Conv2dShape { cin: 2, cout: 4, h: 2, w: 9, kh: 3, kw: 3, stride: 1, pad: 1 };
+        let b = Conv2dShape { h: 4, w: 5, ..a };
+        for round in 0..6 {
+            let s = if round % 2 == 0 { a } else { b };
+            let gout: Vec<f16> = values(&mut rng, s.out_len(), 0.1, false);
+            let spikes = SpikeBits::from_nonzero(&ones::<f32>(&mut rng, s.in_len(), 0.6));
+            let input = Input::Spikes(spikes.slice(0, s.in_len()));
+            let mut want = vec![0.0f32; s.weight_len()];
+            conv2d_weight_grad_general(Accum::F32, &s, &gout, input, &mut want, &mut OpCount::default());
+            let mut got = vec![0.0f32; s.weight_len()];
+            weight_grad(Accum::F32, &s, &gout, &input, &mut got, &mut scratch, false);
+            assert_eq!(bits(&got), bits(&want), "round {round} {s:?}");
         }
     }
 
