@@ -221,14 +221,14 @@ pub(crate) fn conv2d_forward_general<S: Storage>(
 
 /// Along one axis, for each input coordinate, the (tap, output coordinate) pairs through
 /// which it reaches an output, taps in increasing order.
-pub(crate) struct AxisTaps {
+struct AxisTaps {
     starts: Vec<usize>,
     pairs: Vec<(usize, usize)>,
 }
 
 impl AxisTaps {
     /// The pairs of the `size` input coordinates of an axis with `k` taps and `out` outputs.
-    pub(crate) fn new(shape: &Conv2dShape, size: usize, k: usize, out: usize) -> Self {
+    fn new(shape: &Conv2dShape, size: usize, k: usize, out: usize) -> Self {
         let (mut starts, mut pairs) = (Vec::with_capacity(size + 1), Vec::new());
         for i in 0..size {
             starts.push(pairs.len());
@@ -239,7 +239,7 @@ impl AxisTaps {
     }
 
     /// The pairs of input coordinate `i`.
-    pub(crate) fn of(&self, i: usize) -> &[(usize, usize)] {
+    fn of(&self, i: usize) -> &[(usize, usize)] {
         &self.pairs[self.starts[i]..self.starts[i + 1]]
     }
 }

@@ -146,8 +146,8 @@ pub(crate) fn input_grad_ops<S: Storage>(shape: &Conv2dShape, gout: &[S]) -> OpC
 ///
 /// At stride 1 that is, summed over the non-zero inputs, the non-zero errors each meets
 /// through the taps: the reach of its position, which the fast kernel's error layout in
-/// `cache` holds. The layout is made here when the cache lacks it (the kernel that runs
-/// next on the same errors then finds it), and kept while the errors stay the same.
+/// `cache` holds. New errors are taken into the cache here (their reach counted; the
+/// kernel that runs next on them lays them out), and kept while they stay the same.
 pub(crate) fn weight_grad_ops<S: Storage>(
     shape: &Conv2dShape,
     gout: &[S],
@@ -180,7 +180,7 @@ pub(crate) fn weight_grad_ops<S: Storage>(
 }
 
 /// The operations of a weight gradient that skips nothing (`skip=false`): every in-bounds
-/// pair executed, whatever the errors and inputs. At stride 1 the errors are laid out in
+/// pair executed, whatever the errors and inputs. At stride 1 the errors are taken into
 /// `cache` all the same, for the kernel that runs next on them (see [`weight_grad_ops`]).
 pub(crate) fn weight_grad_unskipped<S: Storage>(shape: &Conv2dShape, gout: &[S], cache: &mut ErrorCache) -> OpCount {
     let pairs = if shape.stride == 1 {

@@ -286,17 +286,12 @@ pub(crate) fn conv2d_backward_input_general<S: Storage>(
             }
         }
     }
-    // The input row and column each output coordinate reads at each tap, looked up rather
-    // than computed per error and tap.
-    let coords = |k: usize, out: usize, size: usize| -> Vec<Option<usize>> {
-        (0..k).flat_map(|t| (0..out).map(move |o| shape.input_coord(o, t, size))).collect()
-    };
-    let (iys, ixs) = (coords(shape.kh, oh, shape.h), coords(shape.kw, ow, shape.w));
+    let (iys, ixs) = (input_coords(shape, oh, shape.kh, shape.h), input_coords(shape, ow, shape.kw, shape.w));
     let mut executed = 0u64;
     for ky in 0..shape.kh {
         for kx in 0..shape.kw {
             for &(co, oy, ox, g) in &nonzero {
-                let (Some(iy), Some(ix)) = (iys[ky * oh + oy], ixs[kx * ow + ox]) else {
+                let (Some(iy), Some(ix)) = (iys[oy * shape.kh + ky], ixs[ox * shape.kw + kx]) else {
                     continue;
                 };
                 let w = &wt[(co * taps + ky * shape.kw + kx) * cin..][..cin];
@@ -447,12 +442,7 @@ pub(crate) fn conv2d_weight_grad_general<S: Storage>(
             }
         }
     }
-    // The input row and column each output coordinate reads at each tap, looked up rather
-    // than computed per position and tap.
-    let coords = |out: usize, k: usize, size: usize| -> Vec<Option<usize>> {
-        (0..out).flat_map(|o| (0..k).map(move |t| shape.input_coord(o, t, size))).collect()
-    };
-    let (iys, ixs) = (coords(oh, shape.kh, shape.h), coords(ow, shape.kw, shape.w));
+    let (iys, ixs) = (input_coords(shape, oh, shape.kh, shape.h), input_coords(shape, ow, shape.kw, shape.w));
     for o in 0..oh * ow {
         let col = &cols[o * cout..][..cout];
         let errors = col.iter().filter(|g| **g != 0.0).count();
@@ -482,6 +472,13 @@ pub(crate) fn conv2d_weight_grad_general<S: Storage>(
             }
         }
     }
+}
+
+/// Along one axis, the input coordinate that output coordinate `o < out` reads through tap
+/// `t < k`, at `o·k + t` (`None` where it reads padding): the general kernels look these
+/// up instead of computing them, with a division at strides above 1, for every term.
+fn input_coords(shape: &Conv2dShape, out: usize, k: usize, size: usize) -> Vec<Option<usize>> {
+    (0..out).flat_map(|o| (0..k).map(move |t| shape.input_coord(o, t, size))).collect()
 }
 
 /// `acc[co] += errors[co]·x` for the non-zero errors only: the engine skips a pair whose

@@ -201,7 +201,7 @@ impl<S: Storage> Exec<'_, S> {
         let mode = self.st.mode;
         let (mut scratch, copy) = (self.st.jobs.scratch(), self.pooled_zeros(0));
         // The kernel finds this core's cached error layout in the scratch while it runs;
-        // counting at issue uses it first (and makes it when the errors are new).
+        // counting at issue uses it first (and takes new errors into it).
         let core = self.core;
         if self.st.wg_errors.len() <= core {
             self.st.wg_errors.resize_with(core + 1, Default::default);
@@ -213,7 +213,7 @@ impl<S: Storage> Exec<'_, S> {
             let input = x.input().map_err(|m| self.bad(m))?;
             let out32 = self.st.bufs[o.slot].as_word().is_some();
             // An instruction that skips nothing executes every operation: it needs no count
-            // (but its errors are laid out for the kernel all the same).
+            // (but its errors are taken into the core's cache all the same).
             let counted = threaded.then(|| {
                 if skip { weight_grad_ops(&shape, &e, &input, cache) } else { weight_grad_unskipped(&shape, &e, cache) }
             });
