@@ -233,11 +233,36 @@ pub fn maxpool_backward<S: Storage>(shape: &PoolShape, input: SpikeSlice<'_>, go
     assert_eq!(gin.len(), shape.in_len(), "pool gradient shape");
     let tiles = shape.tiles();
     gin.fill(S::default());
+    if tiles && shape.k <= 64 {
+        return maxpool_backward_tiled(shape, input, gout, gin);
+    }
     for (o, c, oy, ox) in shape.outputs() {
         let mut win = shape.window(c, oy, ox);
         let first = win.next().unwrap_or(0);
         let at = core::iter::once(first).chain(win).find(|&i| input.get(i)).unwrap_or(first);
         gin[at] = if tiles { gout[o] } else { add(gin[at], gout[o]) };
+    }
+}
+
+/// [`maxpool_backward`] for windows that tile the map (and rows of at most 64 bits per
+/// window row), into a zeroed `gin`: each window's rows are read as words of `k` bits,
+/// and the first set bit of the first row that has one wins, with no division per output.
+fn maxpool_backward_tiled<S: Storage>(shape: &PoolShape, input: SpikeSlice<'_>, gout: &[S], gin: &mut [S]) {
+    let (k, w, ow) = (shape.k, shape.w, shape.ow());
+    for (band, g) in gout.chunks_exact(ow).enumerate() {
+        // Window row `band` (over all channels) starts at input row `band·k`.
+        let row0 = band * k * w;
+        for (ox, &g) in g.iter().enumerate() {
+            let base = row0 + ox * k;
+            let at = (0..k)
+                .map(|r| base + r * w)
+                .find_map(|start| {
+                    let bits = input.bits_at(start, k);
+                    (bits != 0).then(|| start + bits.trailing_zeros() as usize)
+                })
+                .unwrap_or(base);
+            gin[at] = g;
+        }
     }
 }
 

@@ -205,11 +205,12 @@ fn tiled_windows_keep_the_fast_path() {
     assert!(!PoolShape::tiled(1, 5, 4, 2).tiles(), "k must divide both sides");
 }
 
-/// Tiled average pooling, which has its own kernels, on maps whose rows hold several words
-/// of windows: against the reference, and its operation counts against the kernel for any
-/// geometry.
+/// Tiled pooling, which has its own kernels (average pooling's forward and backward, max
+/// pooling's backward), on maps whose rows hold several words of windows: against the
+/// reference, also at an odd bit offset, and average pooling's operation counts against the
+/// kernel for any geometry.
 #[test]
-fn tiled_average_pooling_matches_the_reference_on_wide_maps() {
+fn tiled_pooling_matches_the_reference_on_wide_maps() {
     let mut m = Mix(11);
     for case in 0..200 {
         let k = 1 + m.below(9);
@@ -229,5 +230,9 @@ fn tiled_average_pooling_matches_the_reference_on_wide_maps() {
         avgpool_forward(&s, spikes, &mut a, &mut fast);
         avgpool_forward_general(&s, spikes, &mut b, &mut general);
         assert_eq!((bits_of(&a), fast), (bits_of(&b), general), "case {case} {s:?}");
+        // Tiled max pooling's backward reads its windows' rows as words: at that offset too.
+        let mut gin = vec![f16::ONE; s.in_len()];
+        maxpool_backward(&s, spikes, &g, &mut gin);
+        assert_eq!(bits_of(&gin), bits_of(&Reference { s }.backward(&x, &g, true)), "case {case} {s:?}");
     }
 }
