@@ -306,6 +306,7 @@ mod tests {
     fn masks_match_the_derivative_of_each_neuron() {
         use crate::data::rng::Rng;
         use crate::fp::sub;
+        use crate::kernels::conv_cases::values;
         use half::f16;
         let mut rng = Rng::new(61);
         let surrogates = [
@@ -318,17 +319,8 @@ mod tests {
         for case in 0..200 {
             let p = LifParams { surrogate: surrogates[case % surrogates.len()], ..params(Reset::Soft) };
             let (len, offset) = (rng.below(300) as usize, rng.below(100) as usize);
-            let specials = [0.0f32, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN];
-            let h: Vec<f32> =
-                (0..len)
-                    .map(|_| {
-                        if rng.bernoulli(0.1) {
-                            specials[rng.below(5) as usize]
-                        } else {
-                            rng.range_f64(-2.0, 4.0) as f32
-                        }
-                    })
-                    .collect();
+            // Values near 1 of both signs, ±0 (a tenth), and sometimes ±inf and NaN.
+            let h: Vec<f32> = values(&mut rng, len, 0.1, case % 2 == 0);
             let h16: Vec<f16> = h.iter().map(|v| f16::from_f32(*v)).collect();
             let background: Vec<bool> = (0..offset + len + 70).map(|_| rng.bernoulli(0.5)).collect();
             check(&p, &h, offset, &background);
