@@ -156,6 +156,18 @@ impl SpikeBits {
         if n >= 64 { v } else { v & ((1u64 << n) - 1) }
     }
 
+    /// The number of set bits in each of `rows` rows of `len` bits that start `stride` bits
+    /// apart from bit `at`: per-row counts at a word read or two per 64 bits of a row.
+    /// Panics if a row is out of range, like slice indexing.
+    pub fn row_ones(&self, at: usize, (len, stride): (usize, usize), rows: usize) -> impl Iterator<Item = u32> + '_ {
+        let last_end = rows.checked_sub(1).map_or(0, |l| at + l * stride + len);
+        assert!(last_end <= self.len, "spike rows out of range");
+        (0..rows).map(move |r| {
+            let row = at + r * stride;
+            (0..len.div_ceil(64)).map(|j| self.read_word(row + 64 * j, (len - 64 * j).min(64)).count_ones()).sum()
+        })
+    }
+
     /// Writes the low `n` (at most 64) bits of `v` from bit `at`. Panics if the bits are
     /// out of range, like slice indexing.
     #[inline]
@@ -322,9 +334,13 @@ impl<'a> SpikeSlice<'a> {
         if at >= self.len { 0 } else { self.bits.read_word(self.offset + at, (self.len - at).min(64)) }
     }
 
-    /// Number of set bits in the window.
+    /// Number of set bits in the window, a word at a time.
+    #[inline]
     pub fn count_ones(&self) -> usize {
-        self.ones().count()
+        if self.len <= 64 {
+            return self.as_word().count_ones() as usize;
+        }
+        (0..self.len.div_ceil(64)).map(|k| self.word(k).count_ones() as usize).sum()
     }
 
     /// Bits `at .. at + n` of the window (`n` at most 64, inside the window) in the low bits
@@ -561,6 +577,24 @@ mod tests {
             assert_eq!(got[want.len()], 0xEE);
             assert_eq!(&got[..want.len()], &want[..], "{from}+{len}");
         }
+    }
+
+    /// Per-row counts of rows shorter than, as long as and longer than a word, at unaligned
+    /// starts and strides (overlapping rows too), against counting bit by bit.
+    #[test]
+    fn row_ones_counts_each_row() {
+        let pattern: Vec<bool> = (0..700).map(|i| i % 7 == 0 || i % 11 == 3 || i % 13 > 9).collect();
+        let bits = SpikeBits::from_bools(&pattern);
+        for (at, len, stride, rows) in
+            [(0, 56, 56, 12), (3, 64, 64, 10), (61, 70, 75, 8), (5, 130, 20, 9), (9, 0, 4, 3)]
+        {
+            let got: Vec<u32> = bits.row_ones(at, (len, stride), rows).collect();
+            let want: Vec<u32> = (0..rows)
+                .map(|r| pattern[at + r * stride..at + r * stride + len].iter().filter(|&&b| b).count() as u32)
+                .collect();
+            assert_eq!(got, want, "rows of {len} from {at}, {stride} apart");
+        }
+        assert_eq!(bits.row_ones(600, (100, 1), 1).count(), 1, "a last row that ends at the end");
     }
 
     #[test]

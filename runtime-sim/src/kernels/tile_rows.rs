@@ -457,6 +457,32 @@ fn add_lanes<S: Storage, const NARROW: bool>(row: &mut [f32], p: &Processed, all
     }
 }
 
+/// The count [`linear_kn_weight_grad_rows`] (and the one-row kernel) gives a row of `k`
+/// spikes with `ones` set and `processed` of its `n` errors processed (the ones `nz` marks,
+/// or else the [`nonzero_errors`]): each processed error times each set spike, or every
+/// spike with `dense`, executed. It needs no arithmetic, so a job's count can be made when
+/// the job is launched (see the simulator's `jobs.rs`).
+pub fn weight_grad_row_ops((ones, k): (usize, usize), (processed, n): (usize, usize), dense: bool) -> OpCount {
+    let used = if dense { k } else { ones };
+    let mut c = OpCount::default();
+    count(&mut c, (used * processed) as u64, (k * n) as u64, false);
+    c
+}
+
+/// The number of non-zero errors of a row, which `wg.linear` processes when it has no `nz`.
+pub fn nonzero_errors<S: Storage>(err: &[S]) -> usize {
+    err.iter().filter(|e| e.to_f32() != 0.0).count()
+}
+
+/// The count [`linear_kn_forward_rows`] (and the one-row kernel) gives a row of `k` spikes
+/// with `ones` set into `n` outputs: the weights of its set spikes, or all with `dense`,
+/// executed.
+pub fn forward_row_ops((ones, k): (usize, usize), n: usize, dense: bool) -> OpCount {
+    let mut c = OpCount::default();
+    count(&mut c, (ones * n) as u64, (k * n) as u64, dense);
+    c
+}
+
 /// Where the output rows of a multi-row forward tile are: row `r` is `n` values starting
 /// at `start + r * stride` of the buffer.
 #[derive(Clone, Copy, Debug)]
@@ -784,6 +810,9 @@ mod tests {
                 let mut c = OpCount::default();
                 let work = (&mut Vec::new(), &mut Vec::new());
                 linear_kn_weight_grad(mode, Input::Spikes(spk), e, nz, &mut want, dense, work, &mut c);
+                let processed = nz.map_or_else(|| nonzero_errors(e), |z| z.count_ones());
+                let ahead = weight_grad_row_ops((spk.count_ones(), k), (processed, n), dense);
+                assert_eq!(ahead, c, "case {case}, row {r}: count ahead");
                 want_ops.push(c);
             }
             let mut got_ops = Vec::new();
@@ -826,6 +855,7 @@ mod tests {
                 let (o, mut c) = (o0 + r * o_stride, OpCount::default());
                 let out = &mut want[o..o + n];
                 linear_kn_forward_wide(mode, &wide, Input::Spikes(spk(r)), out, acc, dense, &mut Vec::new(), &mut c);
+                assert_eq!(forward_row_ops((spk(r).count_ones(), k), n, dense), c, "case {case}, row {r}: count ahead");
                 want_ops.push(c);
             }
             let at = OutRows { n, start: o0, stride: o_stride };
