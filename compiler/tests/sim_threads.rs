@@ -1,8 +1,8 @@
-//! Conv instructions computed on other host threads while the scheduler goes on (the jobs
-//! of `sim`'s `machine/jobs.rs`) against the same program on one thread: two training
-//! steps of a staged conv program with residual joins give the same statistics to the last
-//! counter and energy figure, and the same loss, weights and every other tensor in DRAM,
-//! bit for bit, with one, two and three threads. (The CLI test `sim_cli.rs` compares the
+//! Conv and linear instructions computed on other host threads while the scheduler goes on
+//! (the jobs of `sim`'s `machine/jobs.rs`) against the same program on one thread: two
+//! training steps of a staged conv program with residual joins and of a staged fc program
+//! give the same statistics to the last counter and energy figure, and the same loss,
+//! weights and every other tensor in DRAM, bit for bit, with one, two and three threads. (The CLI test `sim_cli.rs` compares the
 //! `--json` report across `--threads` too; `vgg_cifar_small` takes a minute here.)
 
 use isa::{ChipDesc, Program, SymbolKind};
@@ -46,11 +46,13 @@ fn train(program: &Program, chip: &ChipDesc, threads: usize) -> (Vec<RunStats>, 
     (stats, tensors.map(|s| m.read_symbol(&s.name).unwrap_or_else(|e| panic!("{e}"))).collect())
 }
 
-fn same_on_any_thread_count(model: &str) {
+/// Two steps of `model` on two and three threads against one; `kind` is the instruction
+/// whose jobs the model must have.
+fn same_on_any_thread_count(model: &str, kind: &str) {
     let chip = ChipDesc::default();
     let p = program(model, &chip);
     let (stats, dram) = train(&p, &chip, 1);
-    assert!(stats[1].profile.contains_key("wg.conv"), "{model} has no conv to overlap");
+    assert!(stats[1].profile.contains_key(kind), "{model} has no {kind} to overlap");
     for threads in [2, 3] {
         let (s, d) = train(&p, &chip, threads);
         assert_eq!(s, stats, "{model}: statistics on {threads} threads");
@@ -60,5 +62,12 @@ fn same_on_any_thread_count(model: &str) {
 
 #[test]
 fn resnet_digits_trains_the_same_on_any_thread_count() {
-    same_on_any_thread_count("resnet_digits");
+    same_on_any_thread_count("resnet_digits", "wg.conv");
+}
+
+/// The staged fc program, whose multi-row `fp.linear` and `wg.linear` tiles are the jobs
+/// (see `sim`'s `machine/row_jobs.rs`).
+#[test]
+fn fc784_512_trains_the_same_on_any_thread_count() {
+    same_on_any_thread_count("fc784_512", "wg.linear");
 }

@@ -24,9 +24,9 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
     /// Host threads for the simulator: the evaluation runs of `snnc train`, the conv
-    /// instructions of different simulated cores computed side by side, and the pieces of
-    /// large conv instructions. Results do not depend on it. Default: every core, or
-    /// RAYON_NUM_THREADS when set.
+    /// instructions and large fc tiles of different simulated cores computed side by side,
+    /// and the pieces of large conv instructions. Results do not depend on it. Default:
+    /// every core, or RAYON_NUM_THREADS when set.
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
 }

@@ -9,7 +9,7 @@
 use super::SimError;
 use super::engine::{ConvDims, Opnd, width_msg};
 use super::exec::{Exec, Flow, Step};
-use super::jobs::Work;
+use super::jobs::{Hold, Work};
 use super::rows::{BitRows, HalfRows, RowView, Rows};
 use crate::fp::Storage;
 use crate::kernels::OpCount;
@@ -161,7 +161,7 @@ impl<S: Storage> Exec<'_, S> {
         // With other threads the sums are a job on copies, charged now from the errors (see
         // `jobs.rs`); on one the kernel runs in place and counts them itself.
         let counted = self.st.jobs.threaded().then(|| input_grad_ops(&shape, &e));
-        let work: Work<S> = Box::new(move |data, range, scratch| {
+        let work: Work<S> = Box::new(move |data, range, _, scratch| {
             let mut ops = OpCount::default();
             // The kernel writes every input gradient, or adds to it when the conv accumulates.
             if let Some(dst) = data.as_half_mut() {
@@ -172,7 +172,7 @@ impl<S: Storage> Exec<'_, S> {
             scratch.vecs.extend([e, weights]);
             ops
         });
-        let ops = super::jobs::launch(self.st, o, (work, scratch), counted, None);
+        let ops = super::jobs::launch(self.st, o, (work, scratch), counted, (None, Hold::Range));
         let a = [
             self.touch(err.buf, shape.out_len()),
             self.touch(w.buf, ops.executed as usize),

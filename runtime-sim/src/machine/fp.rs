@@ -5,7 +5,8 @@ use super::SimError;
 use super::buffers::BufData;
 use super::engine::{ConvDims, Opnd, width_msg};
 use super::exec::{Exec, Flow, Step};
-use super::jobs::{Owned, Work};
+use super::jobs::{Hold, Owned, Work};
+use super::row_jobs::FwdRows;
 use super::rows::{RowState, RowView, Rows};
 use crate::fp::{Accum, Storage, add};
 use crate::kernels::OpCount;
@@ -62,9 +63,7 @@ fn fwd_rows_wide<S: Storage>(mode: Accum, x: &RowView<'_, S>, dst: &mut [S], t: 
 }
 
 impl<S: Storage> Exec<'_, S> {
-    /// `fp.linear` over `rows.count` rows; see [`Rows`] for the strides. The weights are
-    /// widened to f32 once for all rows unless they share the output's buffer (then a row
-    /// could change them, and each row reads them afresh).
+    /// `fp.linear` over `rows.count` rows; see [`Rows`] for the strides.
     pub(crate) fn linear_fwd(
         &mut self,
         spk: &Access,
@@ -81,10 +80,36 @@ impl<S: Storage> Exec<'_, S> {
         let count = self.row_count(rows.count)?;
         self.rows_span("spk", spk, count, rows.first)?;
         let o = self.rows_span("out", out, count, rows.second)?;
-        let wide = count > 1 && self.span("w", w)?.slot != o.slot;
         let spikes = self.st.bufs[self.span("spk", spk)?.slot].as_bits().is_some();
-        let mode = self.st.mode;
-        let t = FwdTile { n, rows, slot: o.slot, out: o.start, acc, dense: !skip, wide };
+        // With other threads the rows are a job (see `row_jobs.rs`) when their shape allows.
+        let shape = FwdRows { n, rows, acc, dense: !skip };
+        if !self.fwd_rows_job((spk, w, out), shape)? {
+            self.fwd_rows_here(
+                (spk, w, out),
+                FwdTile { n, rows, slot: o.slot, out: o.start, acc, dense: !skip, wide: false },
+            )?;
+        }
+        let pj = if spikes { self.spike_add_pj() } else { self.mac_pj() };
+        // Every row reads the same amount of `spk` and `out` (and of `w` without skipping):
+        // counted for all rows at once, the same integer totals.
+        let a_spk = self.touch_rows(spk.buf, k, count);
+        let a_out = self.touch_rows(out.buf, n * (1 + usize::from(acc)), count);
+        let a_w = if skip { None } else { Some(self.touch_rows(w.buf, k * n, count)) };
+        // With skipping, a row reads the weights of the inputs it adds: `n` per input.
+        let per_input = super::rows::Divisor::new(n.max(1) as u64);
+        self.charge_rows(pj, (w.buf, a_spk.max(a_out)), |t, ops| {
+            a_w.unwrap_or_else(|| t.touch(per_input.floor(ops.executed) * n as u64))
+        });
+        Ok(Flow::Next)
+    }
+
+    /// The rows of `fp.linear` in place, their counts put in the state's per-row counts.
+    /// The weights are widened to f32 once for all rows unless they share the output's
+    /// buffer (then a row could change them, and each row reads them afresh).
+    fn fwd_rows_here(&mut self, (spk, w, out): (&Access, &Access, &Access), t: FwdTile) -> Result<(), SimError> {
+        let (count, o) = (usize::from(t.rows.count), self.span("out", out)?);
+        let wide = count > 1 && self.span("w", w)?.slot != o.slot;
+        let (rows, mode, t) = (t.rows, self.st.mode, FwdTile { wide, ..t });
         let mut ws = self.take_row_state();
         let r = self.with_taken(o.slot, |ex, data| {
             if wide {
@@ -104,19 +129,7 @@ impl<S: Storage> Exec<'_, S> {
             }
         });
         self.put_row_state(ws);
-        r?;
-        let pj = if spikes { self.spike_add_pj() } else { self.mac_pj() };
-        // Every row reads the same amount of `spk` and `out` (and of `w` without skipping):
-        // counted for all rows at once, the same integer totals.
-        let a_spk = self.touch_rows(spk.buf, k, count);
-        let a_out = self.touch_rows(out.buf, n * (1 + usize::from(acc)), count);
-        let a_w = if skip { None } else { Some(self.touch_rows(w.buf, k * n, count)) };
-        // With skipping, a row reads the weights of the inputs it adds: `n` per input.
-        let per_input = super::rows::Divisor::new(n.max(1) as u64);
-        self.charge_rows(pj, (w.buf, a_spk.max(a_out)), |t, ops| {
-            a_w.unwrap_or_else(|| t.touch(per_input.floor(ops.executed) * n as u64))
-        });
-        Ok(Flow::Next)
+        r
     }
 
     /// The rows of `fp.linear` one by one: an input row is read afresh when it is a copy of
@@ -180,7 +193,7 @@ impl<S: Storage> Exec<'_, S> {
         let input = Owned::of(&input, copy);
         weights.extend_from_slice(wh);
         // The kernel writes every output, or adds to it when the conv accumulates.
-        let work: Work<S> = Box::new(move |data, range, scratch| {
+        let work: Work<S> = Box::new(move |data, range, _, scratch| {
             let mut ops = OpCount::default();
             if let Some(dst) = data.as_half_mut() {
                 let (x, conv) = (input.input(), &mut scratch.conv);
@@ -190,7 +203,7 @@ impl<S: Storage> Exec<'_, S> {
             scratch.vecs.push(weights);
             if skip { ops } else { ops.unskipped() }
         });
-        let ops = super::jobs::launch(self.st, o, (work, scratch), counted, None);
+        let ops = super::jobs::launch(self.st, o, (work, scratch), counted, (None, Hold::Range));
         let a = [
             self.touch(spk.buf, shape.in_len()),
             self.touch(w.buf, ops.executed as usize),

@@ -1,12 +1,15 @@
-//! Conv arithmetic on other host threads while the scheduler goes on: timing is decoupled
-//! from arithmetic.
+//! Conv and linear arithmetic on other host threads while the scheduler goes on: timing is
+//! decoupled from arithmetic.
 //!
 //! A conv instruction's handler checks its operands, counts its operations from its inputs
 //! alone (`kernels::conv_counts`) and charges cycles, SRAM accesses and energy at issue, on
 //! the scheduler thread, in the order the scheduler issues instructions: every figure of a
 //! run is the same whatever thread computes the sums. It then hands the arithmetic to a
 //! job, with copies of its inputs and of its output range, which the job updates; the
-//! range is *pending* until the job is joined and the range copied back.
+//! range is *pending* until the job is joined and the range copied back. The large
+//! multi-row linear tiles do the same (`row_jobs.rs`), but copy nothing: their jobs take
+//! the buffers they read and write out of the table, each pending as a whole until the
+//! join ([`Hold::Buffers`]).
 //!
 //! The scheduler runs other instructions, mostly other cores', until one names a buffer
 //! with a pending range; before executing it, [`join_operands`] joins the jobs it could
@@ -31,6 +34,7 @@
 //! for it forever.)
 
 use super::buffers::{BufData, Span};
+use super::rows::RowState;
 use super::state::State;
 use super::workers::{Queue, Task};
 use crate::fp::Storage;
@@ -49,6 +53,8 @@ pub(crate) struct Scratch<S> {
     pub(crate) conv: ConvScratch,
     /// Copies of inputs, returned to the state's pool of vectors after the job.
     pub(crate) vecs: Vec<Vec<S>>,
+    /// The linear row kernels' working memory (see `row_jobs.rs`).
+    pub(crate) rows: RowState,
     /// Whether the work must count its operations: on one thread, where they are the ones
     /// charged, and in debug builds, to check them against those charged at issue. A job
     /// in a release build skips the count, which the scheduler has made already.
@@ -57,25 +63,54 @@ pub(crate) struct Scratch<S> {
 
 impl<S> Default for Scratch<S> {
     fn default() -> Self {
-        Scratch { conv: ConvScratch::default(), vecs: Vec::new(), count: true }
+        Scratch { conv: ConvScratch::default(), rows: RowState::default(), vecs: Vec::new(), count: true }
     }
 }
 
 /// The arithmetic of one instruction: updates the range of the buffer given (the table's
-/// buffer on one thread, a copy of the range on more), returns the operations the kernel
-/// counted when [`Scratch::count`] asks for them (with more threads checked against those
-/// charged at issue, in debug builds).
-pub(crate) type Work<S> = Box<dyn FnOnce(&mut BufData<S>, Range<usize>, &mut Scratch<S>) -> OpCount + Send>;
+/// buffer on one thread, a copy of the range or the buffer itself on more), reading the
+/// input buffers the job took along (see [`Hold::Buffers`]) in the order it named them;
+/// returns the operations the kernel counted when [`Scratch::count`] asks for them (with
+/// more threads checked against those charged at issue, in debug builds).
+pub(crate) type Work<S> =
+    Box<dyn FnOnce(&mut BufData<S>, Range<usize>, &[BufData<S>], &mut Scratch<S>) -> OpCount + Send>;
 
-/// A job's output buffer and scratch, and the operations it counted.
+/// A job's output buffer, the input buffers it took along, its scratch, and the operations
+/// it counted.
 struct Done<S> {
     out: BufData<S>,
+    inputs: Vec<BufData<S>>,
     scratch: Scratch<S>,
     ops: OpCount,
 }
 
-/// A job's work with the output and scratch it runs on.
-type Unstarted<S> = (Work<S>, BufData<S>, Scratch<S>);
+/// A job's work with the output (and the range of it to update), the input buffers and the
+/// scratch it runs on.
+type Unstarted<S> = (Work<S>, BufData<S>, Range<usize>, Vec<BufData<S>>, Scratch<S>);
+
+/// How a job holds its buffers until it is joined.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Hold {
+    /// A copy of its output range, copied back at the join: jobs on other ranges of the
+    /// buffer (the convs' weight gradients in the one `opt` store) run side by side. Its
+    /// inputs are the work's own copies.
+    Range,
+    /// The output's whole buffer and the input buffers of the slots listed (other than the
+    /// output's, each once), taken out of the table until the join, so that nothing is
+    /// copied; each is pending as a whole, so any instruction that names one joins the job
+    /// first. For instructions whose buffers the next instruction to name them reads or
+    /// overwrites anyway (the linear tiles).
+    Buffers(Vec<usize>),
+}
+
+/// What a pending entry of a slot stands for.
+enum Role {
+    /// The job's output, which joins it: how the job holds it, and the core whose
+    /// `wg.conv` error layout travels in the job's scratch.
+    Output { hold: Hold, wg_core: Option<usize> },
+    /// An input buffer the job took along, from the job whose output is in slot `out`.
+    Input { out: usize },
+}
 
 /// A launched job, shared between the scheduler and the worker that may run it.
 struct Ticket<S> {
@@ -88,15 +123,14 @@ struct Ticket<S> {
     ready: Condvar,
 }
 
-/// A job the scheduler has not joined yet.
+/// A job the scheduler has not joined yet, as one slot sees it.
 struct Pending<S> {
     ticket: Arc<Ticket<S>>,
-    /// The buffer elements the job updates.
+    /// The buffer elements the job updates (or, for a buffer it took along, all of them).
     range: Range<usize>,
     /// The operations charged at issue.
     ops: OpCount,
-    /// The core whose `wg.conv` error layout travels in the job's scratch.
-    wg_core: Option<usize>,
+    role: Role,
 }
 
 /// The jobs of a run, by buffer slot, and the scratch of finished ones.
@@ -161,10 +195,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl<S: Storage> Task for Ticket<S> {
     fn try_run(&self) -> bool {
-        let Some((work, mut out, mut scratch)) = lock(&self.work).take() else { return false };
-        let n = out.len();
-        let ran = std::panic::catch_unwind(AssertUnwindSafe(|| work(&mut out, 0..n, &mut scratch)));
-        *lock(&self.done) = Some(ran.map(|ops| Done { out, scratch, ops }));
+        let Some((work, mut out, range, inputs, mut scratch)) = lock(&self.work).take() else { return false };
+        let ran = std::panic::catch_unwind(AssertUnwindSafe(|| work(&mut out, range, &inputs, &mut scratch)));
+        *lock(&self.done) = Some(ran.map(|ops| Done { out, inputs, scratch, ops }));
         self.finished.store(true, Ordering::Release);
         self.ready.notify_all();
         true
@@ -215,33 +248,66 @@ fn copy_range<S: Storage>(data: &BufData<S>, r: Range<usize>) -> BufData<S> {
 /// those counted at issue (`counted`, which the handler gives when [`Jobs::threaded`]),
 /// and the work goes to a job; on one thread the work runs here and now on the buffer in
 /// place, as the handler ran its kernel before there were jobs. `wg_core` names the core
-/// whose error layout is in `scratch`.
+/// whose error layout is in `scratch`; `hold` says how the job holds its buffers.
 pub(crate) fn launch<S: Storage>(
     st: &mut State<S>,
     sp: Span,
     (work, mut scratch): (Work<S>, Scratch<S>),
     counted: Option<OpCount>,
-    wg_core: Option<usize>,
+    (wg_core, hold): (Option<usize>, Hold),
 ) -> OpCount {
+    let inputs = match &hold {
+        Hold::Range => Vec::new(),
+        Hold::Buffers(slots) => slots.iter().map(|&s| std::mem::replace(&mut st.bufs[s], empty())).collect(),
+    };
     let (Some(ops), Some(queue)) = (counted, st.jobs.queue.clone()) else {
         scratch.count = true;
-        let ops = work(&mut st.bufs[sp.slot], sp.range(), &mut scratch);
+        let ops = work(&mut st.bufs[sp.slot], sp.range(), &inputs, &mut scratch);
+        put_inputs(st, &hold, inputs);
         reclaim(st, scratch, wg_core);
         return ops;
     };
-    let out = copy_range(&st.bufs[sp.slot], sp.range());
+    let (out, range, whole) = match hold {
+        Hold::Range => (copy_range(&st.bufs[sp.slot], sp.range()), 0..sp.len, sp.range()),
+        Hold::Buffers(_) => {
+            let out = std::mem::replace(&mut st.bufs[sp.slot], empty());
+            let len = out.len();
+            (out, sp.range(), 0..len)
+        }
+    };
     scratch.count = cfg!(debug_assertions);
+    let lens: Vec<usize> = inputs.iter().map(BufData::len).collect();
     let ticket = Arc::new(Ticket {
-        work: Mutex::new(Some((work, out, scratch))),
+        work: Mutex::new(Some((work, out, range, inputs, scratch))),
         done: Mutex::new(None),
         finished: AtomicBool::new(false),
         ready: Condvar::new(),
     });
-    let pending = Pending { ticket: Arc::clone(&ticket), range: sp.range(), ops, wg_core };
-    st.jobs.pending[sp.slot].push(pending);
+    if let Hold::Buffers(slots) = &hold {
+        for (&slot, &len) in slots.iter().zip(&lens) {
+            let role = Role::Input { out: sp.slot };
+            st.jobs.pending[slot].push(Pending { ticket: Arc::clone(&ticket), range: 0..len, ops, role });
+        }
+    }
+    let role = Role::Output { hold, wg_core };
+    st.jobs.pending[sp.slot].push(Pending { ticket: Arc::clone(&ticket), range: whole, ops, role });
     st.jobs.count += 1;
     queue.push(ticket);
     ops
+}
+
+/// What stands in the table for a buffer a job holds.
+fn empty<S>() -> BufData<S> {
+    BufData::Word(Vec::new())
+}
+
+/// Puts the input buffers a job took along back into their slots.
+fn put_inputs<S>(st: &mut State<S>, hold: &Hold, inputs: Vec<BufData<S>>) {
+    if let Hold::Buffers(slots) = hold {
+        for (&slot, data) in slots.iter().zip(inputs) {
+            st.bufs[slot] = data;
+        }
+    }
 }
 
 /// Puts a finished job's scratch back: the error layout to its core, the input copies to
@@ -254,25 +320,62 @@ fn reclaim<S: Storage>(st: &mut State<S>, mut scratch: Scratch<S>, wg_core: Opti
     st.jobs.spare.push(scratch);
 }
 
-/// Joins the jobs of `slot` whose ranges `hit` selects, and copies their outputs back.
+/// Joins the jobs of `slot` whose ranges `hit` selects, and puts their buffers back.
 pub(crate) fn join<S: Storage>(st: &mut State<S>, slot: usize, hit: impl Fn(&Range<usize>) -> bool) {
-    // The pending ranges of one buffer never overlap (a conv joins the jobs its operands
-    // overlap before it launches its own), so the order of the joins does not matter: each
-    // is taken out where it is found, the last job taking its place, with no new list.
+    // The pending ranges of one buffer never overlap (an instruction joins the jobs its
+    // operands overlap before it launches its own), so the order of the joins does not
+    // matter: each is taken out where it is found, the last job taking its place, with no
+    // new list.
     let mut i = 0;
     while let Some(p) = st.jobs.pending.get(slot).and_then(|l| l.get(i)) {
         if !hit(&p.range) {
             i += 1;
             continue;
         }
-        let p = st.jobs.pending[slot].swap_remove(i);
-        st.jobs.count -= 1;
-        let done = p.ticket.wait(st.jobs.queue.as_deref());
-        // Only debug builds count in the job (see `Scratch::count`).
-        debug_assert_eq!(done.ops, p.ops, "a job's operations differ from those charged at issue");
-        put_range(&mut st.bufs[slot], p.range.start, &done.out);
-        reclaim(st, done.scratch, p.wg_core);
+        match p.role {
+            // Joined through its output, which also takes this entry out.
+            Role::Input { out } => {
+                let ticket = Arc::clone(&p.ticket);
+                match take_entry(st, out, &ticket) {
+                    Some(p) => finish(st, out, p),
+                    // Every input entry has its output entry; were one alone, it goes.
+                    None => drop(st.jobs.pending[slot].swap_remove(i)),
+                }
+            }
+            Role::Output { .. } => {
+                let p = st.jobs.pending[slot].swap_remove(i);
+                finish(st, slot, p);
+            }
+        }
     }
+}
+
+/// The entry of `ticket` in `slot`'s list, taken out.
+fn take_entry<S>(st: &mut State<S>, slot: usize, ticket: &Arc<Ticket<S>>) -> Option<Pending<S>> {
+    let list = st.jobs.pending.get_mut(slot)?;
+    let i = list.iter().position(|p| Arc::ptr_eq(&p.ticket, ticket))?;
+    Some(list.swap_remove(i))
+}
+
+/// Waits for the job of output entry `p` (taken out of `slot`'s list) and puts its output
+/// and the buffers it took along back.
+fn finish<S: Storage>(st: &mut State<S>, slot: usize, p: Pending<S>) {
+    let Role::Output { hold, wg_core } = p.role else { return };
+    st.jobs.count -= 1;
+    let done = p.ticket.wait(st.jobs.queue.as_deref());
+    // Only debug builds count in the job (see `Scratch::count`).
+    debug_assert_eq!(done.ops, p.ops, "a job's operations differ from those charged at issue");
+    match &hold {
+        Hold::Range => put_range(&mut st.bufs[slot], p.range.start, &done.out),
+        Hold::Buffers(slots) => {
+            st.bufs[slot] = done.out;
+            for &s in slots {
+                take_entry(st, s, &p.ticket);
+            }
+        }
+    }
+    put_inputs(st, &hold, done.inputs);
+    reclaim(st, done.scratch, wg_core);
 }
 
 /// Copies a job's output back into its range, which starts at `start`.

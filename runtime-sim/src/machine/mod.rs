@@ -42,6 +42,7 @@ mod error;
 mod exec;
 mod fp;
 mod jobs;
+mod row_jobs;
 mod rows;
 mod sched;
 mod soma;

@@ -231,6 +231,7 @@ impl<'b, S: Storage> RowView<'b, S> {
 /// The reusable working memory of a multi-row instruction, out of the machine state while
 /// the rows run: the kernels' scratch rows, the widened weights, the blocks of lanes of
 /// the linear row kernels and the per-row counts.
+#[derive(Debug, Default)]
 pub(crate) struct RowState {
     pub(crate) scratch: Vec<f32>,
     pub(crate) wide: Vec<f32>,

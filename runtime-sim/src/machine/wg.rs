@@ -5,7 +5,8 @@ use super::SimError;
 use super::buffers::{BufData, Span};
 use super::engine::{ConvDims, Opnd, width_msg};
 use super::exec::{Exec, Flow, Step};
-use super::jobs::{Owned, Work};
+use super::jobs::{Hold, Owned, Work};
+use super::row_jobs::GradShape;
 use super::rows::{BitRows, RowView, Rows};
 use super::state::OptSlot;
 use crate::fp::{Accum, Storage};
@@ -91,7 +92,28 @@ impl<S: Storage> Exec<'_, S> {
             self.need("nz", a, n)?;
             self.rows_span("nz", a, count, rows.second)?;
         }
-        let o = self.span("dw", dw)?;
+        // With other threads the rows are a job (see `row_jobs.rs`) when their shape allows.
+        let shape = GradShape { n, rows, dense: !skip };
+        if db.is_some() || !self.grad_rows_job((spk, err, dw, nz), shape)? {
+            self.grad_rows_here((spk, err, dw, db, nz), shape)?;
+        }
+        let pj = self.st.chip.energy.fp32_add_pj + self.st.chip.energy.mux_pj / 16.0;
+        // `db`, `spk` and `err` are touched alike by every row: counted for all at once.
+        if let Some(a) = db {
+            self.touch_rows(a.buf, 2 * n, count);
+        }
+        let (a_spk, a_err) = (self.touch_rows(spk.buf, k, count), self.touch_rows(err.buf, n, count));
+        self.charge_rows(pj, (dw.buf, a_spk.max(a_err)), |t, ops| t.touch(2 * ops.executed));
+        Ok(Flow::Next)
+    }
+
+    /// The rows of `wg.linear` in place, their counts put in the state's per-row counts.
+    fn grad_rows_here(
+        &mut self,
+        (spk, err, dw, db, nz): (&Access, &Access, &Access, &Option<Access>, &Option<Access>),
+        g: GradShape,
+    ) -> Result<(), SimError> {
+        let (o, (count, n, rows)) = (self.span("dw", dw)?, (usize::from(g.rows.count), g.n, g.rows));
         let mut bias = self.bias_target(db, n, o.slot)?;
         let mode = self.st.mode;
         let mut ws = self.take_row_state();
@@ -99,7 +121,7 @@ impl<S: Storage> Exec<'_, S> {
             let v = ex.grad_views(spk, err, nz, rows, (o.slot, data))?;
             let words = data.as_word_mut().ok_or_else(|| ex.bad(width_msg("dw", 32)))?;
             let work = (&mut ws.ops, &mut ws.lanes);
-            if bias.is_none() && grad_rows_at_once(&v, mode, &mut words[o.range()], !skip, count, work) {
+            if bias.is_none() && grad_rows_at_once(&v, mode, &mut words[o.range()], g.dense, count, work) {
                 return Ok(());
             }
             let not_half = || ex.bad(width_msg("err", 16));
@@ -108,7 +130,7 @@ impl<S: Storage> Exec<'_, S> {
                 let zb = v.nz.as_ref().and_then(|z| z.bits(r));
                 let mut ops = OpCount::default();
                 let work = (&mut ws.cols, &mut ws.scratch);
-                linear_kn_weight_grad(mode, v.spk.input(r), eh, zb, &mut words[o.range()], !skip, work, &mut ops);
+                linear_kn_weight_grad(mode, v.spk.input(r), eh, zb, &mut words[o.range()], g.dense, work, &mut ops);
                 // The bias gradient of row r follows its weight gradient, as it would in
                 // separate instructions; it matters only if `db` overlaps `dw`.
                 match &mut bias {
@@ -125,14 +147,7 @@ impl<S: Storage> Exec<'_, S> {
         if let (Some(a), Some(BiasTarget::Copy(v))) = (db, &bias) {
             self.set_word("db", a, v)?;
         }
-        let pj = self.st.chip.energy.fp32_add_pj + self.st.chip.energy.mux_pj / 16.0;
-        // `db`, `spk` and `err` are touched alike by every row: counted for all at once.
-        if let Some(a) = db {
-            self.touch_rows(a.buf, 2 * n, count);
-        }
-        let (a_spk, a_err) = (self.touch_rows(spk.buf, k, count), self.touch_rows(err.buf, n, count));
-        self.charge_rows(pj, (dw.buf, a_spk.max(a_err)), |t, ops| t.touch(2 * ops.executed));
-        Ok(Flow::Next)
+        Ok(())
     }
 
     /// The rows of `wg.linear`'s inputs, resolved once after checking the element widths of
@@ -231,7 +246,7 @@ impl<S: Storage> Exec<'_, S> {
             Some(core)
         };
         scratch.conv.wg_errors = std::mem::take(cache);
-        let work: Work<S> = Box::new(move |data, range, scratch| {
+        let work: Work<S> = Box::new(move |data, range, _, scratch| {
             let mut ops = OpCount::default();
             if let Some(dst) = data.as_word_mut() {
                 let counting = scratch.count.then_some(&mut ops);
@@ -245,7 +260,7 @@ impl<S: Storage> Exec<'_, S> {
             }
             if skip { ops } else { ops.unskipped() }
         });
-        let ops = super::jobs::launch(self.st, o, (work, scratch), counted, wg_core);
+        let ops = super::jobs::launch(self.st, o, (work, scratch), counted, (wg_core, Hold::Range));
         // A bias gradient in the weight gradient's buffer waits for the job: it comes after.
         if db.as_ref().is_some_and(|db| self.st.slot(core, db.buf) == o.slot) {
             super::jobs::join(self.st, o.slot, |_| true);

@@ -1,8 +1,9 @@
-//! The host threads that run conv jobs while the scheduler goes on (see `jobs.rs`).
+//! The host threads that run conv and linear jobs while the scheduler goes on (see `jobs.rs`).
 //!
 //! A run with more than one host thread starts `threads − 1` workers that take tasks from
 //! one queue, oldest first, and stops them when it returns. A conv instruction lasts 10 to
-//! 60 microseconds of host time, about what it costs to wake a sleeping thread, so an idle
+//! 60 microseconds of host time, a large fc tile a few, about what it costs to wake a
+//! sleeping thread or less, so an idle
 //! worker polls the queue for a while before it sleeps (yielding its core between polls),
 //! and the scheduler wakes it only when it sleeps: while jobs keep coming, handing one over
 //! is a push under an uncontended lock.

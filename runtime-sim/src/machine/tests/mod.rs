@@ -6,6 +6,7 @@
 mod backward;
 mod pad;
 mod pipeline;
+mod row_jobs;
 mod rows;
 mod soma;
 mod soma_rows;
