@@ -164,7 +164,14 @@ impl SpikeBits {
         assert!(last_end <= self.len, "spike rows out of range");
         (0..rows).map(move |r| {
             let row = at + r * stride;
-            (0..len.div_ceil(64)).map(|j| self.read_word(row + 64 * j, (len - 64 * j).min(64)).count_ones()).sum()
+            match len {
+                0 => 0,
+                // The usual row, of at most a word: no loop over words.
+                1..=64 => self.read_word(row, len).count_ones(),
+                _ => (0..len.div_ceil(64))
+                    .map(|j| self.read_word(row + 64 * j, (len - 64 * j).min(64)).count_ones())
+                    .sum(),
+            }
         })
     }
 

@@ -396,7 +396,9 @@ pub(crate) fn join_operands<S: Storage>(st: &mut State<S>, (core, idx): (usize, 
     if st.jobs.count == 0 {
         return;
     }
-    let exact = matches!(instr.opcode(), Opcode::FpConv | Opcode::BpConv | Opcode::WgConv);
+    if !matches!(instr.opcode(), Opcode::FpConv | Opcode::BpConv | Opcode::WgConv) {
+        return join_buffers(st, core, instr);
+    }
     let (mut ops, mut n) = ([(0usize, 0i64, 0i64); 16], 0);
     let regs = st.streams[idx].regs;
     instr.accesses(&mut |a| {
@@ -412,9 +414,28 @@ pub(crate) fn join_operands<S: Storage>(st: &mut State<S>, (core, idx): (usize, 
         return join_all(st);
     }
     for &(slot, start, end) in &ops[..n] {
-        if exact {
-            join(st, slot, |r| (r.start as i64) < end && start < r.end as i64);
-        } else {
+        join(st, slot, |r| (r.start as i64) < end && start < r.end as i64);
+    }
+}
+
+/// Joins, before `instr` (of `core`) executes, every job of the buffers it names: all an
+/// instruction other than a conv needs, and nearly every instruction's check, so it looks
+/// only at the buffers, not at the ranges.
+fn join_buffers<S: Storage>(st: &mut State<S>, core: usize, instr: &Instr) {
+    let (mut slots, mut n) = ([0usize; 16], 0);
+    instr.accesses(&mut |a| {
+        if n < slots.len() {
+            slots[n] = st.slot(core, a.buf);
+            n += 1;
+        }
+    });
+    // As in `join_operands`: were there an instruction with more operands, joining
+    // everything would still be right.
+    if n == slots.len() {
+        return join_all(st);
+    }
+    for &slot in &slots[..n] {
+        if st.jobs.pending.get(slot).is_some_and(|l| !l.is_empty()) {
             join(st, slot, |_| true);
         }
     }
