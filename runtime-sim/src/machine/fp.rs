@@ -7,7 +7,7 @@ use super::engine::{ConvDims, Opnd, width_msg};
 use super::exec::{Exec, Flow, Step};
 use super::jobs::{Hold, Owned, Work};
 use super::row_jobs::FwdRows;
-use super::rows::{RowState, RowView, Rows};
+use super::rows::{RowState, RowTouch, RowView, Rows};
 use crate::fp::{Accum, Storage, add};
 use crate::kernels::OpCount;
 use crate::kernels::accumulate::conv2d_forward_with;
@@ -81,14 +81,6 @@ impl<S: Storage> Exec<'_, S> {
         self.rows_span("spk", spk, count, rows.first)?;
         let o = self.rows_span("out", out, count, rows.second)?;
         let spikes = self.st.bufs[self.span("spk", spk)?.slot].as_bits().is_some();
-        // With other threads the rows are a job (see `row_jobs.rs`) when their shape allows.
-        let shape = FwdRows { n, rows, acc, dense: !skip };
-        if !self.fwd_rows_job((spk, w, out), shape)? {
-            self.fwd_rows_here(
-                (spk, w, out),
-                FwdTile { n, rows, slot: o.slot, out: o.start, acc, dense: !skip, wide: false },
-            )?;
-        }
         let pj = if spikes { self.spike_add_pj() } else { self.mac_pj() };
         // Every row reads the same amount of `spk` and `out` (and of `w` without skipping):
         // counted for all rows at once, the same integer totals.
@@ -97,9 +89,17 @@ impl<S: Storage> Exec<'_, S> {
         let a_w = if skip { None } else { Some(self.touch_rows(w.buf, k * n, count)) };
         // With skipping, a row reads the weights of the inputs it adds: `n` per input.
         let per_input = super::rows::Divisor::new(n.max(1) as u64);
-        self.charge_rows(pj, (w.buf, a_spk.max(a_out)), |t, ops| {
+        let varying = move |t: &mut RowTouch, ops: OpCount| {
             a_w.unwrap_or_else(|| t.touch(per_input.floor(ops.executed) * n as u64))
-        });
+        };
+        // With other threads the rows are a job (see `row_jobs.rs`) when their shape allows.
+        let shape = FwdRows { n, rows, acc, dense: !skip };
+        let charger = self.row_charger(pj, (w.buf, a_spk.max(a_out)));
+        if !self.fwd_rows_job((spk, w, out), shape, (charger, w.buf, varying))? {
+            let tile = FwdTile { n, rows, slot: o.slot, out: o.start, acc, dense: !skip, wide: false };
+            self.fwd_rows_here((spk, w, out), tile)?;
+            self.charge_rows(pj, (w.buf, a_spk.max(a_out)), varying);
+        }
         Ok(Flow::Next)
     }
 

@@ -21,7 +21,7 @@ use super::SimError;
 use super::buffers::BufData;
 use super::exec::Exec;
 use super::jobs::{Hold, Scratch, Work, launch};
-use super::rows::Rows;
+use super::rows::{RowCharger, RowTouch, Rows};
 use crate::fp::Storage;
 use crate::kernels::OpCount;
 use crate::kernels::tile::widen;
@@ -29,7 +29,7 @@ use crate::kernels::tile_rows::{
     BitRowsAt, GradRows, OutRows, ValRowsAt, forward_row_ops, linear_kn_forward_rows, linear_kn_weight_grad_rows,
     nonzero_errors, weight_grad_row_ops,
 };
-use isa::Access;
+use isa::{Access, Buf};
 
 /// A multi-row forward tile as its job needs it.
 #[derive(Clone, Copy)]
@@ -95,12 +95,14 @@ fn total(ops: &[OpCount]) -> OpCount {
 
 impl<S: Storage> Exec<'_, S> {
     /// Launches `fp.linear`'s rows as a job if the shape allows it (see the module doc),
-    /// with each row's count put in the state's per-row counts for `charge_rows`; returns
-    /// whether it did. The handler has checked the operands' lengths and row bounds.
+    /// and charges them, each row's count made from its spikes as it is charged (`charge`
+    /// gives the charger, the varying buffer and its accesses, as for `charge_rows`);
+    /// returns whether it did. The handler has checked the operands' lengths and row bounds.
     pub(crate) fn fwd_rows_job(
         &mut self,
         (spk, w, out): (&Access, &Access, &Access),
         t: FwdRows,
+        (charger, var, varying): (RowCharger, Buf, impl FnMut(&mut RowTouch, OpCount) -> u64),
     ) -> Result<bool, SimError> {
         let count = usize::from(t.rows.count);
         let (x, o, wt) = (self.span("spk", spk)?, self.span("out", out)?, self.span("w", w)?);
@@ -113,12 +115,10 @@ impl<S: Storage> Exec<'_, S> {
             return Ok(false);
         }
         let stride = usize::from(t.rows.first);
-        let mut ops = std::mem::take(&mut self.st.row_ops);
-        ops.clear();
         let ones = bits.row_ones(x.start, (x.len, stride), count);
-        ops.extend(ones.map(|c| forward_row_ops((c as usize, x.len), t.n, t.dense)));
-        let counted = total(&ops);
-        self.st.row_ops = ops;
+        let counts = ones.map(|c| forward_row_ops((c as usize, x.len), t.n, t.dense));
+        let charges = charger.charge(self.st.stats.energy.compute_pj, counts, varying);
+        self.apply_row_charges(var, charges);
         let mut taken = Taken::default();
         let x_at = BitPlace { index: taken.add(x.slot), start: x.start, len: x.len, stride };
         let (w_index, w_range) = (taken.add(wt.slot), wt.range());
@@ -138,18 +138,18 @@ impl<S: Storage> Exec<'_, S> {
         });
         let sp = super::buffers::Span { len: Rows::skip(count - 1, t.rows.second) + t.n, ..o };
         let scratch = self.st.jobs.scratch();
-        launch(self.st, sp, (work, scratch), Some(counted), (None, Hold::Buffers(taken.0)));
+        launch(self.st, sp, (work, scratch), Some(charges.total), (None, Hold::Buffers(taken.0)));
         Ok(true)
     }
 
     /// Launches `wg.linear`'s rows (without a bias gradient) as a job if the shape allows it
-    /// (see the module doc), with each row's count put in the state's per-row counts for
-    /// `charge_rows`; returns whether it did. The handler has checked the operands' lengths
-    /// and row bounds.
+    /// (see the module doc), and charges them as [`fwd_rows_job`](Self::fwd_rows_job) does;
+    /// returns whether it did. The handler has checked the operands' lengths and row bounds.
     pub(crate) fn grad_rows_job(
         &mut self,
         (spk, err, dw, nz): (&Access, &Access, &Access, &Option<Access>),
         g: GradShape,
+        (charger, var, varying): (RowCharger, Buf, impl FnMut(&mut RowTouch, OpCount) -> u64),
     ) -> Result<bool, SimError> {
         let count = usize::from(g.rows.count);
         let (x, e, o) = (self.span("spk", spk)?, self.span("err", err)?, self.span("dw", dw)?);
@@ -172,20 +172,21 @@ impl<S: Storage> Exec<'_, S> {
         }
         let (first, second) = (usize::from(g.rows.first), usize::from(g.rows.second));
         let err_rows = ValRowsAt { data: errs, start: e.start, len: g.n, stride: second };
-        let mut ops = std::mem::take(&mut self.st.row_ops);
-        ops.clear();
         let ones = bits.row_ones(x.start, (x.len, first), count).map(|c| (c as usize, x.len));
-        match nz_bits {
+        let energy = self.st.stats.energy.compute_pj;
+        let charges = match nz_bits {
             Some((b, z)) => {
                 let processed = b.row_ones(z.start, (g.n, second), count);
-                ops.extend(ones.zip(processed).map(|(s, p)| weight_grad_row_ops(s, (p as usize, g.n), g.dense)));
+                let counts = ones.zip(processed).map(|(s, p)| weight_grad_row_ops(s, (p as usize, g.n), g.dense));
+                charger.charge(energy, counts, varying)
             }
-            None => ops.extend(
-                ones.enumerate().map(|(r, s)| weight_grad_row_ops(s, (nonzero_errors(err_rows.row(r)), g.n), g.dense)),
-            ),
-        }
-        let counted = total(&ops);
-        self.st.row_ops = ops;
+            None => {
+                let processed = (0..count).map(|r| nonzero_errors(err_rows.row(r)));
+                let counts = ones.zip(processed).map(|(s, p)| weight_grad_row_ops(s, (p, g.n), g.dense));
+                charger.charge(energy, counts, varying)
+            }
+        };
+        self.apply_row_charges(var, charges);
         let mut taken = Taken::default();
         let x_at = BitPlace { index: taken.add(x.slot), start: x.start, len: x.len, stride: first };
         let e_index = taken.add(e.slot);
@@ -206,7 +207,7 @@ impl<S: Storage> Exec<'_, S> {
             total(&rs.ops)
         });
         let scratch = self.st.jobs.scratch();
-        launch(self.st, o, (work, scratch), Some(counted), (None, Hold::Buffers(taken.0)));
+        launch(self.st, o, (work, scratch), Some(charges.total), (None, Hold::Buffers(taken.0)));
         Ok(true)
     }
 }

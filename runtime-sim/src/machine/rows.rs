@@ -264,39 +264,88 @@ impl<S: Storage> Exec<'_, S> {
     /// whose accesses are the same every row makes per row; `varying` gives a row's accesses
     /// of the one buffer `var` whose accesses vary row by row, counting them through the
     /// [`RowTouch`] it is given.
-    ///
-    /// This is [`engine_row`](Self::engine_row) per row with the PE array and the buffer's
-    /// geometry looked up once and the sums kept in locals: the same f64 energy adds in the
-    /// same order, so the total is bit-identical, and integer access counts added at once.
     pub(crate) fn charge_rows(
         &mut self,
         pj_per_op: f64,
         (var, fixed): (isa::Buf, u64),
-        mut varying: impl FnMut(&mut RowTouch, OpCount) -> u64,
+        varying: impl FnMut(&mut RowTouch, OpCount) -> u64,
     ) {
         let rows = std::mem::take(&mut self.st.row_ops);
+        let charger = self.row_charger(pj_per_op, (var, fixed));
+        let charges = charger.charge(self.st.stats.energy.compute_pj, rows.iter().copied(), varying);
+        self.st.row_ops = rows;
+        self.apply_row_charges(var, charges);
+    }
+
+    /// What [`RowCharger::charge`] needs of the PE array and of buffer `var`, for rows
+    /// charged at `pj_per_op` with `fixed` accesses of the other buffers per row.
+    pub(crate) fn row_charger(&self, pj_per_op: f64, (var, fixed): (isa::Buf, u64)) -> RowCharger {
         let (pes, cols) = self.pe_array();
-        let (pes, cols) = (Divisor::new(pes), Divisor::new(cols));
         let info = &self.st.info[var.index()];
         let width = Divisor::new(u64::from(info.width_bits));
-        let mut touch = RowTouch { elem_bits: u64::from(info.elem_bits), width, total: 0 };
+        let touch = RowTouch { elem_bits: u64::from(info.elem_bits), width, total: 0 };
+        RowCharger { pes: Divisor::new(pes), cols: Divisor::new(cols), touch, pj_per_op, fixed }
+    }
+
+    /// Adds the charges of an instruction's rows (of varying buffer `var`) to the machine,
+    /// and one issue cycle.
+    pub(crate) fn apply_row_charges(&mut self, var: isa::Buf, c: RowCharges) {
+        self.st.stats.energy.compute_pj = c.energy;
+        self.st.sram[var.index()] += c.touched;
+        self.engine_done(RowCost { cycles: c.cycles, ops: c.total });
+    }
+}
+
+/// The PE array, buffer geometry and energy of an instruction's rows, looked up once.
+///
+/// Charging rows is [`engine_row`](Exec::engine_row) per row with these looked up once and
+/// the sums kept in locals: the same f64 energy adds in the same order, so the total is
+/// bit-identical, and integer access counts added at once.
+#[derive(Clone, Copy)]
+pub(crate) struct RowCharger {
+    pes: Divisor,
+    cols: Divisor,
+    touch: RowTouch,
+    pj_per_op: f64,
+    fixed: u64,
+}
+
+/// The sums of an instruction's row charges.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RowCharges {
+    cycles: u64,
+    /// The operations of all rows.
+    pub(crate) total: OpCount,
+    /// The machine's compute energy with the rows' added.
+    energy: f64,
+    /// Accesses of the varying buffer.
+    touched: u64,
+}
+
+impl RowCharger {
+    /// Charges `rows` (each row's count, in row order) onto the compute energy `energy`;
+    /// see [`Exec::charge_rows`] for `varying`. The counts may be made as they are charged.
+    #[inline]
+    pub(crate) fn charge(
+        mut self,
+        mut energy: f64,
+        rows: impl Iterator<Item = OpCount>,
+        mut varying: impl FnMut(&mut RowTouch, OpCount) -> u64,
+    ) -> RowCharges {
         let (mut cycles, mut total) = (0, OpCount::default());
-        let mut energy = self.st.stats.energy.compute_pj;
-        for &ops in &rows {
-            let port = cols.ceil(varying(&mut touch, ops).max(fixed));
-            cycles += pes.ceil(ops.executed).max(port);
+        for ops in rows {
+            let port = self.cols.ceil(varying(&mut self.touch, ops).max(self.fixed));
+            cycles += self.pes.ceil(ops.executed).max(port);
             total.merge(ops);
-            energy += ops.executed as f64 * pj_per_op;
+            energy += ops.executed as f64 * self.pj_per_op;
         }
-        self.st.stats.energy.compute_pj = energy;
-        self.st.sram[var.index()] += touch.total;
-        self.st.row_ops = rows;
-        self.engine_done(RowCost { cycles, ops: total });
+        RowCharges { cycles, total, energy, touched: self.touch.total }
     }
 }
 
 /// Counts the accesses of one buffer row by row, as [`Exec::touch`] would, in a local that
 /// [`Exec::charge_rows`] adds to the machine's count once.
+#[derive(Clone, Copy)]
 pub(crate) struct RowTouch {
     elem_bits: u64,
     width: Divisor,

@@ -7,7 +7,7 @@ use super::engine::{ConvDims, Opnd, width_msg};
 use super::exec::{Exec, Flow, Step};
 use super::jobs::{Hold, Owned, Work};
 use super::row_jobs::GradShape;
-use super::rows::{BitRows, RowView, Rows};
+use super::rows::{BitRows, RowTouch, RowView, Rows};
 use super::state::OptSlot;
 use crate::fp::{Accum, Storage};
 use crate::kernels::conv_counts::{weight_grad_ops, weight_grad_unskipped};
@@ -92,19 +92,32 @@ impl<S: Storage> Exec<'_, S> {
             self.need("nz", a, n)?;
             self.rows_span("nz", a, count, rows.second)?;
         }
+        let pj = self.st.chip.energy.fp32_add_pj + self.st.chip.energy.mux_pj / 16.0;
+        let fixed = self.grad_row_accesses((spk, err, db), (k, n), count);
+        // A row reads and writes the gradient of each operation it executes.
+        let varying = |t: &mut RowTouch, ops: OpCount| t.touch(2 * ops.executed);
         // With other threads the rows are a job (see `row_jobs.rs`) when their shape allows.
         let shape = GradShape { n, rows, dense: !skip };
-        if db.is_some() || !self.grad_rows_job((spk, err, dw, nz), shape)? {
+        let charger = self.row_charger(pj, (dw.buf, fixed));
+        if db.is_some() || !self.grad_rows_job((spk, err, dw, nz), shape, (charger, dw.buf, varying))? {
             self.grad_rows_here((spk, err, dw, db, nz), shape)?;
+            self.charge_rows(pj, (dw.buf, fixed), varying);
         }
-        let pj = self.st.chip.energy.fp32_add_pj + self.st.chip.energy.mux_pj / 16.0;
-        // `db`, `spk` and `err` are touched alike by every row: counted for all at once.
+        Ok(Flow::Next)
+    }
+
+    /// Counts the accesses of `db`, `spk` and `err`, alike in every row (counted for all
+    /// rows at once), and returns the most of them per row.
+    fn grad_row_accesses(
+        &mut self,
+        (spk, err, db): (&Access, &Access, &Option<Access>),
+        (k, n): (usize, usize),
+        count: usize,
+    ) -> u64 {
         if let Some(a) = db {
             self.touch_rows(a.buf, 2 * n, count);
         }
-        let (a_spk, a_err) = (self.touch_rows(spk.buf, k, count), self.touch_rows(err.buf, n, count));
-        self.charge_rows(pj, (dw.buf, a_spk.max(a_err)), |t, ops| t.touch(2 * ops.executed));
-        Ok(Flow::Next)
+        self.touch_rows(spk.buf, k, count).max(self.touch_rows(err.buf, n, count))
     }
 
     /// The rows of `wg.linear` in place, their counts put in the state's per-row counts.
