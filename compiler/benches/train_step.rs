@@ -8,7 +8,8 @@
 //! `fc784_512`, `vgg_cifar_small` and `resnet_digits` are staged programs (their layers do
 //! not fit one core, or the graph has residual joins); `fc784_512 (resident)` runs the
 //! one-layer-per-core program on a chip whose `optimizer_store` holds the first layer's
-//! masters, Adam state and gradients (`bits = 58720256`), for comparison.
+//! masters, Adam state and gradients (`bits = 58720256`), for comparison. Runs use every
+//! host thread (`RAYON_NUM_THREADS=1` for one), with the worker threads on in every run.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, missing_docs)]
 
@@ -81,7 +82,10 @@ fn bench(name: &str, chip: &ChipDesc, runs: usize, resident: bool) {
     };
     let compile = t.elapsed();
     let t = Instant::now();
-    let mut m = Machine::new(&program, chip, SimOptions::default()).unwrap();
+    // The thread count is given, so that every run takes the worker threads: left to the
+    // default, a machine would time runs without them too (see `sim`'s `governor.rs`).
+    let options = SimOptions { threads: Some(sim::host_threads()), ..SimOptions::default() };
+    let mut m = Machine::new(&program, chip, options).unwrap();
     let load = t.elapsed();
     let mut rng = Lcg(1);
     let input = spikes(symbol_len(&program, "input"), &mut rng);

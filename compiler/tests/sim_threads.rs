@@ -34,14 +34,24 @@ fn bytes(len: usize) -> Vec<u8> {
 /// Two steps of `program` on `threads` host threads: each step's statistics, then the
 /// bytes of every tensor in DRAM.
 fn train(program: &Program, chip: &ChipDesc, threads: usize) -> (Vec<RunStats>, Vec<Vec<u8>>) {
-    let options = SimOptions { threads: Some(threads), ..SimOptions::default() };
+    train_steps(program, chip, Some(threads), 2)
+}
+
+/// `steps` steps of `program` on `threads` host threads (the default when `None`).
+fn train_steps(
+    program: &Program,
+    chip: &ChipDesc,
+    threads: Option<usize>,
+    steps: usize,
+) -> (Vec<RunStats>, Vec<Vec<u8>>) {
+    let options = SimOptions { threads, ..SimOptions::default() };
     let mut m = Machine::new(program, chip, options).unwrap_or_else(|e| panic!("{e}"));
     let len = |n: &str| program.symbols.iter().find(|s| s.name == n).map_or(0, |s| s.len as usize);
     m.write_symbol("input", &bytes(len("input"))).unwrap_or_else(|e| panic!("{e}"));
     let targets = len("target") / 2;
     let onehot: Vec<f32> = (0..targets).map(|i| if i % 10 == (i / 10) % 10 { 1.0 } else { 0.0 }).collect();
     m.write_f16("target", &onehot).unwrap_or_else(|e| panic!("{e}"));
-    let stats = (0..2).map(|_| m.run().unwrap_or_else(|e| panic!("{e}"))).collect();
+    let stats = (0..steps).map(|_| m.run().unwrap_or_else(|e| panic!("{e}"))).collect();
     let tensors = program.symbols.iter().filter(|s| s.kind == SymbolKind::Tensor);
     (stats, tensors.map(|s| m.read_symbol(&s.name).unwrap_or_else(|e| panic!("{e}"))).collect())
 }
@@ -70,4 +80,15 @@ fn resnet_digits_trains_the_same_on_any_thread_count() {
 #[test]
 fn fc784_512_trains_the_same_on_any_thread_count() {
     same_on_any_thread_count("fc784_512", "wg.linear");
+}
+
+/// With the thread count left to the default, a machine chooses run by run whether to use
+/// its worker threads, by the wall time of its last runs each way (`sim`'s
+/// `machine/governor.rs`): ten steps, which take both ways and switch between them, give
+/// what ten steps on one thread give.
+#[test]
+fn fc784_512_trains_the_same_whichever_way_the_machine_chooses() {
+    let chip = ChipDesc::default();
+    let p = program("fc784_512", &chip);
+    assert_eq!(train_steps(&p, &chip, None, 10), train_steps(&p, &chip, Some(1), 10));
 }

@@ -41,6 +41,7 @@ mod engine;
 mod error;
 mod exec;
 mod fp;
+mod governor;
 mod jobs;
 mod row_jobs;
 mod rows;
@@ -77,9 +78,11 @@ pub struct SimOptions {
     pub trace: bool,
     /// Stop with [`SimError::CycleLimit`] once any stream's clock passes this.
     pub max_cycles: u64,
-    /// Host threads a run computes its conv instructions on, the scheduler's own among
-    /// them (see `jobs.rs`); `None` takes [`crate::host_threads`], or one thread in a run
-    /// that is itself one of several on the thread pool. No result depends on it.
+    /// Host threads a run computes its conv instructions and large fc tiles on, the
+    /// scheduler's own among them (see `jobs.rs`); `None` takes [`crate::host_threads`], or
+    /// one thread in a run that is itself one of several on the thread pool, and lets the
+    /// machine run without its worker threads while that is faster (see `governor.rs`). No
+    /// result depends on it.
     pub threads: Option<usize>,
 }
 
@@ -114,6 +117,8 @@ pub struct Machine {
     options: SimOptions,
     precision: Precision,
     inner: Inner,
+    /// Whether runs use worker threads, when the thread count is left to the default.
+    governor: governor::Governor,
 }
 
 impl Machine {
@@ -143,7 +148,8 @@ impl Machine {
             Inner::Single(Box::new(State::new(program, chip, mode)?))
         };
         let stripped = Program { cores: Vec::new(), ..program.clone() };
-        Ok(Machine { code: program.cores.clone(), program: stripped, options, precision, inner })
+        let governor = governor::Governor::default();
+        Ok(Machine { code: program.cores.clone(), program: stripped, options, precision, inner, governor })
     }
 
     /// The numeric mode the machine runs in.
@@ -191,7 +197,16 @@ impl Machine {
     /// Runs every stream from its first instruction to `halt`.
     pub fn run(&mut self) -> Result<RunStats, SimError> {
         let (code, opts) = (&self.code, &self.options);
-        with_state!(&mut self.inner, st => run_state(code, st, opts))
+        // With the thread count left to the default, the machine keeps to whichever of runs
+        // with and without worker threads was faster lately (see `governor.rs`).
+        let governed = opts.threads.is_none() && job_threads(opts) > 0;
+        let workers = !governed || self.governor.use_workers();
+        let start = std::time::Instant::now();
+        let run = with_state!(&mut self.inner, st => run_state(code, st, opts, workers));
+        if governed {
+            self.governor.record(workers, start.elapsed());
+        }
+        run
     }
 
     /// The DRAM range of a tensor: its tensor symbol, else its data segment.
@@ -306,10 +321,16 @@ fn job_threads(opts: &SimOptions) -> usize {
     opts.threads.unwrap_or(if pooled { 1 } else { crate::host_threads() }).saturating_sub(1)
 }
 
-/// One run on a state of either storage type, and the final tallies.
-fn run_state<S: Storage>(code: &[CoreCode], st: &mut State<S>, opts: &SimOptions) -> Result<RunStats, SimError> {
+/// One run on a state of either storage type, and the final tallies; `workers` says
+/// whether it starts its worker threads (see [`job_threads`]).
+fn run_state<S: Storage>(
+    code: &[CoreCode],
+    st: &mut State<S>,
+    opts: &SimOptions,
+    workers: bool,
+) -> Result<RunStats, SimError> {
     st.reset_run(code, opts.trace);
-    workers::with_workers(job_threads(opts), |queue| {
+    workers::with_workers(if workers { job_threads(opts) } else { 0 }, |queue| {
         st.jobs.start(st.bufs.len(), queue);
         let run = sched::run(code, st, opts.max_cycles);
         // Every job's output is back in its buffer when a run returns, failed or not.
