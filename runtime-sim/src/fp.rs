@@ -180,7 +180,7 @@ impl Storage for f16 {
 const ROUND_CHUNK: usize = 64;
 
 /// The f32 value of every binary16 bit pattern, indexed by the pattern: widening a slice
-/// by table look-ups is exact (the table is built with [`f16::to_f32`]) and avoids a call
+/// by table look-ups is exact (the table is built with `f16::to_f32`) and avoids a call
 /// per element into `half`'s run-time dispatch.
 fn widen_table() -> &'static [f32; 1 << 16] {
     static TABLE: std::sync::OnceLock<Box<[f32; 1 << 16]>> = std::sync::OnceLock::new();
