@@ -55,3 +55,14 @@ fn pack(bits: &[bool]) -> Vec<u8> {
     bits.iter().enumerate().filter(|(_, b)| **b).for_each(|(i, _)| out[i / 8] |= 1 << (i % 8));
     out
 }
+
+/// A deterministic value in -1..1 with some exact zeros, so that skipping shows.
+fn value(i: usize) -> f32 {
+    let v = ((i * 37 + 11) % 23) as f32 / 11.0 - 1.0;
+    if i % 5 == 3 { 0.0 } else { v }
+}
+
+/// `dma.ld` of `bytes` from `addr` into `buf[0:elems]`.
+fn load(buf: &str, elems: usize, addr: u32, bytes: usize) -> String {
+    format!("    dma.ld dst={buf}[0:{elems}] src=@{addr:#x} rows=1 row={bytes} stride={bytes}\n")
+}

@@ -15,20 +15,9 @@ const K_WIDE: usize = 70;
 /// Inputs per row of the tiles that take the fast row kernels.
 const K_FAST: usize = 56;
 
-/// A deterministic value in -1..1 with some exact zeros, so that skipping shows.
-fn value(i: usize) -> f32 {
-    let v = ((i * 37 + 11) % 23) as f32 / 11.0 - 1.0;
-    if i % 5 == 3 { 0.0 } else { v }
-}
-
 /// Bits with about a quarter set.
 fn bits(len: usize, salt: usize) -> Vec<bool> {
     (0..len).map(|i| (i * 7 + salt) % 13 < 3).collect()
-}
-
-/// `dma.ld` of `bytes` from `addr` into `buf[0:elems]`.
-fn load(buf: &str, elems: usize, addr: u32, bytes: usize) -> String {
-    format!("    dma.ld dst={buf}[0:{elems}] src=@{addr:#x} rows=1 row={bytes} stride={bytes}\n")
 }
 
 /// Where the data segments are: spikes, weights, prior sums, errors and `nz` bits.
