@@ -256,6 +256,10 @@ pub(crate) fn launch<S: Storage>(
     counted: Option<OpCount>,
     (wg_core, hold): (Option<usize>, Hold),
 ) -> OpCount {
+    debug_assert!(
+        !matches!(&hold, Hold::Buffers(slots) if slots.contains(&sp.slot)),
+        "a job's input buffers are other than its output's"
+    );
     let inputs = match &hold {
         Hold::Range => Vec::new(),
         Hold::Buffers(slots) => slots.iter().map(|&s| std::mem::replace(&mut st.bufs[s], empty())).collect(),

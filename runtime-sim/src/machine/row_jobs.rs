@@ -95,9 +95,10 @@ fn total(ops: &[OpCount]) -> OpCount {
 
 impl<S: Storage> Exec<'_, S> {
     /// Launches `fp.linear`'s rows as a job if the shape allows it (see the module doc),
-    /// and charges them, each row's count made from its spikes as it is charged (`charge`
-    /// gives the charger, the varying buffer and its accesses, as for `charge_rows`);
-    /// returns whether it did. The handler has checked the operands' lengths and row bounds.
+    /// and charges them, each row's count made from its spikes as it is charged (the last
+    /// argument gives the charger, the varying buffer and its accesses, as `charge_rows`
+    /// takes them); returns whether it did. The handler has checked the operands' lengths
+    /// and row bounds.
     pub(crate) fn fwd_rows_job(
         &mut self,
         (spk, w, out): (&Access, &Access, &Access),
@@ -196,10 +197,12 @@ impl<S: Storage> Exec<'_, S> {
             let rs = &mut scratch.rows;
             rs.ops.clear();
             let errs = inputs.get(e_index).and_then(BufData::as_half);
-            let nz = z_at.map(|z| z.rows(inputs));
-            if let (Some(words), Some(spk), Some(data), Some(nz)) =
-                (data.as_word_mut(), x_at.rows(inputs), errs, nz.map_or(Some(None), |z| z.map(Some)))
-            {
+            // `Some(None)` without `nz`; `None` only were its buffer not 1-bit.
+            let nz = match z_at {
+                None => Some(None),
+                Some(z) => z.rows(inputs).map(Some),
+            };
+            if let (Some(words), Some(spk), Some(data), Some(nz)) = (data.as_word_mut(), x_at.rows(inputs), errs, nz) {
                 let err = ValRowsAt { data, start: e_start, len: g.n, stride: second };
                 let v = GradRows { spk, err, nz };
                 linear_kn_weight_grad_rows(mode, count, v, &mut words[range], g.dense, (&mut rs.ops, &mut rs.lanes));
