@@ -742,8 +742,16 @@ fn end_row<S: Storage>((out, at): (&mut [S], OutRows), r: usize, a: &[f32; BLOCK
 /// errors' products executed, the rest skipped.
 #[inline(always)]
 fn backward_count(n: usize, processed: u64) -> OpCount {
+    backward_row_ops(processed as usize, (n, BLOCK))
+}
+
+/// The count [`linear_kn_backward_rows`] (and the one-row kernel) gives a row of `n` errors
+/// of which `processed` are processed (the ones `nz` marks, or all without a bitmap), into
+/// `k` outputs: each processed error's `k` products, executed. Like the other row counts it
+/// needs no arithmetic.
+pub fn backward_row_ops(processed: usize, (n, k): (usize, usize)) -> OpCount {
     let mut c = OpCount::default();
-    count(&mut c, processed * BLOCK as u64, (n * BLOCK) as u64, false);
+    count(&mut c, (processed * k) as u64, (n * k) as u64, false);
     c
 }
 
@@ -904,6 +912,8 @@ mod tests {
                 let (o, mut c) = (o0 + r * o_stride, OpCount::default());
                 let (e, nz) = row(r);
                 linear_kn_backward_cols(mode, &cols, e, nz, &mut want[o..o + k], acc, &mut Vec::new(), &mut c);
+                let processed = nz.map_or(n, |z| z.count_ones());
+                assert_eq!(backward_row_ops(processed, (n, k)), c, "case {case}, row {r}: count ahead");
                 want_ops.push(c);
             }
             let at = OutRows { n: k, start: o0, stride: o_stride };

@@ -7,10 +7,12 @@
 //! is the batch-mean loss. An all-zero target row is a padding slot: zero gradient, no loss.
 
 use super::SimError;
+use super::buffers::Span;
 use super::engine::{ConvDims, Opnd, width_msg};
 use super::exec::{Exec, Flow, Step};
 use super::jobs::{Hold, Work};
-use super::rows::{BitRows, HalfRows, RowView, Rows};
+use super::row_jobs::BwdRows;
+use super::rows::{BitRows, HalfRows, RowTouch, RowView, Rows};
 use crate::fp::Storage;
 use crate::kernels::OpCount;
 use crate::kernels::conv_counts::input_grad_ops;
@@ -52,9 +54,7 @@ fn row_views<'b, S: Storage>(
 
 impl<S: Storage> Exec<'_, S> {
     /// `bp.linear` over `rows.count` rows; see [`Rows`] for the strides (`nz` rows move
-    /// with `err`). The weights are widened and transposed once for all rows unless they
-    /// share the output's buffer (then a row could change them, and each row reads them
-    /// afresh).
+    /// with `err`).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn linear_bwd(
         &mut self,
@@ -77,6 +77,35 @@ impl<S: Storage> Exec<'_, S> {
             self.rows_span("nz", a, count, rows.first)?;
         }
         let o = self.rows_span("out", out, count, rows.second)?;
+        let pj = self.mac_pj();
+        // `err`, `out` and `nz` are touched alike by every row: counted for all at once.
+        let a_err = self.touch_rows(err.buf, n, count);
+        let a_out = self.touch_rows(out.buf, k, count);
+        let a_nz = nz.as_ref().map_or(0, |z| self.touch_rows(z.buf, n, count));
+        let fixed = a_err.max(a_out).max(a_nz);
+        // A row reads the weights of each product it makes.
+        let varying = |t: &mut RowTouch, ops: OpCount| t.touch(ops.executed);
+        // With other threads the rows are a job (see `row_jobs.rs`) when their shape allows.
+        let shape = BwdRows { k, n, rows, acc };
+        let charger = self.row_charger(pj, (w.buf, fixed));
+        if !self.bwd_rows_job((err, w, out, nz), shape, (charger, w.buf, varying))? {
+            self.bwd_rows_here((err, w, nz), o, shape)?;
+            self.charge_rows(pj, (w.buf, fixed), varying);
+        }
+        Ok(Flow::Next)
+    }
+
+    /// The rows of `bp.linear` in place, their counts put in the state's per-row counts
+    /// (`o` is row 0 of `out`). The weights are widened and transposed once for all rows
+    /// unless they share the output's buffer (then a row could change them, and each row
+    /// reads them afresh).
+    fn bwd_rows_here(
+        &mut self,
+        (err, w, nz): (&Access, &Access, &Option<Access>),
+        o: Span,
+        b: BwdRows,
+    ) -> Result<(), SimError> {
+        let (k, n, rows, acc, count) = (b.k, b.n, b.rows, b.acc, usize::from(b.rows.count));
         let wide = count > 1 && self.span("w", w)?.slot != o.slot;
         let mode = self.st.mode;
         let mut ws = self.take_row_state();
@@ -122,14 +151,7 @@ impl<S: Storage> Exec<'_, S> {
             Ok(())
         });
         self.put_row_state(ws);
-        r?;
-        let pj = self.mac_pj();
-        // `err`, `out` and `nz` are touched alike by every row: counted for all at once.
-        let a_err = self.touch_rows(err.buf, n, count);
-        let a_out = self.touch_rows(out.buf, k, count);
-        let a_nz = nz.as_ref().map_or(0, |z| self.touch_rows(z.buf, n, count));
-        self.charge_rows(pj, (w.buf, a_err.max(a_out).max(a_nz)), |t, ops| t.touch(ops.executed));
-        Ok(Flow::Next)
+        r
     }
 
     pub(crate) fn conv_bwd(

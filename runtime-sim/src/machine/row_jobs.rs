@@ -24,10 +24,10 @@ use super::jobs::{Hold, Scratch, Work, launch};
 use super::rows::{RowCharger, RowTouch, Rows};
 use crate::fp::Storage;
 use crate::kernels::OpCount;
-use crate::kernels::tile::widen;
+use crate::kernels::tile::{transpose_wide, widen};
 use crate::kernels::tile_rows::{
-    BitRowsAt, GradRows, OutRows, ValRowsAt, forward_row_ops, linear_kn_forward_rows, linear_kn_weight_grad_rows,
-    nonzero_errors, weight_grad_row_ops,
+    BitRowsAt, GradRows, OutRows, ValRowsAt, backward_row_ops, forward_row_ops, linear_kn_backward_rows,
+    linear_kn_forward_rows, linear_kn_weight_grad_rows, nonzero_errors, weight_grad_row_ops,
 };
 use isa::{Access, Buf};
 
@@ -38,6 +38,15 @@ pub(crate) struct FwdRows {
     pub(crate) rows: Rows,
     pub(crate) acc: bool,
     pub(crate) dense: bool,
+}
+
+/// A multi-row error propagation as its job needs it: `n` errors into `k` outputs per row.
+#[derive(Clone, Copy)]
+pub(crate) struct BwdRows {
+    pub(crate) k: usize,
+    pub(crate) n: usize,
+    pub(crate) rows: Rows,
+    pub(crate) acc: bool,
 }
 
 /// A multi-row weight gradient as its job needs it.
@@ -52,6 +61,10 @@ pub(crate) struct GradShape {
 /// a job: a smaller one (the 8-row tiles of `digits`) costs more to hand over and join
 /// than to sum in place. The staged fc tiles hold 14,336 or 16,384.
 const MIN_JOB_INPUTS: usize = 8192;
+
+/// The fewest products (rows times errors times outputs per row) a `bp.linear`'s rows must
+/// hold to go to a job. The staged fc tiles hold 40,960.
+const MIN_JOB_PRODUCTS: usize = 32768;
 
 /// The input buffers a job takes along: each slot once, in the order first named.
 #[derive(Default)]
@@ -211,6 +224,74 @@ impl<S: Storage> Exec<'_, S> {
         });
         let scratch = self.st.jobs.scratch();
         launch(self.st, o, (work, scratch), Some(charges.total), (None, Hold::Buffers(taken.0)));
+        Ok(true)
+    }
+
+    /// Launches `bp.linear`'s rows as a job if the shape allows it (see the module doc),
+    /// and charges them as [`fwd_rows_job`](Self::fwd_rows_job) does, each row's count made
+    /// from its `nz` bits (without them every error is processed); returns whether it did.
+    /// The handler has checked the operands' lengths and row bounds.
+    pub(crate) fn bwd_rows_job(
+        &mut self,
+        (err, w, out, nz): (&Access, &Access, &Access, &Option<Access>),
+        b: BwdRows,
+        (charger, var, varying): (RowCharger, Buf, impl FnMut(&mut RowTouch, OpCount) -> u64),
+    ) -> Result<bool, SimError> {
+        let count = usize::from(b.rows.count);
+        let (e, wt, o) = (self.span("err", err)?, self.span("w", w)?, self.span("out", out)?);
+        let z = nz.as_ref().map(|a| self.span("nz", a)).transpose()?;
+        let bufs = &self.st.bufs;
+        let halves = bufs[e.slot].as_half().is_some() && bufs[wt.slot].as_half().is_some();
+        let nz_bits = match z {
+            None => None,
+            Some(z) if z.slot != o.slot => match bufs[z.slot].as_bits() {
+                Some(bits) => Some((bits, z)),
+                None => return Ok(false),
+            },
+            Some(_) => return Ok(false),
+        };
+        let apart = e.slot != o.slot && wt.slot != o.slot && bufs[o.slot].as_half().is_some();
+        if !self.st.jobs.threaded() || !halves || !apart || count * b.n * b.k < MIN_JOB_PRODUCTS {
+            return Ok(false);
+        }
+        let first = usize::from(b.rows.first);
+        let energy = self.st.stats.energy.compute_pj;
+        let charges = match nz_bits {
+            Some((bits, z)) => {
+                let processed = bits.row_ones(z.start, (b.n, first), count);
+                charger.charge(energy, processed.map(|p| backward_row_ops(p as usize, (b.n, b.k))), varying)
+            }
+            None => charger.charge(energy, (0..count).map(|_| backward_row_ops(b.n, (b.n, b.k))), varying),
+        };
+        self.apply_row_charges(var, charges);
+        let mut taken = Taken::default();
+        let (e_index, e_start) = (taken.add(e.slot), e.start);
+        let z_at = z.map(|z| BitPlace { index: taken.add(z.slot), start: z.start, len: b.n, stride: first });
+        let (w_index, w_range) = (taken.add(wt.slot), wt.range());
+        let mode = self.st.mode;
+        let at = OutRows { n: b.k, start: 0, stride: usize::from(b.rows.second) };
+        let work: Work<S> = Box::new(move |data, range, inputs, scratch: &mut Scratch<S>| {
+            let rs = &mut scratch.rows;
+            rs.ops.clear();
+            let errs = inputs.get(e_index).and_then(BufData::as_half);
+            let w = inputs.get(w_index).and_then(BufData::as_half).and_then(|w| w.get(w_range));
+            // `Some(None)` without `nz`; `None` only were its buffer not 1-bit.
+            let nz = match z_at {
+                None => Some(None),
+                Some(z) => z.rows(inputs).map(Some),
+            };
+            if let (Some(dst), Some(errs), Some(w), Some(nz)) = (data.as_half_mut(), errs, w, nz) {
+                transpose_wide(w, b.k, b.n, &mut rs.wide);
+                let e = ValRowsAt { data: errs, start: e_start, len: b.n, stride: first };
+                let row = move |r| (e.row(r), nz.map(|z| z.row(r)));
+                let dst = (&mut dst[range], at);
+                linear_kn_backward_rows(mode, &rs.wide, count, row, dst, b.acc, &mut rs.scratch, &mut rs.ops);
+            }
+            total(&rs.ops)
+        });
+        let sp = super::buffers::Span { len: Rows::skip(count - 1, b.rows.second) + b.k, ..o };
+        let scratch = self.st.jobs.scratch();
+        launch(self.st, sp, (work, scratch), Some(charges.total), (None, Hold::Buffers(taken.0)));
         Ok(true)
     }
 }
