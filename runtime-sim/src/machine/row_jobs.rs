@@ -96,6 +96,15 @@ impl BitPlace {
         let bits = inputs.get(self.index)?.as_bits()?;
         Some(BitRowsAt { bits, start: self.start, len: self.len, stride: self.stride })
     }
+
+    /// The rows of an optional operand (an `nz` bitmap): `Some(None)` without one, `None`
+    /// only were its buffer not 1-bit.
+    fn optional_rows<S: Storage>(place: Option<Self>, inputs: &[BufData<S>]) -> Option<Option<BitRowsAt<'_>>> {
+        match place {
+            None => Some(None),
+            Some(p) => p.rows(inputs).map(Some),
+        }
+    }
 }
 
 /// The sum of a job's row counts, which debug builds compare with the count at issue.
@@ -210,11 +219,7 @@ impl<S: Storage> Exec<'_, S> {
             let rs = &mut scratch.rows;
             rs.ops.clear();
             let errs = inputs.get(e_index).and_then(BufData::as_half);
-            // `Some(None)` without `nz`; `None` only were its buffer not 1-bit.
-            let nz = match z_at {
-                None => Some(None),
-                Some(z) => z.rows(inputs).map(Some),
-            };
+            let nz = BitPlace::optional_rows(z_at, inputs);
             if let (Some(words), Some(spk), Some(data), Some(nz)) = (data.as_word_mut(), x_at.rows(inputs), errs, nz) {
                 let err = ValRowsAt { data, start: e_start, len: g.n, stride: second };
                 let v = GradRows { spk, err, nz };
@@ -275,11 +280,7 @@ impl<S: Storage> Exec<'_, S> {
             rs.ops.clear();
             let errs = inputs.get(e_index).and_then(BufData::as_half);
             let w = inputs.get(w_index).and_then(BufData::as_half).and_then(|w| w.get(w_range));
-            // `Some(None)` without `nz`; `None` only were its buffer not 1-bit.
-            let nz = match z_at {
-                None => Some(None),
-                Some(z) => z.rows(inputs).map(Some),
-            };
+            let nz = BitPlace::optional_rows(z_at, inputs);
             if let (Some(dst), Some(errs), Some(w), Some(nz)) = (data.as_half_mut(), errs, w, nz) {
                 transpose_wide(w, b.k, b.n, &mut rs.wide);
                 let e = ValRowsAt { data: errs, start: e_start, len: b.n, stride: first };
