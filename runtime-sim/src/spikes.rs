@@ -159,20 +159,15 @@ impl SpikeBits {
     /// The number of set bits in each of `rows` rows of `len` bits that start `stride` bits
     /// apart from bit `at`: per-row counts at a word read or two per 64 bits of a row.
     /// Panics if a row is out of range, like slice indexing.
-    pub fn row_ones(&self, at: usize, (len, stride): (usize, usize), rows: usize) -> impl Iterator<Item = u32> + '_ {
+    pub fn row_ones(&self, at: usize, (len, stride): (usize, usize), rows: usize) -> RowOnes<'_> {
         let last_end = rows.checked_sub(1).map_or(0, |l| at + l * stride + len);
         assert!(last_end <= self.len, "spike rows out of range");
-        (0..rows).map(move |r| {
-            let row = at + r * stride;
-            match len {
-                0 => 0,
-                // The usual row, of at most a word: no loop over words.
-                1..=64 => self.read_word(row, len).count_ones(),
-                _ => (0..len.div_ceil(64))
-                    .map(|j| self.read_word(row + 64 * j, (len - 64 * j).min(64)).count_ones())
-                    .sum(),
-            }
-        })
+        RowOnes { bits: self, next: at, len, stride, left: rows }
+    }
+
+    /// The number of set bits in the `len` bits (more than 64) from bit `at`.
+    fn long_row_ones(&self, at: usize, len: usize) -> u32 {
+        (0..len.div_ceil(64)).map(|j| self.read_word(at + 64 * j, (len - 64 * j).min(64)).count_ones()).sum()
     }
 
     /// Writes the low `n` (at most 64) bits of `v` from bit `at`. Panics if the bits are
@@ -307,6 +302,42 @@ impl SpikeBits {
         (0..self.len).map(|i| if self.get(i) { 1.0 } else { 0.0 }).collect()
     }
 }
+
+/// The per-row counts of [`SpikeBits::row_ones`], row by row. A named iterator rather than
+/// a closure, so that its step is inlined into the loops that charge rows as they count.
+#[derive(Clone, Debug)]
+pub struct RowOnes<'a> {
+    bits: &'a SpikeBits,
+    /// Where the next row starts.
+    next: usize,
+    len: usize,
+    stride: usize,
+    /// Rows not yet counted.
+    left: usize,
+}
+
+impl Iterator for RowOnes<'_> {
+    type Item = u32;
+
+    #[inline]
+    fn next(&mut self) -> Option<u32> {
+        self.left = self.left.checked_sub(1)?;
+        let row = self.next;
+        self.next += self.stride;
+        Some(match self.len {
+            0 => 0,
+            // The usual row, of at most a word: no loop over words.
+            1..=64 => self.bits.read_word(row, self.len).count_ones(),
+            _ => self.bits.long_row_ones(row, self.len),
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for RowOnes<'_> {}
 
 /// A read-only window of a [`SpikeBits`], indexed from 0.
 #[derive(Clone, Copy, Debug)]
