@@ -35,12 +35,12 @@
 
 use super::buffers::{BufData, Span};
 use super::rows::RowState;
-use super::state::State;
+use super::state::{NBUF, State};
 use super::workers::{Queue, Task};
 use crate::fp::Storage;
 use crate::kernels::{ConvScratch, Input, OpCount};
 use crate::spikes::SpikeBits;
-use isa::{Instr, Opcode};
+use isa::{Buf, Instr, Opcode};
 use std::ops::Range;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -136,6 +136,9 @@ struct Pending<S> {
 /// The jobs of a run, by buffer slot, and the scratch of finished ones.
 pub(crate) struct Jobs<S> {
     pending: Vec<Vec<Pending<S>>>,
+    /// The number of pending entries in each core's slots, and last in the shared `opt`
+    /// slot: an instruction of a core with none, while `opt` has none, joins nothing.
+    by_core: Vec<u32>,
     count: usize,
     /// The workers' queue, when jobs go to other threads.
     queue: Option<Arc<Queue>>,
@@ -144,7 +147,7 @@ pub(crate) struct Jobs<S> {
 
 impl<S> Default for Jobs<S> {
     fn default() -> Self {
-        Jobs { pending: Vec::new(), count: 0, queue: None, spare: Vec::new() }
+        Jobs { pending: Vec::new(), by_core: Vec::new(), count: 0, queue: None, spare: Vec::new() }
     }
 }
 
@@ -168,6 +171,8 @@ impl<S> Jobs<S> {
     pub(crate) fn start(&mut self, slots: usize, queue: Option<Arc<Queue>>) {
         debug_assert_eq!(self.count, 0, "a run starts with no job pending");
         self.pending.resize_with(slots, Vec::new);
+        self.by_core.resize(slots.div_ceil(NBUF) + 1, 0);
+        debug_assert!(self.by_core.iter().all(|&n| n == 0), "a run starts with no entry pending");
         self.queue = queue;
     }
 
@@ -179,6 +184,31 @@ impl<S> Jobs<S> {
     /// Whether jobs go to other threads, so that their operations must be counted at issue.
     pub(crate) fn threaded(&self) -> bool {
         self.queue.is_some()
+    }
+
+    /// Where slot `slot`'s entries are counted in [`Jobs::by_core`].
+    fn owner(&self, slot: usize) -> usize {
+        if slot == Buf::Opt.index() { self.by_core.len() - 1 } else { slot / NBUF }
+    }
+
+    /// Adds a pending entry to `slot`'s list.
+    fn push(&mut self, slot: usize, p: Pending<S>) {
+        let owner = self.owner(slot);
+        self.by_core[owner] += 1;
+        self.pending[slot].push(p);
+    }
+
+    /// Takes entry `i` out of `slot`'s list, the last entry taking its place.
+    fn remove(&mut self, slot: usize, i: usize) -> Pending<S> {
+        let owner = self.owner(slot);
+        self.by_core[owner] -= 1;
+        self.pending[slot].swap_remove(i)
+    }
+
+    /// Whether an instruction of `core` could name a buffer with a pending entry.
+    fn any_for(&self, core: usize) -> bool {
+        let shared = self.by_core.last().is_some_and(|&n| n > 0);
+        shared || self.by_core.get(core).is_some_and(|&n| n > 0)
     }
 
     /// Scratch for a new job.
@@ -290,11 +320,11 @@ pub(crate) fn launch<S: Storage>(
     if let Hold::Buffers(slots) = &hold {
         for (&slot, &len) in slots.iter().zip(&lens) {
             let role = Role::Input { out: sp.slot };
-            st.jobs.pending[slot].push(Pending { ticket: Arc::clone(&ticket), range: 0..len, ops, role });
+            st.jobs.push(slot, Pending { ticket: Arc::clone(&ticket), range: 0..len, ops, role });
         }
     }
     let role = Role::Output { hold, wg_core };
-    st.jobs.pending[sp.slot].push(Pending { ticket: Arc::clone(&ticket), range: whole, ops, role });
+    st.jobs.push(sp.slot, Pending { ticket: Arc::clone(&ticket), range: whole, ops, role });
     st.jobs.count += 1;
     queue.push(ticket);
     ops
@@ -343,11 +373,11 @@ pub(crate) fn join<S: Storage>(st: &mut State<S>, slot: usize, hit: impl Fn(&Ran
                 match take_entry(st, out, &ticket) {
                     Some(p) => finish(st, out, p),
                     // Every input entry has its output entry; were one alone, it goes.
-                    None => drop(st.jobs.pending[slot].swap_remove(i)),
+                    None => drop(st.jobs.remove(slot, i)),
                 }
             }
             Role::Output { .. } => {
-                let p = st.jobs.pending[slot].swap_remove(i);
+                let p = st.jobs.remove(slot, i);
                 finish(st, slot, p);
             }
         }
@@ -356,9 +386,8 @@ pub(crate) fn join<S: Storage>(st: &mut State<S>, slot: usize, hit: impl Fn(&Ran
 
 /// The entry of `ticket` in `slot`'s list, taken out.
 fn take_entry<S>(st: &mut State<S>, slot: usize, ticket: &Arc<Ticket<S>>) -> Option<Pending<S>> {
-    let list = st.jobs.pending.get_mut(slot)?;
-    let i = list.iter().position(|p| Arc::ptr_eq(&p.ticket, ticket))?;
-    Some(list.swap_remove(i))
+    let i = st.jobs.pending.get(slot)?.iter().position(|p| Arc::ptr_eq(&p.ticket, ticket))?;
+    Some(st.jobs.remove(slot, i))
 }
 
 /// Waits for the job of output entry `p` (taken out of `slot`'s list) and puts its output
@@ -397,7 +426,7 @@ fn put_range<S: Storage>(data: &mut BufData<S>, start: usize, out: &BufData<S>) 
 /// could see or overwrite: for a conv instruction those overlapping its operands' ranges,
 /// for any other every job of the buffers it names.
 pub(crate) fn join_operands<S: Storage>(st: &mut State<S>, (core, idx): (usize, usize), instr: &Instr) {
-    if st.jobs.count == 0 {
+    if st.jobs.count == 0 || !st.jobs.any_for(core) {
         return;
     }
     if !matches!(instr.opcode(), Opcode::FpConv | Opcode::BpConv | Opcode::WgConv) {
