@@ -79,7 +79,7 @@ impl<S: Storage> Exec<'_, S> {
         self.need("out", out, n)?;
         let count = self.row_count(rows.count)?;
         self.rows_span("spk", spk, count, rows.first)?;
-        let o = self.rows_span("out", out, count, rows.second)?;
+        self.rows_span("out", out, count, rows.second)?;
         let spikes = self.st.bufs[self.span("spk", spk)?.slot].as_bits().is_some();
         let pj = if spikes { self.spike_add_pj() } else { self.mac_pj() };
         // Every row reads the same amount of `spk` and `out` (and of `w` without skipping):
@@ -96,8 +96,7 @@ impl<S: Storage> Exec<'_, S> {
         let shape = FwdRows { n, rows, acc, dense: !skip };
         let charger = self.row_charger(pj, (w.buf, a_spk.max(a_out)));
         if !self.fwd_rows_job((spk, w, out), shape, (charger, w.buf, varying))? {
-            let tile = FwdTile { n, rows, slot: o.slot, out: o.start, acc, dense: !skip, wide: false };
-            self.fwd_rows_here((spk, w, out), tile)?;
+            self.fwd_rows_here((spk, w, out), shape)?;
             self.charge_rows(pj, (w.buf, a_spk.max(a_out)), varying);
         }
         Ok(Flow::Next)
@@ -106,10 +105,11 @@ impl<S: Storage> Exec<'_, S> {
     /// The rows of `fp.linear` in place, their counts put in the state's per-row counts.
     /// The weights are widened to f32 once for all rows unless they share the output's
     /// buffer (then a row could change them, and each row reads them afresh).
-    fn fwd_rows_here(&mut self, (spk, w, out): (&Access, &Access, &Access), t: FwdTile) -> Result<(), SimError> {
-        let (count, o) = (usize::from(t.rows.count), self.span("out", out)?);
+    fn fwd_rows_here(&mut self, (spk, w, out): (&Access, &Access, &Access), f: FwdRows) -> Result<(), SimError> {
+        let (count, o) = (usize::from(f.rows.count), self.span("out", out)?);
         let wide = count > 1 && self.span("w", w)?.slot != o.slot;
-        let (rows, mode, t) = (t.rows, self.st.mode, FwdTile { wide, ..t });
+        let (rows, mode) = (f.rows, self.st.mode);
+        let t = FwdTile { n: f.n, rows, slot: o.slot, out: o.start, acc: f.acc, dense: f.dense, wide };
         let mut ws = self.take_row_state();
         let r = self.with_taken(o.slot, |ex, data| {
             if wide {
