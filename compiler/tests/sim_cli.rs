@@ -50,3 +50,24 @@ fn zero_threads_is_refused() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("--threads"), "{}", text(&out.stderr));
 }
+
+/// A run past `--max-cycles` stops with an error that names the limit and the option, and
+/// a limit above the run's cycles changes nothing.
+#[test]
+fn a_run_past_the_cycle_limit_is_an_error_naming_the_option() {
+    let dir = common::scratch("sim-limit", "digits");
+    let program = dir.join("digits.bin").to_string_lossy().into_owned();
+    let compiled = snnc(&["compile", &repo("models/digits.snn"), "-o", &program]);
+    assert!(compiled.status.success(), "{}", text(&compiled.stderr));
+    let out = snnc(&["sim", &program, "--max-cycles", "1000"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("exceeded the limit of 1000 cycles") && err.contains("--max-cycles"), "{err}");
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    let json = |args: &[&str]| {
+        let out = snnc(&[&["sim", &program, "--json"][..], args].concat());
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    assert_eq!(json(&["--max-cycles", "100000000"]), json(&[]));
+}

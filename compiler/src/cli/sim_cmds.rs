@@ -42,13 +42,18 @@ pub struct SimArgs {
     /// the targets stay zero, and a cross-entropy loss then back-propagates no error.
     #[arg(long)]
     model: Option<PathBuf>,
+    /// Stop with an error once a step runs past N simulated cycles, so that a program that
+    /// loops without end (a corrupted loop count, say) is reported instead of running for
+    /// hours. The default, 2^40, is 37 minutes of the built-in chip at 500 MHz.
+    #[arg(long, value_name = "N", default_value_t = SimOptions::default().max_cycles)]
+    max_cycles: u64,
 }
 
 /// `snnc sim PROGRAM ...`.
 pub fn sim(args: &SimArgs) -> Result<(), Failure> {
     let chip = load_chip(args.chip.as_deref())?;
     let program = load_program(&args.program)?;
-    let options = SimOptions { trace: args.trace.is_some(), ..SimOptions::default() };
+    let options = SimOptions { trace: args.trace.is_some(), max_cycles: args.max_cycles, ..SimOptions::default() };
     let mut machine = Machine::new(&program, &chip, options).map_err(|e| Failure::Input(format!("error: {e}\n")))?;
     if let Some(path) = &args.input {
         let bytes = std::fs::read(path).map_err(|e| Failure::Io(format!("cannot read {}: {e}", path.display())))?;

@@ -126,7 +126,8 @@ pub enum SimError {
     },
     /// The run exceeded the `max_cycles` guard.
     #[error(
-        "the run exceeded the limit of {limit} cycles (raise `max_cycles` if the program is meant to run that long)"
+        "the run exceeded the limit of {limit} cycles (a loop without end?); if the program is meant \
+         to run that long, raise the limit (`snnc sim --max-cycles`, `SimOptions::max_cycles`)"
     )]
     CycleLimit {
         /// The limit.
