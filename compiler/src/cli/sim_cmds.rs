@@ -8,6 +8,7 @@ use super::chip_file::load_chip;
 use super::output::{print, write_atomically};
 use super::program_cmds::load_program;
 use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
 use sim::{Machine, RunStats, SimOptions};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -65,10 +66,17 @@ pub fn sim(args: &SimArgs) -> Result<(), Failure> {
         let classes = super::model_cmds::load_graph(model)?.classes() as usize;
         write_targets(&mut machine, &program, classes)?;
     }
+    let bar = steps_bar(args.steps);
     let mut last = None;
     for _ in 0..args.steps.max(1) {
-        last = Some(machine.run().map_err(|e| Failure::Input(format!("error: the program failed: {e}\n")))?);
+        let run = machine.run();
+        bar.inc(1);
+        last = Some(run.map_err(|e| {
+            bar.finish_and_clear();
+            Failure::Input(format!("error: the program failed: {e}\n"))
+        })?);
     }
+    bar.finish_and_clear();
     let Some(stats) = last else { return Ok(()) };
     if let (Some(path), Some(trace)) = (&args.trace, &stats.trace) {
         write_atomically(path, trace.to_chrome_json().as_bytes())?;
@@ -79,6 +87,19 @@ pub fn sim(args: &SimArgs) -> Result<(), Failure> {
     }
     print(&out);
     Ok(())
+}
+
+/// A progress bar over `steps` runs, on standard error when it is a terminal (indicatif
+/// draws nothing otherwise), and none for a single run.
+fn steps_bar(steps: u32) -> ProgressBar {
+    if steps <= 1 {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(u64::from(steps));
+    if let Ok(style) = ProgressStyle::with_template("sim [{bar:24}] step {pos}/{len}, {elapsed} elapsed, {eta} left") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
 }
 
 /// One-hot targets for every sample slot of the `target` symbol (`[S][B][classes]` FP16):
