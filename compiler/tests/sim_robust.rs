@@ -4,19 +4,11 @@
 //! as an error (or run it, if it still makes sense), on one host thread and on several,
 //! and never panic or hang.
 
+mod common;
+
 use isa::{ChipDesc, Instr, Program, Stream};
 use sim::{Machine, SimOptions};
-use snnc::codegen::{self, CodegenOptions};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
-
-fn program(model: &str, chip: &ChipDesc) -> Program {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models").join(format!("{model}.snn"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let graph = snnc::compile_graph(&text).unwrap_or_else(|e| panic!("{e:?}"));
-    let options = CodegenOptions { steps: 1, train: true, ..CodegenOptions::default() };
-    codegen::compile(&graph, chip, &options).unwrap_or_else(|e| panic!("{model}: {e:?}"))
-}
 
 /// A small deterministic generator (xorshift64).
 struct Rng(u64);
@@ -83,7 +75,7 @@ struct Outcome {
 /// with a cycle limit a few times the program's own.
 fn run_mutants(model: &str, cases: usize, seed: u64) -> Outcome {
     let chip = ChipDesc::default();
-    let base = program(model, &chip);
+    let base = common::training_program(model, &chip);
     let cycles = Machine::new(&base, &chip, SimOptions::default())
         .and_then(|mut m| m.run())
         .unwrap_or_else(|e| panic!("{model}: {e}"))

@@ -5,18 +5,10 @@
 //! weights and every other tensor in DRAM, bit for bit, with one, two and three threads. (The CLI test `sim_cli.rs` compares the
 //! `--json` report across `--threads` too; `vgg_cifar_small` takes a minute here.)
 
+mod common;
+
 use isa::{ChipDesc, Program, SymbolKind};
 use sim::{Machine, RunStats, SimOptions};
-use snnc::codegen::{self, CodegenOptions};
-use std::path::Path;
-
-fn program(model: &str, chip: &ChipDesc) -> Program {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models").join(format!("{model}.snn"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let graph = snnc::compile_graph(&text).unwrap_or_else(|e| panic!("{e:?}"));
-    let options = CodegenOptions { steps: 1, train: true, ..CodegenOptions::default() };
-    codegen::compile(&graph, chip, &options).unwrap_or_else(|e| panic!("{model}: {e:?}"))
-}
 
 /// Spike bytes, each bit set with probability about 1/4, the same every run.
 fn bytes(len: usize) -> Vec<u8> {
@@ -60,7 +52,7 @@ fn train_steps(
 /// whose jobs the model must have.
 fn same_on_any_thread_count(model: &str, kind: &str) {
     let chip = ChipDesc::default();
-    let p = program(model, &chip);
+    let p = common::training_program(model, &chip);
     let (stats, dram) = train(&p, &chip, 1);
     assert!(stats[1].profile.contains_key(kind), "{model} has no {kind} to overlap");
     for threads in [2, 3] {
@@ -89,6 +81,6 @@ fn fc784_512_trains_the_same_on_any_thread_count() {
 #[test]
 fn fc784_512_trains_the_same_whichever_way_the_machine_chooses() {
     let chip = ChipDesc::default();
-    let p = program("fc784_512", &chip);
+    let p = common::training_program("fc784_512", &chip);
     assert_eq!(train_steps(&p, &chip, None, 10), train_steps(&p, &chip, Some(1), 10));
 }

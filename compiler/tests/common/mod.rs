@@ -1,5 +1,6 @@
 //! Helpers shared by the tests that run the `snnc` binary: running it, finding repository
-//! files, and scratch folders. Each test binary uses a subset, hence the allowance.
+//! files, and scratch folders; and by those that run the simulator on a model's training
+//! program. Each test binary uses a subset, hence the allowance.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -35,4 +36,14 @@ pub fn scratch(prefix: &str, name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     dir
+}
+
+/// The training program of `models/MODEL.snn` for one step on `chip`, as `snnc compile`
+/// makes it.
+pub fn training_program(model: &str, chip: &isa::ChipDesc) -> isa::Program {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models").join(format!("{model}.snn"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let graph = snnc::compile_graph(&text).unwrap_or_else(|e| panic!("{e:?}"));
+    let options = snnc::codegen::CodegenOptions { steps: 1, train: true, ..Default::default() };
+    snnc::codegen::compile(&graph, chip, &options).unwrap_or_else(|e| panic!("{model}: {e:?}"))
 }
