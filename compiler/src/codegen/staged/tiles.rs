@@ -28,6 +28,10 @@ pub(super) struct Caps {
     pub(super) opt: u64,
     /// Cores the tiles spread over.
     pub(super) cores: u64,
+    /// Products a `bp.conv` makes per cycle, and DRAM bytes the chip moves per cycle, for
+    /// the rough clock of a pass's chunks ([`igrad_cycles`]).
+    pub(super) bp_macs: u64,
+    pub(super) dram_bytes_per_cycle: u64,
 }
 
 /// Convolution geometry: input `cin x h x w`, output `cout x oh x ow`, kernel `k`, stride `s`,
@@ -247,7 +251,11 @@ fn conv_igrad(g: &ConvGeom, caps: &Caps) -> Result<(u32, u32, u32), String> {
         .ok_or_else(|| "no chunk of the error map and block of output channels fit `bp.delta` and `bp.w`".to_string())
 }
 
-/// The input-gradient chunks over whole maps, if they fit.
+/// The input-gradient chunks over whole maps, if they fit. The chunks are the pass's only
+/// parallelism, dealt round robin over the cores, but each reads the errors of every
+/// output channel: of the chunks that fit, the one whose pass ends first by
+/// [`igrad_cycles`] wins, the larger of equals. (The largest chunk that fits, which this
+/// replaced, left three quarters of vgg_cifar_small's cores idle in its longest pass.)
 fn conv_igrad_whole(g: &ConvGeom, caps: &Caps) -> Option<(u32, u32)> {
     let plane = u64::from(g.hp() * g.wp());
     let kk = u64::from(g.kk());
@@ -262,7 +270,22 @@ fn conv_igrad_whole(g: &ConvGeom, caps: &Caps) -> Option<(u32, u32)> {
         });
         cob.filter(|_| grads <= caps.delta / 2).map(|cob| (cc2, cob))
     };
-    (1..=g.cin).rev().filter(|c| g.cin % c == 0).find_map(fits)
+    let fitting = (1..=g.cin).rev().filter(|c| g.cin % c == 0).filter_map(fits);
+    fitting.min_by_key(|&(cc2, _)| (igrad_cycles(g, caps, cc2), std::cmp::Reverse(cc2)))
+}
+
+/// A rough clock of the input-gradient pass in chunks of `cc2` input channels, per
+/// sample-step: the rounds of chunks on the busiest core, each all its products at the
+/// rate of a `bp.conv`, or all chunks' reads of the errors (FP16 and their bitmap) and
+/// weights through DRAM at half the chip's bandwidth (the other streams of every core
+/// load and store at the same time), whichever is longer.
+fn igrad_cycles(g: &ConvGeom, caps: &Caps, cc2: u32) -> u64 {
+    let (chunks, cout, kk) = (u64::from(g.cin / cc2.max(1)), u64::from(g.cout), u64::from(g.kk()));
+    let outputs = u64::from(g.oh * g.ow);
+    let products = u64::from(cc2) * cout * outputs * kk;
+    let compute = chunks.div_ceil(caps.cores.max(1)) * products.div_ceil(caps.bp_macs.max(1));
+    let bytes = chunks * (cout * outputs * 17 / 8 + u64::from(cc2) * cout * kk * 2);
+    compute.max(2 * bytes.div_ceil(caps.dram_bytes_per_cycle.max(1)))
 }
 
 /// The input-gradient chunks over blocks of input rows, each computed from the error rows
@@ -410,6 +433,8 @@ mod tests {
             wgerr: 4096,
             opt: 1572864 / 20,
             cores: 20,
+            bp_macs: 16,
+            dram_bytes_per_cycle: 16,
         }
     }
 
@@ -443,6 +468,24 @@ mod tests {
             if let Some((k, _)) = pool {
                 assert_eq!(t.rows % k, 0);
             }
+        }
+    }
+
+    /// The input-gradient chunks of vgg_cifar_small's big convs. The largest that fit
+    /// `bp.delta` (half of it for the padded and dense gradients: 32768 / (34² + 32²) and
+    /// 32768 / (18² + 16²) channels, rounded down to divisors of 64 and 128) win where the
+    /// error reads through DRAM dominate. Where the `bp.conv` products dominate, as on the
+    /// built-in chip (sixteen a cycle, DRAM sixteen bytes a cycle), smaller chunks spread
+    /// over the cores, but never more chunks than cores.
+    #[test]
+    fn input_gradient_chunks_weigh_products_against_error_reads() {
+        for (g, largest) in [(vgg(64, 128, 32), 8), (vgg(128, 256, 16), 32)] {
+            let slow_dram = Caps { cores: 16, bp_macs: 1 << 20, dram_bytes_per_cycle: 1, ..caps() };
+            assert_eq!(conv_igrad_whole(&g, &slow_dram).map(|c| c.0), Some(largest), "{g:?}");
+            let chip = Caps { cores: 16, ..caps() };
+            let (cc2, cob) = conv_igrad_whole(&g, &chip).unwrap_or_else(|| panic!("{g:?}"));
+            assert!(cc2 < largest && g.cin / cc2 <= 16, "{g:?}: {cc2}");
+            assert!(g.cin % cc2 == 0 && cob * cc2 * g.kk() <= 1152, "{g:?}: {cc2} x {cob}");
         }
     }
 
