@@ -195,6 +195,8 @@ impl RunStats {
         }
         let n = &self.noc;
         let _ = writeln!(s, "noc: {} messages, {} B, {} byte-hops", n.messages, n.bytes, n.byte_hops);
+        let parts: Vec<String> = self.sram_accesses.iter().map(|(b, n)| format!("{b} {n}")).collect();
+        let _ = writeln!(s, "sram accesses: {} [{}]", self.total_sram_accesses(), parts.join(", "));
         let e = &self.energy;
         let _ = writeln!(
             s,

@@ -48,6 +48,12 @@ fn runs_are_deterministic_and_traces_are_chrome_json() {
     assert!(a.to_json().contains("\"profile\""));
     let summary = a.summary();
     assert!(summary.contains("layer fc1: firing rate") && summary.contains("optimizer_state 4096"), "{summary}");
+    // The SRAM line: the total, then every buffer's count in name order.
+    let line = summary.lines().find(|l| l.starts_with("sram accesses: ")).unwrap_or_default();
+    let sum: u64 = a.sram_accesses.values().sum();
+    let parts: Vec<String> = a.sram_accesses.iter().map(|(b, n)| format!("{b} {n}")).collect();
+    assert!(sum > 0 && a.sram_accesses.len() > 3, "{:?}", a.sram_accesses);
+    assert_eq!(line, format!("sram accesses: {sum} [{}]", parts.join(", ")), "{summary}");
 }
 
 #[test]
