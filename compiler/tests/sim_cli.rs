@@ -1,7 +1,8 @@
-//! `snnc --threads N sim` on a conv model with residual joins: the report, to the last bit
-//! of every counter and energy figure, is the same for every thread count. (Splitting a
-//! conv over threads is compared with the unsplit kernel directly in `sim`'s unit tests;
-//! this model's convs are below the size at which the simulator splits them.)
+//! `snnc sim`: on a conv model with residual joins the report, to the last bit of every
+//! counter and energy figure, is the same for every thread count (splitting a conv over
+//! threads is compared with the unsplit kernel directly in `sim`'s unit tests; this
+//! model's convs are below the size at which the simulator splits them); the cycle limit;
+//! and the report's lines are those `docs/simulator.md` explains.
 
 mod common;
 
@@ -70,4 +71,59 @@ fn a_run_past_the_cycle_limit_is_an_error_naming_the_option() {
         text(&out.stdout)
     };
     assert_eq!(json(&["--max-cycles", "100000000"]), json(&[]));
+}
+
+/// The labels of the table "The report, line by line" of `docs/simulator.md`, in order:
+/// the code span that starts each row.
+fn documented_labels() -> Vec<String> {
+    let doc = std::fs::read_to_string(repo("docs/simulator.md")).unwrap_or_else(|e| panic!("{e}"));
+    let section = doc.split("## The report, line by line").nth(1).unwrap_or_default();
+    let section = section.split("\n## ").next().unwrap_or_default();
+    section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every line the table of `docs/simulator.md` explains is in the report of a run with
+/// `--model` and `--profile`, and every line of that report is explained: it starts with a
+/// documented label, or is a profile line (`--profile`, documented below the table), a row
+/// of the per-core table, or a row of the comparison, named in its documented row.
+#[test]
+fn the_report_has_the_lines_the_simulator_doc_explains() {
+    let labels = documented_labels();
+    assert!(labels.len() >= 10, "the doc's table of report lines is missing: {labels:?}");
+    let dir = common::scratch("sim-doc", "digits");
+    let program = dir.join("digits.bin").to_string_lossy().into_owned();
+    let model = repo("models/digits.snn");
+    let compiled = snnc(&["compile", &model, "-o", &program]);
+    assert!(compiled.status.success(), "{}", text(&compiled.stderr));
+    let out = snnc(&["sim", &program, "--model", &model, "--profile"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    for label in &labels {
+        assert!(report.lines().any(|l| l.starts_with(label.as_str())), "no line starts with `{label}`:\n{report}");
+    }
+    let doc = std::fs::read_to_string(repo("docs/simulator.md")).unwrap_or_default();
+    let comparison_row = doc.lines().find(|l| l.starts_with("| `simulated vs mapping estimate`")).unwrap_or_default();
+    let mut in_comparison = false;
+    for line in report.lines().filter(|l| !l.trim().is_empty()) {
+        in_comparison |= line.starts_with("simulated vs mapping estimate");
+        let first = line.trim_start().chars().next().unwrap_or(' ');
+        let explained = labels.iter().any(|l| line.starts_with(l.as_str()))
+            || (line.starts_with("  ") && first.is_ascii_lowercase())
+            || first.is_ascii_digit()
+            || (in_comparison && (line.trim_start().starts_with("simulated") || named_in(line, comparison_row)));
+        assert!(explained, "docs/simulator.md does not explain the line:\n{line}");
+    }
+}
+
+/// Whether the row name of a comparison line (the text before its numbers) appears in
+/// `row`, ignoring case and any unit in parentheses.
+fn named_in(line: &str, row: &str) -> bool {
+    let name: String =
+        line.split("  ").next().unwrap_or_default().split(" (").next().unwrap_or_default().to_lowercase();
+    !name.is_empty() && row.to_lowercase().contains(&name)
 }
