@@ -13,6 +13,7 @@ const SMALL: &[&str] = &[
     "fc16_rect_cemem",
     "fc16_soft_detach_tri",
     "fc16_soft_sigmoid_ce",
+    "fc24_deep_bias",
     "fc784",
     "conv16",
     "conv16_maxpool_ce",

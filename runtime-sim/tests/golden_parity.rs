@@ -213,7 +213,16 @@ macro_rules! parity {
     )*};
 }
 
-parity!(fc16, fc16_soft_sigmoid_ce, fc16_rect_cemem, fc16_soft_detach_tri, fc784, conv16, conv16_maxpool_ce);
+parity!(
+    fc16,
+    fc16_soft_sigmoid_ce,
+    fc16_rect_cemem,
+    fc16_soft_detach_tri,
+    fc24_deep_bias,
+    fc784,
+    conv16,
+    conv16_maxpool_ce
+);
 
 /// The executed/skipped counts come from the data: in fc16 (16-32-10, no bias), the forward
 /// fc adds are the input spikes times 32 plus the hidden spikes times 10, and nothing else.

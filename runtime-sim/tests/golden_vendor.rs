@@ -1,6 +1,7 @@
 //! The vendored golden data (`golden/` at the repository root) is byte-identical to the
-//! reference files it was copied from: every `NAME.json.gz` decompresses to the file whose
-//! sha256 `golden/SHA256SUMS` lists, and every listed file is there.
+//! reference files it was copied from, or that the same tool made here (`golden/GENERATED.md`):
+//! every `NAME.json.gz` decompresses to the file whose sha256 `golden/SHA256SUMS` lists, and
+//! every listed file is there.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -25,7 +26,7 @@ fn sums() -> Vec<(String, String)> {
 #[test]
 fn vendored_files_match_their_checksums() {
     let sums = sums();
-    assert_eq!(sums.len(), 14, "golden/SHA256SUMS lists 14 files");
+    assert_eq!(sums.len(), 16, "golden/SHA256SUMS lists the 14 shared files and the 2 generated ones");
     for (hash, name) in &sums {
         let gz = std::fs::read(golden_dir().join(format!("{name}.gz"))).expect(name);
         let mut json = Vec::new();
@@ -48,4 +49,5 @@ fn every_vendored_file_is_listed() {
     }
     assert_eq!(found, listed.len());
     assert!(golden_dir().join("README.md").is_file(), "golden/README.md");
+    assert!(golden_dir().join("GENERATED.md").is_file(), "golden/GENERATED.md");
 }
