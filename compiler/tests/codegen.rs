@@ -17,6 +17,7 @@ const SMALL: &[&str] = &[
     "fc784",
     "conv16",
     "conv16_maxpool_ce",
+    "conv16_s2_fastsig",
     "digits",
 ];
 /// Models pinned by their summary or their error.

@@ -221,7 +221,8 @@ parity!(
     fc24_deep_bias,
     fc784,
     conv16,
-    conv16_maxpool_ce
+    conv16_maxpool_ce,
+    conv16_s2_fastsig
 );
 
 /// The executed/skipped counts come from the data: in fc16 (16-32-10, no bias), the forward
