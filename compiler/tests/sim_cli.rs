@@ -73,10 +73,9 @@ fn a_run_past_the_cycle_limit_is_an_error_naming_the_option() {
     assert_eq!(json(&["--max-cycles", "100000000"]), json(&[]));
 }
 
-/// The labels of the table "The report, line by line" of `docs/simulator.md`, in order:
-/// the code span that starts each row.
-fn documented_labels() -> Vec<String> {
-    let doc = std::fs::read_to_string(repo("docs/simulator.md")).unwrap_or_else(|e| panic!("{e}"));
+/// The labels of the table "The report, line by line" of `doc` (`docs/simulator.md`), in
+/// order: the code span that starts each row.
+fn documented_labels(doc: &str) -> Vec<String> {
     let section = doc.split("## The report, line by line").nth(1).unwrap_or_default();
     let section = section.split("\n## ").next().unwrap_or_default();
     section
@@ -93,7 +92,8 @@ fn documented_labels() -> Vec<String> {
 /// of the per-core table, or a row of the comparison, named in its documented row.
 #[test]
 fn the_report_has_the_lines_the_simulator_doc_explains() {
-    let labels = documented_labels();
+    let doc = std::fs::read_to_string(repo("docs/simulator.md")).unwrap_or_else(|e| panic!("{e}"));
+    let labels = documented_labels(&doc);
     assert!(labels.len() >= 10, "the doc's table of report lines is missing: {labels:?}");
     let dir = common::scratch("sim-doc", "digits");
     let program = dir.join("digits.bin").to_string_lossy().into_owned();
@@ -106,7 +106,6 @@ fn the_report_has_the_lines_the_simulator_doc_explains() {
     for label in &labels {
         assert!(report.lines().any(|l| l.starts_with(label.as_str())), "no line starts with `{label}`:\n{report}");
     }
-    let doc = std::fs::read_to_string(repo("docs/simulator.md")).unwrap_or_default();
     let comparison_row = doc.lines().find(|l| l.starts_with("| `simulated vs mapping estimate`")).unwrap_or_default();
     let mut in_comparison = false;
     for line in report.lines().filter(|l| !l.trim().is_empty()) {
