@@ -193,6 +193,10 @@ macro_rules! for_each_op {
                 spk: Access,
                 /// Weights, `cout*cin*kh*kw` elements.
                 w: Access,
+                /// Bias of each output channel, `cout` elements, if any: added to every sum of its
+                /// channel in the accumulator, after the products and before the one rounding (as
+                /// `x*W + b` is rounded once); with `acc` the rounded sum is then added to `out`.
+                bias: Option<Access>,
                 /// Partial sums, `cout*oh*ow` elements.
                 out: Access,
                 /// Input channels.

@@ -31,8 +31,8 @@ pub const MAGIC: [u8; 4] = *b"SNNC";
 /// The binary format version this build reads and writes. Version 2 added the row count and
 /// row strides of `fp.linear`, `bp.linear` and `wg.linear`; version 3 the stride and padding
 /// of `fp.pool` and `bp.pool`; version 4 the row count of `fp.lif` and `bp.soma` (one soma
-/// instruction over all timesteps of a sample).
-pub const FORMAT_VERSION: u16 = 4;
+/// instruction over all timesteps of a sample); version 5 the per-channel bias of `fp.conv`.
+pub const FORMAT_VERSION: u16 = 5;
 const PRELUDE: usize = 16;
 
 /// A whole program for one chip.

@@ -3,7 +3,7 @@
 ; FP runs the forward pass per sample; BP computes the loss gradient and runs the neuron
 ; backward in reverse time; WG accumulates dW and applies the update after the batch.
 ; The .chip line must carry the default chip's hash (the test says so when it changes).
-.version 4
+.version 5
 .chip cores=20 hash=0xb2f8b38ab889f1e4
 
 .core 0

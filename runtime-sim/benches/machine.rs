@@ -49,7 +49,7 @@ fn example(chip: &ChipDesc) -> Program {
 }
 
 fn tiles(chip: &ChipDesc) -> Program {
-    let mut text = format!(".version 4\n.chip cores=20 hash={:#018x}\n", chip.hash());
+    let mut text = format!(".version 5\n.chip cores=20 hash={:#018x}\n", chip.hash());
     for c in 0..20 {
         text += &format!(".core {c}\n{TILES}");
     }

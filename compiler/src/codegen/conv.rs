@@ -109,15 +109,12 @@ pub(super) fn plan(
     dense: bool,
     output: bool,
 ) -> Result<Option<ConvUnit>, CodegenError> {
-    let Op::Conv2d { out, kernel, stride, padding, bias } = wl.op else { return Ok(None) };
+    let Op::Conv2d { out, kernel, stride, padding, .. } = wl.op else { return Ok(None) };
     let no = |what: &str| Err(CodegenError::Unsupported { layer: wl.name.clone(), what: what.into() });
     let input = wl.inputs.first().map(|&i| graph.layer(i).shape.clone()).unwrap_or_default();
     let (&[cin, h, w], &[_, oh, ow]) = (input.as_slice(), wl.shape.as_slice()) else {
         return no("a conv2d layer whose input or output is not `[C, H, W]`");
     };
-    if bias {
-        return no("a conv2d layer with a bias");
-    }
     if output || !matches!(nl.op, Op::Lif(_)) {
         return no("a conv2d layer whose neuron layer is the output or not LIF");
     }
@@ -180,6 +177,7 @@ pub(super) fn buffers(chip: &ChipDesc, t: u32, u: &mut Unit) -> Result<(), Codeg
     }
     u.v = take(&[Buf::FpMem], n)?.1;
     u.h = if u.neuron.keep_h { take(&[Buf::FpMem], t * n)?.1 } else { 0 };
+    u.bias_mem = if u.bias { take(&[Buf::FpMem], u64::from(g.cout))?.1 } else { 0 };
     u.spk = take(&[Buf::FpSpk], (t * n).div_ceil(8) * 8)?.1;
     u.mask = if u.neuron.keep_mask { take(&[Buf::FpMask], t * n)?.1 } else { 0 };
     u.nz = take(&[Buf::FpMask], t * n)?.1;
@@ -275,7 +273,9 @@ fn conv_step(u: &Unit, cu: &ConvUnit, c: &mut Code) -> Access {
     let (spk, w) = (input_at(cu), at(Buf::FpW, 0, cu.g.weights()));
     let skip = !u.dense_in;
     let out = x.clone();
-    c.push(Instr::FpConv { spk, w, out, cin, cout, ih, iw, kh: k, kw: k, stride, acc: false, skip });
+    // Each channel's bias is added in the accumulator, so `x*W + b` is rounded once.
+    let bias = u.bias.then(|| at(Buf::FpMem, u.bias_mem, u.biases()));
+    c.push(Instr::FpConv { spk, w, bias, out, cin, cout, ih, iw, kh: k, kw: k, stride, acc: false, skip });
     x
 }
 
@@ -432,7 +432,8 @@ fn errors_back(p: &Plan, u: &Unit, cu: &ConvUnit, c: &mut Code) {
 }
 
 /// The weight gradient of one sample, accumulated over timesteps into `dw`.
-pub(super) fn wg_sample(p: &Plan, u: &Unit, cu: &ConvUnit, dw: Access, c: &mut Code) {
+/// `db`, when the layer has a bias, accumulates each channel's bias gradient.
+pub(super) fn wg_sample(p: &Plan, u: &Unit, cu: &ConvUnit, (dw, db): (Access, Option<Access>), c: &mut Code) {
     let (cin, cout, ih, iw, k, st) = dims(&cu.g);
     let n = u.n;
     c.open(T, p.t);
@@ -440,7 +441,7 @@ pub(super) fn wg_sample(p: &Plan, u: &Unit, cu: &ConvUnit, dw: Access, c: &mut C
         spk: input_at(cu),
         err: fwd(Buf::BpDelta, u.delta, n, n),
         dw,
-        db: None,
+        db: db.clone(),
         cin,
         cout,
         ih,

@@ -30,8 +30,8 @@ pub(super) fn stream(p: &Plan, u: &Unit, chip: &ChipDesc) -> Code {
     c.open(STEP, p.steps);
     if u.bias {
         // The bias follows the weights in DRAM.
-        let src = DramAddr::new(u.w_addr + u.k * u.n * 2);
-        c.load(at(Buf::FpMem, u.bias_mem, u.n), src, u64::from(u.n) * 2);
+        let (src, nb) = (DramAddr::new(u.w_addr + u.wlen * 2), u.biases());
+        c.load(at(Buf::FpMem, u.bias_mem, nb), src, u64::from(nb) * 2);
     }
     let resident = u.fp_tile >= u.n && u64::from(u.k * u.n) <= buffer_elems(chip, Buf::FpW);
     if let Some(cu) = &u.conv {

@@ -156,7 +156,17 @@ pub(super) struct Debug {
 impl Unit {
     /// Parameters: weights, then the bias.
     pub(super) fn params(&self) -> u32 {
-        self.wlen + if self.bias { self.n } else { 0 }
+        self.wlen + self.biases()
+    }
+
+    /// Bias values: one per output feature of a linear layer, one per output channel of a
+    /// conv layer, none without a bias.
+    pub(super) fn biases(&self) -> u32 {
+        match (&self.conv, self.bias) {
+            (_, false) => 0,
+            (Some(cu), true) => cu.g.cout(),
+            (None, true) => self.n,
+        }
     }
 }
 
@@ -283,7 +293,7 @@ impl UnitCtx<'_> {
         let (k, n) = linear_dims(self.graph, wl);
         check_u16(&wl.name, "input features", k)?;
         check_u16(&wl.name, "output features", n)?;
-        let bias = matches!(wl.op, Op::Linear { bias: true, .. });
+        let bias = matches!(wl.op, Op::Linear { bias: true, .. } | Op::Conv2d { bias: true, .. });
         let dense_in = conv::pooled_input(self.graph, wl)
             || self.prev.is_none() && matches!(self.graph.encoding(), Encoding::Current { .. });
         let conv = conv::plan(self.graph, wl, nl, dense_in, self.next.is_none())?;
@@ -401,7 +411,7 @@ impl UnitCtx<'_> {
         let gain = self.graph.init.gain;
         let shape = Shape { name: &name, k, n, bias: u.bias, gain, seed, transpose };
         let tensors = weights::initial(&self.options.weights, &shape)?;
-        let (kn, nb) = (u64::from(u.wlen), u64::from(u.n));
+        let (kn, nb) = (u64::from(u.wlen), u64::from(u.biases()));
         u.w_addr = dram.tensor(&format!("{name}.weight"), kn * 2)?;
         dram.init(&format!("{name}.weight"), DataKind::Fp16, u.w_addr, weights::f16_bytes(&tensors.weight));
         if let Some(b) = &tensors.bias {

@@ -44,7 +44,8 @@ pub(super) fn stream(p: &Plan, u: &Unit, chip: &ChipDesc) -> Code {
     c.open(B, p.b);
     c.wait(TOK_SAMPLE);
     if let Some(cu) = &u.conv {
-        conv::wg_sample(p, u, cu, at(gbuf, g, u.wlen), &mut c);
+        let db = u.bias.then(|| at(gbuf, g + u.wlen, u.biases()));
+        conv::wg_sample(p, u, cu, (at(gbuf, g, u.wlen), db), &mut c);
     } else {
         linear(p, u, &mut c);
     }

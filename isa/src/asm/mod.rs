@@ -3,7 +3,7 @@
 //! A listing is line-oriented; `;` starts a comment (outside quotes). Directives:
 //!
 //! ```text
-//! .version 4                                  format version
+//! .version 5                                  format version
 //! .chip cores=20 hash=0x0123456789abcdef      target chip (ChipDesc::hash)
 //! .core 0                                     cores appear in order 0, 1, ...
 //! .stream fp                                  fp | bp | wg | dma; instructions follow

@@ -4,7 +4,7 @@ use crate::asm::assemble;
 
 /// Assembles `text` (after a standard prelude of 4 lines) and returns "line:col: message"s.
 fn errors(text: &str) -> Vec<String> {
-    let src = format!(".version 4\n.chip cores=1 hash=0x0\n.core 0\n.stream fp\n{text}");
+    let src = format!(".version 5\n.chip cores=1 hash=0x0\n.core 0\n.stream fp\n{text}");
     match assemble(&src) {
         Ok(p) => panic!("assembled: {p:?}"),
         Err(errs) => errs.iter().map(ToString::to_string).collect(),
@@ -50,7 +50,7 @@ fn every_bad_line_is_reported() {
 
 #[test]
 fn instruction_outside_a_stream() {
-    let e = assemble(".version 4\nhalt\n").expect_err("no stream");
+    let e = assemble(".version 5\nhalt\n").expect_err("no stream");
     assert_eq!(e[0].to_string(), "2:1: instruction outside a stream: expected `.core N` and `.stream NAME` before it");
 }
 

@@ -109,7 +109,7 @@ fn unsupported_version_names_both_versions() {
     b[4] = 9;
     let e = Program::from_bytes(&b).expect_err("decoding must fail");
     assert_eq!(e.offset, 4);
-    assert_eq!(e.to_string(), "at byte 4: unsupported format version 9: expected version 4");
+    assert_eq!(e.to_string(), "at byte 4: unsupported format version 9: expected version 5");
 }
 
 #[test]

@@ -85,7 +85,7 @@ fn opcodes_are_numbered_in_table_order_with_unique_mnemonics() {
 #[test]
 fn printing_is_deterministic_and_names_layers() {
     let text = "
-.version 4
+.version 5
 .chip cores=1 hash=0x0
 .core 0
 .stream fp
@@ -110,7 +110,7 @@ fn multi_row_operands_round_trip_in_text_and_binary() {
     ];
     for line in lines {
         let stream = &line[..2];
-        let text = format!(".version 4\n.chip cores=1 hash=0x0\n.core 0\n.stream {stream}\n    {line}\n");
+        let text = format!(".version 5\n.chip cores=1 hash=0x0\n.core 0\n.stream {stream}\n    {line}\n");
         let p = asm::assemble(&text).unwrap_or_else(|e| panic!("{line}: {e:?}"));
         let instr = p.cores[0].streams.iter().flatten().next().cloned().expect("one instruction");
         assert_eq!(instr.to_string(), line);
@@ -126,7 +126,7 @@ fn pool_stride_and_padding_round_trip_in_text_and_binary() {
     ];
     for line in lines {
         let stream = &line[..2];
-        let text = format!(".version 4\n.chip cores=1 hash=0x0\n.core 0\n.stream {stream}\n    {line}\n");
+        let text = format!(".version 5\n.chip cores=1 hash=0x0\n.core 0\n.stream {stream}\n    {line}\n");
         let p = asm::assemble(&text).unwrap_or_else(|e| panic!("{line}: {e:?}"));
         let instr = p.cores[0].streams.iter().flatten().next().cloned().expect("one instruction");
         assert_eq!(instr.to_string(), line);

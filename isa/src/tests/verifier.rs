@@ -6,7 +6,7 @@ use crate::{ChipDesc, Stream, asm};
 /// A small valid program: core 0 runs a linear layer forward (fp) and its weight gradient
 /// and update (wg) in a loop over 4 timesteps; core 0 sends spikes to core 1 over the NoC.
 const VALID: &str = "
-.version 4
+.version 5
 .chip cores=20 hash=HASH
 .core 0
 .stream fp
@@ -378,7 +378,7 @@ fn the_last_row_must_lie_inside_each_buffer() {
 /// The violations of a one-core program whose fp stream is `line` then `halt`.
 fn pool_violations(line: &str) -> Vec<Violation> {
     let hash = format!("{:#x}", ChipDesc::default().hash());
-    run(&format!(".version 4\n.chip cores=20 hash={hash}\n.core 0\n.stream fp\n    {line}\n    halt\n"))
+    run(&format!(".version 5\n.chip cores=20 hash={hash}\n.core 0\n.stream fp\n    {line}\n    halt\n"))
 }
 
 #[test]
@@ -480,5 +480,19 @@ fn every_soma_row_must_lie_inside_its_buffer() {
         K::BufferBounds,
         bp(1),
         "access to `fp.mask` spans elements 65500..65564",
+    );
+}
+
+#[test]
+fn conv_bias_has_one_value_per_output_channel() {
+    // 2 input channels of 6x6 padded, 4 output channels of 4x4, 3x3 kernel.
+    let line = "fp.conv spk=fp.in[0:72] w=fp.w[0:72] bias=fp.mem[0:4] out=fp.psum[0:64] cin=2 cout=4 ih=6 iw=6 kh=3 kw=3 stride=1 acc=false skip=true";
+    assert!(pool_violations(line).is_empty(), "{:#?}", pool_violations(line));
+    assert!(pool_violations(&line.replace("bias=fp.mem[0:4]", "bias=-")).is_empty());
+    // One bias per output element (what `fp.lif` takes) is not a conv bias.
+    let v = pool_violations(&line.replace("bias=fp.mem[0:4]", "bias=fp.mem[0:64]"));
+    assert!(
+        v.iter().any(|x| x.kind == K::Shape && x.message.contains("operand `bias` has 64 elements: expected 4")),
+        "{v:#?}"
     );
 }

@@ -45,11 +45,12 @@ fn engine_shapes(instr: &Instr, c: &mut Check<'_, '_>) {
             linear(c, err, w, out, *n, *k);
             c.opt_mask("nz", nz.as_ref(), u64::from(*n));
         }
-        Instr::FpConv { spk, w, out, cin, cout, ih, iw, kh, kw, stride, .. } => {
+        Instr::FpConv { spk, w, bias, out, cin, cout, ih, iw, kh, kw, stride, .. } => {
             let dims = ConvGeometry { cin: *cin, cout: *cout, ih: *ih, iw: *iw, kh: *kh, kw: *kw, stride: *stride };
             if let Some((inp, wt, outp)) = c.conv(&dims) {
                 c.len("spk", spk, inp);
                 c.len("w", w, wt);
+                c.opt_len("bias", bias.as_ref(), u64::from(*cout));
                 c.len("out", out, outp);
             }
         }

@@ -28,6 +28,14 @@ pub(crate) struct LifOps<'a> {
     pub(crate) mask: &'a Option<Access>,
 }
 
+/// Operands of `fp.conv`.
+pub(crate) struct ConvOps<'a> {
+    pub(crate) spk: &'a Access,
+    pub(crate) w: &'a Access,
+    pub(crate) bias: &'a Option<Access>,
+    pub(crate) out: &'a Access,
+}
+
 /// The shape of a multi-row `fp.linear` as its row loops need it.
 #[derive(Clone, Copy)]
 struct FwdTile {
@@ -163,18 +171,14 @@ impl<S: Storage> Exec<'_, S> {
         Ok(())
     }
 
-    pub(crate) fn conv_fwd(
-        &mut self,
-        spk: &Access,
-        w: &Access,
-        out: &Access,
-        g: ConvDims,
-        acc: bool,
-        skip: bool,
-    ) -> Step {
+    pub(crate) fn conv_fwd(&mut self, o: ConvOps<'_>, g: ConvDims, acc: bool, skip: bool) -> Step {
+        let ConvOps { spk, w, bias, out } = o;
         let shape = g.shape().map_err(|m| self.bad(m))?;
         self.need("spk", spk, shape.in_len())?;
         self.need("w", w, shape.weight_len())?;
+        if let Some(b) = bias {
+            self.need("bias", b, shape.cout)?;
+        }
         self.need("out", out, shape.out_len())?;
         let o = self.span("out", out)?;
         let mode = self.st.mode;
@@ -184,6 +188,12 @@ impl<S: Storage> Exec<'_, S> {
         if self.st.bufs[o.slot].as_half().is_none() {
             return Err(self.bad(width_msg("out", 16)));
         }
+        // The biases travel with the weights, after them: one copy for the job.
+        weights.extend_from_slice(wh);
+        if let Some(b) = bias {
+            let bv = self.read("bias", b, None)?;
+            weights.extend_from_slice(bv.half().map_err(|m| self.bad(m))?);
+        }
         // With other threads the sums are a job on copies, charged now from the inputs (see
         // `jobs.rs`); on one the kernel runs in place and counts them itself.
         // An instruction that skips nothing executes every operation: it needs no count.
@@ -191,24 +201,32 @@ impl<S: Storage> Exec<'_, S> {
             self.st.jobs.threaded().then(|| if skip { forward_ops(&shape, &input) } else { forward_unskipped(&shape) });
         let spikes = x.is_bits();
         let input = Owned::of(&input, copy);
-        weights.extend_from_slice(wh);
+        let wlen = shape.weight_len();
         // The kernel writes every output, or adds to it when the conv accumulates.
         let work: Work<S> = Box::new(move |data, range, _, scratch| {
             let mut ops = OpCount::default();
             if let Some(dst) = data.as_half_mut() {
                 let (x, conv) = (input.input(), &mut scratch.conv);
-                conv2d_forward_with(mode, &shape, (&weights, None), x, (&mut dst[range], acc), &mut ops, conv);
+                let (wt, b) = weights.split_at(wlen);
+                let b = (!b.is_empty()).then_some(b);
+                conv2d_forward_with(mode, &shape, (wt, b), x, (&mut dst[range], acc), &mut ops, conv);
             }
             input.recycle(scratch);
             scratch.vecs.push(weights);
             if skip { ops } else { ops.unskipped() }
         });
-        let ops = super::jobs::launch(self.st, o, (work, scratch), counted, (None, Hold::Range));
-        let a = [
+        let mut ops = super::jobs::launch(self.st, o, (work, scratch), counted, (None, Hold::Range));
+        let mut a = [
             self.touch(spk.buf, shape.in_len()),
             self.touch(w.buf, ops.executed as usize),
             self.touch(out.buf, shape.out_len()),
+            0,
         ];
+        if let Some(b) = bias {
+            // One read of each channel's bias, and one add per output.
+            a[3] = self.touch(b.buf, shape.cout);
+            ops.executed += shape.out_len() as u64;
+        }
         let pj = if spikes { self.spike_add_pj() } else { self.mac_pj() };
         self.engine(ops, pj, &a);
         Ok(Flow::Next)

@@ -87,6 +87,7 @@ impl<S: Storage> Visitor for Exec<'_, S> {
         &mut self,
         spk: &Access,
         w: &Access,
+        bias: &Option<Access>,
         out: &Access,
         cin: &u16,
         cout: &u16,
@@ -99,7 +100,7 @@ impl<S: Storage> Visitor for Exec<'_, S> {
         skip: &bool,
     ) -> Step {
         let g = super::engine::ConvDims::new(*cin, *cout, *ih, *iw, *kh, *kw, *stride);
-        self.conv_fwd(spk, w, out, g, *acc, *skip)
+        self.conv_fwd(super::fp::ConvOps { spk, w, bias, out }, g, *acc, *skip)
     }
     fn fp_pool(
         &mut self,

@@ -148,7 +148,7 @@ fn conv(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, pool: Option<Pool>, co
         h: r.take(Buf::FpMem, tile),
         mask: r.take(Buf::FpMask, tile),
         pooled: r.take(if u.pooled_bits { Buf::FpSpk } else { Buf::FpMem }, tile),
-        bias: r.take(Buf::FpMem, tile),
+        bias: r.take(Buf::FpMem, t.co),
     };
     regs.input.zero_border(g, t, c);
     for tile in conv_tiles(g, t, u.cores.seat(core)) {
@@ -169,7 +169,7 @@ struct Regs {
     h: u32,
     mask: u32,
     pooled: u32,
-    /// The tile's biases, one per output element.
+    /// The biases of the tile's output channels.
     bias: u32,
 }
 
@@ -191,20 +191,15 @@ fn conv_tile(
             conv_weights(u, g, t, (cb, j), at(Buf::FpW, j * wc, wc), c);
         }
     }
-    let plane = t.rows * g.ow;
-    for ch in 0..t.co * u32::from(u.biases > 0) {
-        // Each channel's bias, repeated over the tile's plane (a DMA with stride 0).
-        let src = DramAddr::new(u.w_addr + (u.wlen + cb * t.co + ch) * 2);
-        let dst = at(Buf::FpMem, r.bias + ch * plane, plane);
-        c.push(Instr::DmaLoad { dst, src, rows: h16(plane), row: 2, stride: 0 });
+    let bias = (u.biases > 0).then(|| at(Buf::FpMem, r.bias, t.co));
+    if let Some(b) = &bias {
+        // The biases of the block's channels follow the weights in DRAM.
+        c.load(b.clone(), DramAddr::new(u.w_addr + (u.wlen + cb * t.co) * 2), u64::from(t.co) * 2);
     }
     c.open(B, p.b);
     c.fill(at(Buf::FpMem, r.v, tile), 0.0);
     c.open(T, p.t);
     let x = at(Buf::FpPsum, r.x, tile);
-    if u.biases > 0 {
-        c.push(Instr::Copy { dst: x.clone(), src: at(Buf::FpMem, r.bias, tile) });
-    }
     for j in 0..chunks {
         let (spk, ih) = r.input.load(p, u, g, t, (j, rb), c);
         let w = if t.resident { j * wc } else { 0 };
@@ -212,9 +207,11 @@ fn conv_tile(
             conv_weights(u, g, t, (cb, j), at(Buf::FpW, 0, wc), c);
         }
         let (cin, cout, ih, iw, kh, kw, stride) = g.operands(t.cc, t.co, ih);
+        // The first chunk adds the biases in its accumulator, as `x*W + b` is rounded once.
         c.push(Instr::FpConv {
             spk,
             w: at(Buf::FpW, w, wc),
+            bias: bias.clone().filter(|_| j == 0),
             out: x.clone(),
             cin,
             cout,
@@ -223,7 +220,7 @@ fn conv_tile(
             kh,
             kw,
             stride,
-            acc: j > 0 || u.biases > 0,
+            acc: j > 0,
             skip: !u.src.dense,
         });
     }

@@ -20,7 +20,7 @@ use isa::{ChipDesc, DataKind, DataSegment, Program, Symbol, SymbolKind, asm};
 /// Assembles a listing (without its `.version`/`.chip` header) for the default chip.
 fn program(body: &str) -> Program {
     let chip = ChipDesc::default();
-    let text = format!(".version 4\n.chip cores=20 hash={:#018x}\n{body}", chip.hash());
+    let text = format!(".version 5\n.chip cores=20 hash={:#018x}\n{body}", chip.hash());
     asm::assemble(&text).unwrap_or_else(|e| panic!("test program does not assemble: {e:?}\n{text}"))
 }
 

@@ -140,6 +140,9 @@ fn out_of_range_access_names_the_instruction() {
     assert!(detail.contains("4000..4100") && detail.contains("4096"), "{detail}");
 }
 
+/// A valid conv with a bias: two channels in and out, 3x3 over a 3x3 map.
+const CONV_WITH_BIAS: &str = "fp.conv spk=fp.in[0:18] w=fp.w[0:36] bias=fp.mem[0:2] out=fp.psum[0:2] cin=2 cout=2 ih=3 iw=3 kh=3 kw=3 stride=1 acc=false skip=true";
+
 #[test]
 fn bad_programs_fail_without_panicking() {
     let cases = [
@@ -156,8 +159,13 @@ fn bad_programs_fail_without_panicking() {
         // A DMA whose two sides disagree.
         "dma.st dst=@0x0 src=fp.w[0:8] rows=1 row=8 stride=8",
         // A conv kernel larger than its input.
-        "fp.conv spk=fp.in[0:4] w=fp.w[0:9] out=fp.psum[0:1] cin=1 cout=1 ih=2 iw=2 kh=3 kw=3 stride=1 acc=false skip=true",
+        "fp.conv spk=fp.in[0:4] w=fp.w[0:9] bias=- out=fp.psum[0:1] cin=1 cout=1 ih=2 iw=2 kh=3 kw=3 stride=1 acc=false skip=true",
+        // A conv bias shorter than the output channels, and one in a 1-bit buffer.
+        &CONV_WITH_BIAS.replace("bias=fp.mem[0:2]", "bias=fp.mem[0:1]"),
+        &CONV_WITH_BIAS.replace("bias=fp.mem[0:2]", "bias=fp.spk[0:2]"),
     ];
+    let (_, r) = run(&program(&format!(".core 0\n.stream fp\n    {CONV_WITH_BIAS}\n    halt\n")));
+    assert!(r.is_ok(), "{r:?}");
     for body in cases {
         let (_, r) = run(&program(&format!(".core 0\n.stream fp\n    {body}\n    halt\n")));
         assert!(matches!(r, Err(SimError::OutOfRange { .. } | SimError::BadOperand { .. })), "{body}: {r:?}");
