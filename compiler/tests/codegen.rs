@@ -18,6 +18,7 @@ const SMALL: &[&str] = &[
     "conv16",
     "conv16_maxpool_ce",
     "conv16_s2_fastsig",
+    "conv16_bias",
     "digits",
 ];
 /// Models pinned by their summary or their error.

@@ -65,6 +65,11 @@ fn same_training_graph(model: &str, g: &LayerGraph, chip: &ChipDesc, staged_chip
         names.push(format!("{}.weight", l.name));
         names.push(format!("{}.weight_master", l.name));
     }
+    // The biases of the layers that have one, which follow their weights in DRAM.
+    let has = |name: &String| resident.symbols.iter().any(|s| &s.name == name);
+    names.extend(
+        g.layers().iter().flat_map(|l| [format!("{}.bias", l.name), format!("{}.bias_master", l.name)]).filter(has),
+    );
     let a = run(&resident, chip, &names);
     let staged = |cores: &CoreMap| {
         codegen::compile_staged_with(g, staged_chip, cores, &options).unwrap_or_else(|e| panic!("{e}"))
@@ -140,6 +145,7 @@ fn a_staged_program_on_one_core_trains_like_one_core_per_layer() {
 fn conv_models_train_identically_staged() {
     let moved = same_training("conv16", &ChipDesc::default(), &ChipDesc::default());
     assert!(moved, "the mapping should place some layer of conv16 on fewer than all cores");
+    // Biased convs: `fp.conv` adds each channel's bias in its accumulator, resident or staged.
     // The classifier's 256 x 10 weights exceed the default `fp.w` and `bp.w`, so a staged
     // program would sum them in FP16 chunks; with room for them all it is one sum, as resident.
     let mut chip = ChipDesc::default();
@@ -149,6 +155,9 @@ fn conv_models_train_identically_staged() {
         }
     }
     same_training("conv16_maxpool_ce", &chip, &chip);
+    // Biased convs (and fc), whose 192 x 10 classifier fits these buffers whole too:
+    // `fp.conv` adds each channel's bias in its accumulator, resident or staged.
+    same_training("conv16_bias", &chip, &chip);
 }
 
 #[test]

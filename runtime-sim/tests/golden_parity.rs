@@ -222,7 +222,8 @@ parity!(
     fc784,
     conv16,
     conv16_maxpool_ce,
-    conv16_s2_fastsig
+    conv16_s2_fastsig,
+    conv16_bias
 );
 
 /// The executed/skipped counts come from the data: in fc16 (16-32-10, no bias), the forward
