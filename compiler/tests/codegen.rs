@@ -19,6 +19,7 @@ const SMALL: &[&str] = &[
     "conv16_maxpool_ce",
     "conv16_s2_fastsig",
     "conv16_bias",
+    "conv12_narrow",
     "digits",
 ];
 /// Models pinned by their summary or their error.

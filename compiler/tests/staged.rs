@@ -145,7 +145,6 @@ fn a_staged_program_on_one_core_trains_like_one_core_per_layer() {
 fn conv_models_train_identically_staged() {
     let moved = same_training("conv16", &ChipDesc::default(), &ChipDesc::default());
     assert!(moved, "the mapping should place some layer of conv16 on fewer than all cores");
-    // Biased convs: `fp.conv` adds each channel's bias in its accumulator, resident or staged.
     // The classifier's 256 x 10 weights exceed the default `fp.w` and `bp.w`, so a staged
     // program would sum them in FP16 chunks; with room for them all it is one sum, as resident.
     let mut chip = ChipDesc::default();
@@ -158,6 +157,9 @@ fn conv_models_train_identically_staged() {
     // Biased convs (and fc), whose 192 x 10 classifier fits these buffers whole too:
     // `fp.conv` adds each channel's bias in its accumulator, resident or staged.
     same_training("conv16_bias", &chip, &chip);
+    // Spike rows that are not whole bytes (12 wide from DRAM, 6 wide over the NoC), which a
+    // resident program places through a stage and `pad`.
+    same_training("conv12_narrow", &chip, &chip);
 }
 
 #[test]

@@ -223,7 +223,8 @@ parity!(
     conv16,
     conv16_maxpool_ce,
     conv16_s2_fastsig,
-    conv16_bias
+    conv16_bias,
+    conv12_narrow
 );
 
 /// The executed/skipped counts come from the data: in fc16 (16-32-10, no bias), the forward

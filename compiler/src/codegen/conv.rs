@@ -102,13 +102,7 @@ impl ConvUnit {
 }
 
 /// The conv part of a unit whose weight layer is `wl`, or `None` for a linear layer.
-pub(super) fn plan(
-    graph: &LayerGraph,
-    wl: &Layer,
-    nl: &Layer,
-    dense: bool,
-    output: bool,
-) -> Result<Option<ConvUnit>, CodegenError> {
+pub(super) fn plan(graph: &LayerGraph, wl: &Layer, nl: &Layer, output: bool) -> Result<Option<ConvUnit>, CodegenError> {
     let Op::Conv2d { out, kernel, stride, padding, .. } = wl.op else { return Ok(None) };
     let no = |what: &str| Err(CodegenError::Unsupported { layer: wl.name.clone(), what: what.into() });
     let input = wl.inputs.first().map(|&i| graph.layer(i).shape.clone()).unwrap_or_default();
@@ -121,10 +115,6 @@ pub(super) fn plan(
     if kernel > 255 || stride > 255 || h + 2 * padding > 65535 || w + 2 * padding > 65535 || cin > 65535 || out > 65535
     {
         return no("a conv2d layer with a kernel, stride or padded size beyond the ISA's fields");
-    }
-    if !dense && w % 8 != 0 {
-        // Spike rows are placed with whole-byte transfers.
-        return no("a conv2d layer whose spike input rows are not a multiple of 8 wide");
     }
     let g = Geom { cin, h, w, cout: out, oh, ow, k: kernel, stride, pad: padding };
     // Any window, stride and padding: `fp.pool` pools the whole map of a timestep at once.
@@ -170,6 +160,8 @@ pub(super) fn buffers(chip: &ChipDesc, t: u32, u: &mut Unit) -> Result<(), Codeg
     u.fin = (cu.fin.0, cu.fin.1, g.padded());
     if u.input_is_noc() {
         cu.stage = take(&[in_buf], t * k)?;
+    } else if let Some(row_bits) = unaligned_rows(u, &g) {
+        cu.stage = take(&[in_buf], t * u64::from(row_bits))?;
     }
     cu.x = take(&[Buf::FpPsum], n)?.1;
     if let Some(len) = cu.pooled_len() {
@@ -233,6 +225,16 @@ pub(super) fn load_weights(u: &Unit, cu: &ConvUnit, buf: Buf, c: &mut Code) {
     c.load(at(buf, 0, len), DramAddr::new(u.w_addr), u64::from(len) * 2);
 }
 
+/// The bits between the timesteps of a spike input from DRAM whose rows are not whole
+/// bytes, which DMA cannot place row by row: such an input is loaded whole into a stage and
+/// padded from there (see [`load_input`]).
+fn unaligned_rows(u: &Unit, g: &Geom) -> Option<u32> {
+    match u.input {
+        Input::DramSpikes { row_bytes } if g.w % 8 != 0 => Some(row_bytes * 8),
+        _ => None,
+    }
+}
+
 /// Places the input of all T steps of sample `b` at its padded offsets.
 fn load_input(p: &Plan, u: &Unit, cu: &ConvUnit, c: &mut Code) {
     let g = &cu.g;
@@ -242,8 +244,21 @@ fn load_input(p: &Plan, u: &Unit, cu: &ConvUnit, c: &mut Code) {
             c.push(Instr::NocRecv { from, chan: CHAN_SPIKES, dst: at(cu.stage.0, cu.stage.1, p.t * u.k) });
             rows(p, g, c, |c| c.push(Instr::Copy { dst, src: row(g, cu.stage, false) }));
         }
+        Input::DramSpikes { row_bytes } if g.w % 8 != 0 => {
+            // Spike rows that are not whole bytes: the sample's timesteps, each a whole
+            // number of bytes in DRAM, into the stage in one transfer, then each timestep's
+            // maps into the interior of its padded ones.
+            let (row_bits, sample) = (row_bytes * 8, u64::from(p.t * row_bytes));
+            c.load(at(cu.stage.0, cu.stage.1, p.t * row_bits), per_sample(p, p.input, sample), sample);
+            let (dst, src) = (input_at(cu), fwd(cu.stage.0, cu.stage.1, row_bits, u.k));
+            let pad = u8::try_from(g.pad).unwrap_or(u8::MAX);
+            c.open(T, p.t);
+            c.push(Instr::Pad { dst, src, c: h16(g.cin), h: h16(g.h), w: h16(g.w), p: pad, extract: false });
+            c.close(T);
+        }
         Input::DramSpikes { .. } | Input::DramDense => {
-            // Bits per element; spike rows are whole bytes (checked when planning).
+            // Bits per element; spike rows are whole bytes here (narrower ones take the arm
+            // above).
             let bits = if u.dense_in { 16 } else { 1 };
             let bytes = |elems: u32| u64::from(elems) * bits / 8;
             let sample = u64::from(p.t) * bytes(u.k);

@@ -296,7 +296,7 @@ impl UnitCtx<'_> {
         let bias = matches!(wl.op, Op::Linear { bias: true, .. } | Op::Conv2d { bias: true, .. });
         let dense_in = conv::pooled_input(self.graph, wl)
             || self.prev.is_none() && matches!(self.graph.encoding(), Encoding::Current { .. });
-        let conv = conv::plan(self.graph, wl, nl, dense_in, self.next.is_none())?;
+        let conv = conv::plan(self.graph, wl, nl, self.next.is_none())?;
         let wlen = conv.as_ref().map_or(k * n, |cu| cu.g.weights());
         let input = match (self.prev, self.graph.encoding()) {
             (Some(from), _) => Input::Noc { from },
