@@ -20,6 +20,7 @@ const SMALL: &[&str] = &[
     "conv16_s2_fastsig",
     "conv16_bias",
     "conv12_narrow",
+    "conv16_current",
     "digits",
 ];
 /// Models pinned by their summary or their error.

@@ -342,10 +342,15 @@ pub struct OracleAgreement {
     pub grads_max_abs: BTreeMap<String, f64>,
     /// Largest |oracle − canonical| per updated parameter.
     pub updated_max_abs: BTreeMap<String, f64>,
+    /// Largest |exact (f64) oracle − canonical| per parameter gradient, relative to the
+    /// gradient's largest |value|: how far the stored gradient itself is from exact
+    /// arithmetic (`agreement.oracle_f64_vs_spikingjelly`).
+    pub exact_grads_rel: BTreeMap<String, f64>,
 }
 
 impl OracleAgreement {
-    /// Reads `agreement.spikingjelly_vs_oracle`; absent entries stay absent.
+    /// Reads `agreement.spikingjelly_vs_oracle` and `agreement.oracle_f64_vs_spikingjelly`;
+    /// absent entries stay absent.
     fn from_json(agreement: &serde_json::Value) -> Self {
         let sv = &agreement["spikingjelly_vs_oracle"];
         let mut out = OracleAgreement::default();
@@ -360,6 +365,13 @@ impl OracleAgreement {
             for (k, v) in updated {
                 if let Some(d) = v.as_f64() {
                     out.updated_max_abs.insert(k.clone(), d);
+                }
+            }
+        }
+        if let Some(grads) = agreement["oracle_f64_vs_spikingjelly"]["grads"].as_object() {
+            for (k, v) in grads {
+                if let Some(d) = v["rel_to_max"].as_f64() {
+                    out.exact_grads_rel.insert(k.clone(), d);
                 }
             }
         }

@@ -5,6 +5,10 @@
 //! - fp32 against `*.f32.json`: spikes exact; out, H, V, U, z within 1e-6 absolute;
 //!   gradients (grad_S, grad_H, grad_U, parameter gradients) within 1e-6 of the tensor's
 //!   largest |value|; updated parameters within 1e-7 absolute; loss within 1e-6 relative.
+//!   Where the file records that SpikingJelly's own f32 parameter gradient is farther than
+//!   1e-6 from the exact (f64) oracle, that distance is added (`Tolerance::RelMaxOrExact`):
+//!   only `conv16_current`'s first conv, whose dense inputs make its sums depend on their
+//!   order (2.8e-6 allowed; 3.2e-7 measured here, 1.2e-6 through a compiled program).
 //! - fp16 storage with f32 accumulators against `*.f16.json`: forward (out, H, S, V, U, z)
 //!   bit-exact; per-layer gradients (grad_S, grad_H, grad_U, computed by the oracle) bit-exact;
 //!   parameter gradients and updated parameters (SpikingJelly's) within 2 f16 ulp of the
@@ -70,7 +74,7 @@ fn check_fp32(name: &str) {
         forward: Tolerance::Abs(1e-6),
         spikes: Tolerance::Exact,
         layer_grads: Tolerance::RelMax(1e-6),
-        param_grads: Tolerance::RelMax(1e-6),
+        param_grads: Tolerance::RelMaxOrExact(1e-6),
         updated: Tolerance::Abs(1e-7),
     };
     let mut report = Report::default();
@@ -224,7 +228,8 @@ parity!(
     conv16_maxpool_ce,
     conv16_s2_fastsig,
     conv16_bias,
-    conv12_narrow
+    conv12_narrow,
+    conv16_current
 );
 
 /// The executed/skipped counts come from the data: in fc16 (16-32-10, no bias), the forward
