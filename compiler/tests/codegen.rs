@@ -21,6 +21,7 @@ const SMALL: &[&str] = &[
     "conv16_bias",
     "conv12_narrow",
     "conv16_current",
+    "conv16_readout",
     "digits",
 ];
 /// Models pinned by their summary or their error.

@@ -71,7 +71,7 @@ fn run_golden(path: &Path, args: &[&str], supported: bool) -> String {
 #[test]
 fn every_golden_file_passes_through_compiled_programs() {
     let files = golden_files();
-    assert!(files.len() >= 24, "expected the 24 vendored golden files, found {}", files.len());
+    assert!(files.len() >= 26, "expected the 26 vendored golden files, found {}", files.len());
     for path in &files {
         let (name, precision) = case_of(path);
         let supported = match codegen_result(&name) {

@@ -346,6 +346,8 @@ pub struct OracleAgreement {
     /// gradient's largest |value|: how far the stored gradient itself is from exact
     /// arithmetic (`agreement.oracle_f64_vs_spikingjelly`).
     pub exact_grads_rel: BTreeMap<String, f64>,
+    /// Largest |exact (f64) oracle − canonical| per updated parameter.
+    pub exact_updated_abs: BTreeMap<String, f64>,
 }
 
 impl OracleAgreement {
@@ -368,10 +370,18 @@ impl OracleAgreement {
                 }
             }
         }
-        if let Some(grads) = agreement["oracle_f64_vs_spikingjelly"]["grads"].as_object() {
+        let exact = &agreement["oracle_f64_vs_spikingjelly"];
+        if let Some(grads) = exact["grads"].as_object() {
             for (k, v) in grads {
                 if let Some(d) = v["rel_to_max"].as_f64() {
                     out.exact_grads_rel.insert(k.clone(), d);
+                }
+            }
+        }
+        if let Some(updated) = exact["updated"].as_object() {
+            for (k, v) in updated {
+                if let Some(d) = v.as_f64() {
+                    out.exact_updated_abs.insert(k.clone(), d);
                 }
             }
         }

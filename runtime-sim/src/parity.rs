@@ -27,6 +27,10 @@ pub enum Tolerance {
     /// order than PyTorch cannot be held closer to the stored values than exact arithmetic
     /// is. [`compare`] resolves it per tensor; a file without the record gives `RelMax`.
     RelMaxOrExact(f64),
+    /// [`Abs`](Tolerance::Abs) of this much, for updated parameters, widened in the same way
+    /// as [`RelMaxOrExact`](Tolerance::RelMaxOrExact) by the file's record of how far the
+    /// stored (SpikingJelly) updated parameter is from the exact f64 oracle.
+    AbsOrExact(f64),
     /// At most this many f16 ulps at the expected value.
     Ulp16(f64),
     /// At most this many f16 ulps at the tensor's largest |expected value|.
@@ -39,6 +43,7 @@ impl Tolerance {
         match self {
             Tolerance::Exact => 0.0,
             Tolerance::Abs(l)
+            | Tolerance::AbsOrExact(l)
             | Tolerance::RelMax(l)
             | Tolerance::RelMaxOrExact(l)
             | Tolerance::Ulp16(l)
@@ -51,7 +56,7 @@ impl Tolerance {
     fn error(self, got: f32, want: f32, max_abs: f64) -> f64 {
         let d = (f64::from(got) - f64::from(want)).abs();
         match self {
-            Tolerance::Exact | Tolerance::Abs(_) => d,
+            Tolerance::Exact | Tolerance::Abs(_) | Tolerance::AbsOrExact(_) => d,
             Tolerance::RelMax(_) | Tolerance::RelMaxOrExact(_) if max_abs > 0.0 => d / max_abs,
             Tolerance::RelMax(_) | Tolerance::RelMaxOrExact(_) => d,
             Tolerance::Ulp16(_) => d / ulp16(want),
@@ -156,17 +161,24 @@ pub fn compare(case: &GoldenCase, trace: &Trace, tol: &Tolerances) -> Vec<Tensor
         }
     }
     checks.push(check_tensor("output z", &trace.z, &case.z.data, tol.forward));
-    let exact = &case.oracle_agreement.exact_grads_rel;
-    let grad_tol = |name: &str| match tol.param_grads {
-        Tolerance::RelMaxOrExact(l) => match exact.get(name) {
-            Some(&e) if e > l => Tolerance::RelMax(l + e),
-            _ => Tolerance::RelMax(l),
-        },
-        t => t,
-    };
+    let agreement = &case.oracle_agreement;
+    let grad_tol = |name: &str| or_exact(tol.param_grads, agreement.exact_grads_rel.get(name));
     params(&mut checks, "grad", &trace.grads, &case.grads, grad_tol);
-    params(&mut checks, "updated", &trace.params_updated, &case.params_updated, |_| tol.updated);
+    let updated_tol = |name: &str| or_exact(tol.updated, agreement.exact_updated_abs.get(name));
+    params(&mut checks, "updated", &trace.params_updated, &case.params_updated, updated_tol);
     checks
+}
+
+/// Resolves an `…OrExact` tolerance of one tensor, given the file's record of how far the
+/// stored tensor is from exact arithmetic: the limit alone where the record is within it
+/// (or absent), the limit plus the record where it is not. Other tolerances pass through.
+fn or_exact(tol: Tolerance, record: Option<&f64>) -> Tolerance {
+    let widen = |l: f64| record.copied().filter(|&e| e > l).map_or(l, |e| l + e);
+    match tol {
+        Tolerance::RelMaxOrExact(l) => Tolerance::RelMax(widen(l)),
+        Tolerance::AbsOrExact(l) => Tolerance::Abs(widen(l)),
+        t => t,
+    }
 }
 
 fn params(
@@ -235,9 +247,9 @@ mod tests {
         assert!(rel.passed());
     }
 
-    /// `RelMaxOrExact` keeps its fraction where the file's stored gradient is that close to
-    /// exact arithmetic, adds the recorded distance where it is farther, and keeps the
-    /// fraction where the file has no record.
+    /// `RelMaxOrExact` and `AbsOrExact` keep their limit where the file's stored value is
+    /// that close to exact arithmetic, add the recorded distance where it is farther, and
+    /// keep the limit where the file has no record.
     #[test]
     fn gradients_may_be_as_far_as_the_file_is_from_exact() {
         let json = r#"{"format":"snn-train-golden/1","name":"t","precision":"f32",
@@ -255,32 +267,41 @@ mod tests {
           "grads":{"A":{"dtype":"f32","shape":[2],"data":[1.0,0.5]},
                    "B":{"dtype":"f32","shape":[2],"data":[1.0,0.5]},
                    "C":{"dtype":"f32","shape":[2],"data":[1.0,0.5]}},
-          "params_updated":{},
+          "params_updated":{"A":{"dtype":"f32","shape":[1],"data":[0.5]},
+                            "B":{"dtype":"f32","shape":[1],"data":[0.5]}},
           "agreement":{"oracle_f64_vs_spikingjelly":{"grads":{
-            "A":{"rel_to_max":3e-6},"B":{"rel_to_max":5e-7}}}}}"#;
+            "A":{"rel_to_max":3e-6},"B":{"rel_to_max":5e-7}},"updated":{"A":3e-7,"B":5e-8}}}}"#;
         let case = GoldenCase::from_json(json.as_bytes()).expect("case");
         // Every gradient 2e-6 of its largest value away from the file: A's file is 3e-6 from
         // exact, B's within 1e-6 of it, and C has no record.
         let grads = ["A", "B", "C"].map(|n| (n.to_string(), vec![1.000_002, 0.5]));
-        let trace = Trace { grads: grads.into_iter().collect(), ..Trace::default() };
+        // Every updated parameter 2e-7 away: A's file is 3e-7 from exact, B's within 1e-7.
+        let updated = ["A", "B"].map(|n| (n.to_string(), vec![0.500_000_2]));
+        let trace = Trace {
+            grads: grads.into_iter().collect(),
+            params_updated: updated.into_iter().collect(),
+            ..Trace::default()
+        };
         let tol = Tolerances {
             forward: Tolerance::Exact,
             spikes: Tolerance::Exact,
             layer_grads: Tolerance::Exact,
             param_grads: Tolerance::RelMaxOrExact(1e-6),
-            updated: Tolerance::Exact,
+            updated: Tolerance::AbsOrExact(1e-7),
         };
-        let grad_checks: Vec<(String, Tolerance, bool)> = compare(&case, &trace, &tol)
+        let param_checks: Vec<(String, Tolerance, bool)> = compare(&case, &trace, &tol)
             .into_iter()
-            .filter(|c| c.name.starts_with("grad "))
+            .filter(|c| c.name.starts_with("grad ") || c.name.starts_with("updated "))
             .map(|c| (c.name.clone(), c.tolerance, c.passed()))
             .collect();
         assert_eq!(
-            grad_checks,
+            param_checks,
             [
                 ("grad A".to_string(), Tolerance::RelMax(1e-6 + 3e-6), true),
                 ("grad B".to_string(), Tolerance::RelMax(1e-6), false),
                 ("grad C".to_string(), Tolerance::RelMax(1e-6), false),
+                ("updated A".to_string(), Tolerance::Abs(1e-7 + 3e-7), true),
+                ("updated B".to_string(), Tolerance::Abs(1e-7), false),
             ]
         );
     }

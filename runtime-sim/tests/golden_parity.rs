@@ -9,6 +9,10 @@
 //!   1e-6 from the exact (f64) oracle, that distance is added (`Tolerance::RelMaxOrExact`):
 //!   only `conv16_current`'s first conv, whose dense inputs make its sums depend on their
 //!   order (2.8e-6 allowed; 3.2e-7 measured here, 1.2e-6 through a compiled program).
+//!   Likewise an updated parameter recorded farther than 1e-7 from exact gets 1e-7 plus that
+//!   distance (`Tolerance::AbsOrExact`): only `conv16_readout`'s two convs, whose gradients
+//!   near 1 times the learning rate 0.5 move weights near 0.5 (2.6e-7 and 2.2e-7 allowed,
+//!   1.2e-7 and 1.0e-7 measured through a compiled program).
 //! - fp16 storage with f32 accumulators against `*.f16.json`: forward (out, H, S, V, U, z)
 //!   bit-exact; per-layer gradients (grad_S, grad_H, grad_U, computed by the oracle) bit-exact;
 //!   parameter gradients and updated parameters (SpikingJelly's) within 2 f16 ulp of the
@@ -75,7 +79,7 @@ fn check_fp32(name: &str) {
         spikes: Tolerance::Exact,
         layer_grads: Tolerance::RelMax(1e-6),
         param_grads: Tolerance::RelMaxOrExact(1e-6),
-        updated: Tolerance::Abs(1e-7),
+        updated: Tolerance::AbsOrExact(1e-7),
     };
     let mut report = Report::default();
     report.checks(&case, &trace, &tol);
@@ -229,7 +233,8 @@ parity!(
     conv16_s2_fastsig,
     conv16_bias,
     conv12_narrow,
-    conv16_current
+    conv16_current,
+    conv16_readout
 );
 
 /// The executed/skipped counts come from the data: in fc16 (16-32-10, no bias), the forward
