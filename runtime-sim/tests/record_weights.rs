@@ -60,6 +60,8 @@ fn foreign_files_load_without_a_model_name() {
 fn bad_weights_are_rejected_with_reasons() {
     let err = Weights::from_bytes(b"not a safetensors file", "x.safetensors").expect_err("garbage");
     assert!(err.to_string().starts_with("x.safetensors: not a valid safetensors file"), "{err}");
+    let err = Weights::from_bytes(b"  {\"format\": \"snnc-run/1\"}", "x.run.json").expect_err("a run record");
+    assert!(err.to_string().starts_with("x.run.json: is JSON, not safetensors weights (the run record?"), "{err}");
     let data = [0u8; 4];
     let view = safetensors::tensor::TensorView::new(safetensors::Dtype::I32, vec![1], &data).expect("view");
     let bytes = safetensors::serialize([("steps", view)], None).expect("serialise");

@@ -155,6 +155,13 @@ impl Weights {
 
     /// Parses safetensors bytes; `origin` names them in errors.
     pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<Weights, RecordError> {
+        // A safetensors file starts with an 8-byte header length; a JSON file (the run record
+        // `snnc train` writes beside the weights, say) would only get "header too large".
+        if bytes.trim_ascii_start().starts_with(b"{") {
+            let why = "is JSON, not safetensors weights (the run record? `snnc train` writes the weights \
+                       beside it as NAME.safetensors)";
+            return Err(RecordError::content(origin, why));
+        }
         let bad = |source| RecordError::Safetensors { origin: origin.to_string(), source };
         let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(bad)?;
         let model = match metadata.metadata().as_ref().and_then(|m| m.get("snnc")) {
