@@ -2,7 +2,8 @@
 //! counter and energy figure, is the same for every thread count (splitting a conv over
 //! threads is compared with the unsplit kernel directly in `sim`'s unit tests; this
 //! model's convs are below the size at which the simulator splits them); the cycle limit;
-//! and the report's lines are those `docs/simulator.md` explains.
+//! the note on a run without input; and the report's lines are those `docs/simulator.md`
+//! explains.
 
 mod common;
 
@@ -71,6 +72,30 @@ fn a_run_past_the_cycle_limit_is_an_error_naming_the_option() {
         text(&out.stdout)
     };
     assert_eq!(json(&["--max-cycles", "100000000"]), json(&[]));
+}
+
+/// Without `--input` the run is of all-zero input, and a note on standard error says so; with
+/// it there is no note. The report on standard output is unchanged by the note.
+#[test]
+fn a_run_without_input_says_the_input_is_zero() {
+    let dir = common::scratch("sim-no-input", "digits");
+    let (program, input) = (dir.join("digits.bin"), dir.join("zeros.bin"));
+    let program = program.to_string_lossy().into_owned();
+    let compiled = snnc(&["compile", &repo("models/digits.snn"), "-o", &program]);
+    assert!(compiled.status.success(), "{}", text(&compiled.stderr));
+    let bare = snnc(&["sim", &program]);
+    assert!(bare.status.success(), "{}", text(&bare.stderr));
+    assert!(
+        text(&bare.stderr).contains("note: no --input: the program's input is all zeros"),
+        "{}",
+        text(&bare.stderr)
+    );
+    // digits' input: 32 samples x 8 timesteps x 64 spikes, 8 bytes per row.
+    std::fs::write(&input, vec![0u8; 32 * 8 * 8]).expect("write the input");
+    let given = snnc(&["sim", &program, "--input", &input.to_string_lossy()]);
+    assert!(given.status.success(), "{}", text(&given.stderr));
+    assert!(!text(&given.stderr).contains("note:"), "{}", text(&given.stderr));
+    assert_eq!(text(&given.stdout), text(&bare.stdout));
 }
 
 /// The labels of the table "The report, line by line" of `doc` (`docs/simulator.md`), in

@@ -61,6 +61,10 @@ pub fn sim(args: &SimArgs) -> Result<(), Failure> {
         machine
             .write_symbol("input", &bytes)
             .map_err(|e| Failure::Input(format!("error: {}: {e}\n", path.display())))?;
+    } else if program.symbols.iter().any(|s| s.name == "input") {
+        // Zero input is a legal run, but its figures (no spikes, forward work all skipped)
+        // are rarely the ones wanted.
+        eprintln!("note: no --input: the program's input is all zeros, so no layer fires (see docs/simulator.md)");
     }
     if let Some(model) = &args.model {
         let classes = super::model_cmds::load_graph(model)?.classes() as usize;
