@@ -286,10 +286,10 @@ impl<S: Storage> Exec<'_, S> {
 
     /// Charges one row of a multi-row engine instruction as [`engine`](Self::engine) charges
     /// a whole single-row one, less the issue cycle, which [`engine_done`](Self::engine_done)
-    /// adds once. The energy is added row by row, as separate instructions would add it.
+    /// adds once. The energy is tallied as separate instructions would tally it.
     pub(crate) fn engine_row(&mut self, cost: &mut RowCost, ops: OpCount, pj_per_op: f64, accesses: &[u64]) {
         cost.add_row(self.pe_array(), ops, accesses);
-        self.st.stats.energy.compute_pj += ops.executed as f64 * pj_per_op;
+        self.st.compute.add(pj_per_op, ops.executed);
     }
 
     /// The PE array of the current stream's engine as `(PEs, columns)`, each at least 1.
@@ -312,8 +312,8 @@ impl<S: Storage> Exec<'_, S> {
 
     /// Charges `rows` rows of `n` elements on an element-wise unit (a multi-row soma), each
     /// with the buffer accesses `accesses` of one row: one issue cycle, then per row what
-    /// [`elementwise`](Self::elementwise) charges a single row beyond it. The energy is added
-    /// row by row, as separate instructions would add it; `ops` are all rows' operations.
+    /// [`elementwise`](Self::elementwise) charges a single row beyond it. The energy is tallied
+    /// as separate instructions would tally it; `ops` are all rows' operations.
     pub(crate) fn elementwise_rows(
         &mut self,
         n: usize,
@@ -326,9 +326,7 @@ impl<S: Storage> Exec<'_, S> {
         let compute = (n as u64).div_ceil(cols) * passes;
         let row = compute.max(accesses.iter().copied().max().unwrap_or(0).div_ceil(cols));
         self.busy = 1 + row * rows as u64;
-        for _ in 0..rows {
-            self.st.stats.energy.compute_pj += n as f64 * pj_per_elem;
-        }
+        self.st.compute.add(pj_per_elem, n as u64 * rows as u64);
         self.ops = ops;
     }
 

@@ -340,6 +340,7 @@ fn run_state<S: Storage>(
     })?;
     let mut stats = std::mem::take(&mut st.stats);
     stats.time_us = stats.cycles as f64 / f64::from(st.chip.clock_mhz.max(1));
+    stats.energy.compute_pj = st.compute.pj();
     for (b, (n, info)) in Buf::ALL.iter().zip(st.sram.iter().zip(&st.info)) {
         if *n > 0 {
             stats.sram_accesses.insert(b.name().to_string(), *n);

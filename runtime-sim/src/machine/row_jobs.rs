@@ -140,7 +140,7 @@ impl<S: Storage> Exec<'_, S> {
         let stride = usize::from(t.rows.first);
         let ones = bits.row_ones(x.start, (x.len, stride), count);
         let counts = ones.map(|c| forward_row_ops((c as usize, x.len), t.n, t.dense));
-        let charges = charger.charge(self.st.stats.energy.compute_pj, counts, varying);
+        let charges = charger.charge(counts, varying);
         self.apply_row_charges(var, charges);
         let mut taken = Taken::default();
         let x_at = BitPlace { index: taken.add(x.slot), start: x.start, len: x.len, stride };
@@ -196,17 +196,16 @@ impl<S: Storage> Exec<'_, S> {
         let (first, second) = (usize::from(g.rows.first), usize::from(g.rows.second));
         let err_rows = ValRowsAt { data: errs, start: e.start, len: g.n, stride: second };
         let ones = bits.row_ones(x.start, (x.len, first), count).map(|c| (c as usize, x.len));
-        let energy = self.st.stats.energy.compute_pj;
         let charges = match nz_bits {
             Some((b, z)) => {
                 let processed = b.row_ones(z.start, (g.n, second), count);
                 let counts = ones.zip(processed).map(|(s, p)| weight_grad_row_ops(s, (p as usize, g.n), g.dense));
-                charger.charge(energy, counts, varying)
+                charger.charge(counts, varying)
             }
             None => {
                 let processed = (0..count).map(|r| nonzero_errors(err_rows.row(r)));
                 let counts = ones.zip(processed).map(|(s, p)| weight_grad_row_ops(s, (p, g.n), g.dense));
-                charger.charge(energy, counts, varying)
+                charger.charge(counts, varying)
             }
         };
         self.apply_row_charges(var, charges);
@@ -260,13 +259,12 @@ impl<S: Storage> Exec<'_, S> {
             return Ok(false);
         }
         let first = usize::from(b.rows.first);
-        let energy = self.st.stats.energy.compute_pj;
         let charges = match nz_bits {
             Some((bits, z)) => {
                 let processed = bits.row_ones(z.start, (b.n, first), count);
-                charger.charge(energy, processed.map(|p| backward_row_ops(p as usize, (b.n, b.k))), varying)
+                charger.charge(processed.map(|p| backward_row_ops(p as usize, (b.n, b.k))), varying)
             }
-            None => charger.charge(energy, (0..count).map(|_| backward_row_ops(b.n, (b.n, b.k))), varying),
+            None => charger.charge((0..count).map(|_| backward_row_ops(b.n, (b.n, b.k))), varying),
         };
         self.apply_row_charges(var, charges);
         let mut taken = Taken::default();

@@ -272,7 +272,7 @@ impl<S: Storage> Exec<'_, S> {
     ) {
         let rows = std::mem::take(&mut self.st.row_ops);
         let charger = self.row_charger(pj_per_op, (var, fixed));
-        let charges = charger.charge(self.st.stats.energy.compute_pj, rows.iter().copied(), varying);
+        let charges = charger.charge(rows.iter().copied(), varying);
         self.st.row_ops = rows;
         self.apply_row_charges(var, charges);
     }
@@ -290,7 +290,7 @@ impl<S: Storage> Exec<'_, S> {
     /// Adds the charges of an instruction's rows (of varying buffer `var`) to the machine,
     /// and one issue cycle.
     pub(crate) fn apply_row_charges(&mut self, var: isa::Buf, c: RowCharges) {
-        self.st.stats.energy.compute_pj = c.energy;
+        self.st.compute.add(c.pj_per_op, c.total.executed);
         self.st.sram[var.index()] += c.touched;
         self.engine_done(RowCost { cycles: c.cycles, ops: c.total });
     }
@@ -299,8 +299,8 @@ impl<S: Storage> Exec<'_, S> {
 /// The PE array, buffer geometry and energy of an instruction's rows, looked up once.
 ///
 /// Charging rows is [`engine_row`](Exec::engine_row) per row with these looked up once and
-/// the sums kept in locals: the same f64 energy adds in the same order, so the total is
-/// bit-identical, and integer access counts added at once.
+/// the sums kept in locals: integer cycles, operations (which the compute energy is tallied
+/// from) and access counts, added to the machine at once.
 #[derive(Clone, Copy)]
 pub(crate) struct RowCharger {
     pes: Divisor,
@@ -316,19 +316,18 @@ pub(crate) struct RowCharges {
     cycles: u64,
     /// The operations of all rows.
     pub(crate) total: OpCount,
-    /// The machine's compute energy with the rows' added.
-    energy: f64,
+    /// The energy of one executed operation.
+    pj_per_op: f64,
     /// Accesses of the varying buffer.
     touched: u64,
 }
 
 impl RowCharger {
-    /// Charges `rows` (each row's count, in row order) onto the compute energy `energy`;
-    /// see [`Exec::charge_rows`] for `varying`. The counts may be made as they are charged.
+    /// Charges `rows` (each row's count, in row order); see [`Exec::charge_rows`] for
+    /// `varying`. The counts may be made as they are charged.
     #[inline]
     pub(crate) fn charge(
         mut self,
-        mut energy: f64,
         rows: impl Iterator<Item = OpCount>,
         mut varying: impl FnMut(&mut RowTouch, OpCount) -> u64,
     ) -> RowCharges {
@@ -337,9 +336,8 @@ impl RowCharger {
             let port = self.cols.ceil(varying(&mut self.touch, ops).max(self.fixed));
             cycles += self.pes.ceil(ops.executed).max(port);
             total.merge(ops);
-            energy += ops.executed as f64 * self.pj_per_op;
         }
-        RowCharges { cycles, total, energy, touched: self.touch.total }
+        RowCharges { cycles, total, pj_per_op: self.pj_per_op, touched: self.touch.total }
     }
 }
 

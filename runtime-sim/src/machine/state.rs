@@ -93,6 +93,9 @@ pub(crate) struct State<S> {
     pub(crate) layer_of: Vec<Vec<Option<usize>>>,
     pub(crate) stats: RunStats,
     pub(crate) sram: Vec<u64>,
+    /// Operations charged at each energy per operation, turned into the compute energy at
+    /// the end of a run (as the SRAM accesses are into SRAM energy).
+    pub(crate) compute: ComputeTally,
     pub(crate) kinds: Vec<KindProfile>,
     pub(crate) trace: Option<Vec<TraceEvent>>,
     pub(crate) scratch: Vec<f32>,
@@ -166,6 +169,7 @@ impl<S: Storage> State<S> {
             layer_of: vec![Vec::new(); n],
             stats: RunStats::default(),
             sram: vec![0; NBUF],
+            compute: ComputeTally::default(),
             kinds: vec![KindProfile::default(); OPS.len()],
             trace: None,
             scratch: Vec::new(),
@@ -242,6 +246,7 @@ impl<S: Storage> State<S> {
             ..RunStats::default()
         };
         self.sram.iter_mut().for_each(|c| *c = 0);
+        self.compute = ComputeTally::default();
         self.kinds.iter_mut().for_each(|k| *k = KindProfile::default());
         self.trace = trace.then(Vec::new);
     }
@@ -293,4 +298,32 @@ fn match_loops(code: &[Instr]) -> Vec<Option<usize>> {
 /// The stream index of `(core, stream)`.
 pub(crate) fn stream_index(core: usize, s: Stream) -> usize {
     core * NSTREAM + s.index()
+}
+
+/// Integer counts of the operations charged at each energy per operation (a handful of
+/// distinct values: a spike-gated add, a multiply-add, a compare, ...). The compute energy
+/// is `Σ count · pJ` taken once at the end of a run, so it does not depend on how the
+/// operations were grouped into instructions or rows, and charging a row is an integer add.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ComputeTally {
+    /// `(pJ per operation, operations)`, in the order the energies were first charged.
+    counts: Vec<(f64, u64)>,
+}
+
+impl ComputeTally {
+    /// Charges `ops` operations of `pj` picojoules each.
+    #[inline]
+    pub(crate) fn add(&mut self, pj: f64, ops: u64) {
+        match self.counts.iter_mut().find(|(p, _)| p.to_bits() == pj.to_bits()) {
+            Some((_, n)) => *n += ops,
+            None => self.counts.push((pj, ops)),
+        }
+    }
+
+    /// The compute energy in picojoules: the counts at each energy, in increasing energy.
+    pub(crate) fn pj(&self) -> f64 {
+        let mut counts = self.counts.clone();
+        counts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        counts.iter().map(|&(pj, n)| n as f64 * pj).sum()
+    }
 }
