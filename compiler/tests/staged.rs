@@ -421,3 +421,109 @@ fn overlapping_pools_after_row_blocks_train_identically() {
     assert!(text.contains("pooled in a pass of groups of"), "{text}");
     same_training_graph("overlapping_pools_rows", &g, &chip, &small);
 }
+
+/// A small generator (64-bit LCG, high bits out) for the random shapes below.
+struct Draw(u64);
+
+impl Draw {
+    fn pick<T: Copy>(&mut self, from: &[T]) -> T {
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        from[(self.0 >> 33) as usize % from.len()]
+    }
+}
+
+/// A random small conv model: one or two convs of random width (often not whole bytes of
+/// spikes), kernel, stride, padding and bias, spike or direct-current input, an optional
+/// pooling, then a classifier; `None` when the draw has no valid shape.
+fn random_conv_model(draw: &mut Draw, name: &str) -> Option<String> {
+    let (cin, hw, k): (u32, u32, u32) =
+        (draw.pick(&[1, 2, 3]), draw.pick(&[5, 6, 7, 8, 9, 10, 12, 16]), draw.pick(&[1, 3, 5]));
+    let (pad, stride, cout) = (draw.pick(&[0, 1, 2]).min(k / 2), draw.pick(&[1, 1, 2]), draw.pick(&[2, 3, 4]));
+    let out = (hw + 2 * pad).checked_sub(k)? / stride + 1;
+    let encoding = draw.pick(&["bernoulli(max_rate = 0.8, seed = 3)", "current(scale = 1.0)"]);
+    let mut layers = format!(
+        "  c1 = conv2d(x, out = {cout}, kernel = {k}, stride = {stride}, padding = {pad}, bias = {})\n  s1 = lif(c1)\n",
+        draw.pick(&[false, true])
+    );
+    let (mut last, mut size) = ("s1", cout * out * out);
+    if draw.pick(&[false, true]) {
+        layers += &format!(
+            "  c2 = conv2d(s1, out = 4, kernel = 3, padding = 1, bias = {})\n  s2 = lif(c2)\n",
+            draw.pick(&[false, true])
+        );
+        (last, size) = ("s2", 4 * out * out);
+    }
+    if out >= 2 && (size > 256 || draw.pick(&[false, true])) {
+        let pool = draw.pick(&["avgpool", "maxpool"]);
+        layers += &format!("  p = {pool}({last}, kernel = 2, stride = 2)\n");
+        size = size / (out * out) * (out / 2) * (out / 2);
+        last = "p";
+    }
+    if size > 256 {
+        return None;
+    }
+    let bias = draw.pick(&[false, true]);
+    Some(format!(
+        "model {name} {{
+  timesteps = 4
+  batch = 2
+  neuron = lif(beta = 0.75, threshold = 1.0, reset = hard, detach_reset = true, surrogate = atan(2.0))
+  init = uniform(gain = 3.0, seed = 4)
+  x = input(shape = [{cin}, {hw}, {hw}], encoding = {encoding})
+{layers}  flat = flatten({last})
+  f = linear(flat, out = 10, bias = {bias})
+  sf = lif(f)
+  loss = mse_rate(sf)
+  optimizer = sgd(lr = 0.5)
+}}
+"
+    ))
+}
+
+/// Random small conv models (`random_conv_model`), which must compile as resident programs,
+/// and as staged ones on a chip whose weight buffers hold every sum whole: where both compile, two
+/// training steps give bit-identical weights, biases, losses and outputs. The draws cover
+/// the conv bias and spike rows that are not whole bytes (which resident programs place
+/// through a stage), against the staged generator's own tiling of the same layers.
+#[test]
+fn random_conv_shapes_train_identically_resident_and_staged() {
+    let mut chip = ChipDesc::default();
+    for engine in [&mut chip.engines.fp, &mut chip.engines.bp] {
+        if let Some(w) = engine.buffers.get_mut("w") {
+            w.bits = 2560 * 16;
+        }
+    }
+    let (mut draw, mut skipped) = (Draw(11), Vec::new());
+    let (mut compared, mut biased, mut narrow) = (0, 0, 0);
+    for case in 0..80 {
+        let name = format!("shape{case}");
+        let Some(text) = random_conv_model(&mut draw, &name) else { continue };
+        let g = snnc::compile_graph(&text).unwrap_or_else(|e| panic!("{text}\n{e:?}"));
+        let options = CodegenOptions::default();
+        // Every draw fits one core per layer: the resident generator must take it.
+        let resident = Placement::default_for(&g, &chip).and_then(|p| codegen::compile_placed(&g, &chip, &p, &options));
+        if let Err(e) = resident {
+            panic!("{text}\nthe resident program does not compile: {e}");
+        }
+        let cores = CoreMap::choose(&g, &chip, PlacementChoice::AllCores);
+        match codegen::compile_staged_with(&g, &chip, &cores, &options) {
+            Ok(_) => {
+                same_training_graph(&name, &g, &chip, &chip);
+                compared += 1;
+                biased += usize::from(
+                    text.contains("conv2d(x") && text.lines().any(|l| l.contains("c1 =") && l.contains("bias = true")),
+                );
+                narrow +=
+                    usize::from(text.contains("bernoulli") && !text.contains(", 8, 8]") && !text.contains(", 16, 16]"));
+            }
+            // The staged generator has layouts of its own (whole bytes of spikes per map,
+            // blocks that fit): models it cannot tile are no comparison.
+            Err(e) => skipped.push(format!("{name}: {e}")),
+        }
+    }
+    let why = skipped.join("\n");
+    assert!(
+        compared >= 25 && biased >= 5 && narrow >= 3,
+        "{compared} compared ({biased} with a biased first conv, {narrow} with narrow spike rows); skipped:\n{why}"
+    );
+}
