@@ -489,23 +489,37 @@ fn record(raw: RawRecord) -> Result<ForwardRecord, GoldenError> {
     Ok(ForwardRecord { index: raw.index, kind: raw.kind, tensors })
 }
 
+/// The `spec` and `inputs` members of a one-neuron golden file (fc 2-1, a LIF, T = B = 1),
+/// for tests that write golden files by hand: a string literal, so that `concat!` can
+/// join it with the members that differ.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const TINY: &str = r#"{"format":"snn-train-golden/1","name":"t","precision":"f16",
-      "spec":{"T":1,"B":1,"lr":0.5,"input":{"shape":[2],"encoding":"bernoulli"},
+macro_rules! tiny_spec {
+    () => {
+        r#""spec":{"T":1,"B":1,"lr":0.5,"input":{"shape":[2],"encoding":"bernoulli"},
         "layers":[{"type":"fc","in":2,"out":1,"bias":false,"out_shape":[1]},{"type":"lif"}],
         "lif":{"beta":0.75,"threshold":1.0,"reset":"hard","detach_reset":true,
                "surrogate":{"type":"atan","alpha":2.0}},
         "loss":{"type":"mse_rate"},"num_classes":1},
       "inputs":{"x":{"dtype":"spike","shape":[1,1,2],"data":[1,0]},
-                "labels":{"dtype":"i64","shape":[1],"data":[0]}},
-      "params":{"L0.weight":{"dtype":"f16","shape":[1,2],"data":[0.5,WEIGHT]}},
+                "labels":{"dtype":"i64","shape":[1],"data":[0]}}"#
+    };
+}
+#[cfg(test)]
+pub(crate) use tiny_spec;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TINY: &str = concat!(
+        r#"{"format":"snn-train-golden/1","name":"t","precision":"f16","#,
+        tiny_spec!(),
+        r#","params":{"L0.weight":{"dtype":"f16","shape":[1,2],"data":[0.5,WEIGHT]}},
       "forward":[{"index":0,"type":"fc","shape_per_step":[1],
                   "out":{"dtype":"f16","shape":[1,1,1],"data":[0.5]}}],
       "output":{"kind":"spike_rate","z":{"dtype":"f16","shape":[1,1],"data":[0.0]}},
-      "loss":1.0,"grads":{},"params_updated":{}}"#;
+      "loss":1.0,"grads":{},"params_updated":{}}"#
+    );
 
     #[test]
     fn loads_a_minimal_case() {

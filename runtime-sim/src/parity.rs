@@ -252,15 +252,10 @@ mod tests {
     /// keep the limit where the file has no record.
     #[test]
     fn gradients_may_be_as_far_as_the_file_is_from_exact() {
-        let json = r#"{"format":"snn-train-golden/1","name":"t","precision":"f32",
-          "spec":{"T":1,"B":1,"lr":0.5,"input":{"shape":[2],"encoding":"bernoulli"},
-            "layers":[{"type":"fc","in":2,"out":1,"bias":false,"out_shape":[1]},{"type":"lif"}],
-            "lif":{"beta":0.75,"threshold":1.0,"reset":"hard","detach_reset":true,
-                   "surrogate":{"type":"atan","alpha":2.0}},
-            "loss":{"type":"mse_rate"},"num_classes":1},
-          "inputs":{"x":{"dtype":"spike","shape":[1,1,2],"data":[1,0]},
-                    "labels":{"dtype":"i64","shape":[1],"data":[0]}},
-          "params":{"L0.weight":{"dtype":"f32","shape":[1,2],"data":[0.5,0.25]}},
+        let json = concat!(
+            r#"{"format":"snn-train-golden/1","name":"t","precision":"f32","#,
+            crate::golden::tiny_spec!(),
+            r#","params":{"L0.weight":{"dtype":"f32","shape":[1,2],"data":[0.5,0.25]}},
           "forward":[],
           "output":{"kind":"spike_rate","z":{"dtype":"f32","shape":[1,1],"data":[0.0]}},
           "loss":1.0,
@@ -270,7 +265,8 @@ mod tests {
           "params_updated":{"A":{"dtype":"f32","shape":[1],"data":[0.5]},
                             "B":{"dtype":"f32","shape":[1],"data":[0.5]}},
           "agreement":{"oracle_f64_vs_spikingjelly":{"grads":{
-            "A":{"rel_to_max":3e-6},"B":{"rel_to_max":5e-7}},"updated":{"A":3e-7,"B":5e-8}}}}"#;
+            "A":{"rel_to_max":3e-6},"B":{"rel_to_max":5e-7}},"updated":{"A":3e-7,"B":5e-8}}}}"#
+        );
         let case = GoldenCase::from_json(json.as_bytes()).expect("case");
         // Every gradient 2e-6 of its largest value away from the file: A's file is 3e-6 from
         // exact, B's within 1e-6 of it, and C has no record.
