@@ -89,6 +89,18 @@ fn same_training_graph(model: &str, g: &LayerGraph, chip: &ChipDesc, staged_chip
     differ
 }
 
+/// The default chip with `fp.w` and `bp.w` of 2,560 elements, room for every weight tile of
+/// the small models whole, so that staged programs round their sums as resident ones do.
+fn whole_sums_chip() -> ChipDesc {
+    let mut chip = ChipDesc::default();
+    for engine in [&mut chip.engines.fp, &mut chip.engines.bp] {
+        if let Some(w) = engine.buffers.get_mut("w") {
+            w.bits = 2560 * 16;
+        }
+    }
+    chip
+}
+
 /// The default placement: every staged layer on the cores of its mapping segment.
 fn segment_cores(g: &LayerGraph, chip: &ChipDesc) -> CoreMap {
     CoreMap::choose(g, chip, PlacementChoice::Mapped)
@@ -147,12 +159,7 @@ fn conv_models_train_identically_staged() {
     assert!(moved, "the mapping should place some layer of conv16 on fewer than all cores");
     // The classifier's 256 x 10 weights exceed the default `fp.w` and `bp.w`, so a staged
     // program would sum them in FP16 chunks; with room for them all it is one sum, as resident.
-    let mut chip = ChipDesc::default();
-    for engine in [&mut chip.engines.fp, &mut chip.engines.bp] {
-        if let Some(w) = engine.buffers.get_mut("w") {
-            w.bits = 2560 * 16;
-        }
-    }
+    let chip = whole_sums_chip();
     same_training("conv16_maxpool_ce", &chip, &chip);
     // Biased convs (and fc), whose 192 x 10 classifier fits these buffers whole too:
     // `fp.conv` adds each channel's bias in its accumulator, resident or staged.
@@ -168,12 +175,7 @@ fn row_blocks_and_channel_tiles_over_many_cores_train_identically() {
     // is rounded (only chunks of the inputs do, and these buffers hold them whole): a
     // 128-element `fp.psum` cuts conv16_maxpool_ce's first layer into blocks of 8 rows (each
     // reading a window of 10 input rows) and its second into blocks of 2 channels.
-    let mut chip = ChipDesc::default();
-    for engine in [&mut chip.engines.fp, &mut chip.engines.bp] {
-        if let Some(w) = engine.buffers.get_mut("w") {
-            w.bits = 2560 * 16;
-        }
-    }
+    let chip = whole_sums_chip();
     let mut small = chip.clone();
     if let Some(psum) = small.engines.fp.buffers.get_mut("psum") {
         psum.bits = 128 * 16;
@@ -487,12 +489,7 @@ fn random_conv_model(draw: &mut Draw, name: &str) -> Option<String> {
 /// through a stage), against the staged generator's own tiling of the same layers.
 #[test]
 fn random_conv_shapes_train_identically_resident_and_staged() {
-    let mut chip = ChipDesc::default();
-    for engine in [&mut chip.engines.fp, &mut chip.engines.bp] {
-        if let Some(w) = engine.buffers.get_mut("w") {
-            w.bits = 2560 * 16;
-        }
-    }
+    let chip = whole_sums_chip();
     let (mut draw, mut skipped) = (Draw(11), Vec::new());
     let (mut compared, mut biased, mut narrow) = (0, 0, 0);
     for case in 0..80 {

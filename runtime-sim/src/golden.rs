@@ -354,39 +354,22 @@ impl OracleAgreement {
     /// Reads `agreement.spikingjelly_vs_oracle` and `agreement.oracle_f64_vs_spikingjelly`;
     /// absent entries stay absent.
     fn from_json(agreement: &serde_json::Value) -> Self {
-        let sv = &agreement["spikingjelly_vs_oracle"];
-        let mut out = OracleAgreement::default();
-        if let Some(grads) = sv["grads"].as_object() {
-            for (k, v) in grads {
-                if let Some(d) = v["max_abs"].as_f64() {
-                    out.grads_max_abs.insert(k.clone(), d);
-                }
-            }
+        let (sv, exact) = (&agreement["spikingjelly_vs_oracle"], &agreement["oracle_f64_vs_spikingjelly"]);
+        OracleAgreement {
+            grads_max_abs: numbers(&sv["grads"], Some("max_abs")),
+            updated_max_abs: numbers(&sv["updated"], None),
+            exact_grads_rel: numbers(&exact["grads"], Some("rel_to_max")),
+            exact_updated_abs: numbers(&exact["updated"], None),
         }
-        if let Some(updated) = sv["updated"].as_object() {
-            for (k, v) in updated {
-                if let Some(d) = v.as_f64() {
-                    out.updated_max_abs.insert(k.clone(), d);
-                }
-            }
-        }
-        let exact = &agreement["oracle_f64_vs_spikingjelly"];
-        if let Some(grads) = exact["grads"].as_object() {
-            for (k, v) in grads {
-                if let Some(d) = v["rel_to_max"].as_f64() {
-                    out.exact_grads_rel.insert(k.clone(), d);
-                }
-            }
-        }
-        if let Some(updated) = exact["updated"].as_object() {
-            for (k, v) in updated {
-                if let Some(d) = v.as_f64() {
-                    out.exact_updated_abs.insert(k.clone(), d);
-                }
-            }
-        }
-        out
     }
+}
+
+/// The numbers of a JSON object's members, by name: each member itself, or its `field`;
+/// members without a number (and a value that is no object) give none.
+fn numbers(object: &serde_json::Value, field: Option<&str>) -> BTreeMap<String, f64> {
+    let Some(members) = object.as_object() else { return BTreeMap::new() };
+    let number = |v: &serde_json::Value| field.map_or(v, |f| &v[f]).as_f64();
+    members.iter().filter_map(|(k, v)| number(v).map(|d| (k.clone(), d))).collect()
 }
 
 #[derive(Deserialize)]
