@@ -143,6 +143,21 @@ fn fc_models_train_identically_staged() {
     assert!(moved, "the mapping should place some layer on fewer than all cores");
 }
 
+/// With `B x T` not a multiple of 8 (T = 3, B = 2: 6 sample-steps), the output layer's
+/// tiles hold spikes and masks that are not whole bytes: they go to DRAM in blocks padded to
+/// whole bytes, and the staged programs train as the resident ones do. Spiking outputs (the
+/// rate losses) and a readout with the rectangular surrogate's masks are covered.
+#[test]
+fn odd_sample_step_counts_train_identically_staged() {
+    let chip = ChipDesc::default();
+    for model in ["fc16", "fc16_rect_cemem", "fc16_soft_sigmoid_ce"] {
+        let text = graph_text(model).replace("timesteps = 4", "timesteps = 3");
+        assert!(text.contains("timesteps = 3") && text.contains("batch = 2"), "{model}: {text}");
+        let g = snnc::compile_graph(&text).unwrap_or_else(|e| panic!("{e:?}"));
+        same_training_graph(&format!("{model} at T = 3"), &g, &chip, &chip);
+    }
+}
+
 #[test]
 fn a_staged_program_on_one_core_trains_like_one_core_per_layer() {
     let mut one = ChipDesc::default();

@@ -7,7 +7,7 @@ use super::plan::{Item, Kind, Plan, Pool, Unit};
 use super::tiles::{ConvGeom, ConvTiling};
 use super::{
     BAR_BP, BtRows, Bump, Groups, Owned, Slab, Span, TOK_FP_DONE, TOK_IG, TOK_UPDATED, TOK_WG_DONE, bt_addr, bt_buf,
-    bt_rev, cfg_neuron, conv_tiles, owned,
+    bt_rev, cfg_neuron, conv_tiles, owned, whole_bytes,
 };
 use crate::codegen::emit::{B, Code, STEP, T, TILE, at, h16, stride, tiles};
 use crate::codegen::soma_rows::emit_over_time;
@@ -165,20 +165,24 @@ fn conv_soma(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, pool: Option<Pool
 fn linear_soma(p: &Plan, u: &Unit, o: &Owned, keep_loss: bool, c: &mut Code) {
     let Kind::Linear { t } = &u.kind else { return };
     let grp = Groups::new(p, t.g);
-    let (bt, rt, nb, cfg, n) = (p.t * p.b, grp.rows(p), t.nb, u.neuron, u.n);
+    let (rt, nb, cfg, n) = (grp.rows(p), t.nb, u.neuron, u.n);
     let mut r = Bump::default();
     // The output layer's loss gradient covers all `n` outputs of a sample.
     let ds_len = if u.output { n } else { rt * nb };
     let (ds, tgt, dv, dh) =
         (r.take(Buf::BpErr, ds_len), r.take(Buf::BpErr, n), r.take(Buf::BpVgrad, nb), r.take(Buf::BpDelta, rt * nb));
+    // Whole bytes: the blocks of bits move padded (see `Groups::block`).
     let (mask, nz, h, spk) = (
-        r.take(Buf::FpMask, rt * nb),
-        r.take(Buf::FpMask, rt * nb),
+        r.take(Buf::FpMask, whole_bytes(rt * nb)),
+        r.take(Buf::FpMask, whole_bytes(rt * nb)),
         r.take(Buf::FpMem, rt * nb),
-        r.take(Buf::FpSpk, rt * nb),
+        r.take(Buf::FpSpk, whole_bytes(rt * nb)),
     );
     // Tile-major tensors hold a tile's `B x T` rows together, group after group.
-    let block = |base: u32, bits: u32| grp.addr(o.addr(base, bt * nb * bits / 8), rt * nb * bits / 8);
+    let load = |c: &mut Code, (buf, at_elem): (Buf, u32), base: u32, bits: u32| {
+        let (src, len, bytes) = grp.block(p, o, base, (nb, bits));
+        c.load(at(buf, at_elem, len), src, bytes);
+    };
     let rows_of = |base: u32, bytes: u32| grp.addr(o.addr(base, nb * bytes), rt * n * bytes);
     // Every tile computes the loss gradient of its samples; the first also the loss.
     if keep_loss {
@@ -190,13 +194,13 @@ fn linear_soma(p: &Plan, u: &Unit, o: &Owned, keep_loss: bool, c: &mut Code) {
             c.push(Instr::DmaLoad { dst, src, rows: h16(rt), row: nb * 2, stride: n * 2 });
         }
         if cfg.keep_mask {
-            c.load(at(Buf::FpMask, mask, rt * nb), block(u.mask, 1), u64::from(rt * nb / 8));
+            load(c, (Buf::FpMask, mask), u.mask, 1);
         }
         if cfg.keep_h {
-            c.load(at(Buf::FpMem, h, rt * nb), block(u.h, 16), u64::from(rt * nb) * 2);
+            load(c, (Buf::FpMem, h), u.h, 16);
         }
         if cfg.fire && u.output {
-            c.load(at(Buf::FpSpk, spk, rt * nb), block(u.spikes, 1), u64::from(rt * nb / 8));
+            load(c, (Buf::FpSpk, spk), u.spikes, 1);
         } else if cfg.fire {
             let (dst, src) = (at(Buf::FpSpk, spk, rt * nb), grp.addr(o.addr(u.spikes, nb / 8), rt * n / 8));
             c.push(Instr::DmaLoad { dst, src, rows: h16(rt), row: nb / 8, stride: n / 8 });
@@ -224,7 +228,8 @@ fn linear_soma(p: &Plan, u: &Unit, o: &Owned, keep_loss: bool, c: &mut Code) {
         c.close(B);
         let src = at(Buf::BpDelta, dh, rt * nb);
         c.push(Instr::DmaStore { dst: rows_of(u.dh, 2), src, rows: h16(rt), row: nb * 2, stride: n * 2 });
-        c.store(block(u.nz, 1), at(Buf::FpMask, nz, rt * nb), u64::from(rt * nb / 8));
+        let (dst, len, bytes) = grp.block(p, o, u.nz, (nb, 1));
+        c.store(dst, at(Buf::FpMask, nz, len), bytes);
     });
     if keep_loss {
         // The loss cell is stored now: WG reuses `wg.grad` for this layer's gradients.

@@ -5,6 +5,7 @@ use super::plan::{Item, Kind, Plan, Pool, Src, Unit};
 use super::tiles::{ConvGeom, ConvTiling};
 use super::{
     BAR_FP, BtRows, Bump, Groups, Owned, Slab, Span, TOK_FP_DONE, TOK_UPDATED, bt_addr, bt_buf, cfg_neuron, conv_tiles,
+    whole_bytes,
 };
 use crate::codegen::emit::{B, Code, STEP, T, TILE, at, h16, stride, tiles};
 use crate::codegen::pooling::Pooling;
@@ -268,12 +269,13 @@ fn conv_tile(
 fn linear(p: &Plan, u: &Unit, core: u16, c: &mut Code) {
     let Kind::Linear { t } = &u.kind else { return };
     let grp = Groups::new(p, t.g);
-    let (bt, rt, nb, kc) = (p.t * p.b, grp.rows(p), t.nb, t.kc);
+    let (rt, nb, kc) = (grp.rows(p), t.nb, t.kc);
     let mut r = Bump::default();
     let fbuf = if u.src.dense { Buf::FpMem } else { Buf::FpIn };
     let (x, fin, w) = (r.take(Buf::FpPsum, rt * nb), r.take(fbuf, rt * kc), r.take(Buf::FpW, kc * nb));
     let (v, h) = (r.take(Buf::FpMem, nb), r.take(Buf::FpMem, rt * nb));
-    let (spk, mask) = (r.take(Buf::FpSpk, rt * nb), r.take(Buf::FpMask, rt * nb));
+    // Whole bytes: the output layer's blocks of bits are stored padded (see `Groups::block`).
+    let (spk, mask) = (r.take(Buf::FpSpk, whole_bytes(rt * nb)), r.take(Buf::FpMask, whole_bytes(rt * nb)));
     let bias = r.take(Buf::FpMem, nb);
     Owned::new(u.n / nb, u.cores.seat(core)).emit(c, |c, o| {
         grp.emit(c, |c| {
@@ -317,18 +319,21 @@ fn linear(p: &Plan, u: &Unit, core: u16, c: &mut Code) {
             linear_soma(p, u, (o, &grp), (x, v, h, spk, mask), c);
             let cfg = u.neuron;
             // Tile-major tensors hold a tile's `B x T` rows together, group after group.
-            let block = |base: u32, bits: u32| grp.addr(o.addr(base, bt * nb * bits / 8), rt * nb * bits / 8);
+            let store = |c: &mut Code, (buf, at_elem): (Buf, u32), base: u32, bits: u32| {
+                let (dst, len, bytes) = grp.block(p, o, base, (nb, bits));
+                c.store(dst, at(buf, at_elem, len), bytes);
+            };
             if cfg.fire && !u.output {
                 let (src, dst) = (at(Buf::FpSpk, spk, rt * nb), grp.addr(o.addr(u.spikes, nb / 8), rt * u.n / 8));
                 c.push(Instr::DmaStore { dst, src, rows: h16(rt), row: nb / 8, stride: u.n / 8 });
             } else if cfg.fire {
-                c.store(block(u.spikes, 1), at(Buf::FpSpk, spk, rt * nb), u64::from(rt * nb / 8));
+                store(c, (Buf::FpSpk, spk), u.spikes, 1);
             }
             if cfg.keep_mask {
-                c.store(block(u.mask, 1), at(Buf::FpMask, mask, rt * nb), u64::from(rt * nb / 8));
+                store(c, (Buf::FpMask, mask), u.mask, 1);
             }
             if cfg.keep_h {
-                c.store(block(u.h, 16), at(Buf::FpMem, h, rt * nb), u64::from(rt * nb) * 2);
+                store(c, (Buf::FpMem, h), u.h, 16);
             }
         });
     });

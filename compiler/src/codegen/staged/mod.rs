@@ -283,6 +283,15 @@ impl Groups {
         if self.count > 1 { a.with(GRP, emit::stride(u64::from(per_group))) } else { a }
     }
 
+    /// The current tile's and group's block of a tile-major tensor at `base` of `nb`
+    /// elements of `bits` bits per sample-step: where it lies in DRAM, its elements (a
+    /// buffer access's length) and its bytes. Each tile holds its groups' blocks one after
+    /// another, each of [`block_bytes`], so every block starts on a byte.
+    fn block(&self, p: &Plan, o: &Owned, base: u32, (nb, bits): (u32, u32)) -> (isa::DramAddr, u32, u64) {
+        let bytes = block_bytes(self.rows(p), nb, bits);
+        (self.addr(o.addr(base, self.count * bytes), bytes), bytes * 8 / bits, u64::from(bytes))
+    }
+
     /// Emits `body` once, inside a loop over the groups when there are several.
     fn emit(&self, c: &mut Code, body: impl FnOnce(&mut Code)) {
         if self.count > 1 {
@@ -293,6 +302,19 @@ impl Groups {
             body(c);
         }
     }
+}
+
+/// The bytes of a block of `rows x nb` elements of `bits` bits, a block of 1-bit elements
+/// padded to whole bytes (its last bits unused): the output layer's spikes, say, where
+/// `B x T x nb` need not be a multiple of 8.
+pub(super) fn block_bytes(rows: u32, nb: u32, bits: u32) -> u32 {
+    (rows * nb * bits).div_ceil(8)
+}
+
+/// `elems` 1-bit elements rounded up to whole bytes: the length of a buffer region a
+/// padded block of bits is moved from or into.
+pub(super) fn whole_bytes(elems: u32) -> u32 {
+    elems.div_ceil(8) * 8
 }
 
 /// The loop counter over the tiles of a layer a core owns (see [`Owned`]).

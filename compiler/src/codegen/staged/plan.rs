@@ -447,10 +447,19 @@ impl Ctx<'_> {
         let params = u64::from(wlen + biases);
         let state_addr = if words > 0 { dram.tensor(&format!("{name}.opt_state"), params * 4 * words)? } else { 0 };
         let bits = bt * u64::from(n);
-        let spikes = dram.tensor(&format!("{nn}.spikes"), bits.div_ceil(8))?;
-        let mask = dram.tensor(&format!("{nn}.mask"), bits.div_ceil(8))?;
+        // A linear layer's tile-major bits are blocks of whole bytes per tile and group (see
+        // `Groups::block`); the padding only shows where `B x T x nb` is not whole bytes.
+        let bit_bytes = match &kind {
+            Kind::Linear { t } => {
+                let blocks = u64::from(n / t.nb.max(1)) * u64::from(self.b / t.g.max(1));
+                (blocks * u64::from(super::block_bytes(t.g * self.t, t.nb, 1))).max(bits.div_ceil(8))
+            }
+            _ => bits.div_ceil(8),
+        };
+        let spikes = dram.tensor(&format!("{nn}.spikes"), bit_bytes)?;
+        let mask = dram.tensor(&format!("{nn}.mask"), bit_bytes)?;
         let h = if neuron.keep_h { dram.tensor(&format!("{nn}.membrane"), bits * 2)? } else { 0 };
-        let nz = dram.tensor(&format!("{nn}.delta_mask"), bits.div_ceil(8))?;
+        let nz = dram.tensor(&format!("{nn}.delta_mask"), bit_bytes)?;
         let pooled_bits =
             matches!(kind, Kind::Conv { pool: Some(Pool { p: Pooling { kind: PoolKind::Max, .. }, .. }), .. });
         let out_len = kind.out_len(n);

@@ -399,7 +399,9 @@ fn linear_group(k: u32, n: u32, bt: u32, dense: bool, output: bool, caps: &Caps)
     }
     // Leave `fp.w` room for a chunk of at least one byte of spike rows.
     let rows_min = if dense { 1 } else { 8 };
-    let nb = divisor(n, (caps.psum / bt64).min(caps.fpw / rows_min), |d| (output || d % 8 == 0) && (bt * d) % 8 == 0)
+    // A hidden layer's spikes go to DRAM row by row, `d` bits per sample-step; the output
+    // layer's, like every layer's masks, in blocks padded to whole bytes.
+    let nb = divisor(n, (caps.psum / bt64).min(caps.fpw / rows_min), |d| output || d % 8 == 0)
         .ok_or_else(|| format!("no block of the {n} outputs with all {bt} sample-steps fits `fp.psum`"))?;
     let in_cap = if dense { caps.mem / 2 } else { caps.fpin };
     let kc = divisor(k, caps.fpw / u64::from(nb), |d| bits_ok(d) && bt64 * u64::from(d) <= in_cap)
@@ -410,9 +412,6 @@ fn linear_group(k: u32, n: u32, bt: u32, dense: bool, output: bool, caps: &Caps)
         .ok_or_else(|| "no chunk of outputs fits `bp.w`".to_string())?;
     let kb = divisor(k, caps.wgerr / u64::from(nb), |d| bits_ok(d) && bt64 * u64::from(d) <= in_cap)
         .ok_or_else(|| "no weight-gradient block fits `wg.grad`".to_string())?;
-    if (bt * nb) % 8 != 0 {
-        return Err(format!("{bt} x {nb} spikes per tile are not whole bytes"));
-    }
     Ok(LinearTiling { g: 0, nb, kc, kb2, nc2, kb })
 }
 

@@ -6,7 +6,7 @@
 use super::fp::ConvIn;
 use super::plan::{Item, Kind, Plan, Unit};
 use super::tiles::{ConvGeom, ConvTiling};
-use super::{BtRows, Bump, Groups, NT, Owned, Slab, Span, TOK_IG, TOK_WG_DONE, bt_addr, owned};
+use super::{BtRows, Bump, Groups, NT, Owned, Slab, Span, TOK_IG, TOK_WG_DONE, bt_addr, owned, whole_bytes};
 use crate::codegen::emit::{B, Code, STEP, T, TILE, at, h16, stride, tiles};
 use isa::{Access, Buf, DramAddr, Instr, OptKind, Stream};
 
@@ -182,11 +182,12 @@ fn conv(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, core: u16, c: &mut Cod
 fn linear(p: &Plan, u: &Unit, core: u16, c: &mut Code) {
     let Kind::Linear { t } = &u.kind else { return };
     let grp = Groups::new(p, t.g);
-    let (bt, rt, nb, kb, n, k) = (p.t * p.b, grp.rows(p), t.nb, t.kb, u.n, u.k);
+    let (rt, nb, kb, n, k) = (grp.rows(p), t.nb, t.kb, u.n, u.k);
     let words = p.opt.state_words;
     let mut r = Bump::default();
     let fbuf = if u.src.dense { Buf::FpMem } else { Buf::FpIn };
-    let (fin, err, nz) = (r.take(fbuf, rt * kb), r.take(Buf::WgErr, rt * nb), r.take(Buf::FpMask, rt * nb));
+    let (fin, err, nz) =
+        (r.take(fbuf, rt * kb), r.take(Buf::WgErr, rt * nb), r.take(Buf::FpMask, whole_bytes(rt * nb)));
     let (grad, w16) = (r.take(Buf::WgGrad, kb * nb), r.take(Buf::FpMem, kb * nb));
     let ones = r.take(Buf::FpIn, 1);
     let base = opt_base(p, core);
@@ -195,11 +196,11 @@ fn linear(p: &Plan, u: &Unit, core: u16, c: &mut Code) {
         // The tile's dL/dH and nonzero bitmap of the current group's rows: loaded once for
         // the whole tile when there is one group, else for every group of every block.
         let load_errors = |c: &mut Code| {
-            let (e, m) = (at(Buf::WgErr, err, rt * nb), at(Buf::FpMask, nz, rt * nb));
+            let e = at(Buf::WgErr, err, rt * nb);
             let src = grp.addr(o.addr(u.dh, nb * 2), rt * n * 2);
             c.push(Instr::DmaLoad { dst: e, src, rows: h16(rt), row: nb * 2, stride: n * 2 });
-            let bits = grp.addr(o.addr(u.nz, bt * nb / 8), rt * nb / 8);
-            c.load(m, bits, u64::from(rt * nb / 8));
+            let (bits, len, bytes) = grp.block(p, o, u.nz, (nb, 1));
+            c.load(at(Buf::FpMask, nz, len), bits, bytes);
         };
         let once = grp.count == 1;
         if once {
