@@ -451,7 +451,8 @@ impl Draw {
 
 /// A random small conv model: one or two convs of random width (often not whole bytes of
 /// spikes), kernel, stride, padding and bias, spike or direct-current input, an optional
-/// pooling, then a classifier; `None` when the draw has no valid shape.
+/// pooling, then a classifier, over 3 or 4 timesteps; `None` when the draw has no valid
+/// shape.
 fn random_conv_model(draw: &mut Draw, name: &str) -> Option<String> {
     let (cin, hw, k): (u32, u32, u32) =
         (draw.pick(&[1, 2, 3]), draw.pick(&[5, 6, 7, 8, 9, 10, 12, 16]), draw.pick(&[1, 3, 5]));
@@ -479,10 +480,10 @@ fn random_conv_model(draw: &mut Draw, name: &str) -> Option<String> {
     if size > 256 {
         return None;
     }
-    let bias = draw.pick(&[false, true]);
+    let (bias, timesteps) = (draw.pick(&[false, true]), draw.pick(&[3, 4]));
     Some(format!(
         "model {name} {{
-  timesteps = 4
+  timesteps = {timesteps}
   batch = 2
   neuron = lif(beta = 0.75, threshold = 1.0, reset = hard, detach_reset = true, surrogate = atan(2.0))
   init = uniform(gain = 3.0, seed = 4)
