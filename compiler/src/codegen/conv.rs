@@ -239,16 +239,16 @@ fn unaligned_rows(u: &Unit, g: &Geom) -> Option<u32> {
 fn load_input(p: &Plan, u: &Unit, cu: &ConvUnit, c: &mut Code) {
     let g = &cu.g;
     let dst = row(g, cu.fin, true);
-    match u.input {
-        Input::Noc { from } => {
+    match (u.input, unaligned_rows(u, g)) {
+        (Input::Noc { from }, _) => {
             c.push(Instr::NocRecv { from, chan: CHAN_SPIKES, dst: at(cu.stage.0, cu.stage.1, p.t * u.k) });
             rows(p, g, c, |c| c.push(Instr::Copy { dst, src: row(g, cu.stage, false) }));
         }
-        Input::DramSpikes { row_bytes } if g.w % 8 != 0 => {
+        (_, Some(row_bits)) => {
             // Spike rows that are not whole bytes: the sample's timesteps, each a whole
             // number of bytes in DRAM, into the stage in one transfer, then each timestep's
             // maps into the interior of its padded ones.
-            let (row_bits, sample) = (row_bytes * 8, u64::from(p.t * row_bytes));
+            let sample = u64::from(p.t * row_bits / 8);
             c.load(at(cu.stage.0, cu.stage.1, p.t * row_bits), per_sample(p, p.input, sample), sample);
             let (dst, src) = (input_at(cu), fwd(cu.stage.0, cu.stage.1, row_bits, u.k));
             let pad = u8::try_from(g.pad).unwrap_or(u8::MAX);
@@ -256,7 +256,7 @@ fn load_input(p: &Plan, u: &Unit, cu: &ConvUnit, c: &mut Code) {
             c.push(Instr::Pad { dst, src, c: h16(g.cin), h: h16(g.h), w: h16(g.w), p: pad, extract: false });
             c.close(T);
         }
-        Input::DramSpikes { .. } | Input::DramDense => {
+        (Input::DramSpikes { .. } | Input::DramDense, None) => {
             // Bits per element; spike rows are whole bytes here (narrower ones take the arm
             // above).
             let bits = if u.dense_in { 16 } else { 1 };
