@@ -452,7 +452,7 @@ impl Ctx<'_> {
         let bit_bytes = match &kind {
             Kind::Linear { t } => {
                 let blocks = u64::from(n / t.nb.max(1)) * u64::from(self.b / t.g.max(1));
-                (blocks * u64::from(super::block_bytes(t.g * self.t, t.nb, 1))).max(bits.div_ceil(8))
+                blocks * u64::from(super::block_bytes(t.g * self.t, t.nb, 1))
             }
             _ => bits.div_ceil(8),
         };
