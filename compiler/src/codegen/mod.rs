@@ -191,14 +191,26 @@ pub enum CodegenError {
     },
     /// The generated program failed verification: a bug in the code generator.
     Internal(Vec<String>),
+    /// A resident program does not fit the chip, and the staged program tried instead
+    /// failed too: both reasons, so that a user sees why the layer had to be staged.
+    Fallback {
+        /// Why the resident program does not fit (`DoesNotFit` or `TooManyUnits`).
+        resident: Box<CodegenError>,
+        /// Why the staged program failed.
+        staged: Box<CodegenError>,
+    },
 }
 
 impl fmt::Display for CodegenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CodegenError::Unsupported { layer, what } => {
-                write!(f, "layer `{layer}`: code generation does not support {what} yet")
-            }
+            // A detail after a colon follows the "yet", which belongs to the unsupported thing.
+            CodegenError::Unsupported { layer, what } => match what.split_once(": ") {
+                Some((thing, detail)) => {
+                    write!(f, "layer `{layer}`: code generation does not support {thing} yet: {detail}")
+                }
+                None => write!(f, "layer `{layer}`: code generation does not support {what} yet"),
+            },
             CodegenError::TooManyUnits { units, cores } => write!(
                 f,
                 "the network has {units} weight layers but the chip has {cores} cores (one core per layer for now)"
@@ -213,6 +225,9 @@ impl fmt::Display for CodegenError {
                 let shown = list.iter().take(5).cloned().collect::<Vec<_>>().join("; ");
                 let more = if list.len() > 5 { format!("; and {} more", list.len() - 5) } else { String::new() };
                 write!(f, "internal error: the generated program does not verify: {shown}{more}")
+            }
+            CodegenError::Fallback { resident, staged } => {
+                write!(f, "{staged}\n(a staged program was needed because the resident one does not fit: {resident})")
             }
         }
     }
@@ -255,14 +270,20 @@ pub fn compile_with(
     }
     match Placement::mapped(graph, chip, cores) {
         Ok((placement, _)) => match resident(graph, chip, &placement, options) {
-            Err(CodegenError::DoesNotFit { .. }) => staged_with(graph, chip, cores, options),
+            Err(e @ CodegenError::DoesNotFit { .. }) => fallback(e, staged_with(graph, chip, cores, options)),
             other => other,
         },
-        Err(CodegenError::DoesNotFit { .. } | CodegenError::TooManyUnits { .. }) => {
-            staged_with(graph, chip, cores, options)
+        Err(e @ (CodegenError::DoesNotFit { .. } | CodegenError::TooManyUnits { .. })) => {
+            fallback(e, staged_with(graph, chip, cores, options))
         }
         Err(e) => Err(e),
     }
+}
+
+/// The staged program tried because a resident one does not fit (`resident` says why), or
+/// both reasons when it fails too.
+fn fallback<T>(resident: CodegenError, staged: Result<T, CodegenError>) -> Result<T, CodegenError> {
+    staged.map_err(|staged| CodegenError::Fallback { resident: Box::new(resident), staged: Box::new(staged) })
 }
 
 /// Compiles `graph` for `chip` with a given placement, or as a staged program (on the
@@ -274,7 +295,7 @@ pub fn compile_placed(
     options: &CodegenOptions,
 ) -> Result<Program, CodegenError> {
     match resident(graph, chip, placement, options) {
-        Err(CodegenError::DoesNotFit { .. }) => compile_staged(graph, chip, options),
+        Err(e @ CodegenError::DoesNotFit { .. }) => fallback(e, compile_staged(graph, chip, options)),
         other => other,
     }
 }
@@ -332,8 +353,8 @@ pub fn placement_text_with(graph: &LayerGraph, chip: &ChipDesc, cores: &CoreMap)
     let resident = Placement::mapped(graph, chip, cores)
         .and_then(|(p, note)| plan::Plan::new(graph, chip, &p, &CodegenOptions::default()).map(|_| (p, note)));
     match resident {
-        Err(CodegenError::DoesNotFit { .. } | CodegenError::TooManyUnits { .. }) => {
-            staged::describe(graph, chip, cores)
+        Err(e @ (CodegenError::DoesNotFit { .. } | CodegenError::TooManyUnits { .. })) => {
+            fallback(e, staged::describe(graph, chip, cores))
         }
         Err(e) => Err(e),
         Ok((p, note)) => Ok(cores.header(note.as_deref()) + &p.to_text(graph)),

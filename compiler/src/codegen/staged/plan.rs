@@ -529,8 +529,11 @@ impl Ctx<'_> {
                 if g.hp() > 65535 || g.wp() > 65535 || kernel > 255 || stride > 255 || padding > 255 {
                     return Err(fail("a conv2d layer beyond the ISA's fields".into()));
                 }
-                if !dense && (g.inputs() % 8 != 0) || g.outputs() % 8 != 0 {
-                    return Err(fail("feature maps that are not whole bytes of spikes".into()));
+                if let Some(maps) = odd_maps(&g, dense) {
+                    return Err(fail(format!(
+                        "spike maps that are not whole bytes in a staged program: {maps} per sample-step; \
+                         channels x height x width must be a multiple of 8"
+                    )));
                 }
                 let pool = self.pool(nl, &g)?;
                 let fused = Pool::fused(pool).map(|p| (p.k, p.kind == PoolKind::Max));
@@ -556,5 +559,18 @@ impl Ctx<'_> {
             what: format!("this pooling in a staged program: {e}"),
         })?;
         Ok(Some(Pool { p, pass: Some(cp) }))
+    }
+}
+
+/// The spike maps of a conv layer that are not whole bytes per sample-step, described (an
+/// FP16 input map is any length), or `None` when every one is.
+fn odd_maps(g: &ConvGeom, dense: bool) -> Option<String> {
+    let describe = |what: &str, (c, h, w): (u32, u32, u32)| format!("{} {what} spikes ({c}x{h}x{w})", c * h * w);
+    let input = (!dense && g.inputs() % 8 != 0).then(|| describe("input", (g.cin, g.h, g.w)));
+    let output = (g.outputs() % 8 != 0).then(|| describe("output", (g.cout, g.oh, g.ow)));
+    match (input, output) {
+        (None, None) => None,
+        (Some(one), None) | (None, Some(one)) => Some(one),
+        (Some(i), Some(o)) => Some(format!("{i} and {o}")),
     }
 }

@@ -405,7 +405,7 @@ fn linear_group(k: u32, n: u32, bt: u32, dense: bool, output: bool, caps: &Caps)
         .ok_or_else(|| format!("no block of the {n} outputs with all {bt} sample-steps fits `fp.psum`"))?;
     let in_cap = if dense { caps.mem / 2 } else { caps.fpin };
     let kc = divisor(k, caps.fpw / u64::from(nb), |d| bits_ok(d) && bt64 * u64::from(d) <= in_cap)
-        .ok_or_else(|| "no chunk of weight rows fits `fp.w`".to_string())?;
+        .ok_or_else(|| no_input_chunk(k, nb, dense, caps))?;
     let kb2 = divisor(k, (caps.bpsum / bt64).min(caps.bpw), |_| true)
         .ok_or_else(|| format!("no block of inputs with all {bt} sample-steps fits `bp.psum`"))?;
     let nc2 = divisor(n, caps.bpw / u64::from(kb2), |d| bt64 * u64::from(d) <= caps.delta)
@@ -413,6 +413,17 @@ fn linear_group(k: u32, n: u32, bt: u32, dense: bool, output: bool, caps: &Caps)
     let kb = divisor(k, caps.wgerr / u64::from(nb), |d| bits_ok(d) && bt64 * u64::from(d) <= in_cap)
         .ok_or_else(|| "no weight-gradient block fits `wg.grad`".to_string())?;
     Ok(LinearTiling { g: 0, nb, kc, kb2, nc2, kb })
+}
+
+/// Why no chunk of a linear layer's `k` inputs fits `fp.w` beside a block of `nb` outputs:
+/// what a chunk must be, so that a user can pick an input size that has one.
+fn no_input_chunk(k: u32, nb: u32, dense: bool, caps: &Caps) -> String {
+    let cap = caps.fpw / u64::from(nb.max(1));
+    let bytes = if dense { "" } else { ", be a multiple of 8 (whole bytes of spikes)" };
+    format!(
+        "no chunk of the {k} inputs fits `fp.w`: a chunk must divide {k}{bytes} and, for a block of {nb} \
+         outputs, hold at most {cap} inputs"
+    )
 }
 
 #[cfg(test)]
