@@ -46,6 +46,17 @@ fn the_thread_count_changes_no_figure_of_a_run() {
     assert_eq!(one, three, "one thread against three");
 }
 
+/// `--steps 0` would run nothing and report a run all the same: it is refused before any
+/// file is read, naming the option.
+#[test]
+fn zero_steps_is_refused() {
+    let out = snnc(&["sim", "no-such-program.bin", "--steps", "0"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--steps") && err.contains("0 is not in 1.."), "{err}");
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+}
+
 #[test]
 fn zero_threads_is_refused() {
     let out = snnc(&["--threads", "0", "check", &repo("models/digits.snn")]);

@@ -25,8 +25,8 @@ pub struct SimArgs {
     /// `snnc compile` documents: bit-packed spikes [B, T, features] or FP16 currents).
     #[arg(long)]
     input: Option<PathBuf>,
-    /// How many times to run the program (training steps on the same data).
-    #[arg(long, default_value_t = 1)]
+    /// How many times to run the program (training steps on the same data); at least 1.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     steps: u32,
     /// List the instruction kinds that cost the most cycles.
     #[arg(long)]
@@ -72,7 +72,7 @@ pub fn sim(args: &SimArgs) -> Result<(), Failure> {
     }
     let bar = steps_bar(args.steps);
     let mut last = None;
-    for _ in 0..args.steps.max(1) {
+    for _ in 0..args.steps {
         let run = machine.run();
         bar.inc(1);
         last = Some(run.map_err(|e| {
