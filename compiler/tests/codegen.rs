@@ -222,6 +222,7 @@ fn a_layer_that_can_be_neither_resident_nor_staged_says_both_why() {
     assert!(compile(&graph_of(&fc.replace("[1331]", "[1336]"))).is_ok());
     assert!(compile(&graph_of(&conv.replace("[3, 11, 11]", "[3, 12, 12]").replace("out = 11", "out = 12"))).is_ok());
 }
+
 #[test]
 fn wrong_given_weights_name_the_layer() {
     let g = graph("fc16");
