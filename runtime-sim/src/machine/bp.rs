@@ -197,7 +197,7 @@ impl<S: Storage> Exec<'_, S> {
         let ops = super::jobs::launch(self.st, o, (work, scratch), counted, (None, Hold::Range));
         let a = [
             self.touch(err.buf, shape.out_len()),
-            self.touch(w.buf, ops.executed as usize),
+            self.touch(w.buf, self.broadcast_accesses(ops.executed, shape.oh() * shape.ow(), 1)),
             self.touch(out.buf, shape.in_len()),
         ];
         let pj = self.mac_pj();

@@ -292,6 +292,18 @@ impl<S: Storage> Exec<'_, S> {
         self.st.compute.add(pj_per_op, ops.executed);
     }
 
+    /// The buffer accesses of a conv instruction's weight-shaped operand (the weights of
+    /// `fp.conv` and `bp.conv`, the gradients of `wg.conv`) for `executed` products over
+    /// `positions` output positions, `per_product` accesses each. The PE array lays output
+    /// positions down its `rows` and broadcasts each weight it reads (or reduces each
+    /// gradient it updates) along a column, so one access serves up to `min(rows,
+    /// positions)` executed products, as the PEs serve `rows x cols` of them per cycle.
+    pub(crate) fn broadcast_accesses(&self, executed: u64, positions: usize, per_product: u64) -> usize {
+        let rows = self.st.chip.engine(self.stream).map_or(1, |e| u64::from(e.rows.max(1)));
+        let shared = rows.min(positions.max(1) as u64);
+        (executed * per_product).div_ceil(shared) as usize
+    }
+
     /// The PE array of the current stream's engine as `(PEs, columns)`, each at least 1.
     pub(crate) fn pe_array(&self) -> (u64, u64) {
         let (rows, cols) = self.st.chip.engine(self.stream).map_or((1, 1), |e| (e.rows.max(1), e.cols.max(1)));

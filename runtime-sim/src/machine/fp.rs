@@ -218,7 +218,7 @@ impl<S: Storage> Exec<'_, S> {
         let mut ops = super::jobs::launch(self.st, o, (work, scratch), counted, (None, Hold::Range));
         let mut a = [
             self.touch(spk.buf, shape.in_len()),
-            self.touch(w.buf, ops.executed as usize),
+            self.touch(w.buf, self.broadcast_accesses(ops.executed, shape.oh() * shape.ow(), 1)),
             self.touch(out.buf, shape.out_len()),
             0,
         ];

@@ -282,7 +282,7 @@ impl<S: Storage> Exec<'_, S> {
         let a = [
             self.touch(spk.buf, shape.in_len()),
             self.touch(err.buf, shape.out_len()),
-            self.touch(dw.buf, 2 * ops.executed as usize),
+            self.touch(dw.buf, self.broadcast_accesses(ops.executed, shape.oh() * shape.ow(), 2)),
         ];
         let pj = self.st.chip.energy.fp32_add_pj + self.st.chip.energy.mux_pj / 16.0;
         self.engine(ops, pj, &a);

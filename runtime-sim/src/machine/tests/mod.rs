@@ -4,6 +4,7 @@
 //! DRAM data and symbols attached in Rust so that tests state their inputs as numbers.
 
 mod backward;
+mod conv_cost;
 mod pad;
 mod pipeline;
 mod row_jobs;
