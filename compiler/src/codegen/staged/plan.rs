@@ -314,16 +314,16 @@ fn caps(chip: &ChipDesc, cores: u16) -> Caps {
         cores: u64::from(cores.max(1)),
         bp_macs: bp_macs_per_cycle(chip),
         dram_bytes_per_cycle: u64::from(chip.dram.bytes_per_cycle),
+        dram_latency: u64::from(chip.dram.latency_cycles),
     }
 }
 
-/// The products a `bp.conv` makes per cycle at most: one per PE of the BP array, and no
-/// more than the weight buffer's port delivers weights, one per product (the simulator
-/// charges an engine instruction the larger of the two: see `sim`'s `engine.rs`).
+/// The products a `bp.conv` makes per cycle at most: one per PE of the BP array. Its weight
+/// port is never the tighter bound, as each weight read serves a column of `rows` products
+/// and every bank delivers at least one weight a cycle (the simulator charges an engine
+/// instruction the larger of the two; see `docs/simulator.md`, "Weight reuse in convs").
 fn bp_macs_per_cycle(chip: &ChipDesc) -> u64 {
-    let Some(e) = chip.engine(isa::Stream::Bp) else { return 1 };
-    let per_access = chip.buffer(Buf::BpW).map_or(1, |b| u64::from(b.width_bits / b.elem_bits.max(1)));
-    (u64::from(e.rows) * u64::from(e.cols)).min(u64::from(e.cols) * per_access.max(1)).max(1)
+    chip.engine(isa::Stream::Bp).map_or(1, |e| (u64::from(e.rows) * u64::from(e.cols)).max(1))
 }
 
 /// The DRAM tensor of value `v`.

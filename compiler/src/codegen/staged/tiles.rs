@@ -32,6 +32,8 @@ pub(super) struct Caps {
     /// the rough clock of a pass's chunks ([`igrad_cycles`]).
     pub(super) bp_macs: u64,
     pub(super) dram_bytes_per_cycle: u64,
+    /// Cycles from a `dma.ld` to its first byte, which the loading stream waits out.
+    pub(super) dram_latency: u64,
 }
 
 /// Convolution geometry: input `cin x h x w`, output `cout x oh x ow`, kernel `k`, stride `s`,
@@ -271,19 +273,22 @@ fn conv_igrad_whole(g: &ConvGeom, caps: &Caps) -> Option<(u32, u32)> {
         cob.filter(|_| grads <= caps.delta / 2).map(|cob| (cc2, cob))
     };
     let fitting = (1..=g.cin).rev().filter(|c| g.cin % c == 0).filter_map(fits);
-    fitting.min_by_key(|&(cc2, _)| (igrad_cycles(g, caps, cc2), std::cmp::Reverse(cc2)))
+    fitting.min_by_key(|&(cc2, cob)| (igrad_cycles(g, caps, (cc2, cob)), std::cmp::Reverse(cc2)))
 }
 
-/// A rough clock of the input-gradient pass in chunks of `cc2` input channels, per
-/// sample-step: the rounds of chunks on the busiest core, each all its products at the
-/// rate of a `bp.conv`, or all chunks' reads of the errors (FP16 and their bitmap) and
-/// weights through DRAM at half the chip's bandwidth (the other streams of every core
-/// load and store at the same time), whichever is longer.
-fn igrad_cycles(g: &ConvGeom, caps: &Caps, cc2: u32) -> u64 {
+/// A rough clock of the input-gradient pass in chunks of `cc2` input channels against
+/// blocks of `cob` output channels, per sample-step: the rounds of chunks on the busiest
+/// core, each all its products at the rate of a `bp.conv` and, for every block, the DRAM
+/// latency of its three loads (errors, their bitmap and weights), which the BP stream
+/// waits out; or all chunks' reads of the errors and weights through DRAM at half the
+/// chip's bandwidth (the other streams of every core load and store at the same time),
+/// whichever is longer.
+fn igrad_cycles(g: &ConvGeom, caps: &Caps, (cc2, cob): (u32, u32)) -> u64 {
     let (chunks, cout, kk) = (u64::from(g.cin / cc2.max(1)), u64::from(g.cout), u64::from(g.kk()));
     let outputs = u64::from(g.oh * g.ow);
     let products = u64::from(cc2) * cout * outputs * kk;
-    let compute = chunks.div_ceil(caps.cores.max(1)) * products.div_ceil(caps.bp_macs.max(1));
+    let waits = cout.div_ceil(u64::from(cob.max(1))) * 3 * caps.dram_latency;
+    let compute = chunks.div_ceil(caps.cores.max(1)) * (products.div_ceil(caps.bp_macs.max(1)) + waits);
     let bytes = chunks * (cout * outputs * 17 / 8 + u64::from(cc2) * cout * kk * 2);
     compute.max(2 * bytes.div_ceil(caps.dram_bytes_per_cycle.max(1)))
 }
@@ -443,8 +448,10 @@ mod tests {
             wgerr: 4096,
             opt: 1572864 / 20,
             cores: 20,
-            bp_macs: 16,
+            // 16x16 PEs, each weight read serving a column of 16 (see `plan.rs`).
+            bp_macs: 256,
             dram_bytes_per_cycle: 16,
+            dram_latency: 100,
         }
     }
 
@@ -484,19 +491,35 @@ mod tests {
     /// The input-gradient chunks of vgg_cifar_small's big convs. The largest that fit
     /// `bp.delta` (half of it for the padded and dense gradients: 32768 / (34² + 32²) and
     /// 32768 / (18² + 16²) channels, rounded down to divisors of 64 and 128) win where the
-    /// error reads through DRAM dominate. Where the `bp.conv` products dominate, as on the
-    /// built-in chip (sixteen a cycle, DRAM sixteen bytes a cycle), smaller chunks spread
-    /// over the cores, but never more chunks than cores.
+    /// error reads through DRAM dominate, as on the built-in chip (256 products a cycle,
+    /// DRAM sixteen bytes a cycle). Where the `bp.conv` products dominate (an array fed
+    /// sixteen weights a cycle, one per product), smaller chunks spread over the cores, but
+    /// never more chunks than cores.
     #[test]
     fn input_gradient_chunks_weigh_products_against_error_reads() {
         for (g, largest) in [(vgg(64, 128, 32), 8), (vgg(128, 256, 16), 32)] {
             let slow_dram = Caps { cores: 16, bp_macs: 1 << 20, dram_bytes_per_cycle: 1, ..caps() };
             assert_eq!(conv_igrad_whole(&g, &slow_dram).map(|c| c.0), Some(largest), "{g:?}");
             let chip = Caps { cores: 16, ..caps() };
-            let (cc2, cob) = conv_igrad_whole(&g, &chip).unwrap_or_else(|| panic!("{g:?}"));
+            assert_eq!(conv_igrad_whole(&g, &chip).map(|c| c.0), Some(largest), "{g:?}");
+            let slow_array = Caps { cores: 16, bp_macs: 16, ..caps() };
+            let (cc2, cob) = conv_igrad_whole(&g, &slow_array).unwrap_or_else(|| panic!("{g:?}"));
             assert!(cc2 < largest && g.cin / cc2 <= 16, "{g:?}: {cc2}");
             assert!(g.cin % cc2 == 0 && cob * cc2 * g.kk() <= 1152, "{g:?}: {cc2} x {cob}");
         }
+    }
+
+    /// On a small map (resnet_digits' 16 channels of 16x16) the products of a chunk are few,
+    /// and the DRAM latency that the BP stream waits out for each block's loads decides:
+    /// with it, two chunks of 8 channels, each on its own core, end first; without it, one
+    /// chunk of all 16 would.
+    #[test]
+    fn input_gradient_chunks_count_the_latency_of_their_loads() {
+        let g = vgg(16, 16, 16);
+        let chip = Caps { cores: 16, ..caps() };
+        assert_eq!(conv_igrad_whole(&g, &chip).map(|c| c.0), Some(8));
+        let no_latency = Caps { dram_latency: 0, ..chip };
+        assert_eq!(conv_igrad_whole(&g, &no_latency).map(|c| c.0), Some(16));
     }
 
     #[test]
