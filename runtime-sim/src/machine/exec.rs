@@ -146,9 +146,11 @@ impl<S: Storage> Exec<'_, S> {
     }
 
     /// Sets the busy time of a data-mover or control instruction: one issue cycle plus the
-    /// busiest buffer port.
+    /// busiest buffer's accesses, spread over the banks of the stream's engine (one per
+    /// column of its array, as for engine instructions; the DMA stream has one).
     fn mover(&mut self, accesses: &[u64]) {
-        self.busy = 1 + accesses.iter().copied().max().unwrap_or(0);
+        let banks = self.pe_array().1;
+        self.busy = 1 + accesses.iter().copied().max().unwrap_or(0).div_ceil(banks);
     }
 
     /// Checks that `a` holds `bits` bits in total.
@@ -556,7 +558,7 @@ impl<S: Storage> Exec<'_, S> {
         let n = &mut self.st.stats.noc;
         (n.messages, n.bytes, n.byte_hops) = (n.messages + 1, n.bytes + bytes, n.byte_hops + bytes * hops);
         self.st.stats.energy.noc_pj += energy;
-        let a = self.touch(src.buf, sp.len);
+        let a = self.touch(src.buf, sp.len).div_ceil(self.pe_array().1);
         self.busy = 1 + serial.max(a);
         (0..NSTREAM).for_each(|s| self.wake(dest * NSTREAM + s));
         Ok(Flow::Next)

@@ -80,7 +80,8 @@ fn bp_conv_reads_each_weight_once_per_row_of_positions() {
     assert_eq!(s.sram_accesses["bp.w"], reads as u64);
     // `bp.delta` is 256 bits wide: sixteen errors per access.
     let port = [errs.div_ceil(16), reads, CIN * ih * ih].into_iter().max().unwrap_or(0);
-    let fill = 1 + errs.div_ceil(16) as u64;
+    // The `fill` before: an issue cycle, then its accesses over the 16 banks.
+    let fill = 1 + errs.div_ceil(16).div_ceil(COLS) as u64;
     assert_eq!(conv_busy(&s, 1, fill), 1 + ops.div_ceil(ROWS * COLS).max(port.div_ceil(COLS)) as u64);
 }
 

@@ -53,8 +53,9 @@ fn signal_wait_handshake_between_fp_and_wg() {
     let (m, r) = run(&p);
     let stats = r.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(m.buffer(0, Buf::WgSpk, 0, 8), Some(vec![1.0; 8]));
-    // FP's signal issues after two fills (1 + 256 and 1 + 1 accesses) and lands a cycle later.
-    let signalled = 257 + 2 + 1;
+    // FP's signal issues after two fills (256 and 1 accesses of the 256-bit-wide buffers,
+    // spread over the array's 16 banks, after an issue cycle each) and lands a cycle later.
+    let signalled = (1 + 256 / 16) + (1 + 1) + 1;
     assert_eq!(stats.streams[0][2].stall, signalled);
     assert!(stats.streams[0][0].stall > 0, "FP waited for WG's answer");
 }
@@ -80,8 +81,9 @@ fn barrier_releases_all_at_the_last_arrival() {
     );
     let (_, r) = run(&p);
     let stats = r.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(stats.streams[0][1].stall, 161);
-    assert_eq!(stats.streams[2][2].stall, 161);
+    // FP arrives last, after its fill: an issue cycle, then 160 accesses over 16 banks.
+    assert_eq!(stats.streams[0][1].stall, 1 + 160 / 16);
+    assert_eq!(stats.streams[2][2].stall, 1 + 160 / 16);
     assert_eq!(stats.streams[0][0].stall, 0);
 }
 
