@@ -79,9 +79,29 @@ fn measured_rates_from_a_simulator_run_change_the_estimate_and_are_compared() {
     for row in ["cycles", "DRAM bytes", "NoC bytes", "energy (uJ)"] {
         assert!(report.lines().any(|l| l.starts_with(row)), "{row} missing in\n{report}");
     }
+    dram_kinds_add_up(&report);
     let wrong_model = snnc(&["map", &repo("models/digits.snn"), "--measured", &stats.to_string_lossy()]);
     assert_eq!(wrong_model.status.code(), Some(1));
     assert!(text(&wrong_model.stderr).contains("does not have"), "{}", text(&wrong_model.stderr));
+}
+
+/// The comparison's DRAM rows by kind (indented under `DRAM bytes`) sum, in both the
+/// simulated and the estimated column, to the `DRAM bytes` row: every kind of either side
+/// has its row.
+fn dram_kinds_add_up(report: &str) {
+    let columns = |line: &str| -> Option<(f64, f64)> {
+        let mut numbers = line.split_whitespace().rev().skip(1).map(str::parse::<f64>);
+        let estimated = numbers.next()?.ok()?;
+        Some((numbers.next()?.ok()?, estimated))
+    };
+    let lines: Vec<&str> = report.lines().skip_while(|l| !l.starts_with("DRAM bytes")).collect();
+    let total = lines.first().and_then(|l| columns(l)).unwrap_or_else(|| panic!("no DRAM row in\n{report}"));
+    let kinds: Vec<(f64, f64)> =
+        lines[1..].iter().take_while(|l| l.starts_with("  ")).filter_map(|l| columns(l)).collect();
+    assert!(kinds.len() >= 6, "the DRAM kinds are missing in\n{report}");
+    let sum = kinds.iter().fold((0.0, 0.0), |(s, e), (a, b)| (s + a, e + b));
+    assert_eq!(sum, total, "the DRAM kinds do not add up in\n{report}");
+    assert!(total.0 > 0.0 && total.1 > 0.0, "{report}");
 }
 
 #[test]
