@@ -319,9 +319,11 @@ impl DramKind {
         DramKind::Other,
     ];
 
-    /// The kind a tensor name implies.
+    /// The kind a tensor name implies. The last rule takes the sums and poolings of spikes
+    /// that pass between layers (a residual join's `.sum`, a pooling's `.pooled`) as spikes,
+    /// as `snnc map` counts them, after every other rule has had its say.
     pub fn of_name(name: &str) -> DramKind {
-        const RULES: [(&[&str], DramKind); 8] = [
+        const RULES: [(&[&str], DramKind); 9] = [
             (&["master", "opt", "adam", "moment", "state"], DramKind::OptimizerState),
             (&["grad"], DramKind::Gradients),
             (&["err", "delta"], DramKind::Errors),
@@ -330,6 +332,7 @@ impl DramKind {
             (&["input", "target", "label", "x"], DramKind::Inputs),
             (&["spike", "spk", "s"], DramKind::Spikes),
             (&["w", "weight", "b", "bias"], DramKind::Weights),
+            (&["sum", "pooled"], DramKind::Spikes),
         ];
         let words: Vec<String> =
             name.split(|c: char| !c.is_ascii_alphanumeric()).map(str::to_ascii_lowercase).collect();
@@ -615,6 +618,9 @@ mod tests {
             ("fc2.mem", DramKind::Membranes),
             ("wgrad", DramKind::Other),
             ("fc1.grad", DramKind::Gradients),
+            ("b1_out.sum", DramKind::Spikes),
+            ("pool2.pooled", DramKind::Spikes),
+            ("sum1.weight", DramKind::Weights),
         ];
         for (name, kind) in cases {
             assert_eq!(DramKind::of_name(name), kind, "{name}");
