@@ -119,7 +119,8 @@ fn sim_with_the_model_gives_targets_so_errors_flow_back() {
         assert!(out.status.success(), "{}", text(&out.stderr));
         text(&out.stdout)
             .lines()
-            .filter_map(|l| l.strip_prefix("layer ").and_then(|l| l.rsplit("error density ").next()))
+            .filter_map(|l| l.strip_prefix("layer ").and_then(|l| l.split("error density ").nth(1)))
+            .filter_map(|v| v.split(',').next())
             .map(|v| v.trim().parse().unwrap_or_else(|e| panic!("{v}: {e}")))
             .collect()
     };

@@ -44,6 +44,23 @@ fn the_thread_count_changes_no_figure_of_a_run() {
     assert!(one.contains("\"cycles\""), "{one}");
     assert_eq!(one, two, "one thread against two");
     assert_eq!(one, three, "one thread against three");
+    layers_take_the_busy_cycles(&one);
+}
+
+/// The busy cycles of the layers (`layers[].busy`, per stream) add up to the streams'
+/// busy cycles but for the little code between layers: the step loop, barriers and halts,
+/// under one cycle in a hundred.
+fn layers_take_the_busy_cycles(json: &str) {
+    let stats: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}"));
+    let number = |v: &serde_json::Value| v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"));
+    let sum = |items: &serde_json::Value, of: &dyn Fn(&serde_json::Value) -> u64| {
+        items.as_array().map_or(0, |a| a.iter().map(of).sum::<u64>())
+    };
+    for s in 0..3 {
+        let total = sum(&stats["streams"], &|core| number(&core[s]["busy"]));
+        let layers = sum(&stats["layers"], &|l| number(&l["busy"][s]));
+        assert!(layers > 0 && layers <= total && 100 * (total - layers) < total, "stream {s}: {layers} of {total}");
+    }
 }
 
 /// `--steps 0` would run nothing and report a run all the same: it is refused before any

@@ -107,6 +107,9 @@ fn step<S: Storage>(code: &[CoreCode], st: &mut State<S>, idx: usize) -> Result<
     s.clock = now + stall + busy;
     let end = s.clock;
     account(st, (core, stream, instr.opcode()), now, (busy, stall), ops);
+    if let Some(layer) = st.layer_of[idx].get(pc).copied().flatten() {
+        st.stats.layers[layer].busy[stream.index()] += busy;
+    }
     st.stats.cycles = st.stats.cycles.max(end);
     Ok(outcome)
 }

@@ -111,6 +111,9 @@ pub struct LayerStats {
     pub error_elems: u64,
     /// Of those, non-zero.
     pub error_nonzero: u64,
+    /// Busy cycles of the layer's instructions per stream (fp, bp, wg, dma), summed over
+    /// the cores: where the engines' time goes, layer by layer.
+    pub busy: [u64; 4],
 }
 
 impl LayerStats {
@@ -209,7 +212,12 @@ impl RunStats {
         );
         for l in &self.layers {
             let (rate, density) = (l.firing_rate(), l.error_density());
-            let _ = writeln!(s, "layer {}: firing rate {rate:.4}, error density {density:.4}", l.name);
+            let [fp, bp, wg, dma] = l.busy;
+            let _ = writeln!(
+                s,
+                "layer {}: firing rate {rate:.4}, error density {density:.4}, busy cycles fp {fp} bp {bp} wg {wg} dma {dma}",
+                l.name
+            );
         }
         for (name, k) in &self.profile {
             let _ = writeln!(s, "  {name:<11} {:>9} x {:>12} cycles ({} stalled)", k.count, k.cycles, k.stall);

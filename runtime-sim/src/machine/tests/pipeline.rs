@@ -138,5 +138,10 @@ fn example_training_step_runs_and_updates_weights() {
     assert_eq!(layer.neuron_steps, 4 * 8 * 16);
     assert!(layer.firing_rate() > 0.0 && layer.firing_rate() < 1.0);
     assert!(layer.error_elems > 0 && layer.error_density() < 1.0, "rect errors are sparse");
+    // The layer's symbols cover every instruction of the three streams: all their busy
+    // cycles are the layer's (and stalls are not).
+    let streams: Vec<u64> = stats.streams[0].iter().map(|s| s.busy).collect();
+    assert_eq!(layer.busy.to_vec(), streams);
+    assert!(stats.streams[0][0].stall > 0 && layer.busy[0] > 0);
     assert!(stats.profile["wg.linear"].ops_skipped > 0);
 }
