@@ -95,6 +95,32 @@ fn residual_models_compile_deterministically_and_round_trip() {
     }
 }
 
+/// A join moves the chunk of all its timesteps at once: every `fp.sum` adds the input that
+/// the `dma.ld` just before it brought in one strided transfer of 4 rows (T = 4), and every
+/// join's sum or mean leaves in one such store, so a sample pays the DRAM latency once per
+/// input instead of once per timestep.
+#[test]
+fn joins_move_every_timestep_of_a_chunk_at_once() {
+    let p = compile(&model(true, 0.75, true), 1);
+    let (mut sums, mut stores) = (0, 0);
+    // The FP code of the joins `o1` and `o2`, by their layer symbols.
+    for sym in p.symbols.iter().filter(|s| s.name == "o1" || s.name == "o2") {
+        let isa::SymbolKind::Layer { core, stream: isa::Stream::Fp } = sym.kind else { continue };
+        let code = &p.cores[usize::from(core)].streams[0][sym.addr as usize..][..sym.len as usize];
+        for (i, instr) in code.iter().enumerate().skip(1) {
+            if let isa::Instr::FpSum { src, .. } = instr {
+                let isa::Instr::DmaLoad { dst, rows, .. } = &code[i - 1] else { panic!("{:?}", code[i - 1]) };
+                assert_eq!((dst, *rows), (src, 4), "the input of {instr:?}");
+                sums += 1;
+            }
+            if let isa::Instr::DmaStore { rows: 4, .. } = instr {
+                stores += 1;
+            }
+        }
+    }
+    assert!(sums >= 4 && stores >= 2, "{sums} sums, {stores} stores of four timesteps");
+}
+
 #[test]
 fn residual_models_train() {
     let steps = 8;

@@ -74,6 +74,9 @@ pub(super) struct Join {
     /// Elements per sample-step, and per chunk.
     pub(super) n: u32,
     pub(super) chunk: u32,
+    /// Timesteps of a chunk moved and summed together (`T` when they fit the buffers, else
+    /// 1): one strided transfer and one `fp.sum` for all of them.
+    pub(super) steps: u32,
     /// `[B][T][n]` FP16 sums, when a layer other than the pooling reads them.
     pub(super) sum: Option<u32>,
     pub(super) pool: Option<JoinPool>,
@@ -238,7 +241,7 @@ impl Plan {
                 }
                 Stage::Join { add, inputs, pool } => {
                     let srcs = inputs.iter().map(|&v| value(&values, v, graph)).collect::<Result<Vec<_>, _>>()?;
-                    let mut j = super::join::plan(graph, (*add, *pool), srcs, (t * b, &caps), &mut dram)?;
+                    let mut j = super::join::plan(graph, (*add, *pool), srcs, ((t, b), &caps), &mut dram)?;
                     j.cores = Cores::of(assign.segment_cores_of(*add), cores);
                     let addr = j.pool.as_ref().map_or(j.sum.unwrap_or(0), |p| p.out);
                     let row_bytes = j.out_len() * 2;
