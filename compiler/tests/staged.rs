@@ -540,3 +540,42 @@ fn random_conv_shapes_train_identically_resident_and_staged() {
         "{compared} compared ({biased} with a biased first conv, {narrow} with narrow spike rows); skipped:\n{why}"
     );
 }
+
+/// Conv tiles whose weights `fp.w` cannot hold all at once wait in `fp.mem` for the whole
+/// tile (`park_weights`, the default) instead of streaming from DRAM for every sample and
+/// timestep: `resnet_digits` trains two steps to the same bytes in every tensor either way,
+/// and reads less from DRAM when they wait.
+#[test]
+fn parked_weights_train_like_streamed_ones() {
+    let (g, chip) = (graph("resnet_digits"), ChipDesc::default());
+    let compile = |park_weights: bool| {
+        let options = CodegenOptions { steps: 1, park_weights, ..CodegenOptions::default() };
+        codegen::compile_staged(&g, &chip, &options).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let (parked, streamed) = (compile(true), compile(false));
+    let from_mem = |p: &Program| {
+        let fp = p.cores.iter().flat_map(|c| &c.streams[0]);
+        fp.filter(|i| matches!(i, isa::Instr::FpConv { w, .. } if w.buf == isa::Buf::FpMem)).count()
+    };
+    assert!(from_mem(&parked) > 0 && from_mem(&streamed) == 0, "{} {}", from_mem(&parked), from_mem(&streamed));
+    let (a, b) = (train_two_steps(&parked, &chip), train_two_steps(&streamed, &chip));
+    assert_eq!(a.1, b.1, "the tensors after two steps");
+    let weights = |s: &sim::RunStats| s.dram.read.get(&sim::machine::DramKind::Weights).copied().unwrap_or(0);
+    assert!(weights(&a.0) < weights(&b.0), "weight bytes read: {} parked, {} streamed", weights(&a.0), weights(&b.0));
+}
+
+/// Two training steps of `program` on FP16 inputs of 0 and 1 (one in eight set) and
+/// one-hot targets: the second step's statistics and every tensor's bytes after it.
+fn train_two_steps(program: &Program, chip: &ChipDesc) -> (sim::RunStats, Vec<Vec<u8>>) {
+    let mut m = Machine::new(program, chip, SimOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let size = |n: &str| program.symbols.iter().find(|s| s.name == n).map_or(0, |s| s.len as usize);
+    let input: Vec<f32> = bytes(size("input") / 2, 3).iter().map(|b| f32::from(u8::from(b % 8 == 0))).collect();
+    m.write_f16("input", &input).unwrap_or_else(|e| panic!("{e}"));
+    let targets = size("target") / 2;
+    let onehot: Vec<f32> = (0..targets).map(|i| if (i / 10) % 10 == i % 10 { 1.0 } else { 0.0 }).collect();
+    m.write_f16("target", &onehot).unwrap_or_else(|e| panic!("{e}"));
+    m.run().unwrap_or_else(|e| panic!("{e}"));
+    let stats = m.run().unwrap_or_else(|e| panic!("{e}"));
+    let tensors = program.symbols.iter().filter(|s| s.kind == isa::SymbolKind::Tensor);
+    (stats, tensors.map(|s| m.read_symbol(&s.name).unwrap_or_else(|e| panic!("{e}"))).collect())
+}

@@ -137,6 +137,11 @@ pub struct CodegenOptions {
     /// [`compile_staged`] and the staged fallback of [`compile_placed`] run the mapping pass
     /// for it; [`compile_with`] is given the decision as a [`CoreMap`] and ignores this.
     pub placement: PlacementChoice,
+    /// In a staged program, keep a conv tile's weights in `fp.mem` for the whole tile when
+    /// `fp.w` cannot hold them and `fp.mem` can, instead of loading each chunk's from DRAM
+    /// for every sample and timestep. On by default; off gives the streamed program the
+    /// DRAM traffic and timing of which it saves (the trained weights are the same).
+    pub park_weights: bool,
 }
 
 impl Default for CodegenOptions {
@@ -150,6 +155,7 @@ impl Default for CodegenOptions {
             train: true,
             outputs: false,
             placement: PlacementChoice::default(),
+            park_weights: true,
         }
     }
 }

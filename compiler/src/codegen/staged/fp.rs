@@ -150,7 +150,14 @@ fn conv(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, pool: Option<Pool>, co
         mask: r.take(Buf::FpMask, tile),
         pooled: r.take(if u.pooled_bits { Buf::FpSpk } else { Buf::FpMem }, tile),
         bias: r.take(Buf::FpMem, t.co),
+        parked: None,
     };
+    // Weights that `fp.w` cannot hold all at once wait in the rest of `fp.mem`, chunk by
+    // chunk, when they fit there: loaded once per tile instead of once per sample-step.
+    let all = t.co * g.cin * g.kk();
+    let used = r.take(Buf::FpMem, 0);
+    let regs =
+        Regs { parked: (!t.resident && used.saturating_add(all) <= p.fp_mem).then(|| r.take(Buf::FpMem, all)), ..regs };
     regs.input.zero_border(g, t, c);
     for tile in conv_tiles(g, t, u.cores.seat(core)) {
         conv_tile(p, u, g, t, Pool::fused(pool), &regs, tile, c);
@@ -172,6 +179,9 @@ struct Regs {
     pooled: u32,
     /// The biases of the tile's output channels.
     bias: u32,
+    /// Where in `fp.mem` the weights of every chunk of a tile wait, chunk after chunk, when
+    /// `fp.w` cannot hold them all and `fp.mem` can.
+    parked: Option<u32>,
 }
 
 /// One conv tile (output block `cb`, row block `rb`) for every sample and timestep.
@@ -187,9 +197,16 @@ fn conv_tile(
     c: &mut Code,
 ) {
     let (tile, wc, chunks) = (t.tile(g), t.co * t.cc * g.kk(), g.cin / t.cc);
-    if t.resident {
-        for j in 0..chunks {
-            conv_weights(u, g, t, (cb, j), at(Buf::FpW, j * wc, wc), c);
+    // The weights of chunk `j`: in `fp.w` when they all fit it, else in `fp.mem` when they
+    // wait there, else streamed into `fp.w` for every sample-step.
+    let home = |j: u32| match (t.resident, r.parked) {
+        (true, _) => Some(at(Buf::FpW, j * wc, wc)),
+        (false, Some(parked)) => Some(at(Buf::FpMem, parked + j * wc, wc)),
+        (false, None) => None,
+    };
+    for j in 0..chunks {
+        if let Some(dst) = home(j) {
+            conv_weights(u, g, t, (cb, j), dst, c);
         }
     }
     let bias = (u.biases > 0).then(|| at(Buf::FpMem, r.bias, t.co));
@@ -203,15 +220,16 @@ fn conv_tile(
     let x = at(Buf::FpPsum, r.x, tile);
     for j in 0..chunks {
         let (spk, ih) = r.input.load(p, u, g, t, (j, rb), c);
-        let w = if t.resident { j * wc } else { 0 };
-        if !t.resident {
-            conv_weights(u, g, t, (cb, j), at(Buf::FpW, 0, wc), c);
-        }
+        let w = home(j).unwrap_or_else(|| {
+            let streamed = at(Buf::FpW, 0, wc);
+            conv_weights(u, g, t, (cb, j), streamed.clone(), c);
+            streamed
+        });
         let (cin, cout, ih, iw, kh, kw, stride) = g.operands(t.cc, t.co, ih);
         // The first chunk adds the biases in its accumulator, as `x*W + b` is rounded once.
         c.push(Instr::FpConv {
             spk,
-            w: at(Buf::FpW, w, wc),
+            w,
             bias: bias.clone().filter(|_| j == 0),
             out: x.clone(),
             cin,

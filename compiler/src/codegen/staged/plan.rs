@@ -39,6 +39,10 @@ pub(in crate::codegen) struct Plan {
     pub(super) opt: OptCfg,
     /// `opt` elements each core owns (core `c` starts at `c * opt_region`).
     pub(super) opt_region: u32,
+    /// Elements of `fp.mem`, where a conv tile whose weights `fp.w` cannot hold keeps them
+    /// when the rest of its regions leave room (see `fp.rs`); 0 unless
+    /// [`CodegenOptions::park_weights`](crate::codegen::CodegenOptions::park_weights).
+    pub(super) fp_mem: u32,
 }
 
 /// Where a layer's input lives in DRAM: `[S][B][T][row_bytes]` (`step_bytes` is 0 except
@@ -282,6 +286,7 @@ impl Plan {
             loss,
             opt,
             opt_region,
+            fp_mem: if options.park_weights { u32::try_from(caps.mem).unwrap_or(u32::MAX) } else { 0 },
         })
     }
 }
