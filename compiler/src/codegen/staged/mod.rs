@@ -12,8 +12,9 @@
 //!
 //! - **FP phase**, layer by layer: every core computes its tiles of the layer for every
 //!   sample and timestep (conv tiles: a block of output channels and rows, the input
-//!   streamed in channel chunks and zero-bordered with `pad`, and for maps too large for
-//!   whole ones only the window of input rows a block of rows reads, `rows.rs`; linear
+//!   streamed in channel chunks and zero-bordered with `pad`, the weights in `fp.w` or,
+//!   when it cannot hold them all, in `fp.mem` for the whole tile, and for maps too large
+//!   for whole ones only the window of input rows a block of rows reads, `rows.rs`; linear
 //!   tiles: a block of outputs, the weights streamed in row chunks, every instruction
 //!   covering all `B x T` rows, or a group of samples' rows at a time when the partial sums
 //!   of the whole batch do not fit), runs the soma and stores spikes, masks and the pooled map.
@@ -31,8 +32,8 @@
 //!   left for later: it needs disjoint buffers.)
 //!
 //! - **Joins** (`add`, residual joins, `join.rs`) are stages of their own between units: FP
-//!   sums their inputs chunk by chunk into `<add>.sum` (or averages the sum into
-//!   `<pool>.pooled` for a pooled head); BP passes a join's error to its inputs by letting
+//!   sums their inputs chunk by chunk, all timesteps of a chunk at once where they fit,
+//!   into `<add>.sum` (or averages the sum into `<pool>.pooled` for a pooled head); BP passes a join's error to its inputs by letting
 //!   them share one error region, into which every reader of a value adds its errors in
 //!   backward order (`dag.rs`), so branches cost no extra pass.
 //!
