@@ -28,6 +28,29 @@ fn stats_of(body: &str) -> RunStats {
     r.unwrap_or_else(|e| panic!("{e}\n{body}"))
 }
 
+/// The busy cycles of an engine instruction of `ops` products whose buffers take
+/// `accesses`: an issue cycle, then the compute over the 256 PEs or the busiest buffer's
+/// accesses over the 16 banks, whichever is longer.
+fn engine_busy(ops: usize, accesses: &[usize]) -> u64 {
+    let port = accesses.iter().copied().max().unwrap_or(0);
+    (1 + ops.div_ceil(ROWS * COLS).max(port.div_ceil(COLS))) as u64
+}
+
+/// The input side and output side of the backward tests: the 8x8 output of a 10x10 input,
+/// and its errors.
+const IH: usize = 10;
+const SIDE: usize = 8;
+const ERRS: usize = COUT * SIDE * SIDE;
+
+/// Runs `body` and checks that its one `kind` instruction executed every product of the
+/// backward tests' shape; returns the run's statistics and that count.
+fn run_backward(kind: &str, body: &str) -> (RunStats, usize) {
+    let s = stats_of(body);
+    let ops = dense_ops(SIDE);
+    assert_eq!(s.profile[kind].ops_executed, ops as u64, "{kind}");
+    (s, ops)
+}
+
 /// The busy cycles of the one conv instruction of `stream`: the stream's busy cycles less
 /// the `fills` cycles of the `fill` before it and the one of `halt`.
 fn conv_busy(s: &RunStats, stream: usize, fills: u64) -> u64 {
@@ -55,51 +78,39 @@ fn fp_conv_reads_each_weight_once_per_row_of_positions() {
         assert_eq!(s.profile["fp.conv"].ops_executed, ops as u64, "ih={ih}");
         let reads = ops.div_ceil(ROWS.min(positions));
         assert_eq!(s.sram_accesses["fp.w"], reads as u64, "ih={ih}");
-        // Busy: one issue cycle, then the compute over 256 PEs or the busiest of the 1-bit
-        // `in` (one access per spike), the 16-bit `w` and `psum`, over 16 banks.
-        let port = [CIN * ih * ih, reads, COUT * positions].into_iter().max().unwrap_or(0);
-        let want = 1 + ops.div_ceil(ROWS * COLS).max(port.div_ceil(COLS));
-        assert_eq!(conv_busy(&s, 0, 0), want as u64, "ih={ih}");
+        // The busiest of the 1-bit `in` (one access per spike), the 16-bit `w` and `psum`.
+        let want = engine_busy(ops, &[CIN * ih * ih, reads, COUT * positions]);
+        assert_eq!(conv_busy(&s, 0, 0), want, "ih={ih}");
     }
 }
 
 #[test]
 fn bp_conv_reads_each_weight_once_per_row_of_positions() {
-    // Errors of the 8x8 output of a 10x10 input, all non-zero, so every product executes.
-    let (ih, side) = (10, 8);
-    let errs = COUT * side * side;
+    // Errors, all non-zero, so every product executes.
     let body = format!(
-        ".core 0\n.stream bp\n    fill dst=bp.delta[0:{errs}] value=0.5\n    bp.conv err=bp.delta[0:{errs}] w=bp.w[0:{}] out=bp.psum[0:{}] cin={CIN} cout={COUT} ih={ih} iw={ih} kh=3 kw=3 stride=1 acc=false nz=-\n    halt\n",
+        ".core 0\n.stream bp\n    fill dst=bp.delta[0:{ERRS}] value=0.5\n    bp.conv err=bp.delta[0:{ERRS}] w=bp.w[0:{}] out=bp.psum[0:{}] cin={CIN} cout={COUT} ih={IH} iw={IH} kh=3 kw=3 stride=1 acc=false nz=-\n    halt\n",
         COUT * CIN * TAPS,
-        CIN * ih * ih
+        CIN * IH * IH
     );
-    let s = stats_of(&body);
-    let ops = dense_ops(side);
-    assert_eq!(s.profile["bp.conv"].ops_executed, ops as u64);
+    let (s, ops) = run_backward("bp.conv", &body);
     let reads = ops.div_ceil(ROWS);
     assert_eq!(s.sram_accesses["bp.w"], reads as u64);
-    // `bp.delta` is 256 bits wide: sixteen errors per access.
-    let port = [errs.div_ceil(16), reads, CIN * ih * ih].into_iter().max().unwrap_or(0);
-    // The `fill` before: an issue cycle, then its accesses over the 16 banks.
-    let fill = 1 + errs.div_ceil(16).div_ceil(COLS) as u64;
-    assert_eq!(conv_busy(&s, 1, fill), 1 + ops.div_ceil(ROWS * COLS).max(port.div_ceil(COLS)) as u64);
+    // The `fill` before: an issue cycle, then its accesses over the 16 banks; `bp.delta` is
+    // 256 bits wide, sixteen errors per access.
+    let fill = 1 + ERRS.div_ceil(16).div_ceil(COLS) as u64;
+    assert_eq!(conv_busy(&s, 1, fill), engine_busy(ops, &[ERRS.div_ceil(16), reads, CIN * IH * IH]));
 }
 
 #[test]
 fn wg_conv_updates_each_gradient_once_per_row_of_positions() {
-    let (ih, side) = (10, 8);
-    let errs = COUT * side * side;
     let body = format!(
-        ".core 0\n.stream wg\n    wg.conv spk=wg.spk[0:{}] err=wg.err[0:{errs}] dw=wg.grad[0:{}] db=- cin={CIN} cout={COUT} ih={ih} iw={ih} kh=3 kw=3 stride=1 skip=false nz=-\n    halt\n",
-        CIN * ih * ih,
+        ".core 0\n.stream wg\n    wg.conv spk=wg.spk[0:{}] err=wg.err[0:{ERRS}] dw=wg.grad[0:{}] db=- cin={CIN} cout={COUT} ih={IH} iw={IH} kh=3 kw=3 stride=1 skip=false nz=-\n    halt\n",
+        CIN * IH * IH,
         COUT * CIN * TAPS
     );
-    let s = stats_of(&body);
-    let ops = dense_ops(side);
-    assert_eq!(s.profile["wg.conv"].ops_executed, ops as u64);
+    let (s, ops) = run_backward("wg.conv", &body);
     // A read and a write of a 32-bit gradient per sixteen products.
     let updates = (2 * ops).div_ceil(ROWS);
     assert_eq!(s.sram_accesses["wg.grad"], updates as u64);
-    let port = [CIN * ih * ih, errs, updates].into_iter().max().unwrap_or(0);
-    assert_eq!(conv_busy(&s, 2, 0), 1 + ops.div_ceil(ROWS * COLS).max(port.div_ceil(COLS)) as u64);
+    assert_eq!(conv_busy(&s, 2, 0), engine_busy(ops, &[CIN * IH * IH, ERRS, updates]));
 }
