@@ -319,10 +319,19 @@ impl DramKind {
         DramKind::Other,
     ];
 
-    /// The kind a tensor name implies. The last rule takes the sums and poolings of spikes
-    /// that pass between layers (a residual join's `.sum`, a pooling's `.pooled`) as spikes,
-    /// as `snnc map` counts them, after every other rule has had its say.
+    /// The kind a tensor name implies. The code generator names tensors `<layer>.<kind>`,
+    /// so the part after the last dot decides first: a layer named `mask1` or `sum` does
+    /// not make its weights masks or spikes. A name without a dot, or whose last part no
+    /// rule knows, is taken whole.
     pub fn of_name(name: &str) -> DramKind {
+        let last = name.rsplit_once('.').map(|(_, kind)| kind);
+        last.and_then(Self::of_words).or_else(|| Self::of_words(name)).unwrap_or(DramKind::Other)
+    }
+
+    /// The kind the first rule that some word of `text` matches gives. The last rule takes
+    /// the sums and poolings of spikes that pass between layers (a residual join's `.sum`,
+    /// a pooling's `.pooled`) as spikes, as `snnc map` counts them.
+    fn of_words(text: &str) -> Option<DramKind> {
         const RULES: [(&[&str], DramKind); 9] = [
             (&["master", "opt", "adam", "moment", "state"], DramKind::OptimizerState),
             (&["grad"], DramKind::Gradients),
@@ -335,9 +344,9 @@ impl DramKind {
             (&["sum", "pooled"], DramKind::Spikes),
         ];
         let words: Vec<String> =
-            name.split(|c: char| !c.is_ascii_alphanumeric()).map(str::to_ascii_lowercase).collect();
+            text.split(|c: char| !c.is_ascii_alphanumeric()).map(str::to_ascii_lowercase).collect();
         let hit = |pre: &str| words.iter().any(|w| if pre.len() <= 1 { w == pre } else { w.starts_with(pre) });
-        RULES.iter().find(|(pres, _)| pres.iter().any(|p| hit(p))).map_or(DramKind::Other, |r| r.1)
+        RULES.iter().find(|(pres, _)| pres.iter().any(|p| hit(p))).map(|r| r.1)
     }
 }
 
@@ -621,6 +630,11 @@ mod tests {
             ("b1_out.sum", DramKind::Spikes),
             ("pool2.pooled", DramKind::Spikes),
             ("sum1.weight", DramKind::Weights),
+            ("mask1.weight", DramKind::Weights),
+            ("errors2.spikes", DramKind::Spikes),
+            ("grad_in.opt_state", DramKind::OptimizerState),
+            ("input", DramKind::Inputs),
+            ("conv.h", DramKind::Other),
         ];
         for (name, kind) in cases {
             assert_eq!(DramKind::of_name(name), kind, "{name}");
