@@ -547,10 +547,34 @@ fn random_conv_shapes_train_identically_resident_and_staged() {
 /// and reads less from DRAM when they wait.
 #[test]
 fn parked_weights_train_like_streamed_ones() {
-    let (g, chip) = (graph("resnet_digits"), ChipDesc::default());
+    parked_like_streamed(&graph("resnet_digits"), &ChipDesc::default());
+}
+
+/// The same for tiles of rows, each reading a window of its input rows: the windowed model
+/// on one core with a 256-bit `fp.in`, a 64-element `fp.psum` and a 9-element `fp.w`,
+/// which holds the weights of one input channel of one output channel at a time, so each
+/// tile of `c2` waits with its two input channels' weights in `fp.mem`.
+#[test]
+fn parked_weights_of_row_tiles_train_like_streamed_ones() {
+    let g = windowed_model("bernoulli(max_rate = 0.8, seed = 5)", 1);
+    let chip = ChipDesc::default();
+    let mut small = with_buffers(&chip, &[("fp", "in", 256), ("fp", "psum", 64), ("fp", "w", 9), ("bp", "w", 2560)]);
+    small.cores.truncate(1);
+    small.noc.width = 1;
+    small.noc.height = 1;
+    let text = codegen::placement_text(&g, &small).unwrap_or_else(|e| panic!("{e}"));
+    let c2 = "c2 + s2: conv 2x16x16 -> 4x16x16; 16 tiles of 1 ch x 4 rows, input chunks of 1 ch x 6 rows";
+    assert!(text.contains(&format!("{c2}, weights held in fp.mem")), "{text}");
+    parked_like_streamed(&g, &small);
+}
+
+/// Compiles `g` for `chip` with and without parked weights and checks both train two steps
+/// to the same bytes, the parked program reading its conv weights from `fp.mem` and fewer
+/// weight bytes from DRAM.
+fn parked_like_streamed(g: &LayerGraph, chip: &ChipDesc) {
     let compile = |park_weights: bool| {
         let options = CodegenOptions { steps: 1, park_weights, ..CodegenOptions::default() };
-        codegen::compile_staged(&g, &chip, &options).unwrap_or_else(|e| panic!("{e}"))
+        codegen::compile_staged(g, chip, &options).unwrap_or_else(|e| panic!("{e}"))
     };
     let (parked, streamed) = (compile(true), compile(false));
     let from_mem = |p: &Program| {
@@ -558,7 +582,7 @@ fn parked_weights_train_like_streamed_ones() {
         fp.filter(|i| matches!(i, isa::Instr::FpConv { w, .. } if w.buf == isa::Buf::FpMem)).count()
     };
     assert!(from_mem(&parked) > 0 && from_mem(&streamed) == 0, "{} {}", from_mem(&parked), from_mem(&streamed));
-    let (a, b) = (train_two_steps(&parked, &chip), train_two_steps(&streamed, &chip));
+    let (a, b) = (train_two_steps(&parked, chip), train_two_steps(&streamed, chip));
     assert_eq!(a.1, b.1, "the tensors after two steps");
     let weights = |s: &sim::RunStats| s.dram.read.get(&sim::machine::DramKind::Weights).copied().unwrap_or(0);
     assert!(weights(&a.0) < weights(&b.0), "weight bytes read: {} parked, {} streamed", weights(&a.0), weights(&b.0));

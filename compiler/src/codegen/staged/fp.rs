@@ -139,6 +139,25 @@ pub(super) fn conv_weights(u: &Unit, g: &ConvGeom, t: &ConvTiling, (cb, j): (u32
 /// The FP tiles of a conv layer owned by `core`, then (after a barrier, as it reads the
 /// spikes of every core's tiles) its share of a pooling pass, if the pooling has one.
 fn conv(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, pool: Option<Pool>, core: u16, c: &mut Code) {
+    let regs = conv_regions(p, u, g, t);
+    regs.input.zero_border(g, t, c);
+    for tile in conv_tiles(g, t, u.cores.seat(core)) {
+        conv_tile(p, u, g, t, Pool::fused(pool), &regs, tile, c);
+    }
+    if let Some((pool, cp)) = Pool::pass(pool) {
+        c.push(Instr::Barrier { id: BAR_FP, count: p.cores });
+        super::pool::forward(p, u, g, (&pool, cp), core, c);
+    }
+}
+
+/// Whether the FP phase of a conv unit keeps its tiles' weights in `fp.mem` (see
+/// [`Regs::parked`]), for the program summary.
+pub(super) fn parks_weights(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling) -> bool {
+    conv_regions(p, u, g, t).parked.is_some()
+}
+
+/// The buffer regions of a conv layer's FP phase.
+fn conv_regions(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling) -> Regs {
     let mut r = Bump::default();
     let tile = t.tile(g);
     let regs = Regs {
@@ -156,16 +175,7 @@ fn conv(p: &Plan, u: &Unit, g: &ConvGeom, t: &ConvTiling, pool: Option<Pool>, co
     // chunk, when they fit there: loaded once per tile instead of once per sample-step.
     let all = t.co * g.cin * g.kk();
     let used = r.take(Buf::FpMem, 0);
-    let regs =
-        Regs { parked: (!t.resident && used.saturating_add(all) <= p.fp_mem).then(|| r.take(Buf::FpMem, all)), ..regs };
-    regs.input.zero_border(g, t, c);
-    for tile in conv_tiles(g, t, u.cores.seat(core)) {
-        conv_tile(p, u, g, t, Pool::fused(pool), &regs, tile, c);
-    }
-    if let Some((pool, cp)) = Pool::pass(pool) {
-        c.push(Instr::Barrier { id: BAR_FP, count: p.cores });
-        super::pool::forward(p, u, g, (&pool, cp), core, c);
-    }
+    Regs { parked: (!t.resident && used.saturating_add(all) <= p.fp_mem).then(|| r.take(Buf::FpMem, all)), ..regs }
 }
 
 /// Regions of a conv layer's FP phase.

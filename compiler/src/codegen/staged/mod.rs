@@ -452,7 +452,7 @@ pub(super) fn describe(graph: &LayerGraph, chip: &ChipDesc, assign: &CoreMap) ->
         match *item {
             plan::Item::Unit(i) => {
                 let Some(u) = plan.units.get(i) else { continue };
-                let _ = writeln!(s, "{}", unit_line(u, plan.b));
+                let _ = writeln!(s, "{}", unit_line(&plan, u));
                 let _ = writeln!(s, "{}", cores_line(&u.cores, "forward tiles", fp_tiles(u)));
             }
             plan::Item::Join(i) => {
@@ -485,7 +485,8 @@ fn fp_tiles(u: &plan::Unit) -> u32 {
 }
 
 /// One unit's tiling.
-fn unit_line(u: &plan::Unit, b: u32) -> String {
+fn unit_line(plan: &Plan, u: &plan::Unit) -> String {
+    let b = plan.b;
     match &u.kind {
         plan::Kind::Conv { g, t, pool } => format!(
             "{} + {}: conv {}x{}x{} -> {}x{}x{}; {} tiles of {} ch x {} rows, input chunks of {} ch{}{}{}; {}",
@@ -502,7 +503,11 @@ fn unit_line(u: &plan::Unit, b: u32) -> String {
             t.rows,
             t.cc,
             if t.windowed(g) { format!(" x {} rows", g.in_window(t.rows, 0).1) } else { String::new() },
-            if t.resident { ", weights resident" } else { ", weights streamed" },
+            match (t.resident, fp::parks_weights(plan, u, g, t)) {
+                (true, _) => ", weights resident",
+                (false, true) => ", weights held in fp.mem",
+                (false, false) => ", weights streamed",
+            },
             match plan::Pool::pass(*pool) {
                 Some((_, cp)) => format!(", pooled in a pass of groups of {cp} whole maps"),
                 None => String::new(),
