@@ -54,13 +54,23 @@ impl Code {
     /// One contiguous DRAM → buffer transfer of `bytes`.
     pub(super) fn load(&mut self, dst: Access, src: DramAddr, bytes: u64) {
         let row = u32::try_from(bytes).unwrap_or(u32::MAX);
-        self.push(Instr::DmaLoad { dst, src, rows: 1, row, stride: row });
+        self.load_rows(dst, src, (1, row, row));
     }
 
     /// One contiguous buffer → DRAM transfer of `bytes`.
     pub(super) fn store(&mut self, dst: DramAddr, src: Access, bytes: u64) {
         let row = u32::try_from(bytes).unwrap_or(u32::MAX);
-        self.push(Instr::DmaStore { dst, src, rows: 1, row, stride: row });
+        self.store_rows(dst, src, (1, row, row));
+    }
+
+    /// `rows` rows of `row` bytes, `stride` apart in DRAM, into consecutive bytes of `dst`.
+    pub(super) fn load_rows(&mut self, dst: Access, src: DramAddr, (rows, row, stride): (u16, u32, u32)) {
+        self.push(Instr::DmaLoad { dst, src, rows, row, stride });
+    }
+
+    /// Consecutive bytes of `src` into `rows` rows of `row` bytes, `stride` apart in DRAM.
+    pub(super) fn store_rows(&mut self, dst: DramAddr, src: Access, (rows, row, stride): (u16, u32, u32)) {
+        self.push(Instr::DmaStore { dst, src, rows, row, stride });
     }
 }
 

@@ -25,7 +25,7 @@ use crate::codegen::CodegenError;
 use crate::codegen::alloc::Dram;
 use crate::codegen::emit::{B, Code, T, at, h16, stride};
 use crate::graph::{LayerGraph, LayerId};
-use isa::{Access, Buf, DramAddr, Instr, PoolKind};
+use isa::{Buf, DramAddr, Instr, PoolKind};
 
 /// Plans the join of `add` (and its pooling `pool`, window `k`) over the values `inputs`,
 /// for `t` timesteps of `b` samples: its chunk, the timesteps it moves at once and its DRAM
@@ -104,16 +104,6 @@ fn close_steps(j: &Join, c: &mut Code) {
     c.close(B);
 }
 
-/// `steps` rows of `row` bytes, `stride` apart, from DRAM into `dst`.
-fn load_rows(c: &mut Code, dst: Access, src: DramAddr, (steps, row, stride): (u32, u32, u32)) {
-    c.push(Instr::DmaLoad { dst, src, rows: h16(steps), row, stride });
-}
-
-/// `steps` rows of `row` bytes from `src` into DRAM, `stride` apart.
-fn store_rows(c: &mut Code, dst: DramAddr, src: Access, (steps, row, stride): (u32, u32, u32)) {
-    c.push(Instr::DmaStore { dst, src, rows: h16(steps), row, stride });
-}
-
 /// The forward chunks of join `j` that `core` owns.
 pub(super) fn fp(p: &Plan, j: &Join, core: u16, c: &mut Code) {
     let mut r = super::Bump::default();
@@ -139,11 +129,11 @@ pub(super) fn fp(p: &Plan, j: &Join, core: u16, c: &mut Code) {
         c.fill(sum.clone(), 0.0);
         for (src, dst) in j.inputs.iter().zip(&staged) {
             let from = chunk_addr(p, j, o, (src.addr, src.bytes(e)), src.row_bytes);
-            load_rows(c, dst.clone(), from, (steps, src.bytes(e), src.row_bytes));
+            c.load_rows(dst.clone(), from, (h16(steps), src.bytes(e), src.row_bytes));
             c.push(Instr::FpSum { dst: sum.clone(), src: dst.clone() });
         }
         if let Some(addr) = j.sum {
-            store_rows(c, chunk_addr(p, j, o, (addr, e * 2), j.n * 2), sum.clone(), (steps, e * 2, j.n * 2));
+            c.store_rows(chunk_addr(p, j, o, (addr, e * 2), j.n * 2), sum.clone(), (h16(steps), e * 2, j.n * 2));
         }
         if let Some(q) = &j.pool {
             let out = at(Buf::FpPsum, means, all / kk);
@@ -160,7 +150,7 @@ pub(super) fn fp(p: &Plan, j: &Join, core: u16, c: &mut Code) {
                 skip: false,
             });
             let row = j.n / kk * 2;
-            store_rows(c, chunk_addr(p, j, o, (q.out, e / kk * 2), row), out, (steps, e / kk * 2, row));
+            c.store_rows(chunk_addr(p, j, o, (q.out, e / kk * 2), row), out, (h16(steps), e / kk * 2, row));
         }
         close_steps(j, c);
     });
@@ -178,7 +168,7 @@ pub(super) fn bp(p: &Plan, j: &Join, core: u16, c: &mut Code) {
     Owned::new(j.n / e, j.cores.seat(core)).emit(c, |c, o| {
         open_steps(p, j, c);
         let row = j.n / kk * 2;
-        load_rows(c, dy.clone(), chunk_addr(p, j, o, (q.ds, e / kk * 2), row), (steps, e / kk * 2, row));
+        c.load_rows(dy.clone(), chunk_addr(p, j, o, (q.ds, e / kk * 2), row), (h16(steps), e / kk * 2, row));
         let (ch, k) = (h16(all / kk), h16(q.k));
         let (dy, dx) = (dy.clone(), dx.clone());
         c.push(Instr::BpPool {
@@ -193,7 +183,7 @@ pub(super) fn bp(p: &Plan, j: &Join, core: u16, c: &mut Code) {
             stride: q.k as u8,
             pad: 0,
         });
-        store_rows(c, chunk_addr(p, j, o, (j.ds, e * 2), j.n * 2), dx, (steps, e * 2, j.n * 2));
+        c.store_rows(chunk_addr(p, j, o, (j.ds, e * 2), j.n * 2), dx, (h16(steps), e * 2, j.n * 2));
         close_steps(j, c);
     });
 }

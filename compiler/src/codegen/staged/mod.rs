@@ -233,11 +233,11 @@ impl Slab {
     }
 
     fn load(&self, dst: isa::Access, src: isa::DramAddr, c: &mut Code) {
-        c.push(Instr::DmaLoad { dst, src, rows: self.rows, row: self.row, stride: self.stride });
+        c.load_rows(dst, src, (self.rows, self.row, self.stride));
     }
 
     fn store(&self, dst: isa::DramAddr, src: isa::Access, c: &mut Code) {
-        c.push(Instr::DmaStore { dst, src, rows: self.rows, row: self.row, stride: self.stride });
+        c.store_rows(dst, src, (self.rows, self.row, self.stride));
     }
 }
 
